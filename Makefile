@@ -1,0 +1,161 @@
+# ngx_tsdb: build, test and run.  See README.md.
+#
+# The module is built out of tree the way Debian builds libnginx-mod-*:
+# a copy of /usr/share/nginx/src is configured once with Debian's
+# conf_flags plus --add-dynamic-module=<this tree>; later builds only
+# recompile what changed ("make modules" on that tree).
+
+SHELL := /bin/bash
+TOP := $(CURDIR)
+BUILD := build
+NGX_SRC ?= /usr/share/nginx/src
+NGX_BIN ?= /usr/sbin/nginx
+NGX_BUILD := $(BUILD)/nginx
+NGX_CLANG_BUILD := $(BUILD)/nginx-clang
+MODULE := $(BUILD)/ngx_http_tsdb_module.so
+
+NGX_CC_OPT := -g -O2 -fstack-protector-strong -Wformat \
+    -Werror=format-security -fPIC -Wdate-time -D_FORTIFY_SOURCE=2
+NGX_LD_OPT := -Wl,-z,relro -Wl,-z,now -fPIC
+
+STORE_SRCS := $(sort $(wildcard store/*.c))
+PROTO_SRCS := $(sort $(wildcard proto/*.pb-c.c))
+MOD_SRCS := $(sort $(wildcard ngx_module/*.c))
+HDRS := $(wildcard store/*.h proto/*.h ngx_module/*.h)
+TEST_SRCS := $(sort $(wildcard store/tests/test_*.c))
+FUZZ_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+PROTOS := $(sort $(wildcard proto/*.proto))
+
+LIBS := -lprotobuf-c -lsnappy -llmdb -lz -lpcre2-8 -lm -lpthread
+STORE_CFLAGS := -std=c11 -D_GNU_SOURCE -O2 -g -fPIC -D_FORTIFY_SOURCE=2 \
+    -Wall -Wextra -Werror -Istore -Iproto
+SAN_FLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all \
+    -fno-omit-frame-pointer
+
+STORE_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(STORE_SRCS) $(PROTO_SRCS))
+ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(STORE_SRCS) $(PROTO_SRCS))
+TESTS := $(patsubst store/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
+ASAN_TESTS := $(patsubst store/tests/%.c,$(BUILD)/asan-tests/%,$(TEST_SRCS))
+FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_SECONDS ?= 60
+
+# Rewritten only when the set of sources changes, so that adding a file
+# re-runs nginx's configure and editing one does not.
+SRCLIST := $(BUILD)/srclist
+$(shell mkdir -p $(BUILD); \
+    echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' \
+    | cmp -s - $(SRCLIST) \
+    || echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' > $(SRCLIST))
+
+.PHONY: all build module deps run test unit asan lint prove proto \
+    proto-check clang fuzz fuzz-build fuzz-regress bench soak clean
+
+all: build
+
+build: deps module
+
+deps:
+	@.ci/deps
+
+module: $(NGX_BUILD)/objs/Makefile
+	@$(MAKE) -s -C $(NGX_BUILD) -f objs/Makefile modules
+	@# a new inode: a running nginx keeps its mapping of the old file
+	@cmp -s $(NGX_BUILD)/objs/ngx_http_tsdb_module.so $(MODULE) \
+	    || { cp $(NGX_BUILD)/objs/ngx_http_tsdb_module.so $(MODULE).tmp \
+	         && mv -f $(MODULE).tmp $(MODULE); }
+
+# $(1): build dir, $(2): extra configure arguments
+define ngx_configure
+	rm -rf $(1)
+	cp -a $(NGX_SRC) $(1)
+	cd $(1) && . ./conf_flags \
+	    && ./configure "$${NGX_CONF_FLAGS[@]}" $(2) \
+	        --with-ld-opt="$(NGX_LD_OPT)" \
+	        --add-dynamic-module=$(TOP) > configure.log 2>&1 \
+	    || { tail -n 20 configure.log; exit 1; }
+endef
+
+$(NGX_BUILD)/objs/Makefile: config $(SRCLIST)
+	$(call ngx_configure,$(NGX_BUILD),--with-cc-opt="$(NGX_CC_OPT)")
+
+$(NGX_CLANG_BUILD)/objs/Makefile: config $(SRCLIST)
+	$(call ngx_configure,$(NGX_CLANG_BUILD),--with-cc=clang \
+	    --with-cc-opt="-g -O2 -fPIC")
+
+# The module compiled by clang with nginx's clang warnings and -Werror.
+clang: $(NGX_CLANG_BUILD)/objs/Makefile
+	@$(MAKE) -s -C $(NGX_CLANG_BUILD) -f objs/Makefile modules
+
+# As root, nginx's workers run as "nobody": var/ must be theirs to use.
+run: build
+	@mkdir -p var/tmp
+	@if [ "$$(id -u)" -eq 0 ]; then chown -R nobody var; fi
+	@echo "ngx_tsdb: serving on http://127.0.0.1:9090/"
+	@echo "  own metrics:  http://127.0.0.1:9090/metrics"
+	@echo "  state under:  $(TOP)/var  (Ctrl-C stops nginx)"
+	@$(NGX_BIN) -p $(TOP)/var/ -c $(TOP)/conf-examples/quickstart.conf \
+	    -g 'daemon off; load_module $(TOP)/$(MODULE);'
+
+test: build lint proto-check unit asan clang fuzz-regress prove
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	gcc $(STORE_CFLAGS) -c $< -o $@
+
+$(BUILD)/asan/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(STORE_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/tests/%: store/tests/%.c $(STORE_OBJS)
+	@mkdir -p $(dir $@)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ -lcmocka $(LIBS)
+
+$(BUILD)/asan-tests/%: store/tests/%.c $(ASAN_OBJS)
+	@mkdir -p $(dir $@)
+	clang $(STORE_CFLAGS) $(SAN_FLAGS) $< $(ASAN_OBJS) -o $@ \
+	    -lcmocka $(LIBS)
+
+unit: deps $(TESTS)
+	@.ci/run-unit $(TESTS)
+
+asan: deps $(ASAN_TESTS)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	UBSAN_OPTIONS=print_stacktrace=1 .ci/run-unit $(ASAN_TESTS)
+
+$(BUILD)/fuzz/%: fuzz/%.c $(STORE_SRCS) $(PROTO_SRCS) $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(STORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=all $< $(STORE_SRCS) $(PROTO_SRCS) \
+	    -o $@ $(LIBS)
+
+fuzz-build: deps $(FUZZERS)
+
+# Every fuzz target replays its seed corpus (quick, part of make test).
+fuzz-regress: fuzz-build
+	@.ci/run-fuzz 0 $(FUZZERS)
+
+# Bounded fuzzing: FUZZ_SECONDS per target.
+fuzz: fuzz-build
+	@.ci/run-fuzz $(FUZZ_SECONDS) $(FUZZERS)
+
+lint:
+	@.ci/lint
+
+prove: build
+	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
+	    prove -I t/lib -r t/
+
+proto:
+	@.ci/proto gen
+
+proto-check: deps
+	@.ci/proto check
+
+bench: build
+	@bench/run
+
+soak: build
+	@bench/soak
+
+clean:
+	rm -rf $(BUILD)
