@@ -48,7 +48,7 @@ $(shell mkdir -p $(BUILD); \
     || echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' > $(SRCLIST))
 
 .PHONY: all build module deps run test unit asan lint prove proto \
-    proto-check clang fuzz fuzz-build fuzz-regress bench soak clean
+    proto-check clang fuzz fuzz-build fuzz-regress clean
 
 all: build
 
@@ -150,12 +150,6 @@ proto:
 
 proto-check: deps
 	@.ci/proto check
-
-bench: build
-	@bench/run
-
-soak: build
-	@bench/soak
 
 clean:
 	rm -rf $(BUILD)
