@@ -48,7 +48,7 @@ $(shell mkdir -p $(BUILD); \
     || echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' > $(SRCLIST))
 
 .PHONY: all build module deps run test unit asan lint prove proto \
-    proto-check clang fuzz fuzz-build fuzz-regress clean
+    proto-check clang static fuzz fuzz-build fuzz-regress clean
 
 all: build
 
@@ -96,7 +96,7 @@ run: build
 	@$(NGX_BIN) -p $(TOP)/var/ -c $(TOP)/conf-examples/quickstart.conf \
 	    -g 'daemon off; load_module $(TOP)/$(MODULE);'
 
-test: build lint proto-check unit asan clang fuzz-regress prove
+test: build lint proto-check unit asan clang static fuzz-regress prove
 
 $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -140,6 +140,13 @@ fuzz: fuzz-build
 
 lint:
 	@.ci/lint
+
+# nginx built with the module linked in (--add-module), then the own
+# metrics tests against that binary without load_module.
+static: deps
+	@bin=$$(.ci/static-build) \
+	    && TSDB_MODULE= TEST_NGINX_BINARY=$$bin \
+	       prove -I t/lib t/010-metrics.t t/011-metrics-crash.t
 
 prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
