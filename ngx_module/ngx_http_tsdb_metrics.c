@@ -85,34 +85,34 @@ static const ts_metric_family_t  ngx_http_tsdb_families[] = {
 
     { "tsdb_http_requests_total",
       "Requests served by tsdb handlers, by handler and status code.",
-      TS_METRIC_COUNTER, 2, { "handler", "code" }, 0, NULL, 0 },
+      TS_MFAM_COUNTER, 2, { "handler", "code" }, 0, NULL, 0 },
 
     { "tsdb_http_request_bytes_total",
       "Bytes of requests (line, headers and body) served by tsdb handlers.",
-      TS_METRIC_COUNTER, 1, { "handler" }, 0, NULL, 0 },
+      TS_MFAM_COUNTER, 1, { "handler" }, 0, NULL, 0 },
 
     { "tsdb_http_request_duration_seconds",
       "Time from the start of a tsdb handler to the end of the request.",
-      TS_METRIC_HISTOGRAM, 1, { "handler" },
+      TS_MFAM_HISTOGRAM, 1, { "handler" },
       sizeof(ngx_http_tsdb_duration_buckets) / sizeof(double),
       ngx_http_tsdb_duration_buckets, 0 },
 
     { "tsdb_http_requests_in_flight",
       "Requests being processed by tsdb handlers.",
-      TS_METRIC_GAUGE, 1, { "handler" }, 0, NULL, 0 },
+      TS_MFAM_GAUGE, 1, { "handler" }, 0, NULL, 0 },
 
     { "tsdb_worker_processes",
       "Worker processes currently running with the tsdb module.",
-      TS_METRIC_GAUGE, 0, { NULL }, 0, NULL, 0 },
+      TS_MFAM_GAUGE, 0, { NULL }, 0, NULL, 0 },
 
     { "tsdb_worker_starts_total",
       "Worker processes started, counting respawns after a crash.",
-      TS_METRIC_COUNTER, 0, { NULL }, 0, NULL, 0 },
+      TS_MFAM_COUNTER, 0, { NULL }, 0, NULL, 0 },
 
     { "tsdb_build_info",
       "Always 1; the labels give the module and nginx versions.",
-      TS_METRIC_GAUGE, 2, { "version", "nginx_version" }, 0, NULL,
-      TS_METRIC_MAX },
+      TS_MFAM_GAUGE, 2, { "version", "nginx_version" }, 0, NULL,
+      TS_MFAM_MAX },
 };
 
 

@@ -115,7 +115,7 @@ ts_metrics_open(ts_metrics_t *m, void *mem, size_t size,
 
     for (i = 0; i < nfamilies; i++) {
         if (families[i].nlabels > TS_METRICS_MAX_LABELS
-            || (families[i].type == TS_METRIC_HISTOGRAM
+            || (families[i].type == TS_MFAM_HISTOGRAM
                 && families[i].buckets == NULL))
         {
             return TS_ERR_INVALID;
@@ -492,7 +492,7 @@ ts_metrics_width(const ts_metric_family_t *f)
 {
     /* histograms: a cell per bucket, one for +Inf, one for the sum */
 
-    return f->type == TS_METRIC_HISTOGRAM ? f->nbuckets + 2 : 1;
+    return f->type == TS_MFAM_HISTOGRAM ? f->nbuckets + 2 : 1;
 }
 
 
@@ -555,7 +555,7 @@ ts_metrics_reset_gauges(ts_metrics_t *m, int slot)
     c = ts_metrics_cells(m->hdr, slot);
 
     for (i = 0; i < used; i++) {
-        if (m->families[s[i].family].type == TS_METRIC_GAUGE) {
+        if (m->families[s[i].family].type == TS_MFAM_GAUGE) {
             __atomic_store_n(&c[s[i].cell], 0, __ATOMIC_RELAXED);
         }
     }
@@ -620,12 +620,12 @@ ts_metrics_render_series(ts_metrics_t *m, ts_metrics_series_t *s,
     f = &m->families[s->family];
     len = ts_metrics_labels(f, s, labels, sizeof(labels));
 
-    if (f->type == TS_METRIC_HISTOGRAM) {
+    if (f->type == TS_MFAM_HISTOGRAM) {
         return ts_metrics_render_histogram(m, s, labels, write, data);
     }
 
-    if (f->type == TS_METRIC_GAUGE) {
-        v = (f->flags & TS_METRIC_MAX) ? (uint64_t) ts_metrics_max(m, s->cell,
+    if (f->type == TS_MFAM_GAUGE) {
+        v = (f->flags & TS_MFAM_MAX) ? (uint64_t) ts_metrics_max(m, s->cell,
                                                                   alive)
                                        : ts_metrics_sum(m, s->cell, alive);
         n = snprintf(line, sizeof(line), "%s%s%s%s %lld\n", f->name,

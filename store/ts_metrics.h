@@ -22,10 +22,10 @@
 
 
 typedef enum {
-    TS_METRIC_COUNTER = 0,
-    TS_METRIC_GAUGE,
-    TS_METRIC_HISTOGRAM
-} ts_metric_type_t;
+    TS_MFAM_COUNTER = 0,
+    TS_MFAM_GAUGE,
+    TS_MFAM_HISTOGRAM
+} ts_mfam_type_t;
 
 
 /*
@@ -37,7 +37,7 @@ typedef enum {
 typedef struct {
     const char          *name;
     const char          *help;
-    ts_metric_type_t     type;
+    ts_mfam_type_t       type;
     unsigned             nlabels;
     const char          *labels[TS_METRICS_MAX_LABELS];
     unsigned             nbuckets;
@@ -47,7 +47,7 @@ typedef struct {
 
 
 /* flags: a gauge reported as the maximum over processes, not the sum */
-#define TS_METRIC_MAX  0x01
+#define TS_MFAM_MAX  0x01
 
 
 typedef struct ts_metrics_hdr_s  ts_metrics_hdr_t;

@@ -33,15 +33,15 @@
 static const double  t_buckets[] = { 0.1, 1, 2.5 };
 
 static const ts_metric_family_t  t_families[] = {
-    { "t_requests_total", "Requests.", TS_METRIC_COUNTER, 2,
+    { "t_requests_total", "Requests.", TS_MFAM_COUNTER, 2,
       { "handler", "code" }, 0, NULL, 0 },
-    { "t_in_flight", "In flight.", TS_METRIC_GAUGE, 1,
+    { "t_in_flight", "In flight.", TS_MFAM_GAUGE, 1,
       { "handler" }, 0, NULL, 0 },
-    { "t_duration_seconds", "Duration.", TS_METRIC_HISTOGRAM, 1,
+    { "t_duration_seconds", "Duration.", TS_MFAM_HISTOGRAM, 1,
       { "handler" }, 3, t_buckets, 0 },
-    { "t_up", "Up.", TS_METRIC_GAUGE, 0, { NULL }, 0, NULL, 0 },
-    { "t_info", "Info.", TS_METRIC_GAUGE, 0, { NULL }, 0, NULL,
-      TS_METRIC_MAX },
+    { "t_up", "Up.", TS_MFAM_GAUGE, 0, { NULL }, 0, NULL, 0 },
+    { "t_info", "Info.", TS_MFAM_GAUGE, 0, { NULL }, 0, NULL,
+      TS_MFAM_MAX },
 };
 
 #define NFAMILIES  (sizeof(t_families) / sizeof(t_families[0]))
