@@ -37,6 +37,8 @@ ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(STORE_SRCS) $(PROTO_SRCS))
 TESTS := $(patsubst store/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 ASAN_TESTS := $(patsubst store/tests/%.c,$(BUILD)/asan-tests/%,$(TEST_SRCS))
 FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
+RWGEN := $(BUILD)/rwgen
 FUZZ_SECONDS ?= 60
 
 # Rewritten only when the set of sources changes, so that adding a file
@@ -52,7 +54,13 @@ $(shell mkdir -p $(BUILD); \
 
 all: build
 
-build: deps module
+build: deps module $(RWGEN)
+
+# object files are kept between runs, not removed as intermediates
+.SECONDARY:
+
+$(RWGEN): bench/rwgen.c $(PROTO_OBJS)
+	gcc $(STORE_CFLAGS) $< $(PROTO_OBJS) -o $@ -lprotobuf-c -lsnappy
 
 deps:
 	@.ci/deps
@@ -150,7 +158,7 @@ static: deps
 
 prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
-	    prove -I t/lib -r t/
+	    TSDB_RWGEN=$(TOP)/$(RWGEN) prove -I t/lib -r t/
 
 proto:
 	@.ci/proto gen

@@ -33,7 +33,9 @@ enum {
     NGX_HTTP_TSDB_M_IN_FLIGHT,
     NGX_HTTP_TSDB_M_WORKERS,
     NGX_HTTP_TSDB_M_STARTS,
-    NGX_HTTP_TSDB_M_BUILD
+    NGX_HTTP_TSDB_M_BUILD,
+    NGX_HTTP_TSDB_M_SAMPLES,
+    NGX_HTTP_TSDB_M_SERIES_CREATED
 };
 
 /* per-handler series in mcf->handler_series[handler][] */
@@ -52,19 +54,11 @@ typedef struct {
 } ngx_http_tsdb_render_ctx_t;
 
 
-/* the request's module ctx; also the data of its pool cleanup */
-typedef struct {
-    ngx_http_tsdb_main_conf_t  *mcf;
-    int32_t                     series;
-    struct timespec             start;
-} ngx_http_tsdb_in_flight_t;
-
 
 static ngx_int_t ngx_http_tsdb_metrics_init_zone(ngx_shm_zone_t *shm_zone,
     void *data);
 static void ngx_http_tsdb_metrics_lock(void *data);
 static void ngx_http_tsdb_metrics_unlock(void *data);
-static int ngx_http_tsdb_pid_alive(int64_t pid);
 static ts_metrics_t *ngx_http_tsdb_metrics_get(ngx_http_tsdb_main_conf_t *mcf);
 static int32_t ngx_http_tsdb_metrics_series(ngx_http_tsdb_main_conf_t *mcf,
     ngx_uint_t family, const char *v0, const char *v1);
@@ -113,6 +107,27 @@ static const ts_metric_family_t  ngx_http_tsdb_families[] = {
       "Always 1; the labels give the module and nginx versions.",
       TS_MFAM_GAUGE, 2, { "version", "nginx_version" }, 0, NULL,
       TS_MFAM_MAX },
+
+    { "tsdb_remote_write_samples_total",
+      "Remote-write samples by result: written, duplicate (a retry of a "
+      "stored sample) or rejected.",
+      TS_MFAM_COUNTER, 1, { "result" }, 0, NULL, 0 },
+
+    { "tsdb_remote_write_series_created_total",
+      "Series created in a head by remote write.",
+      TS_MFAM_COUNTER, 0, { NULL }, 0, NULL, 0 },
+};
+
+
+/* ngx_http_tsdb_metrics_count() "what": a family and its label value */
+static const struct {
+    ngx_uint_t                  family;
+    const char                 *value;
+} ngx_http_tsdb_counts[] = {
+    { NGX_HTTP_TSDB_M_SAMPLES, "written" },
+    { NGX_HTTP_TSDB_M_SAMPLES, "duplicate" },
+    { NGX_HTTP_TSDB_M_SAMPLES, "rejected" },
+    { NGX_HTTP_TSDB_M_SERIES_CREATED, NULL },
 };
 
 
@@ -236,6 +251,10 @@ ngx_http_tsdb_metrics_init_process(ngx_cycle_t *cycle,
         mcf->handler_series[i / 3][i % 3] = -1;
     }
 
+    for (i = 0; i < NGX_HTTP_TSDB_NCOUNTS; i++) {
+        mcf->count_series[i] = -1;
+    }
+
     slot = ts_metrics_claim_slot(m, ngx_pid, ngx_http_tsdb_pid_alive);
     if (slot < 0) {
         ngx_log_error(NGX_LOG_WARN, cycle->log, 0,
@@ -278,7 +297,7 @@ ngx_http_tsdb_metrics_log_handler(ngx_http_request_t *r)
     ngx_time_t                 *tp;
     ts_metrics_t               *m;
     struct timespec             now;
-    ngx_http_tsdb_in_flight_t  *f;
+    ngx_http_tsdb_req_t        *f;
     ngx_http_tsdb_loc_conf_t   *lcf;
     ngx_http_tsdb_main_conf_t  *mcf;
     char                        buf[NGX_INT_T_LEN + 1];
@@ -345,59 +364,87 @@ ngx_http_tsdb_metrics_log_handler(ngx_http_request_t *r)
 }
 
 
+void
+ngx_http_tsdb_metrics_count(ngx_http_request_t *r, ngx_uint_t what,
+    uint64_t n)
+{
+    int32_t                    *s;
+    ngx_http_tsdb_main_conf_t  *mcf;
+
+    mcf = ngx_http_get_module_main_conf(r, ngx_http_tsdb_module);
+
+    if (mcf->slot < 0 || n == 0) {
+        return;
+    }
+
+    s = &mcf->count_series[what];
+
+    if (*s == -1) {
+        *s = ngx_http_tsdb_metrics_series(mcf,
+                                          ngx_http_tsdb_counts[what].family,
+                                          ngx_http_tsdb_counts[what].value,
+                                          NULL);
+    }
+
+    if (*s >= 0) {
+        ts_metrics_add(ngx_http_tsdb_metrics_get(mcf), mcf->slot, *s, n);
+    }
+}
+
+
 /*
  * Counts a request as in flight until its pool is destroyed, which
  * happens exactly once whatever path the request takes, and notes the
  * precise start for the duration histogram.
  */
 
-ngx_int_t
+ngx_http_tsdb_req_t *
 ngx_http_tsdb_metrics_begin(ngx_http_request_t *r,
     ngx_http_tsdb_handler_e handler)
 {
-    int32_t                     s;
     ngx_pool_cleanup_t         *cln;
-    ngx_http_tsdb_in_flight_t  *f;
+    ngx_http_tsdb_req_t        *req;
     ngx_http_tsdb_main_conf_t  *mcf;
 
     mcf = ngx_http_get_module_main_conf(r, ngx_http_tsdb_module);
 
-    if (mcf->slot < 0) {
-        return NGX_OK;
-    }
-
-    s = ngx_http_tsdb_handler_series(mcf, handler,
-                                     NGX_HTTP_TSDB_HS_IN_FLIGHT);
-    if (s < 0) {
-        return NGX_OK;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tsdb_in_flight_t));
+    cln = ngx_pool_cleanup_add(r->pool, sizeof(ngx_http_tsdb_req_t));
     if (cln == NULL) {
-        return NGX_ERROR;
+        return NULL;
     }
 
-    f = cln->data;
-    f->mcf = mcf;
-    f->series = s;
-    (void) clock_gettime(CLOCK_MONOTONIC, &f->start);
+    req = cln->data;
+    req->mcf = mcf;
+    req->data = NULL;
+    req->in_flight = -1;
+    (void) clock_gettime(CLOCK_MONOTONIC, &req->start);
     cln->handler = ngx_http_tsdb_in_flight_done;
 
-    ngx_http_set_ctx(r, f, ngx_http_tsdb_module);
+    ngx_http_set_ctx(r, req, ngx_http_tsdb_module);
 
-    ts_metrics_gauge_add(ngx_http_tsdb_metrics_get(mcf), mcf->slot, s, 1);
+    if (mcf->slot >= 0) {
+        req->in_flight = ngx_http_tsdb_handler_series(mcf, handler,
+                                             NGX_HTTP_TSDB_HS_IN_FLIGHT);
+    }
 
-    return NGX_OK;
+    if (req->in_flight >= 0) {
+        ts_metrics_gauge_add(ngx_http_tsdb_metrics_get(mcf), mcf->slot,
+                             req->in_flight, 1);
+    }
+
+    return req;
 }
 
 
 static void
 ngx_http_tsdb_in_flight_done(void *data)
 {
-    ngx_http_tsdb_in_flight_t  *f = data;
+    ngx_http_tsdb_req_t  *req = data;
 
-    ts_metrics_gauge_add(ngx_http_tsdb_metrics_get(f->mcf), f->mcf->slot,
-                         f->series, -1);
+    if (req->in_flight >= 0) {
+        ts_metrics_gauge_add(ngx_http_tsdb_metrics_get(req->mcf),
+                             req->mcf->slot, req->in_flight, -1);
+    }
 }
 
 
@@ -423,7 +470,7 @@ ngx_http_tsdb_metrics_handler(ngx_http_request_t *r)
         return nrc;
     }
 
-    if (ngx_http_tsdb_metrics_begin(r, NGX_HTTP_TSDB_METRICS) != NGX_OK) {
+    if (ngx_http_tsdb_metrics_begin(r, NGX_HTTP_TSDB_METRICS) == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
@@ -605,11 +652,3 @@ ngx_http_tsdb_metrics_unlock(void *data)
     ngx_shmtx_unlock(data);
 }
 
-
-static int
-ngx_http_tsdb_pid_alive(int64_t pid)
-{
-    /* EPERM: alive, but another user's (the workers run as "user") */
-
-    return kill((ngx_pid_t) pid, 0) == 0 || ngx_errno == NGX_EPERM;
-}

@@ -15,12 +15,17 @@
 static ngx_int_t ngx_http_tsdb_postconfiguration(ngx_conf_t *cf);
 static void *ngx_http_tsdb_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_tsdb_create_loc_conf(ngx_conf_t *cf);
+static char *ngx_http_tsdb_merge_loc_conf(ngx_conf_t *cf, void *parent,
+    void *child);
 static char *ngx_http_tsdb_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tsdb_set_handler(ngx_conf_t *cf,
     ngx_http_tsdb_loc_conf_t *lcf, ngx_http_tsdb_handler_e handler,
     ngx_http_handler_pt h);
 static ngx_int_t ngx_http_tsdb_init_process(ngx_cycle_t *cycle);
+static void ngx_http_tsdb_exit_process(ngx_cycle_t *cycle);
 
 
 static ngx_command_t  ngx_http_tsdb_commands[] = {
@@ -30,6 +35,62 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
       ngx_http_tsdb_metrics,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
+      NULL },
+
+    { ngx_string("tsdb_zone"),
+      NGX_HTTP_MAIN_CONF|NGX_CONF_2MORE,
+      ngx_http_tsdb_zone,
+      NGX_HTTP_MAIN_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tsdb_remote_write"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tsdb_remote_write,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tsdb_tenant"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_set_complex_value_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, tenant),
+      NULL },
+
+    { ngx_string("tsdb_max_body_size"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, max_body_size),
+      NULL },
+
+    { ngx_string("tsdb_max_label_names_per_series"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, max_label_names),
+      NULL },
+
+    { ngx_string("tsdb_max_label_name_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, max_name_length),
+      NULL },
+
+    { ngx_string("tsdb_max_label_value_length"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, max_value_length),
+      NULL },
+
+    { ngx_string("tsdb_max_series_per_tenant"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, max_series_per_tenant),
       NULL },
 
       ngx_null_command
@@ -47,7 +108,7 @@ static ngx_http_module_t  ngx_http_tsdb_module_ctx = {
     NULL,                                  /* merge server configuration */
 
     ngx_http_tsdb_create_loc_conf,         /* create location configuration */
-    NULL                                   /* merge location configuration */
+    ngx_http_tsdb_merge_loc_conf           /* merge location configuration */
 };
 
 
@@ -61,7 +122,7 @@ ngx_module_t  ngx_http_tsdb_module = {
     ngx_http_tsdb_init_process,            /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_tsdb_exit_process,            /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
@@ -112,6 +173,13 @@ ngx_http_tsdb_create_main_conf(ngx_conf_t *cf)
 
     mcf->slot = -1;
 
+    if (ngx_array_init(&mcf->zones, cf->pool, 2,
+                       sizeof(ngx_http_tsdb_zone_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return mcf;
 }
 
@@ -130,12 +198,86 @@ ngx_http_tsdb_create_loc_conf(ngx_conf_t *cf)
      * set by ngx_pcalloc():
      *
      *     lcf->handler = NGX_HTTP_TSDB_NONE;
+     *     lcf->zone_name = { 0, NULL };
+     *     lcf->zone = NULL;
+     *     lcf->tenant = NULL;
      *
-     * The handler is not merged: like a content handler it belongs to
-     * the location that names it, not to nested ones.
+     * The handler and its zone are not merged: like a content handler
+     * they belong to the location that names them, not to nested ones.
      */
 
+    lcf->max_body_size = NGX_CONF_UNSET_SIZE;
+    lcf->max_label_names = NGX_CONF_UNSET_UINT;
+    lcf->max_name_length = NGX_CONF_UNSET_UINT;
+    lcf->max_value_length = NGX_CONF_UNSET_UINT;
+    lcf->max_series_per_tenant = NGX_CONF_UNSET_UINT;
+
     return lcf;
+}
+
+
+static char *
+ngx_http_tsdb_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
+{
+    ngx_http_tsdb_loc_conf_t *prev = parent;
+    ngx_http_tsdb_loc_conf_t *conf = child;
+
+    ngx_http_tsdb_main_conf_t         *mcf;
+    ngx_http_compile_complex_value_t   ccv;
+
+    static ngx_str_t  tenant = ngx_string("$http_x_scope_orgid");
+
+    ngx_conf_merge_size_value(conf->max_body_size, prev->max_body_size,
+                              32 * 1024 * 1024);
+    ngx_conf_merge_uint_value(conf->max_label_names, prev->max_label_names,
+                              30);
+    ngx_conf_merge_uint_value(conf->max_name_length, prev->max_name_length,
+                              1024);
+    ngx_conf_merge_uint_value(conf->max_value_length,
+                              prev->max_value_length, 2048);
+    ngx_conf_merge_uint_value(conf->max_series_per_tenant,
+                              prev->max_series_per_tenant, 150000);
+
+    if (conf->tenant == NULL) {
+        conf->tenant = prev->tenant;
+    }
+
+    if (conf->tenant == NULL) {
+        conf->tenant = ngx_palloc(cf->pool, sizeof(ngx_http_complex_value_t));
+        if (conf->tenant == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        ngx_memzero(&ccv, sizeof(ngx_http_compile_complex_value_t));
+        ccv.cf = cf;
+        ccv.value = &tenant;
+        ccv.complex_value = conf->tenant;
+
+        if (ngx_http_compile_complex_value(&ccv) != NGX_OK) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    ts_limits_default(&conf->limits);
+    conf->limits.max_body_size = conf->max_body_size;
+    conf->limits.max_label_names_per_series = conf->max_label_names;
+    conf->limits.max_label_name_length = conf->max_name_length;
+    conf->limits.max_label_value_length = conf->max_value_length;
+
+    if (conf->zone_name.len == 0) {
+        return NGX_CONF_OK;
+    }
+
+    mcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_tsdb_module);
+
+    conf->zone = ngx_http_tsdb_zone_find(mcf, &conf->zone_name);
+    if (conf->zone == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "unknown tsdb zone \"%V\"", &conf->zone_name);
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
 }
 
 
@@ -144,6 +286,21 @@ ngx_http_tsdb_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_METRICS,
                                      ngx_http_tsdb_metrics_handler);
+}
+
+
+static char *
+ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tsdb_loc_conf_t *lcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+    lcf->zone_name = value[1];
+
+    return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_REMOTE_WRITE,
+                                     ngx_http_tsdb_write_handler);
 }
 
 
@@ -195,5 +352,36 @@ ngx_http_tsdb_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    return ngx_http_tsdb_metrics_init_process(cycle, mcf);
+    if (ngx_http_tsdb_metrics_init_process(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_tsdb_zones_init_process(cycle, mcf);
+}
+
+
+static void
+ngx_http_tsdb_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_tsdb_main_conf_t  *mcf;
+
+    if (ngx_process != NGX_PROCESS_WORKER
+        && ngx_process != NGX_PROCESS_SINGLE)
+    {
+        return;
+    }
+
+    mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_tsdb_module);
+    if (mcf != NULL) {
+        ngx_http_tsdb_zones_exit_process(mcf);
+    }
+}
+
+
+int
+ngx_http_tsdb_pid_alive(int64_t pid)
+{
+    /* EPERM: alive, but another user's (the workers run as "user") */
+
+    return kill((ngx_pid_t) pid, 0) == 0 || ngx_errno == NGX_EPERM;
 }

@@ -10,7 +10,10 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include "ts_head.h"
+#include "ts_labels.h"
 #include "ts_metrics.h"
+#include "ts_wal.h"
 
 
 #define NGX_HTTP_TSDB_VERSION  "0.1.0"
@@ -29,6 +32,8 @@ typedef enum {
 } ngx_http_tsdb_handler_e;
 
 
+#define NGX_HTTP_TSDB_NCOUNTS   4
+
 #define NGX_HTTP_TSDB_CODE_MIN  100
 #define NGX_HTTP_TSDB_NCODES    500
 
@@ -42,19 +47,77 @@ typedef struct {
 } ngx_http_tsdb_metrics_zone_t;
 
 
+#define NGX_HTTP_TSDB_FSYNC_OFF     0
+#define NGX_HTTP_TSDB_FSYNC_1S      1
+#define NGX_HTTP_TSDB_FSYNC_ALWAYS  2
+
+
+/* One tsdb_zone: configuration, then per-process state. */
+typedef struct {
+    ngx_str_t                   name;
+    size_t                      size;
+    ngx_str_t                   path;
+    int64_t                     retention;      /* ms */
+    ngx_uint_t                  fsync;
+    ngx_shm_zone_t             *shm_zone;
+    ngx_cycle_t                *cycle;
+    void                       *region;
+    size_t                      region_size;
+
+    ts_head_t                   head;
+    ts_wal_t                   *wal;
+    uint8_t                    *logged;         /* refs with a SERIES
+                                                   record in this WAL */
+    size_t                      logged_size;
+    ngx_event_t                 sync_ev;
+    ngx_log_t                  *log;
+} ngx_http_tsdb_zone_t;
+
+
+typedef struct {
+    uint32_t                    ref;
+    int64_t                     t;
+    uint64_t                    v;
+} ngx_http_tsdb_sample_t;
+
+
 typedef struct {
     ngx_shm_zone_t             *metrics_zone;
+    ngx_array_t                 zones;          /* ngx_http_tsdb_zone_t * */
 
     /* per process, filled in by init_process and on first use */
     ngx_int_t                   slot;
     int32_t                    *code_series;
     int32_t                     handler_series[NGX_HTTP_TSDB_NHANDLERS][3];
+    int32_t                     count_series[NGX_HTTP_TSDB_NCOUNTS];
 } ngx_http_tsdb_main_conf_t;
 
 
 typedef struct {
     ngx_http_tsdb_handler_e     handler;
+    ngx_str_t                   zone_name;
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_http_complex_value_t   *tenant;
+    size_t                      max_body_size;
+    ngx_uint_t                  max_label_names;
+    ngx_uint_t                  max_name_length;
+    ngx_uint_t                  max_value_length;
+    ngx_uint_t                  max_series_per_tenant;
+    ts_limits_t                 limits;
 } ngx_http_tsdb_loc_conf_t;
+
+
+/*
+ * The module's request ctx, set when a tsdb handler starts: the precise
+ * start for the duration histogram, the in-flight gauge to decrement
+ * when the request's pool goes, and the handler's own state.
+ */
+typedef struct {
+    ngx_http_tsdb_main_conf_t  *mcf;
+    int32_t                     in_flight;
+    struct timespec             start;
+    void                       *data;
+} ngx_http_tsdb_req_t;
 
 
 extern ngx_module_t  ngx_http_tsdb_module;
@@ -65,9 +128,24 @@ ngx_int_t ngx_http_tsdb_metrics_add_zone(ngx_conf_t *cf,
 ngx_int_t ngx_http_tsdb_metrics_init_process(ngx_cycle_t *cycle,
     ngx_http_tsdb_main_conf_t *mcf);
 ngx_int_t ngx_http_tsdb_metrics_log_handler(ngx_http_request_t *r);
-ngx_int_t ngx_http_tsdb_metrics_begin(ngx_http_request_t *r,
+ngx_http_tsdb_req_t *ngx_http_tsdb_metrics_begin(ngx_http_request_t *r,
     ngx_http_tsdb_handler_e handler);
 ngx_int_t ngx_http_tsdb_metrics_handler(ngx_http_request_t *r);
+void ngx_http_tsdb_metrics_count(ngx_http_request_t *r, ngx_uint_t what,
+    uint64_t n);
+
+char *ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_http_tsdb_zone_t *ngx_http_tsdb_zone_find(
+    ngx_http_tsdb_main_conf_t *mcf, ngx_str_t *name);
+ngx_int_t ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_main_conf_t *mcf);
+void ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf);
+
+ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_tenant(ngx_http_request_t *r,
+    ngx_http_tsdb_loc_conf_t *lcf, ngx_str_t *tenant);
+
+int ngx_http_tsdb_pid_alive(int64_t pid);
 
 
 #endif /* NGX_HTTP_TSDB_MODULE_H */

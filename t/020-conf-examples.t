@@ -35,9 +35,24 @@ sub config_text {
 
 package main;
 
+# one sample at the current time, built with the real encoder
+sub write_body {
+    my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
+    my $t = time * 1000;
+    my $body = `echo '{__name__="up",job="example"} $t:1' | $rwgen`;
+    die "rwgen failed" if $? || !length $body;
+    return $body;
+}
+
+my @rw = ('Content-Type: application/x-protobuf', 'Content-Encoding: snappy');
+
+# [ request, headers, body, status, body pattern ]
 my %expect = (
     'quickstart.conf' => [
-        [ 'GET /metrics', 200, qr/^tsdb_worker_processes 2$/m ],
+        [ 'GET /metrics', [], undef, 200, qr/^tsdb_worker_processes 2$/m ],
+        [ 'POST /api/v1/write', \@rw, write_body(), 204, qr/^$/ ],
+        [ 'GET /metrics', [], undef, 200,
+          qr/^tsdb_remote_write_samples_total\{result="written"\} 1$/m ],
     ],
 );
 
@@ -61,8 +76,8 @@ for my $file (@examples) {
     ok(!defined $err, "$name starts") or diag($err);
 
     for my $e (@{ $expect{$name} // [] }) {
-        my ($req, $code, $body) = @$e;
-        my $res = $srv->request($req);
+        my ($req, $headers, $reqbody, $code, $body) = @$e;
+        my $res = $srv->request($req, headers => $headers, body => $reqbody);
         is($res->{status}, $code, "$name: $req answers $code");
         like($res->{body} // '', $body, "$name: $req body");
     }

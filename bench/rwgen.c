@@ -1,0 +1,359 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * rwgen: builds a snappy-compressed remote-write body with the real
+ * protobuf-c encoder, for tests and benchmarks.
+ *
+ *     rwgen [-2] < series.txt > body.snappy
+ *
+ * One series per input line: a label set as in the Prometheus text
+ * format, then samples as TIME:VALUE (milliseconds; VALUE a number,
+ * NaN, +Inf, -Inf or "stale" for the staleness marker):
+ *
+ *     {__name__="up",job="node"} 1000:1 2000:1 3000:stale
+ *
+ * Labels are sent in the order given, so a test can send them unsorted,
+ * duplicated or invalid.  -2 builds an io.prometheus.write.v2.Request
+ * (symbols table and label refs) instead of a prometheus.WriteRequest.
+ */
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+
+#include "prometheus_remote.pb-c.h"
+#include "rw2.pb-c.h"
+
+
+#define RWGEN_MAX_LABELS   64
+#define RWGEN_MAX_SAMPLES  4096
+#define RWGEN_STALE        0x7ff0000000000002ull
+
+
+typedef struct {
+    char          *name[RWGEN_MAX_LABELS];
+    char          *value[RWGEN_MAX_LABELS];
+    size_t         nlabels;
+    int64_t        t[RWGEN_MAX_SAMPLES];
+    double         v[RWGEN_MAX_SAMPLES];
+    size_t         nsamples;
+} rwgen_series_t;
+
+
+static char *rwgen_string(char **p);
+static int rwgen_parse(char *line, rwgen_series_t *s);
+static double rwgen_value(const char *s);
+static void *rwgen_v1(rwgen_series_t *s, size_t n, size_t *len);
+static void *rwgen_v2(rwgen_series_t *s, size_t n, size_t *len);
+static uint32_t rwgen_symbol(char ***syms, size_t *nsyms, char *s);
+static void *rwgen_alloc(size_t n);
+
+
+int
+main(int argc, char **argv)
+{
+    int              v2;
+    char             line[65536];
+    void            *pb, *out;
+    size_t           n, cap, len, olen;
+    rwgen_series_t  *s;
+
+    v2 = argc > 1 && strcmp(argv[1], "-2") == 0;
+    s = NULL;
+    n = 0;
+    cap = 0;
+
+    while (fgets(line, sizeof(line), stdin) != NULL) {
+        if (line[0] == '\n' || line[0] == '#') {
+            continue;
+        }
+
+        if (n == cap) {
+            cap = cap ? cap * 2 : 16;
+            s = realloc(s, cap * sizeof(rwgen_series_t));
+            if (s == NULL) {
+                fprintf(stderr, "rwgen: out of memory\n");
+                return 1;
+            }
+        }
+
+        /* labels point into the line: each series keeps its own copy */
+
+        if (rwgen_parse(strdup(line), &s[n]) != 0) {
+            fprintf(stderr, "rwgen: cannot parse: %s", line);
+            return 1;
+        }
+
+        n++;
+    }
+
+    pb = v2 ? rwgen_v2(s, n, &len) : rwgen_v1(s, n, &len);
+
+    olen = snappy_max_compressed_length(len);
+    out = rwgen_alloc(olen);
+
+    if (snappy_compress(pb, len, out, &olen) != SNAPPY_OK
+        || fwrite(out, 1, olen, stdout) != olen)
+    {
+        fprintf(stderr, "rwgen: cannot write the body\n");
+        return 1;
+    }
+
+    return 0;
+}
+
+
+/* a quoted string with \" and \\ escapes, unescaped in place */
+
+static char *
+rwgen_string(char **p)
+{
+    char  *s, *o;
+
+    if (**p != '"') {
+        return NULL;
+    }
+
+    s = o = ++*p;
+
+    while (**p && **p != '"') {
+        if (**p == '\\' && (*p)[1]) {
+            ++*p;
+            *o++ = **p == 'n' ? '\n' : **p;
+
+        } else {
+            *o++ = **p;
+        }
+
+        ++*p;
+    }
+
+    if (**p != '"') {
+        return NULL;
+    }
+
+    ++*p;
+    *o = '\0';
+
+    return s;
+}
+
+
+static int
+rwgen_parse(char *line, rwgen_series_t *s)
+{
+    char  *p, *name, *colon, *tok;
+
+    if (line == NULL) {
+        return -1;
+    }
+
+    s->nlabels = 0;
+    s->nsamples = 0;
+    p = line;
+
+    if (*p++ != '{') {
+        return -1;
+    }
+
+    while (*p && *p != '}') {
+        name = p;
+        p = strchr(p, '=');
+        if (p == NULL || s->nlabels == RWGEN_MAX_LABELS) {
+            return -1;
+        }
+
+        *p++ = '\0';
+        s->name[s->nlabels] = name;
+        s->value[s->nlabels] = rwgen_string(&p);
+        if (s->value[s->nlabels] == NULL) {
+            return -1;
+        }
+
+        s->nlabels++;
+
+        if (*p == ',') {
+            p++;
+        }
+    }
+
+    if (*p++ != '}') {
+        return -1;
+    }
+
+    for (tok = strtok(p, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+        colon = strchr(tok, ':');
+        if (colon == NULL || s->nsamples == RWGEN_MAX_SAMPLES) {
+            return -1;
+        }
+
+        *colon = '\0';
+        s->t[s->nsamples] = strtoll(tok, NULL, 10);
+        s->v[s->nsamples] = rwgen_value(colon + 1);
+        s->nsamples++;
+    }
+
+    return 0;
+}
+
+
+static double
+rwgen_value(const char *s)
+{
+    double    d;
+    uint64_t  bits;
+
+    if (strcmp(s, "stale") == 0) {
+        bits = RWGEN_STALE;
+        memcpy(&d, &bits, sizeof(d));
+        return d;
+    }
+
+    return strtod(s, NULL);
+}
+
+
+static void *
+rwgen_v1(rwgen_series_t *s, size_t n, size_t *len)
+{
+    void                    *buf;
+    size_t                   i, k;
+    Prometheus__WriteRequest  req = PROMETHEUS__WRITE_REQUEST__INIT;
+    Prometheus__TimeSeries  **ts;
+    Prometheus__Label       **l;
+    Prometheus__Sample      **sm;
+
+    ts = rwgen_alloc(n * sizeof(*ts) + 1);
+
+    for (i = 0; i < n; i++) {
+        ts[i] = rwgen_alloc(sizeof(Prometheus__TimeSeries));
+        prometheus__time_series__init(ts[i]);
+
+        l = rwgen_alloc(s[i].nlabels * sizeof(*l) + 1);
+        for (k = 0; k < s[i].nlabels; k++) {
+            l[k] = rwgen_alloc(sizeof(Prometheus__Label));
+            prometheus__label__init(l[k]);
+            l[k]->name = s[i].name[k];
+            l[k]->value = s[i].value[k];
+        }
+
+        sm = rwgen_alloc(s[i].nsamples * sizeof(*sm) + 1);
+        for (k = 0; k < s[i].nsamples; k++) {
+            sm[k] = rwgen_alloc(sizeof(Prometheus__Sample));
+            prometheus__sample__init(sm[k]);
+            sm[k]->timestamp = s[i].t[k];
+            sm[k]->value = s[i].v[k];
+        }
+
+        ts[i]->n_labels = s[i].nlabels;
+        ts[i]->labels = l;
+        ts[i]->n_samples = s[i].nsamples;
+        ts[i]->samples = sm;
+    }
+
+    req.n_timeseries = n;
+    req.timeseries = ts;
+
+    *len = prometheus__write_request__get_packed_size(&req);
+    buf = rwgen_alloc(*len + 1);
+    prometheus__write_request__pack(&req, buf);
+
+    return buf;
+}
+
+
+static void *
+rwgen_v2(rwgen_series_t *s, size_t n, size_t *len)
+{
+    char                                **syms;
+    void                                 *buf;
+    size_t                                i, k, nsyms;
+    uint32_t                             *refs;
+    Io__Prometheus__Write__V2__Request     req =
+        IO__PROMETHEUS__WRITE__V2__REQUEST__INIT;
+    Io__Prometheus__Write__V2__TimeSeries **ts;
+    Io__Prometheus__Write__V2__Sample     **sm;
+
+    syms = NULL;
+    nsyms = 0;
+    (void) rwgen_symbol(&syms, &nsyms, "");
+
+    ts = rwgen_alloc(n * sizeof(*ts) + 1);
+
+    for (i = 0; i < n; i++) {
+        ts[i] = rwgen_alloc(sizeof(Io__Prometheus__Write__V2__TimeSeries));
+        io__prometheus__write__v2__time_series__init(ts[i]);
+
+        refs = rwgen_alloc(2 * s[i].nlabels * sizeof(uint32_t) + 1);
+        for (k = 0; k < s[i].nlabels; k++) {
+            refs[2 * k] = rwgen_symbol(&syms, &nsyms, s[i].name[k]);
+            refs[2 * k + 1] = rwgen_symbol(&syms, &nsyms, s[i].value[k]);
+        }
+
+        sm = rwgen_alloc(s[i].nsamples * sizeof(*sm) + 1);
+        for (k = 0; k < s[i].nsamples; k++) {
+            sm[k] = rwgen_alloc(sizeof(Io__Prometheus__Write__V2__Sample));
+            io__prometheus__write__v2__sample__init(sm[k]);
+            sm[k]->timestamp = s[i].t[k];
+            sm[k]->value = s[i].v[k];
+        }
+
+        ts[i]->n_labels_refs = 2 * s[i].nlabels;
+        ts[i]->labels_refs = refs;
+        ts[i]->n_samples = s[i].nsamples;
+        ts[i]->samples = sm;
+    }
+
+    req.n_symbols = nsyms;
+    req.symbols = syms;
+    req.n_timeseries = n;
+    req.timeseries = ts;
+
+    *len = io__prometheus__write__v2__request__get_packed_size(&req);
+    buf = rwgen_alloc(*len + 1);
+    io__prometheus__write__v2__request__pack(&req, buf);
+
+    return buf;
+}
+
+
+static uint32_t
+rwgen_symbol(char ***syms, size_t *nsyms, char *s)
+{
+    size_t  i;
+
+    for (i = 0; i < *nsyms; i++) {
+        if (strcmp((*syms)[i], s) == 0) {
+            return (uint32_t) i;
+        }
+    }
+
+    *syms = realloc(*syms, (*nsyms + 1) * sizeof(char *));
+    if (*syms == NULL) {
+        fprintf(stderr, "rwgen: out of memory\n");
+        exit(1);
+    }
+
+    (*syms)[*nsyms] = s;
+
+    return (uint32_t) (*nsyms)++;
+}
+
+
+static void *
+rwgen_alloc(size_t n)
+{
+    void  *p;
+
+    p = calloc(1, n);
+    if (p == NULL) {
+        fprintf(stderr, "rwgen: out of memory\n");
+        exit(1);
+    }
+
+    return p;
+}

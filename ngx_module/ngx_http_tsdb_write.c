@@ -1,0 +1,776 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * tsdb_remote_write: Prometheus remote-write 1.0 and 2.0 into a zone.
+ *
+ * Order of work per request: decode and validate everything, append the
+ * accepted samples to the head, then write them to this worker's WAL and
+ * answer.  Appending before logging lets a checkpoint that copies the
+ * head never miss a sample whose WAL record it deletes; a sample that is
+ * in the head but whose WAL write fails is answered 503 and retried by
+ * the sender, and retries of stored samples are accepted as duplicates
+ * and logged again.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_tsdb_module.h"
+#include "ts_rw.h"
+#include "ts_walrec.h"
+
+
+#define NGX_HTTP_TSDB_TENANT_DEFAULT  "anonymous"
+
+
+typedef struct {
+    ngx_uint_t                  status;
+    ngx_str_t                   reason;
+    ts_rw_version_t             version;
+    ts_rw_counts_t              written;
+    uint64_t                    rejected;
+    uint64_t                    duplicates;
+    uint64_t                    series_created;
+    ts_reject_t                 why;
+} ngx_http_tsdb_write_ctx_t;
+
+
+typedef struct {
+    ts_walrec_series_t         *series;
+    ts_walrec_label_t          *labels;
+    size_t                      nseries;
+    size_t                      nlabels;
+    ts_walrec_sample_t         *samples;
+    size_t                      nsamples;
+} ngx_http_tsdb_wal_batch_t;
+
+
+static void ngx_http_tsdb_write_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tsdb_write_read(ngx_http_request_t *r,
+    u_char **buf, size_t *len);
+static void ngx_http_tsdb_write_process(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, u_char *body, size_t len);
+static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req,
+    ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
+    ngx_http_tsdb_zone_t *z, ngx_str_t *tenant,
+    ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_series(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
+    ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_log(ngx_http_request_t *r,
+    ngx_http_tsdb_zone_t *z, ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z,
+    uint8_t type, size_t size, ngx_http_tsdb_wal_batch_t *wb);
+static void ngx_http_tsdb_write_reply(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_set_header(ngx_http_request_t *r,
+    char *name, uint64_t n);
+static void *ngx_http_tsdb_pool_alloc(void *data, size_t size);
+static void ngx_http_tsdb_pool_free(void *data, void *p);
+static void ngx_http_tsdb_write_fail(ngx_http_tsdb_write_ctx_t *ctx,
+    ngx_uint_t status, const char *reason);
+
+
+ngx_int_t
+ngx_http_tsdb_write_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_uint_t                  i;
+    ngx_list_part_t            *part;
+    ngx_table_elt_t            *h, *ce;
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_write_ctx_t  *ctx;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    req = ngx_http_tsdb_metrics_begin(r, NGX_HTTP_TSDB_REMOTE_WRITE);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_tsdb_write_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->data = ctx;
+
+    ctx->version = TS_RW_UNSUPPORTED;
+
+    if (r->headers_in.content_type) {
+        ctx->version = ts_rw_content_type(
+                           (char *) r->headers_in.content_type->value.data,
+                           r->headers_in.content_type->value.len);
+    }
+
+    ce = NULL;
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                break;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Content-Encoding") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Encoding",
+                               h[i].key.len) == 0)
+        {
+            ce = &h[i];
+        }
+    }
+
+    if (ctx->version == TS_RW_UNSUPPORTED) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 "unsupported Content-Type, expected "
+                                 "application/x-protobuf");
+
+    } else if (ce && ts_rw_content_encoding((char *) ce->value.data,
+                                            ce->value.len) != TS_OK)
+    {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                 "unsupported Content-Encoding, expected "
+                                 "snappy");
+    }
+
+    if (ctx->status) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        ngx_http_tsdb_write_reply(r, ctx);
+        return NGX_DONE;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_tsdb_write_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_tsdb_write_body(ngx_http_request_t *r)
+{
+    u_char                     *buf;
+    size_t                      len;
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_write_ctx_t  *ctx;
+
+    req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
+    ctx = req->data;
+
+    if (ngx_http_tsdb_write_read(r, &buf, &len) != NGX_OK) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                 "cannot read the request body");
+
+    } else {
+        ngx_http_tsdb_write_process(r, ctx, buf, len);
+    }
+
+    ngx_http_tsdb_write_reply(r, ctx);
+}
+
+
+/* The body as one buffer, from memory or from its temporary file. */
+
+static ngx_int_t
+ngx_http_tsdb_write_read(ngx_http_request_t *r, u_char **buf, size_t *len)
+{
+    u_char       *p;
+    size_t        n;
+    ssize_t       rd;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    n = 0;
+
+    if (r->request_body == NULL) {
+        *buf = NULL;
+        *len = 0;
+        return NGX_OK;
+    }
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        n += ngx_buf_size(cl->buf);
+    }
+
+    p = ngx_pnalloc(r->pool, n ? n : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *buf = p;
+    *len = n;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                           b->file_pos);
+        if (rd != b->file_last - b->file_pos) {
+            return NGX_ERROR;
+        }
+
+        p += rd;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tsdb_write_process(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, u_char *body, size_t len)
+{
+    int                         rc;
+    u_char                     *raw;
+    size_t                      rawlen;
+    ts_rw_request_t             req;
+    ProtobufCAllocator          a;
+    ngx_http_tsdb_loc_conf_t   *lcf;
+    ngx_http_tsdb_wal_batch_t   wb;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    a.alloc = ngx_http_tsdb_pool_alloc;
+    a.free = ngx_http_tsdb_pool_free;
+    a.allocator_data = r->pool;
+
+    rc = ts_rw_uncompress(body, len, lcf->limits.max_body_size, &a, &raw,
+                          &rawlen, &ctx->why);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_write_fail(ctx, rc == TS_ERR_LIMIT
+                                      ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                      : rc == TS_ERR_NOMEM
+                                      ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                      : NGX_HTTP_BAD_REQUEST,
+                                 ctx->why.msg);
+        return;
+    }
+
+    ts_rw_request_init(&req, &a, &lcf->limits);
+
+    rc = ts_rw_decode(&req, ctx->version, raw, rawlen);
+    if (rc != TS_OK) {
+        ctx->why = req.why;
+        ngx_http_tsdb_write_fail(ctx, rc == TS_ERR_LIMIT
+                                      ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                                      : rc == TS_ERR_NOMEM
+                                      ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                      : NGX_HTTP_BAD_REQUEST,
+                                 ctx->why.msg);
+        return;
+    }
+
+    ctx->rejected = req.rejected.samples + req.rejected.histograms;
+    if (req.rejected.series) {
+        ctx->why = req.why;
+    }
+
+    ngx_memzero(&wb, sizeof(ngx_http_tsdb_wal_batch_t));
+
+    if (ngx_http_tsdb_write_store(r, ctx, &req, &wb) != NGX_OK
+        || ngx_http_tsdb_write_log(r, lcf->zone, &wb) != NGX_OK)
+    {
+        if (ctx->status == 0) {
+            ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "write-ahead log unavailable");
+        }
+
+        return;
+    }
+
+    ngx_http_tsdb_metrics_count(r, 0, ctx->written.samples);
+    ngx_http_tsdb_metrics_count(r, 1, ctx->duplicates);
+    ngx_http_tsdb_metrics_count(r, 2, ctx->rejected);
+    ngx_http_tsdb_metrics_count(r, 3, ctx->series_created);
+
+    if (ctx->rejected || req.rejected.series) {
+        ctx->status = NGX_HTTP_BAD_REQUEST;
+        ctx->reason.data = ngx_pnalloc(r->pool, TS_REJECT_MSG_SIZE + 128);
+        if (ctx->reason.data == NULL) {
+            ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return;
+        }
+
+        ctx->reason.len = ngx_sprintf(ctx->reason.data,
+                              "%uL of %uL series and %uL samples rejected, "
+                              "the rest stored; first: %s",
+                              req.rejected.series, req.decoded.series,
+                              ctx->rejected, ctx->why.msg)
+                          - ctx->reason.data;
+        return;
+    }
+
+    ctx->status = NGX_HTTP_NO_CONTENT;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_write_store(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    int                        rc;
+    uint32_t                   i, tenant, ref;
+    ngx_str_t                  name;
+    ts_rw_series_t            *s;
+    ngx_http_tsdb_zone_t      *z;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+    z = lcf->zone;
+
+    if (ngx_http_tsdb_tenant(r, lcf, &name) != NGX_OK) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                 "invalid tenant id");
+        return NGX_ERROR;
+    }
+
+    rc = ts_head_tenant(&z->head, (char *) name.data, name.len, &tenant);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "too many tenants in the zone");
+        return NGX_ERROR;
+    }
+
+    wb->samples = ngx_palloc(r->pool, (req->decoded.samples + 1)
+                                      * sizeof(ts_walrec_sample_t));
+    wb->series = ngx_palloc(r->pool, (req->nseries + 1)
+                                     * sizeof(ts_walrec_series_t));
+    if (wb->samples == NULL || wb->series == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < req->nseries; i++) {
+        s = &req->series[i];
+
+        if (s->reject != TS_REJECT_NONE) {
+            continue;
+        }
+
+        rc = ts_head_series(&z->head, tenant, s->labels, s->nlabels,
+                            s->hash, lcf->max_series_per_tenant, &ref);
+
+        if (rc == TS_ERR_LIMIT) {
+            ctx->rejected += s->nsamples + s->nhistograms;
+            if (ctx->why.code == TS_REJECT_NONE) {
+                ts_reject_set(&ctx->why, TS_REJECT_TOO_MANY_SAMPLES,
+                              "per-tenant series limit of %u reached",
+                              (unsigned) lcf->max_series_per_tenant);
+            }
+
+            continue;
+        }
+
+        if (rc < 0) {
+            ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "zone full");
+            return NGX_ERROR;
+        }
+
+        ctx->series_created += rc;
+
+        if (ngx_http_tsdb_write_series(r, ctx, s, ref, wb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_tsdb_write_series_labels(r, z, &name, wb);
+}
+
+
+/* The tenant rides along as the first label of each SERIES entry. */
+
+static ngx_int_t
+ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
+    ngx_http_tsdb_zone_t *z, ngx_str_t *tenant,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    size_t              i;
+    uint32_t            k, n;
+    ts_label_t          hl[TS_HEAD_MAX_LABELS];
+    ts_walrec_label_t  *l;
+
+    for (i = 0; i < wb->nseries; i++) {
+        if (ts_head_labels(&z->head, (uint32_t) wb->series[i].ref, hl,
+                           TS_HEAD_MAX_LABELS, &n) != TS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        l = ngx_palloc(r->pool, (n + 1) * sizeof(ts_walrec_label_t));
+        if (l == NULL) {
+            return NGX_ERROR;
+        }
+
+        l[0].name.data = (const uint8_t *) "";
+        l[0].name.len = 0;
+        l[0].value.data = tenant->data;
+        l[0].value.len = tenant->len;
+
+        for (k = 0; k < n; k++) {
+            l[k + 1].name.data = (const uint8_t *) hl[k].name;
+            l[k + 1].name.len = hl[k].name_len;
+            l[k + 1].value.data = (const uint8_t *) hl[k].value;
+            l[k + 1].value.len = hl[k].value_len;
+        }
+
+        wb->series[i].labels = l;
+        wb->series[i].nlabels = n + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_write_series(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    int                        rc;
+    int64_t                    oldest;
+    uint32_t                   k, logged;
+    const ts_label_t          *name;
+    ts_walrec_sample_t        *o;
+    ngx_http_tsdb_zone_t      *z;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+    z = lcf->zone;
+    oldest = (int64_t) ngx_time() * 1000 - z->retention;
+    logged = 0;
+
+    for (k = 0; k < s->nsamples; k++) {
+
+        if (s->samples[k].t < oldest) {
+            rc = TS_ERR_TOO_OLD;
+
+        } else {
+            rc = ts_head_append(&z->head, ref, s->samples[k].t,
+                                s->samples[k].v);
+        }
+
+        if (rc == TS_ERR_FULL) {
+            ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "zone full");
+            return NGX_ERROR;
+        }
+
+        if (rc < 0) {
+            ctx->rejected++;
+
+            if (ctx->why.code == TS_REJECT_NONE) {
+                name = ts_labels_find(s->labels, s->nlabels,
+                                      TS_METRIC_NAME_LABEL,
+                                      TS_METRIC_NAME_LABEL_LEN);
+                ts_reject_set(&ctx->why, TS_REJECT_TOO_MANY_SAMPLES,
+                              "%s for a series of %s", ts_strerror(rc),
+                              strlen(ts_strerror(rc)), name->value,
+                              (size_t) name->value_len);
+            }
+
+            continue;
+        }
+
+        if (rc == TS_HEAD_DUPLICATE) {
+            ctx->duplicates++;
+
+        } else {
+            ctx->written.samples++;
+        }
+
+        o = &wb->samples[wb->nsamples++];
+        o->ref = ref;
+        o->t = s->samples[k].t;
+        o->v = s->samples[k].v;
+        logged = 1;
+    }
+
+    ctx->rejected += s->nhistograms;
+
+    if (s->nhistograms && ctx->why.code == TS_REJECT_NONE) {
+        ts_reject_set(&ctx->why, TS_REJECT_INVALID_HISTOGRAM,
+                      "native histogram samples are not stored yet");
+    }
+
+    if (logged && !(z->logged[(ref - 1) / 8] & (1 << ((ref - 1) % 8)))) {
+        wb->series[wb->nseries].ref = ref;
+        wb->series[wb->nseries].nlabels = 0;
+        wb->nseries++;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    int        rc;
+    size_t     i;
+    uint32_t   ref;
+
+    if (wb->nsamples == 0) {
+        return NGX_OK;
+    }
+
+    if (wb->nseries
+        && ngx_http_tsdb_wal_record(z, TS_WALREC_SERIES,
+               ts_walrec_series_size(wb->series, wb->nseries), wb)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (ngx_http_tsdb_wal_record(z, TS_WALREC_SAMPLES,
+            ts_walrec_samples_size(wb->samples, wb->nsamples), wb)
+        != NGX_OK)
+    {
+        goto failed;
+    }
+
+    rc = (z->fsync == NGX_HTTP_TSDB_FSYNC_ALWAYS) ? ts_wal_sync(z->wal)
+                                                  : ts_wal_flush(z->wal);
+    if (rc != TS_OK) {
+        goto failed;
+    }
+
+    for (i = 0; i < wb->nseries; i++) {
+        ref = (uint32_t) wb->series[i].ref;
+        z->logged[(ref - 1) / 8] |= (uint8_t) (1 << ((ref - 1) % 8));
+    }
+
+    return NGX_OK;
+
+failed:
+
+    ngx_log_error(NGX_LOG_ALERT, r->connection->log, 0,
+                  "tsdb zone \"%V\": wal write failed: %s", &z->name,
+                  ts_wal_errmsg(z->wal));
+
+    /* the lost segment may have held SERIES records: log them again */
+    ngx_memzero(z->logged, z->logged_size);
+
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
+    size_t size, ngx_http_tsdb_wal_batch_t *wb)
+{
+    int       rc;
+    size_t    len;
+    uint8_t  *p;
+
+    if (ts_wal_reserve(z->wal, size, &p) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    if (type == TS_WALREC_SERIES) {
+        rc = ts_walrec_series_encode(p, size, wb->series, wb->nseries, &len);
+
+    } else {
+        rc = ts_walrec_samples_encode(p, size, wb->samples, wb->nsamples,
+                                      &len);
+    }
+
+    if (rc != TS_OK || ts_wal_commit(z->wal, type, len, NULL) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tsdb_write_reply(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_uint_t    level;
+    ngx_chain_t   out;
+
+    /* client mistakes are [info], our own trouble [warn] */
+
+    if (ctx->status >= NGX_HTTP_BAD_REQUEST) {
+        level = (ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                ? NGX_LOG_WARN : NGX_LOG_INFO;
+        ngx_log_error(level, r->connection->log, 0,
+                      "tsdb remote write: %ui %V", ctx->status,
+                      &ctx->reason);
+    }
+
+    r->headers_out.status = ctx->status;
+
+    if (ctx->version == TS_RW_V2
+        && (ngx_http_tsdb_set_header(r,
+                "X-Prometheus-Remote-Write-Samples-Written",
+                ctx->written.samples + ctx->duplicates) != NGX_OK
+            || ngx_http_tsdb_set_header(r,
+                "X-Prometheus-Remote-Write-Histograms-Written", 0) != NGX_OK
+            || ngx_http_tsdb_set_header(r,
+                "X-Prometheus-Remote-Write-Exemplars-Written", 0) != NGX_OK))
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->status == NGX_HTTP_SERVICE_UNAVAILABLE
+        && ngx_http_tsdb_set_header(r, "Retry-After", 1) != NGX_OK)
+    {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->status == NGX_HTTP_NO_CONTENT) {
+        r->header_only = 1;
+        ngx_http_finalize_request(r, ngx_http_send_header(r));
+        return;
+    }
+
+    b = ngx_create_temp_buf(r->pool, ctx->reason.len + 1);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    b->last = ngx_cpymem(b->last, ctx->reason.data, ctx->reason.len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_set_header(ngx_http_request_t *r, char *name, uint64_t n)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
+    if (h->value.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.len = ngx_sprintf(h->value.data, "%uL", n) - h->value.data;
+
+    return NGX_OK;
+}
+
+
+/*
+ * The tenant of a request: tsdb_tenant's value, "anonymous" when empty;
+ * 1 to 128 bytes of [A-Za-z0-9!-_.*'()], not "." or "..", as Mimir.
+ */
+
+ngx_int_t
+ngx_http_tsdb_tenant(ngx_http_request_t *r, ngx_http_tsdb_loc_conf_t *lcf,
+    ngx_str_t *tenant)
+{
+    u_char      c;
+    ngx_uint_t  i;
+
+    if (lcf->tenant == NULL
+        || ngx_http_complex_value(r, lcf->tenant, tenant) != NGX_OK)
+    {
+        tenant->len = 0;
+    }
+
+    if (tenant->len == 0) {
+        ngx_str_set(tenant, NGX_HTTP_TSDB_TENANT_DEFAULT);
+        return NGX_OK;
+    }
+
+    if (tenant->len > TS_HEAD_TENANT_LEN
+        || (tenant->len == 1 && tenant->data[0] == '.')
+        || (tenant->len == 2 && tenant->data[0] == '.'
+            && tenant->data[1] == '.'))
+    {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < tenant->len; i++) {
+        c = tenant->data[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')
+              || (c >= '0' && c <= '9') || ngx_strchr("!-_.*'()", c)))
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static void *
+ngx_http_tsdb_pool_alloc(void *data, size_t size)
+{
+    return ngx_palloc(data, size);
+}
+
+
+static void
+ngx_http_tsdb_pool_free(void *data, void *p)
+{
+    /* freed with the request pool */
+}
+
+
+static void
+ngx_http_tsdb_write_fail(ngx_http_tsdb_write_ctx_t *ctx, ngx_uint_t status,
+    const char *reason)
+{
+    ctx->status = status;
+    ctx->reason.data = (u_char *) reason;
+    ctx->reason.len = ngx_strlen(reason);
+}

@@ -1,0 +1,1501 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * The head in shared memory.
+ *
+ * Layout: header | tenants | series buckets | series | pair buckets |
+ * pairs | chunks | arena.  Everything refers to everything else by index
+ * or arena offset, never by pointer, since each process maps the region
+ * at its own address.  Series refs and chunk ids are index + 1; 0 is
+ * "none".
+ *
+ * Locks.  The header's global lock serializes creation: tenants, series,
+ * label pairs, postings, arena and chunk allocation.  Each series has its
+ * own lock for appends; lock order is series, then global.  Both are
+ * owner-pid locks (ts_plock): a process killed while holding one leaves
+ * the pid of a dead process there, and the next process to want the
+ * lock takes it over and repairs first:
+ *   - series lock: the open chunk's appender state is rebuilt from what
+ *     was published (ts_xor_recover()); a half-written sample is gone,
+ *     and it was never acknowledged.
+ *   - global lock: a series whose creation was cut short (hdr->intent)
+ *     is linked into its bucket and its postings completed; both steps
+ *     are idempotent.  Arena bytes or a chunk taken but not linked are
+ *     lost until the zone is rebuilt.
+ *
+ * Readers take no lock.  Every structure is published by a final
+ * release store (bucket heads, chain links, list heads, counts) after
+ * the data it exposes was written, and what is published never changes
+ * again, except chunks: a chunk's appender publishes (count, length)
+ * with one store, and a chunk that is freed bumps its generation first,
+ * so a reader that sees the generation change under it starts over.
+ */
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_chunk.h"
+#include "ts_head.h"
+#include "ts_plock.h"
+
+
+#define TS_HEAD_MAGIC        0x44485354u      /* "TSHD" */
+#define TS_HEAD_VERSION      1u
+#define TS_HEAD_ALIGN        64
+#define TS_HEAD_SERIES_COST  1024
+#define TS_HEAD_POSTINGS_N   14
+#define TS_HEAD_READ_RETRIES 8
+
+#define TS_PAIR_TENANT       0
+#define TS_PAIR_NAME         1
+#define TS_PAIR_VALUE        2
+
+
+typedef struct {
+    uint64_t                hash;
+    uint32_t                len;
+    uint32_t                pair;           /* the tenant-wide pair */
+    uint32_t                series;         /* under the global lock */
+    uint32_t                pad;
+    char                    name[TS_HEAD_TENANT_LEN];
+} ts_tenant_t;
+
+
+typedef struct {
+    uint64_t                hash;
+    int64_t                 lock;
+    uint32_t                tenant;
+    uint32_t                next;           /* bucket chain */
+    uint32_t                labels;         /* arena offset */
+    uint32_t                head;           /* newest chunk */
+} ts_hseries_t;
+
+
+typedef struct {
+    uint64_t                hash;
+    uint32_t                tenant;
+    uint32_t                next;           /* bucket chain */
+    uint32_t                kind;
+    uint32_t                name;           /* arena offsets of strings */
+    uint32_t                value;
+    uint32_t                first;          /* postings blocks */
+    uint32_t                last;
+    uint32_t                children;       /* names of a tenant, values
+                                               of a name */
+    uint32_t                sibling;        /* next child of the parent */
+    uint32_t                pad;
+} ts_pair_t;
+
+
+typedef struct {
+    uint32_t                next;
+    uint32_t                n;
+    uint32_t                refs[TS_HEAD_POSTINGS_N];
+} ts_block_t;
+
+
+typedef struct {
+    uint64_t                gen;
+    uint32_t                prev;           /* older chunk; free list */
+    uint32_t                series;
+    int64_t                 mint;
+    ts_xor_appender_t       a;
+} ts_hchunk_hdr_t;
+
+
+#define TS_HEAD_CHUNK_DATA   (TS_HEAD_CHUNK_SIZE - sizeof(ts_hchunk_hdr_t))
+
+typedef struct {
+    ts_hchunk_hdr_t         h;
+    uint8_t                 data[TS_HEAD_CHUNK_DATA];
+} ts_hchunk_t;
+
+
+struct ts_head_hdr_s {
+    uint32_t                magic;
+    uint32_t                version;
+    uint64_t                size;
+
+    uint32_t                series_max;
+    uint32_t                series_mask;
+    uint32_t                pairs_max;
+    uint32_t                pairs_mask;
+    uint32_t                chunks_max;
+    uint32_t                pad;
+    uint64_t                arena_size;
+
+    uint64_t                off_tenants;
+    uint64_t                off_sbuckets;
+    uint64_t                off_series;
+    uint64_t                off_pbuckets;
+    uint64_t                off_pairs;
+    uint64_t                off_chunks;
+    uint64_t                off_arena;
+
+    /* written under the global lock; counts published with release */
+    int64_t                 lock;
+    uint32_t                intent;         /* series being created */
+    uint32_t                tenants_used;
+    uint32_t                series_used;
+    uint32_t                pairs_used;
+    uint32_t                chunks_used;    /* ever handed out */
+    uint32_t                chunks_free;    /* free list */
+    uint32_t                chunks_live;
+    uint32_t                pad2;
+    uint64_t                arena_used;
+    uint64_t                samples;        /* atomic */
+};
+
+
+static uint64_t ts_head_align(uint64_t n);
+static uint32_t ts_head_pow2(uint32_t n);
+static void ts_head_layout(ts_head_hdr_t *hdr, size_t size);
+static ts_tenant_t *ts_head_tenants(ts_head_hdr_t *hdr);
+static uint32_t *ts_head_sbuckets(ts_head_hdr_t *hdr);
+static ts_hseries_t *ts_head_series_at(ts_head_hdr_t *hdr, uint32_t ref);
+static uint32_t *ts_head_pbuckets(ts_head_hdr_t *hdr);
+static ts_pair_t *ts_head_pair_at(ts_head_hdr_t *hdr, uint32_t id);
+static ts_hchunk_t *ts_head_chunk_at(ts_head_hdr_t *hdr, uint32_t id);
+static void *ts_head_arena(ts_head_hdr_t *hdr, uint32_t off);
+static void ts_head_lock(ts_head_t *h);
+static void ts_head_unlock(ts_head_t *h);
+static void ts_head_repair(ts_head_t *h);
+static uint32_t ts_head_alloc(ts_head_hdr_t *hdr, size_t size);
+static uint32_t ts_head_str(ts_head_hdr_t *hdr, const char *s, size_t len);
+static int ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s,
+    size_t len);
+static uint64_t ts_head_hash(uint64_t h, const void *p, size_t len);
+static int ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from,
+    uint32_t to, const char *name, size_t len, uint64_t hash);
+static uint32_t ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant,
+    const ts_label_t *labels, uint32_t n, uint64_t hash);
+static int ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off,
+    const ts_label_t *labels, uint32_t n);
+static uint32_t ts_head_blob(ts_head_hdr_t *hdr, const ts_label_t *labels,
+    uint32_t n);
+static int ts_head_index(ts_head_hdr_t *hdr, uint32_t ref);
+static int ts_head_link(ts_head_hdr_t *hdr, uint32_t ref);
+static uint64_t ts_head_pair_hash(uint32_t tenant, uint32_t kind,
+    const char *name, size_t nlen, const char *value, size_t vlen);
+static uint32_t ts_head_pair_find(ts_head_hdr_t *hdr, uint32_t tenant,
+    uint32_t kind, const char *name, size_t nlen, const char *value,
+    size_t vlen);
+static uint32_t ts_head_pair_get(ts_head_hdr_t *hdr, uint32_t tenant,
+    uint32_t parent, uint32_t kind, const char *name, size_t nlen,
+    const char *value, size_t vlen);
+static int ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair,
+    uint32_t ref);
+static uint32_t ts_head_chunk_new(ts_head_t *h, uint32_t ref,
+    uint32_t prev, int64_t t, uint64_t v);
+static int ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t,
+    uint64_t v);
+static int ts_head_snapshot(ts_head_hdr_t *hdr, uint32_t id,
+    ts_head_chunk_t *c, uint32_t *prev);
+static int ts_head_list_str(ts_head_hdr_t *hdr, uint32_t pair, int value,
+    ts_head_str_pt cb, void *data);
+
+
+size_t
+ts_head_min_size(void)
+{
+    return ts_head_align(sizeof(ts_head_hdr_t))
+           + ts_head_align(TS_HEAD_MAX_TENANTS * sizeof(ts_tenant_t))
+           + 64 * TS_HEAD_SERIES_COST + TS_HEAD_ALIGN;
+}
+
+
+int
+ts_head_open(ts_head_t *h, void *mem, size_t size, int64_t pid,
+    ts_pid_alive_pt alive)
+{
+    uintptr_t       p;
+    ts_head_hdr_t  *hdr, want;
+
+    if (size < ts_head_min_size()) {
+        return TS_ERR_INVALID;
+    }
+
+    p = ((uintptr_t) mem + TS_HEAD_ALIGN - 1)
+        & ~(uintptr_t) (TS_HEAD_ALIGN - 1);
+    size -= p - (uintptr_t) mem;
+    hdr = (ts_head_hdr_t *) p;
+
+    h->hdr = hdr;
+    h->pid = pid;
+    h->alive = alive;
+
+    memset(&want, 0, sizeof(want));
+    ts_head_layout(&want, size);
+
+    if (__atomic_load_n(&hdr->magic, __ATOMIC_ACQUIRE) == TS_HEAD_MAGIC
+        && hdr->version == TS_HEAD_VERSION
+        && memcmp(&hdr->size, &want.size,
+                  offsetof(ts_head_hdr_t, lock)
+                  - offsetof(ts_head_hdr_t, size)) == 0)
+    {
+        return TS_OK;
+    }
+
+    /* series, pairs and chunks are set up when they are handed out */
+
+    memcpy(hdr, &want, sizeof(want));
+    memset(ts_head_tenants(hdr), 0, hdr->off_sbuckets - hdr->off_tenants);
+    memset(ts_head_sbuckets(hdr), 0,
+           (size_t) (hdr->series_mask + 1) * sizeof(uint32_t));
+    memset(ts_head_pbuckets(hdr), 0,
+           (size_t) (hdr->pairs_mask + 1) * sizeof(uint32_t));
+
+    hdr->arena_used = 8;
+    hdr->version = TS_HEAD_VERSION;
+
+    __atomic_store_n(&hdr->magic, TS_HEAD_MAGIC, __ATOMIC_RELEASE);
+
+    return TS_OK;
+}
+
+
+void
+ts_head_stats(ts_head_t *h, ts_head_stats_t *st)
+{
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    st->series = __atomic_load_n(&hdr->series_used, __ATOMIC_RELAXED);
+    st->series_max = hdr->series_max;
+    st->chunks = __atomic_load_n(&hdr->chunks_live, __ATOMIC_RELAXED);
+    st->chunks_max = hdr->chunks_max;
+    st->arena_used = __atomic_load_n(&hdr->arena_used, __ATOMIC_RELAXED);
+    st->arena_size = hdr->arena_size;
+    st->pairs = __atomic_load_n(&hdr->pairs_used, __ATOMIC_RELAXED);
+    st->pairs_max = hdr->pairs_max;
+    st->tenants = __atomic_load_n(&hdr->tenants_used, __ATOMIC_RELAXED);
+    st->samples = __atomic_load_n(&hdr->samples, __ATOMIC_RELAXED);
+}
+
+
+int
+ts_head_tenant_find(ts_head_t *h, const char *name, size_t len,
+    uint32_t *id)
+{
+    int        i;
+    uint32_t   used;
+    uint64_t   hash;
+
+    if (len > TS_HEAD_TENANT_LEN) {
+        return TS_ERR_NOTFOUND;
+    }
+
+    hash = ts_head_hash(0, name, len);
+    used = __atomic_load_n(&h->hdr->tenants_used, __ATOMIC_ACQUIRE);
+
+    i = ts_head_tenant_scan(h->hdr, 0, used, name, len, hash);
+    if (i < 0) {
+        return TS_ERR_NOTFOUND;
+    }
+
+    *id = (uint32_t) i;
+
+    return TS_OK;
+}
+
+
+int
+ts_head_tenant(ts_head_t *h, const char *name, size_t len, uint32_t *id)
+{
+    int             i, rc;
+    uint32_t        used, pair;
+    uint64_t        hash;
+    ts_tenant_t    *t;
+    ts_head_hdr_t  *hdr;
+
+    if (len == 0 || len > TS_HEAD_TENANT_LEN) {
+        return TS_ERR_INVALID;
+    }
+
+    if (ts_head_tenant_find(h, name, len, id) == TS_OK) {
+        return TS_OK;
+    }
+
+    hdr = h->hdr;
+    hash = ts_head_hash(0, name, len);
+
+    ts_head_lock(h);
+
+    used = hdr->tenants_used;
+    i = ts_head_tenant_scan(hdr, 0, used, name, len, hash);
+
+    if (i >= 0) {
+        *id = (uint32_t) i;
+        rc = TS_OK;
+        goto done;
+    }
+
+    if (used == TS_HEAD_MAX_TENANTS) {
+        rc = TS_ERR_FULL;
+        goto done;
+    }
+
+    pair = ts_head_pair_get(hdr, used, 0, TS_PAIR_TENANT, NULL, 0, NULL, 0);
+    if (pair == 0) {
+        rc = TS_ERR_FULL;
+        goto done;
+    }
+
+    t = &ts_head_tenants(hdr)[used];
+    t->hash = hash;
+    t->len = (uint32_t) len;
+    t->pair = pair;
+    memcpy(t->name, name, len);
+
+    __atomic_store_n(&hdr->tenants_used, used + 1, __ATOMIC_RELEASE);
+
+    *id = used;
+    rc = TS_OK;
+
+done:
+
+    ts_head_unlock(h);
+
+    return rc;
+}
+
+
+int
+ts_head_series(ts_head_t *h, uint32_t tenant, const ts_label_t *labels,
+    uint32_t n, uint64_t hash, uint32_t max_series, uint32_t *ref)
+{
+    int             rc;
+    uint32_t        r, blob, idx;
+    ts_hseries_t   *s;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    if (n > TS_HEAD_MAX_LABELS) {
+        return TS_ERR_LIMIT;
+    }
+
+    if (tenant >= __atomic_load_n(&hdr->tenants_used, __ATOMIC_ACQUIRE)) {
+        return TS_ERR_INVALID;
+    }
+
+    r = ts_head_find(hdr, tenant, labels, n, hash);
+    if (r) {
+        *ref = r;
+        return 0;
+    }
+
+    ts_head_lock(h);
+
+    /* another process may have created it since the unlocked lookup */
+
+    r = ts_head_find(hdr, tenant, labels, n, hash);
+    if (r) {
+        *ref = r;
+        rc = 0;
+        goto done;
+    }
+
+    idx = hdr->series_used;
+    if (idx == hdr->series_max) {
+        rc = TS_ERR_FULL;
+        goto done;
+    }
+
+    if (max_series && ts_head_tenants(hdr)[tenant].series >= max_series) {
+        rc = TS_ERR_LIMIT;
+        goto done;
+    }
+
+    blob = ts_head_blob(hdr, labels, n);
+    if (blob == 0) {
+        rc = TS_ERR_FULL;
+        goto done;
+    }
+
+    r = idx + 1;
+    s = ts_head_series_at(hdr, r);
+    s->hash = hash;
+    s->lock = 0;
+    s->tenant = tenant;
+    s->next = 0;
+    s->labels = blob;
+    s->head = 0;
+
+    hdr->intent = r;
+    __atomic_store_n(&hdr->series_used, r, __ATOMIC_RELEASE);
+    __atomic_store_n(&ts_head_tenants(hdr)[tenant].series,
+                     ts_head_tenants(hdr)[tenant].series + 1,
+                     __ATOMIC_RELAXED);
+
+    rc = ts_head_link(hdr, r);
+    if (rc == TS_OK) {
+        rc = ts_head_index(hdr, r);
+    }
+
+    if (rc != TS_OK) {
+        /* linked but not fully indexed: repair retries on next lock */
+        goto done;
+    }
+
+    hdr->intent = 0;
+    *ref = r;
+    rc = 1;
+
+done:
+
+    ts_head_unlock(h);
+
+    return rc;
+}
+
+
+uint32_t
+ts_head_tenant_series(ts_head_t *h, uint32_t tenant)
+{
+    if (tenant >= __atomic_load_n(&h->hdr->tenants_used, __ATOMIC_ACQUIRE))
+    {
+        return 0;
+    }
+
+    return __atomic_load_n(&ts_head_tenants(h->hdr)[tenant].series,
+                           __ATOMIC_RELAXED);
+}
+
+
+int
+ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
+{
+    int             rc;
+    uint32_t        id, nid;
+    ts_hchunk_t    *c;
+    ts_hseries_t   *s;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    s = ts_head_series_at(hdr, ref);
+    id = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
+
+    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1) {
+        /* the last writer died here: rebuild its appender state */
+        id = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
+        if (id) {
+            c = ts_head_chunk_at(hdr, id);
+            (void) ts_xor_recover(&c->h.a, c->data);
+        }
+    }
+
+    id = s->head;
+
+    if (id == 0) {
+        nid = ts_head_chunk_new(h, ref, 0, t, v);
+        rc = nid ? TS_OK : TS_ERR_FULL;
+        goto done;
+    }
+
+    c = ts_head_chunk_at(hdr, id);
+
+    if (t <= c->h.a.t) {
+        rc = ts_head_find_sample(hdr, id, t, v);
+        goto done;
+    }
+
+    rc = TS_ERR_FULL;
+
+    if (ts_xor_count(&c->h.a) < TS_XOR_SAMPLES_TARGET) {
+        rc = ts_xor_append_bits(&c->h.a, c->data, t, v);
+    }
+
+    if (rc == TS_ERR_FULL) {
+        /* cut: the new chunk points back at the old one */
+        nid = ts_head_chunk_new(h, ref, id, t, v);
+        rc = nid ? TS_OK : TS_ERR_FULL;
+    }
+
+done:
+
+    ts_plock_unlock(&s->lock, h->pid);
+
+    if (rc == TS_OK) {
+        __atomic_fetch_add(&hdr->samples, 1, __ATOMIC_RELAXED);
+    }
+
+    return rc;
+}
+
+
+int
+ts_head_labels(ts_head_t *h, uint32_t ref, ts_label_t *out, uint32_t max,
+    uint32_t *n)
+{
+    uint16_t        cnt, nl, vl;
+    uint32_t        i;
+    const uint8_t  *p;
+    ts_hseries_t   *s;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&h->hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    s = ts_head_series_at(h->hdr, ref);
+    p = ts_head_arena(h->hdr, s->labels);
+
+    memcpy(&cnt, p, 2);
+    p += 2;
+
+    if (cnt > max) {
+        return TS_ERR_LIMIT;
+    }
+
+    for (i = 0; i < cnt; i++) {
+        memcpy(&nl, p, 2);
+        memcpy(&vl, p + 2, 2);
+        out[i].name = (const char *) p + 4;
+        out[i].name_len = nl;
+        out[i].value = (const char *) p + 4 + nl;
+        out[i].value_len = vl;
+        p += 4 + nl + vl;
+    }
+
+    *n = cnt;
+
+    return TS_OK;
+}
+
+
+int
+ts_head_series_tenant(ts_head_t *h, uint32_t ref, uint32_t *tenant)
+{
+    if (ref == 0
+        || ref > __atomic_load_n(&h->hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    *tenant = ts_head_series_at(h->hdr, ref)->tenant;
+
+    return TS_OK;
+}
+
+
+int
+ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
+    ts_head_chunk_pt cb, void *data)
+{
+    int               rc, tries;
+    void             *p;
+    size_t            n, cap, i;
+    uint32_t          id, prev, *ids;
+    uint64_t         *gens;
+    ts_hchunk_t      *c;
+    ts_head_hdr_t    *hdr;
+    ts_head_chunk_t   copy;
+
+    hdr = h->hdr;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    ids = NULL;
+    gens = NULL;
+    cap = 0;
+    rc = TS_ERR_AGAIN;
+
+    for (tries = 0; tries < TS_HEAD_READ_RETRIES; tries++) {
+
+        /* newest first: note each chunk and its generation */
+
+        n = 0;
+        id = __atomic_load_n(&ts_head_series_at(hdr, ref)->head,
+                             __ATOMIC_ACQUIRE);
+
+        while (id) {
+            if (n == cap) {
+                cap = cap ? cap * 2 : 16;
+
+                p = realloc(ids, cap * sizeof(uint32_t));
+                if (p == NULL) {
+                    rc = TS_ERR_NOMEM;
+                    goto done;
+                }
+
+                ids = p;
+
+                p = realloc(gens, cap * sizeof(uint64_t));
+                if (p == NULL) {
+                    rc = TS_ERR_NOMEM;
+                    goto done;
+                }
+
+                gens = p;
+            }
+
+            c = ts_head_chunk_at(hdr, id);
+            gens[n] = __atomic_load_n(&c->h.gen, __ATOMIC_ACQUIRE);
+            ids[n++] = id;
+
+            if (c->h.mint <= mint) {
+                break;
+            }
+
+            id = __atomic_load_n(&c->h.prev, __ATOMIC_ACQUIRE);
+        }
+
+        /* then oldest first: copy, and start over if one was recycled */
+
+        for (i = n; i > 0; i--) {
+            c = ts_head_chunk_at(hdr, ids[i - 1]);
+
+            if (ts_head_snapshot(hdr, ids[i - 1], &copy, &prev) != TS_OK
+                || __atomic_load_n(&c->h.gen, __ATOMIC_ACQUIRE)
+                   != gens[i - 1])
+            {
+                break;
+            }
+
+            if (copy.maxt < mint || copy.mint > maxt) {
+                continue;
+            }
+
+            if (cb(data, &copy) != 0) {
+                rc = TS_OK;
+                goto done;
+            }
+        }
+
+        if (i == 0) {
+            rc = TS_OK;
+            goto done;
+        }
+    }
+
+done:
+
+    free(ids);
+    free(gens);
+
+    return rc;
+}
+
+
+void
+ts_head_postings(ts_head_t *h, uint32_t tenant, const char *name,
+    size_t nlen, const char *value, size_t vlen, ts_postings_t *p)
+{
+    uint32_t    kind, pair;
+    ts_pair_t  *pp;
+
+    p->hdr = h->hdr;
+    p->block = 0;
+    p->i = 0;
+
+    kind = name == NULL ? TS_PAIR_TENANT
+           : value == NULL ? TS_PAIR_NAME : TS_PAIR_VALUE;
+
+    pair = ts_head_pair_find(h->hdr, tenant, kind, name, nlen, value, vlen);
+    if (pair == 0) {
+        return;
+    }
+
+    pp = ts_head_pair_at(h->hdr, pair);
+    p->block = __atomic_load_n(&pp->first, __ATOMIC_ACQUIRE);
+}
+
+
+int
+ts_postings_next(ts_postings_t *p, uint32_t *ref)
+{
+    ts_block_t  *b;
+
+    while (p->block) {
+        b = ts_head_arena(p->hdr, p->block);
+
+        if (p->i < __atomic_load_n(&b->n, __ATOMIC_ACQUIRE)) {
+            *ref = b->refs[p->i++];
+            return 1;
+        }
+
+        if (p->i < TS_HEAD_POSTINGS_N) {
+            /* the newest block, not full yet: the end for now */
+            return 0;
+        }
+
+        p->block = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE);
+        p->i = 0;
+    }
+
+    return 0;
+}
+
+
+int
+ts_head_label_names(ts_head_t *h, uint32_t tenant, ts_head_str_pt cb,
+    void *data)
+{
+    uint32_t  pair;
+
+    pair = ts_head_pair_find(h->hdr, tenant, TS_PAIR_TENANT, NULL, 0, NULL,
+                             0);
+    if (pair == 0) {
+        return TS_OK;
+    }
+
+    return ts_head_list_str(h->hdr, pair, 0, cb, data);
+}
+
+
+int
+ts_head_label_values(ts_head_t *h, uint32_t tenant, const char *name,
+    size_t nlen, ts_head_str_pt cb, void *data)
+{
+    uint32_t  pair;
+
+    pair = ts_head_pair_find(h->hdr, tenant, TS_PAIR_NAME, name, nlen, NULL,
+                             0);
+    if (pair == 0) {
+        return TS_OK;
+    }
+
+    return ts_head_list_str(h->hdr, pair, 1, cb, data);
+}
+
+
+static uint64_t
+ts_head_align(uint64_t n)
+{
+    return (n + TS_HEAD_ALIGN - 1) & ~(uint64_t) (TS_HEAD_ALIGN - 1);
+}
+
+
+static uint32_t
+ts_head_pow2(uint32_t n)
+{
+    uint32_t  p;
+
+    for (p = 1; p < n; p <<= 1) { /* void */ }
+
+    return p;
+}
+
+
+/*
+ * Splits the region by a budget of TS_HEAD_SERIES_COST bytes per series:
+ * 1.5 chunks, 2 label pairs, the series entry and buckets, and the rest
+ * as arena for label strings and postings.
+ */
+
+static void
+ts_head_layout(ts_head_hdr_t *hdr, size_t size)
+{
+    uint64_t  off, avail, fixed;
+
+    off = ts_head_align(sizeof(ts_head_hdr_t));
+    hdr->off_tenants = off;
+    off += ts_head_align(TS_HEAD_MAX_TENANTS * sizeof(ts_tenant_t));
+
+    avail = size - off - TS_HEAD_ALIGN * 8;
+
+    hdr->size = size;
+    hdr->series_max = (uint32_t) (avail / TS_HEAD_SERIES_COST);
+    hdr->series_mask = ts_head_pow2(hdr->series_max) - 1;
+    hdr->pairs_max = hdr->series_max * 2;
+    hdr->pairs_mask = ts_head_pow2(hdr->pairs_max) - 1;
+    hdr->chunks_max = hdr->series_max + hdr->series_max / 2;
+
+    hdr->off_sbuckets = off;
+    off += ts_head_align((uint64_t) (hdr->series_mask + 1) * 4);
+    hdr->off_series = off;
+    off += ts_head_align((uint64_t) hdr->series_max * sizeof(ts_hseries_t));
+    hdr->off_pbuckets = off;
+    off += ts_head_align((uint64_t) (hdr->pairs_mask + 1) * 4);
+    hdr->off_pairs = off;
+    off += ts_head_align((uint64_t) hdr->pairs_max * sizeof(ts_pair_t));
+    hdr->off_chunks = off;
+    off += (uint64_t) hdr->chunks_max * sizeof(ts_hchunk_t);
+    hdr->off_arena = ts_head_align(off);
+
+    fixed = hdr->off_arena + TS_HEAD_ALIGN;
+    hdr->arena_size = size > fixed ? size - fixed : 0;
+
+    if (hdr->arena_size > UINT32_MAX) {
+        hdr->arena_size = UINT32_MAX;
+    }
+}
+
+
+static ts_tenant_t *
+ts_head_tenants(ts_head_hdr_t *hdr)
+{
+    return (ts_tenant_t *) ((char *) hdr + hdr->off_tenants);
+}
+
+
+static uint32_t *
+ts_head_sbuckets(ts_head_hdr_t *hdr)
+{
+    return (uint32_t *) ((char *) hdr + hdr->off_sbuckets);
+}
+
+
+static ts_hseries_t *
+ts_head_series_at(ts_head_hdr_t *hdr, uint32_t ref)
+{
+    return (ts_hseries_t *) ((char *) hdr + hdr->off_series) + (ref - 1);
+}
+
+
+static uint32_t *
+ts_head_pbuckets(ts_head_hdr_t *hdr)
+{
+    return (uint32_t *) ((char *) hdr + hdr->off_pbuckets);
+}
+
+
+static ts_pair_t *
+ts_head_pair_at(ts_head_hdr_t *hdr, uint32_t id)
+{
+    return (ts_pair_t *) ((char *) hdr + hdr->off_pairs) + (id - 1);
+}
+
+
+static ts_hchunk_t *
+ts_head_chunk_at(ts_head_hdr_t *hdr, uint32_t id)
+{
+    return (ts_hchunk_t *) ((char *) hdr + hdr->off_chunks) + (id - 1);
+}
+
+
+static void *
+ts_head_arena(ts_head_hdr_t *hdr, uint32_t off)
+{
+    return (char *) hdr + hdr->off_arena + off;
+}
+
+
+static void
+ts_head_lock(ts_head_t *h)
+{
+    if (ts_plock_lock(&h->hdr->lock, h->pid, h->alive) == 1) {
+        ts_head_repair(h);
+    }
+}
+
+
+static void
+ts_head_unlock(ts_head_t *h)
+{
+    ts_plock_unlock(&h->hdr->lock, h->pid);
+}
+
+
+/*
+ * Finishes the creation of a series that its creator did not finish:
+ * it has its ref and labels; bucket link and postings may be missing.
+ */
+
+static void
+ts_head_repair(ts_head_t *h)
+{
+    uint32_t        ref;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+    ref = hdr->intent;
+
+    if (ref == 0 || ref > hdr->series_used) {
+        hdr->intent = 0;
+        return;
+    }
+
+    if (ts_head_link(hdr, ref) == TS_OK && ts_head_index(hdr, ref) == TS_OK)
+    {
+        hdr->intent = 0;
+    }
+}
+
+
+static uint32_t
+ts_head_alloc(ts_head_hdr_t *hdr, size_t size)
+{
+    uint64_t  off;
+
+    off = hdr->arena_used;
+    size = (size + 7) & ~(size_t) 7;
+
+    if (off + size > hdr->arena_size) {
+        return 0;
+    }
+
+    __atomic_store_n(&hdr->arena_used, off + size, __ATOMIC_RELAXED);
+
+    return (uint32_t) off;
+}
+
+
+static uint32_t
+ts_head_str(ts_head_hdr_t *hdr, const char *s, size_t len)
+{
+    uint16_t   n;
+    uint32_t   off;
+    char      *p;
+
+    off = ts_head_alloc(hdr, 2 + len);
+    if (off == 0) {
+        return 0;
+    }
+
+    n = (uint16_t) len;
+    p = ts_head_arena(hdr, off);
+    memcpy(p, &n, 2);
+    memcpy(p + 2, s, len);
+
+    return off;
+}
+
+
+static int
+ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s, size_t len)
+{
+    uint16_t     n;
+    const char  *p;
+
+    p = ts_head_arena(hdr, off);
+    memcpy(&n, p, 2);
+
+    return n == len && memcmp(p + 2, s, len) == 0;
+}
+
+
+static uint64_t
+ts_head_hash(uint64_t h, const void *p, size_t len)
+{
+    size_t          i;
+    const uint8_t  *b;
+
+    h ^= 0xcbf29ce484222325ull;
+    b = p;
+
+    for (i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ull;
+    }
+
+    return h;
+}
+
+
+static int
+ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from, uint32_t to,
+    const char *name, size_t len, uint64_t hash)
+{
+    uint32_t      i;
+    ts_tenant_t  *t;
+
+    t = ts_head_tenants(hdr);
+
+    for (i = from; i < to; i++) {
+        if (t[i].hash == hash && t[i].len == len
+            && memcmp(t[i].name, name, len) == 0)
+        {
+            return (int) i;
+        }
+    }
+
+    return -1;
+}
+
+
+static uint32_t
+ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant, const ts_label_t *labels,
+    uint32_t n, uint64_t hash)
+{
+    uint32_t       r;
+    ts_hseries_t  *s;
+
+    r = __atomic_load_n(&ts_head_sbuckets(hdr)[hash & hdr->series_mask],
+                        __ATOMIC_ACQUIRE);
+
+    while (r) {
+        s = ts_head_series_at(hdr, r);
+
+        if (s->hash == hash && s->tenant == tenant
+            && ts_head_labels_eq(hdr, s->labels, labels, n))
+        {
+            return r;
+        }
+
+        r = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE);
+    }
+
+    return 0;
+}
+
+
+static int
+ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off, const ts_label_t *labels,
+    uint32_t n)
+{
+    uint16_t        cnt, nl, vl;
+    uint32_t        i;
+    const uint8_t  *p;
+
+    p = ts_head_arena(hdr, off);
+    memcpy(&cnt, p, 2);
+    p += 2;
+
+    if (cnt != n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        memcpy(&nl, p, 2);
+        memcpy(&vl, p + 2, 2);
+
+        if (nl != labels[i].name_len || vl != labels[i].value_len
+            || memcmp(p + 4, labels[i].name, nl) != 0
+            || memcmp(p + 4 + nl, labels[i].value, vl) != 0)
+        {
+            return 0;
+        }
+
+        p += 4 + nl + vl;
+    }
+
+    return 1;
+}
+
+
+/* u16 count, then per label u16 name length, u16 value length, bytes */
+
+static uint32_t
+ts_head_blob(ts_head_hdr_t *hdr, const ts_label_t *labels, uint32_t n)
+{
+    size_t     size;
+    uint16_t   v;
+    uint32_t   i, off;
+    uint8_t   *p;
+
+    size = 2;
+
+    for (i = 0; i < n; i++) {
+        if (labels[i].name_len > UINT16_MAX
+            || labels[i].value_len > UINT16_MAX)
+        {
+            return 0;
+        }
+
+        size += 4 + labels[i].name_len + labels[i].value_len;
+    }
+
+    off = ts_head_alloc(hdr, size);
+    if (off == 0) {
+        return 0;
+    }
+
+    p = ts_head_arena(hdr, off);
+    v = (uint16_t) n;
+    memcpy(p, &v, 2);
+    p += 2;
+
+    for (i = 0; i < n; i++) {
+        v = (uint16_t) labels[i].name_len;
+        memcpy(p, &v, 2);
+        v = (uint16_t) labels[i].value_len;
+        memcpy(p + 2, &v, 2);
+        memcpy(p + 4, labels[i].name, labels[i].name_len);
+        memcpy(p + 4 + labels[i].name_len, labels[i].value,
+               labels[i].value_len);
+        p += 4 + labels[i].name_len + labels[i].value_len;
+    }
+
+    return off;
+}
+
+
+/* Links a series into its bucket unless it is there already. */
+
+static int
+ts_head_link(ts_head_hdr_t *hdr, uint32_t ref)
+{
+    uint32_t      *b, r;
+    ts_hseries_t  *s;
+
+    s = ts_head_series_at(hdr, ref);
+    b = &ts_head_sbuckets(hdr)[s->hash & hdr->series_mask];
+
+    for (r = *b; r; r = ts_head_series_at(hdr, r)->next) {
+        if (r == ref) {
+            return TS_OK;
+        }
+    }
+
+    s->next = *b;
+    __atomic_store_n(b, ref, __ATOMIC_RELEASE);
+
+    return TS_OK;
+}
+
+
+/* Adds a series to the postings of its tenant, names and pairs. */
+
+static int
+ts_head_index(ts_head_hdr_t *hdr, uint32_t ref)
+{
+    uint32_t       i, n, tp, np, vp;
+    ts_label_t     l[TS_HEAD_MAX_LABELS];
+    ts_hseries_t  *s;
+    ts_head_t      h;
+
+    s = ts_head_series_at(hdr, ref);
+    h.hdr = hdr;
+
+    if (ts_head_labels(&h, ref, l, TS_HEAD_MAX_LABELS, &n) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    tp = ts_head_tenants(hdr)[s->tenant].pair;
+
+    if (ts_head_postings_add(hdr, tp, ref) != TS_OK) {
+        return TS_ERR_FULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        np = ts_head_pair_get(hdr, s->tenant, tp, TS_PAIR_NAME, l[i].name,
+                              l[i].name_len, NULL, 0);
+        if (np == 0 || ts_head_postings_add(hdr, np, ref) != TS_OK) {
+            return TS_ERR_FULL;
+        }
+
+        vp = ts_head_pair_get(hdr, s->tenant, np, TS_PAIR_VALUE, l[i].name,
+                              l[i].name_len, l[i].value, l[i].value_len);
+        if (vp == 0 || ts_head_postings_add(hdr, vp, ref) != TS_OK) {
+            return TS_ERR_FULL;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static uint64_t
+ts_head_pair_hash(uint32_t tenant, uint32_t kind, const char *name,
+    size_t nlen, const char *value, size_t vlen)
+{
+    uint64_t  h;
+
+    h = ts_head_hash((uint64_t) tenant << 8 | kind, name, nlen);
+
+    return ts_head_hash(h ^ 0xff, value, vlen);
+}
+
+
+static uint32_t
+ts_head_pair_find(ts_head_hdr_t *hdr, uint32_t tenant, uint32_t kind,
+    const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    uint32_t    id;
+    uint64_t    hash;
+    ts_pair_t  *p;
+
+    hash = ts_head_pair_hash(tenant, kind, name, nlen, value, vlen);
+    id = __atomic_load_n(&ts_head_pbuckets(hdr)[hash & hdr->pairs_mask],
+                         __ATOMIC_ACQUIRE);
+
+    while (id) {
+        p = ts_head_pair_at(hdr, id);
+
+        if (p->hash == hash && p->tenant == tenant && p->kind == kind
+            && (kind == TS_PAIR_TENANT
+                || ts_head_str_eq(hdr, p->name, name, nlen))
+            && (kind != TS_PAIR_VALUE
+                || ts_head_str_eq(hdr, p->value, value, vlen)))
+        {
+            return id;
+        }
+
+        id = __atomic_load_n(&p->next, __ATOMIC_ACQUIRE);
+    }
+
+    return 0;
+}
+
+
+/* Finds or creates a pair, under the global lock; 0 when full. */
+
+static uint32_t
+ts_head_pair_get(ts_head_hdr_t *hdr, uint32_t tenant, uint32_t parent,
+    uint32_t kind, const char *name, size_t nlen, const char *value,
+    size_t vlen)
+{
+    uint32_t    id, *b;
+    ts_pair_t  *p, *pp;
+
+    id = ts_head_pair_find(hdr, tenant, kind, name, nlen, value, vlen);
+    if (id) {
+        return id;
+    }
+
+    if (hdr->pairs_used == hdr->pairs_max) {
+        return 0;
+    }
+
+    id = hdr->pairs_used + 1;
+    p = ts_head_pair_at(hdr, id);
+    memset(p, 0, sizeof(ts_pair_t));
+
+    p->hash = ts_head_pair_hash(tenant, kind, name, nlen, value, vlen);
+    p->tenant = tenant;
+    p->kind = kind;
+
+    if (kind != TS_PAIR_TENANT) {
+        p->name = ts_head_str(hdr, name, nlen);
+        if (p->name == 0) {
+            return 0;
+        }
+    }
+
+    if (kind == TS_PAIR_VALUE) {
+        p->value = ts_head_str(hdr, value, vlen);
+        if (p->value == 0) {
+            return 0;
+        }
+    }
+
+    __atomic_store_n(&hdr->pairs_used, id, __ATOMIC_RELEASE);
+
+    /*
+     * Listed under the parent before it can be found: a crash between
+     * the two may list a name or value twice, never drop one; listings
+     * are deduplicated by their users.
+     */
+
+    if (parent) {
+        pp = ts_head_pair_at(hdr, parent);
+        p->sibling = pp->children;
+        __atomic_store_n(&pp->children, id, __ATOMIC_RELEASE);
+    }
+
+    b = &ts_head_pbuckets(hdr)[p->hash & hdr->pairs_mask];
+    p->next = *b;
+    __atomic_store_n(b, id, __ATOMIC_RELEASE);
+
+    return id;
+}
+
+
+/* Appends ref unless it is already the last one (repair after a crash). */
+
+static int
+ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair, uint32_t ref)
+{
+    uint32_t     off, n;
+    ts_pair_t   *p;
+    ts_block_t  *b, *nb;
+
+    p = ts_head_pair_at(hdr, pair);
+    b = p->last ? ts_head_arena(hdr, p->last) : NULL;
+
+    if (b != NULL) {
+        n = b->n;
+
+        if (n && b->refs[n - 1] == ref) {
+            return TS_OK;
+        }
+
+        if (n < TS_HEAD_POSTINGS_N) {
+            b->refs[n] = ref;
+            __atomic_store_n(&b->n, n + 1, __ATOMIC_RELEASE);
+            return TS_OK;
+        }
+    }
+
+    off = ts_head_alloc(hdr, sizeof(ts_block_t));
+    if (off == 0) {
+        return TS_ERR_FULL;
+    }
+
+    nb = ts_head_arena(hdr, off);
+    nb->next = 0;
+    nb->refs[0] = ref;
+    nb->n = 1;
+
+    if (b == NULL) {
+        __atomic_store_n(&p->first, off, __ATOMIC_RELEASE);
+
+    } else {
+        __atomic_store_n(&b->next, off, __ATOMIC_RELEASE);
+    }
+
+    p->last = off;
+
+    return TS_OK;
+}
+
+
+/*
+ * Starts a chunk with one sample and makes it the series' newest.
+ * Called with the series locked; takes the global lock to allocate.
+ */
+
+static uint32_t
+ts_head_chunk_new(ts_head_t *h, uint32_t ref, uint32_t prev, int64_t t,
+    uint64_t v)
+{
+    uint32_t        id;
+    ts_hchunk_t    *c;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    ts_head_lock(h);
+
+    id = hdr->chunks_free;
+
+    if (id) {
+        c = ts_head_chunk_at(hdr, id);
+        __atomic_store_n(&hdr->chunks_free, c->h.prev, __ATOMIC_RELAXED);
+
+    } else if (hdr->chunks_used < hdr->chunks_max) {
+        id = ++hdr->chunks_used;
+        c = ts_head_chunk_at(hdr, id);
+        c->h.gen = 0;
+
+    } else {
+        ts_head_unlock(h);
+        return 0;
+    }
+
+    hdr->chunks_live++;
+
+    ts_head_unlock(h);
+
+    c->h.prev = prev;
+    c->h.series = ref;
+    c->h.mint = t;
+
+    if (ts_xor_init(&c->h.a, c->data, TS_HEAD_CHUNK_DATA) != TS_OK
+        || ts_xor_append_bits(&c->h.a, c->data, t, v) != TS_OK)
+    {
+        return 0;
+    }
+
+    __atomic_store_n(&ts_head_series_at(hdr, ref)->head, id,
+                     __ATOMIC_RELEASE);
+
+    return id;
+}
+
+
+/*
+ * t is not after the newest sample: a retry of a stored sample is
+ * TS_HEAD_DUPLICATE, anything else is rejected.  The series is locked.
+ */
+
+static int
+ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t, uint64_t v)
+{
+    int             rc;
+    int64_t         st;
+    uint64_t        sv;
+    ts_hchunk_t    *c;
+    ts_xor_iter_t   it;
+
+    while (id) {
+        c = ts_head_chunk_at(hdr, id);
+
+        if (c->h.mint <= t) {
+            ts_xor_iter_init_live(&it, &c->h.a, c->data);
+
+            while ((rc = ts_xor_iter_next_bits(&it, &st, &sv)) == 1) {
+                if (st == t) {
+                    return sv == v ? TS_HEAD_DUPLICATE : TS_ERR_DUPLICATE;
+                }
+
+                if (st > t) {
+                    break;
+                }
+            }
+
+            return TS_ERR_OUT_OF_ORDER;
+        }
+
+        id = c->h.prev;
+    }
+
+    return TS_ERR_OUT_OF_ORDER;
+}
+
+
+static int
+ts_head_snapshot(ts_head_hdr_t *hdr, uint32_t id, ts_head_chunk_t *c,
+    uint32_t *prev)
+{
+    int             rc;
+    int64_t         t;
+    uint64_t        v;
+    ts_hchunk_t    *hc;
+    ts_xor_iter_t   it;
+
+    hc = ts_head_chunk_at(hdr, id);
+    c->len = sizeof(c->data);
+    c->mint = hc->h.mint;
+    *prev = __atomic_load_n(&hc->h.prev, __ATOMIC_ACQUIRE);
+
+    if (ts_xor_snapshot(&hc->h.a, hc->data, c->data, &c->len) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    /* the exact last timestamp of this copy, for chunk metadata */
+
+    c->samples = 0;
+    c->maxt = c->mint;
+    ts_xor_iter_init(&it, c->data, c->len);
+
+    while ((rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1) {
+        c->maxt = t;
+        c->samples++;
+    }
+
+    return rc == 0 ? TS_OK : TS_ERR_CORRUPT;
+}
+
+
+static int
+ts_head_list_str(ts_head_hdr_t *hdr, uint32_t pair, int value,
+    ts_head_str_pt cb, void *data)
+{
+    uint16_t     n;
+    uint32_t     id;
+    ts_pair_t   *p;
+    const char  *s;
+
+    id = __atomic_load_n(&ts_head_pair_at(hdr, pair)->children,
+                         __ATOMIC_ACQUIRE);
+
+    while (id) {
+        p = ts_head_pair_at(hdr, id);
+        s = ts_head_arena(hdr, value ? p->value : p->name);
+        memcpy(&n, s, 2);
+
+        if (cb(data, s + 2, n) != 0) {
+            break;
+        }
+
+        id = __atomic_load_n(&p->sibling, __ATOMIC_ACQUIRE);
+    }
+
+    return TS_OK;
+}

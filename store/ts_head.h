@@ -1,0 +1,152 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * The head: the in-memory part of a zone, kept in one shared memory
+ * region that every nginx worker maps.  It holds tenants, series (labels
+ * and a chain of Prometheus XOR chunks), and postings (label pair ->
+ * ascending series refs).  Writers serialize per series; readers never
+ * lock.  See ts_head.c for the invariants and what a crash leaves.
+ */
+
+#ifndef TS_HEAD_H
+#define TS_HEAD_H
+
+
+#include "ts_core.h"
+#include "ts_labels.h"
+
+
+#define TS_HEAD_CHUNK_SIZE     256
+#define TS_HEAD_MAX_TENANTS    1024
+#define TS_HEAD_TENANT_LEN     128
+#define TS_HEAD_MAX_LABELS     256
+
+/* ts_head_append() result for a sample identical to a stored one */
+#define TS_HEAD_DUPLICATE      1
+
+
+typedef struct ts_head_hdr_s  ts_head_hdr_t;
+
+
+/* A process-local handle on a shared head region. */
+typedef struct {
+    ts_head_hdr_t          *hdr;
+    int64_t                 pid;
+    ts_pid_alive_pt         alive;
+} ts_head_t;
+
+
+typedef struct {
+    uint64_t                series;
+    uint64_t                series_max;
+    uint64_t                chunks;
+    uint64_t                chunks_max;
+    uint64_t                arena_used;
+    uint64_t                arena_size;
+    uint64_t                pairs;
+    uint64_t                pairs_max;
+    uint64_t                tenants;
+    uint64_t                samples;
+} ts_head_stats_t;
+
+
+/* Iterates one postings list; refs come in ascending order. */
+typedef struct {
+    ts_head_hdr_t          *hdr;
+    uint32_t                block;
+    uint32_t                i;
+} ts_postings_t;
+
+
+/* A consistent copy of one chunk, made while writers may append. */
+typedef struct {
+    int64_t                 mint;
+    int64_t                 maxt;
+    uint32_t                samples;
+    size_t                  len;
+    uint8_t                 data[TS_HEAD_CHUNK_SIZE];
+} ts_head_chunk_t;
+
+
+/* Called per chunk, oldest first; returns 0 to go on, else stops. */
+typedef int (*ts_head_chunk_pt)(void *data, const ts_head_chunk_t *c);
+
+/* Called per label name or value; returns 0 to go on, else stops. */
+typedef int (*ts_head_str_pt)(void *data, const char *s, size_t len);
+
+
+/*
+ * Formats the region, or takes it over when it already holds a head of
+ * the same layout (an nginx reload hands the zone back); locks held by
+ * dead processes are taken over and repaired on first use.
+ * TS_ERR_INVALID if the region is smaller than ts_head_min_size().
+ */
+int ts_head_open(ts_head_t *h, void *mem, size_t size, int64_t pid,
+    ts_pid_alive_pt alive);
+size_t ts_head_min_size(void);
+
+void ts_head_stats(ts_head_t *h, ts_head_stats_t *st);
+
+/*
+ * Tenant ids: ts_head_tenant() creates the tenant if needed (the name
+ * must have been validated by the caller); _find returns TS_ERR_NOTFOUND
+ * for a tenant that never wrote.
+ */
+int ts_head_tenant(ts_head_t *h, const char *name, size_t len,
+    uint32_t *id);
+int ts_head_tenant_find(ts_head_t *h, const char *name, size_t len,
+    uint32_t *id);
+
+/*
+ * Finds or creates the series with these labels (validated and sorted
+ * by name; hash from ts_labels_hash()).  Returns 0 when found, 1 when
+ * created, TS_ERR_FULL when the head has no room, TS_ERR_LIMIT for more
+ * than TS_HEAD_MAX_LABELS labels or when the tenant already has
+ * max_series series (0: no limit).
+ */
+int ts_head_series(ts_head_t *h, uint32_t tenant, const ts_label_t *labels,
+    uint32_t n, uint64_t hash, uint32_t max_series, uint32_t *ref);
+
+/* Series a tenant has in the head. */
+uint32_t ts_head_tenant_series(ts_head_t *h, uint32_t tenant);
+
+/*
+ * Appends a sample (value as IEEE-754 bits, kept bit for bit).  TS_OK;
+ * TS_HEAD_DUPLICATE when the series already holds the same timestamp
+ * with the same value bits (a retry); TS_ERR_DUPLICATE for the same
+ * timestamp with another value; TS_ERR_OUT_OF_ORDER for a timestamp
+ * before the last one that is not a duplicate; TS_ERR_FULL when no
+ * chunk is free.
+ */
+int ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v);
+
+/* Labels of a series, pointing into the shared region. */
+int ts_head_labels(ts_head_t *h, uint32_t ref, ts_label_t *out,
+    uint32_t max, uint32_t *n);
+int ts_head_series_tenant(ts_head_t *h, uint32_t ref, uint32_t *tenant);
+
+/*
+ * Copies the series' chunks that overlap [mint, maxt] and hands them
+ * to cb, oldest first.  TS_ERR_AGAIN if chunks kept being recycled under
+ * the reader (the caller then reads from persisted storage).
+ */
+int ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
+    ts_head_chunk_pt cb, void *data);
+
+/*
+ * Postings of a tenant: name == NULL gives all its series; value ==
+ * NULL all series that have the label name; otherwise the series with
+ * name="value".  An unknown pair gives an empty list.
+ */
+void ts_head_postings(ts_head_t *h, uint32_t tenant, const char *name,
+    size_t nlen, const char *value, size_t vlen, ts_postings_t *p);
+int ts_postings_next(ts_postings_t *p, uint32_t *ref);
+
+/* Label names of a tenant, and the values of one name, unsorted. */
+int ts_head_label_names(ts_head_t *h, uint32_t tenant, ts_head_str_pt cb,
+    void *data);
+int ts_head_label_values(ts_head_t *h, uint32_t tenant, const char *name,
+    size_t nlen, ts_head_str_pt cb, void *data);
+
+
+#endif /* TS_HEAD_H */
