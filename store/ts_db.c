@@ -1,0 +1,4337 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * LMDB persistence of a zone.  Format: docs/format/lmdb.md.
+ *
+ * Who opens what when.  Each process opens its own environment on
+ * <path>/index after fork() (nginx: init_process; the master may open
+ * one to create and chown the files, and must close it before forking).
+ * db->pid records the opener; every entry point refuses another pid,
+ * and ts_db_close() in another pid frees memory without touching LMDB,
+ * whose reader slots and locks belong to the opener.  All sub-database
+ * handles are opened once, at open, and never closed.
+ *
+ * Threads.  Writes (apply, retention) serialize on db->wlock, which
+ * also guards db->errmsg.  LMDB allows mdb_env_set_mapsize() only while
+ * no transaction of this process is active, so every transaction passes
+ * the gate: gate_enter() counts it in db->active (waiting while a remap
+ * runs) and gate_leave() counts it out; a remap waits, at most
+ * resize_wait ms, until the count is zero, then runs alone.  While a
+ * remap waits, new transactions defer to it for at most TS_DB_DEFER ms
+ * and then go ahead: readers overlapping in several threads cannot
+ * starve a remap, a thread that nests read handles cannot deadlock (its
+ * remap times out instead), and the event loop never waits longer than
+ * TS_DB_DEFER plus one munmap()/mmap().  The count is ours, not a
+ * rwlock, because with MDB_NOTLS a read handle may end in another
+ * thread than the one that began it.
+ *
+ * What a crash leaves.  LMDB commits are atomic: a process killed at
+ * any instruction leaves the last commit (a dead writer's mutex is
+ * recovered by the next writer through the robust mutex; a dead
+ * reader's slot by mdb_reader_check(), at open and when the glue calls
+ * ts_db_reader_check()).  With MDB_NOMETASYNC a power loss may undo the
+ * last commits not followed by ts_db_sync(), never more, and never
+ * corrupts: data pages are fdatasync()ed before the meta page that
+ * points at them is written.  The WAL is truncated only after
+ * ts_db_sync(), so whatever a power loss undoes is replayed.
+ *
+ * Map growth.  MDB_MAP_FULL doubles the map up to map_max (TS_ERR_FULL
+ * beyond).  Retention may grow it 1/16 further: deleting needs fresh
+ * pages too (copy-on-write), and a full index must always be able to
+ * free space.
+ *
+ * Why no shared-memory lock is ever held across an LMDB call: commits
+ * fsync and wait for the LMDB writer mutex, which another process may
+ * hold for a whole flush; a head lock held meanwhile would stall every
+ * worker's ingest.  The flusher copies chunks out of the head under the
+ * head's locks, releases them, and only then builds and applies a batch.
+ * A batch holds copies, so nothing in an apply depends on the head, and
+ * an apply can be retried from the start after the map grew.
+ *
+ * Series ids come from a counter in the meta db and are never reused,
+ * so an id held by the head refers to one label set forever, even after
+ * retention deleted it (then it refers to nothing).
+ */
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+
+#include "ts_crc32c.h"
+#include "ts_db.h"
+
+
+#define TS_DB_MAGIC          "TSDBLMDB"
+#define TS_DB_MAGIC_LEN      8
+#define TS_DB_FORMAT_LEN     32
+#define TS_DB_MAXDBS         16
+#define TS_DB_KEY_MAX        511         /* LMDB's default MDB_MAXKEYSIZE */
+#define TS_DB_CHUNK_HDR      13          /* crc, maxt, encoding */
+#define TS_DB_SERIES_HDR     14          /* tenant, hash, count */
+#define TS_DB_BLOCK_SIZE     (64 * 1024)
+#define TS_DB_RETRIES        64
+#define TS_DB_DEFER          50          /* ms a new txn yields to a remap */
+#define TS_DB_SIGN           0x8000000000000000ULL
+
+/* postings key kinds */
+#define TS_DB_KIND_ALL       'A'
+#define TS_DB_KIND_NAME      'N'
+#define TS_DB_KIND_PAIR      'V'
+#define TS_DB_PHEAD          5           /* tenant, kind */
+
+#define TS_DB_NONE           UINT32_MAX
+
+#define TS_DB_DBFLAGS        (MDB_REVERSEKEY | MDB_DUPSORT | MDB_INTEGERKEY \
+                              | MDB_DUPFIXED | MDB_INTEGERDUP               \
+                              | MDB_REVERSEDUP)
+
+
+enum {
+    TS_DB_META = 0,
+    TS_DB_TENANTS,
+    TS_DB_SERIES,
+    TS_DB_SHASH,
+    TS_DB_POSTINGS,
+    TS_DB_CHUNKS,
+    TS_DB_RETENTION,
+    TS_DB_METADATA,
+    TS_DB_NDBS
+};
+
+
+typedef struct {
+    const char             *name;
+    unsigned                flags;
+} ts_db_dbdef_t;
+
+
+static const ts_db_dbdef_t  ts_db_dbs[TS_DB_NDBS] = {
+    { "meta", 0 },
+    { "tenants", 0 },
+    { "series", 0 },
+    { "series_hash", MDB_DUPSORT | MDB_DUPFIXED },
+    { "postings", MDB_DUPSORT | MDB_DUPFIXED },
+    { "chunks", 0 },
+    { "retention", MDB_DUPSORT | MDB_DUPFIXED },
+    { "metadata", 0 }
+};
+
+
+struct ts_db_s {
+    MDB_env                *env;
+    MDB_dbi                 dbi[TS_DB_NDBS];
+    pid_t                   pid;
+    char                   *dir;            /* <path>/index */
+    char                   *file;           /* <path>/index/data.mdb */
+    size_t                  map_size;       /* initial */
+    size_t                  map_max;
+    size_t                  page;
+    unsigned                resize_wait;
+
+    pthread_mutex_t         wlock;          /* writes and errmsg */
+    pthread_mutex_t         glock;          /* the gate */
+    pthread_cond_t          gcond;
+    unsigned                active;         /* transactions in flight */
+    unsigned                pending;        /* remaps waiting */
+    int                     remapping;
+    int                     locks;          /* initialized: 3 */
+
+    uint64_t                grows;
+    uint64_t                adopts;
+    uint64_t                stale;
+
+    int                     mdb_rc;         /* raw code of the last
+                                               failed LMDB call */
+    char                    errmsg[TS_DB_ERR_MAX];
+};
+
+
+struct ts_db_rtxn_s {
+    ts_db_t                *db;
+    MDB_txn                *txn;
+    int                     active;
+    char                    errmsg[TS_DB_ERR_MAX];
+};
+
+
+typedef struct ts_db_blk_s  ts_db_blk_t;
+
+struct ts_db_blk_s {
+    ts_db_blk_t            *next;
+    size_t                  size;
+    size_t                  used;
+    uint8_t                 data[];
+};
+
+
+typedef struct {
+    const char             *tenant;
+    ts_label_t             *labels;
+    uint64_t                hash;
+    uint64_t                hint;
+    uint64_t                id;             /* after apply */
+    uint32_t                tlen;
+    uint32_t                n;
+    int                     created;
+} ts_db_bseries_t;
+
+
+typedef struct {
+    uint64_t                known;          /* id given by the caller */
+    uint64_t                id;             /* resolved in apply */
+    int64_t                 mint;
+    int64_t                 maxt;
+    const uint8_t          *data;
+    uint32_t                len;
+    uint32_t                sidx;           /* TS_DB_NONE: known id */
+    uint32_t                seq;
+    uint8_t                 encoding;
+} ts_db_bchunk_t;
+
+
+typedef struct {
+    const char             *tenant;
+    uint32_t                tlen;
+    ts_db_metadata_t        md;
+} ts_db_bmeta_t;
+
+
+struct ts_db_batch_s {
+    ts_db_blk_t            *blocks;
+    ts_db_blk_t            *cur;
+
+    ts_db_bseries_t        *series;
+    uint32_t                nseries;
+    uint32_t                series_cap;
+
+    ts_db_bchunk_t         *chunks;
+    uint32_t                nchunks;
+    uint32_t                chunks_cap;
+
+    ts_db_bmeta_t          *metas;
+    uint32_t                nmetas;
+    uint32_t                metas_cap;
+
+    int                     applied;
+};
+
+
+/* State of one apply attempt; rebuilt from the batch on every retry. */
+typedef struct {
+    ts_db_batch_t          *b;
+    MDB_txn                *txn;
+    MDB_cursor             *shash;
+    uint64_t                next_series;
+    uint32_t                next_tenant;
+    uint64_t                first_series;
+    uint32_t                first_tenant;
+    const char             *tname;          /* last tenant resolved */
+    uint32_t                tlen;
+    uint32_t                tid;
+} ts_db_apply_t;
+
+
+typedef struct {
+    MDB_txn                *txn;
+    MDB_cursor             *rcur;
+    MDB_cursor             *ccur;
+    int64_t                 limit;          /* first bucket kept */
+    size_t                  max_keys;
+    ts_db_retention_t      *st;
+} ts_db_ret_t;
+
+
+/* A decoded series record: labels are read one by one. */
+typedef struct {
+    const uint8_t          *p;
+    const uint8_t          *end;
+    uint32_t                tenant;
+    uint32_t                n;
+    uint32_t                left;
+    uint64_t                hash;
+} ts_db_srec_t;
+
+
+typedef int (*ts_db_txn_pt)(ts_db_t *db, MDB_txn *txn, void *data);
+
+
+static void ts_db_put32(uint8_t *p, uint32_t v);
+static uint32_t ts_db_get32(const uint8_t *p);
+static void ts_db_put64(uint8_t *p, uint64_t v);
+static uint64_t ts_db_get64(const uint8_t *p);
+static void ts_db_puti64(uint8_t *p, int64_t v);
+static int64_t ts_db_geti64(const uint8_t *p);
+static size_t ts_db_uvarint_put(uint8_t *p, uint64_t v);
+static size_t ts_db_uvarint_len(uint64_t v);
+static int ts_db_uvarint_get(const uint8_t **pp, const uint8_t *end,
+    uint64_t *v);
+static int64_t ts_db_bucket(int64_t t);
+static void ts_db_fmt(char *buf, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ts_db_code(int rc);
+static int ts_db_mdb_fail(ts_db_t *db, char *buf, int rc, const char *call,
+    const char *what);
+static int ts_db_werr(ts_db_t *db, int rc, const char *call,
+    const char *what);
+static int ts_db_rerr(ts_db_rtxn_t *t, int rc, const char *call,
+    const char *what);
+static int ts_db_pid_check(ts_db_t *db, char *buf);
+
+static int ts_db_init(ts_db_t *db, const ts_db_conf_t *conf);
+static int ts_db_mkdir(ts_db_t *db, const char *dir, mode_t mode,
+    uid_t uid, gid_t gid, int always);
+static int ts_db_files_check(ts_db_t *db, uid_t uid, gid_t gid, int chown);
+static int ts_db_env_open(ts_db_t *db, const ts_db_conf_t *conf);
+static int ts_db_size_check(ts_db_t *db);
+static int ts_db_schema(ts_db_t *db);
+static int ts_db_schema_open(ts_db_t *db, MDB_txn *txn, int create);
+static int ts_db_schema_init(ts_db_t *db, MDB_txn *txn, void *data);
+static int ts_db_format_check(ts_db_t *db, const MDB_val *v);
+static void ts_db_format_make(uint8_t *p);
+
+static void ts_db_deadline(struct timespec *ts, unsigned ms);
+static void ts_db_gate_enter(ts_db_t *db);
+static void ts_db_gate_leave(ts_db_t *db);
+static int ts_db_remap(ts_db_t *db, size_t size, char *buf);
+static int ts_db_grow(ts_db_t *db, size_t limit);
+static int ts_db_write(ts_db_t *db, ts_db_txn_pt fn, void *data,
+    size_t limit);
+
+static void *ts_db_alloc(ts_db_batch_t *b, size_t len);
+static void *ts_db_copy(ts_db_batch_t *b, const void *p, size_t len);
+static int ts_db_grow_array(void **arr, uint32_t *cap, uint32_t n,
+    size_t size);
+static int ts_db_batch_chunk_add(ts_db_batch_t *b, uint64_t known,
+    uint32_t idx, int64_t mint, int64_t maxt, uint8_t encoding,
+    const void *data, size_t len);
+static int ts_db_chunk_cmp(const void *a, const void *b);
+
+static int ts_db_apply_txn(ts_db_t *db, MDB_txn *txn, void *data);
+static int ts_db_counters_get(ts_db_t *db, MDB_txn *txn, uint64_t *series,
+    uint32_t *tenant);
+static int ts_db_counters_put(ts_db_t *db, MDB_txn *txn, uint64_t series,
+    uint32_t tenant);
+static int ts_db_apply_tenant(ts_db_t *db, ts_db_apply_t *a,
+    const char *name, uint32_t len, uint32_t *id);
+static int ts_db_apply_series(ts_db_t *db, ts_db_apply_t *a,
+    ts_db_bseries_t *s);
+static int ts_db_series_match(ts_db_t *db, char *buf, MDB_txn *txn,
+    uint64_t id, uint32_t tenant, const ts_label_t *l, uint32_t n);
+static int ts_db_series_create(ts_db_t *db, ts_db_apply_t *a,
+    ts_db_bseries_t *s, uint32_t tenant);
+static int ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
+    const ts_label_t *l, uint32_t n, uint64_t id, int del);
+static int ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
+    int kind, const ts_label_t *l, uint8_t *idb, int del);
+static int ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a);
+static int ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn,
+    const ts_db_bchunk_t *c);
+static int ts_db_apply_metas(ts_db_t *db, ts_db_apply_t *a);
+
+static size_t ts_db_pkey(uint8_t *k, uint32_t tenant, int kind,
+    const char *name, size_t nlen, const char *value, size_t vlen);
+static size_t ts_db_mkey(uint8_t *k, uint32_t tenant, const char *name,
+    size_t len);
+static void ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint);
+static size_t ts_db_series_size(const ts_label_t *l, uint32_t n);
+static void ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
+    const ts_label_t *l, uint32_t n);
+static int ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v);
+static int ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l);
+static int ts_db_chunk_decode(const MDB_val *k, const MDB_val *v,
+    ts_db_chunk_t *c, const char **why);
+static int ts_db_meta_decode(const MDB_val *v, ts_db_metadata_t *md);
+
+static int ts_db_ret_txn(ts_db_t *db, MDB_txn *txn, void *data);
+static int ts_db_ret_one(ts_db_t *db, ts_db_ret_t *r, const MDB_val *v);
+static int ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
+    ts_db_retention_t *st);
+
+static int ts_db_rtxn_start(ts_db_rtxn_t *t, int renew);
+static int ts_db_cursor(ts_db_rtxn_t *t, int dbi, MDB_cursor **cur);
+static int ts_db_series_get(ts_db_rtxn_t *t, uint64_t id,
+    ts_db_srec_t *r);
+static int ts_db_postings_load(ts_db_postings_t *p, MDB_val *d);
+static int ts_db_postings_page(ts_db_postings_t *p, const MDB_val *d);
+static int ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *d, const char *name, size_t nlen, const char **s,
+    size_t *len);
+static int ts_db_chunks_start(ts_db_chunks_t *it, MDB_val *k, MDB_val *d);
+static int ts_db_chunk_bad(ts_db_rtxn_t *t, const MDB_val *k,
+    const char *why);
+
+static int ts_db_verify_walk(ts_db_rtxn_t *t);
+static int ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v);
+static int ts_db_verify_label(ts_db_rtxn_t *t, uint32_t tenant,
+    const ts_label_t *l, const uint8_t *idb);
+static int ts_db_verify_chunk(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v);
+static int ts_db_verify_retention(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v);
+static int ts_db_has(ts_db_rtxn_t *t, int dbi, const void *key,
+    size_t klen, const void *data, size_t dlen);
+
+
+/* Bytes. */
+
+static void
+ts_db_put32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t) (v >> 24);
+    p[1] = (uint8_t) (v >> 16);
+    p[2] = (uint8_t) (v >> 8);
+    p[3] = (uint8_t) v;
+}
+
+
+static uint32_t
+ts_db_get32(const uint8_t *p)
+{
+    return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16
+           | (uint32_t) p[2] << 8 | (uint32_t) p[3];
+}
+
+
+static void
+ts_db_put64(uint8_t *p, uint64_t v)
+{
+    ts_db_put32(p, (uint32_t) (v >> 32));
+    ts_db_put32(p + 4, (uint32_t) v);
+}
+
+
+static uint64_t
+ts_db_get64(const uint8_t *p)
+{
+    return (uint64_t) ts_db_get32(p) << 32 | ts_db_get32(p + 4);
+}
+
+
+/* Signed values are stored with the sign bit flipped, so that the bytes
+   of a big-endian key sort in numeric order. */
+
+static void
+ts_db_puti64(uint8_t *p, int64_t v)
+{
+    ts_db_put64(p, (uint64_t) v ^ TS_DB_SIGN);
+}
+
+
+static int64_t
+ts_db_geti64(const uint8_t *p)
+{
+    return (int64_t) (ts_db_get64(p) ^ TS_DB_SIGN);
+}
+
+
+static size_t
+ts_db_uvarint_put(uint8_t *p, uint64_t v)
+{
+    size_t  n;
+
+    for (n = 0; v >= 0x80; n++) {
+        p[n] = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+
+    p[n++] = (uint8_t) v;
+
+    return n;
+}
+
+
+static size_t
+ts_db_uvarint_len(uint64_t v)
+{
+    size_t  n;
+
+    for (n = 1; v >= 0x80; n++) {
+        v >>= 7;
+    }
+
+    return n;
+}
+
+
+/* -1 if truncated or longer than 10 bytes; never reads at or past end. */
+
+static int
+ts_db_uvarint_get(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t  *p;
+    uint64_t        x;
+    unsigned        shift;
+
+    x = 0;
+
+    for (p = *pp, shift = 0; p < end && shift < 70; p++, shift += 7) {
+        x |= (uint64_t) (*p & 0x7f) << shift;
+
+        if (*p < 0x80) {
+            *pp = p + 1;
+            *v = x;
+            return 0;
+        }
+    }
+
+    return -1;
+}
+
+
+static int64_t
+ts_db_bucket(int64_t t)
+{
+    int64_t  b;
+
+    b = t / TS_DB_BUCKET_MS;
+
+    if (t % TS_DB_BUCKET_MS < 0) {
+        b--;
+    }
+
+    return b;
+}
+
+
+/* Errors. */
+
+static void
+ts_db_fmt(char *buf, size_t size, const char *fmt, ...)
+{
+    va_list  ap;
+
+    if (buf == NULL || size == 0) {
+        return;
+    }
+
+    va_start(ap, fmt);
+    (void) vsnprintf(buf, size, fmt, ap);
+    va_end(ap);
+}
+
+
+static int
+ts_db_code(int rc)
+{
+    switch (rc) {
+
+    case MDB_SUCCESS:
+        return TS_OK;
+
+    case MDB_NOTFOUND:
+        return TS_ERR_NOTFOUND;
+
+    case MDB_KEYEXIST:
+        return TS_ERR_EXISTS;
+
+    case MDB_MAP_FULL:
+        return TS_ERR_FULL;
+
+    case MDB_TXN_FULL:
+    case MDB_CURSOR_FULL:
+    case MDB_PAGE_FULL:
+        return TS_ERR_LIMIT;
+
+    case MDB_MAP_RESIZED:
+    case MDB_READERS_FULL:
+        return TS_ERR_AGAIN;
+
+    case MDB_CORRUPTED:
+    case MDB_PAGE_NOTFOUND:
+    case MDB_INVALID:
+    case MDB_VERSION_MISMATCH:
+    case MDB_INCOMPATIBLE:
+        return TS_ERR_CORRUPT;
+
+    case ENOMEM:
+        return TS_ERR_NOMEM;
+
+    case EINVAL:
+    case MDB_BAD_VALSIZE:
+    case MDB_BAD_DBI:
+    case MDB_BAD_TXN:
+    case MDB_BAD_RSLOT:
+    case MDB_DBS_FULL:
+    case MDB_TLS_FULL:
+        return TS_ERR_INVALID;
+
+    default:
+        return TS_ERR_IO;
+    }
+}
+
+
+static int
+ts_db_mdb_fail(ts_db_t *db, char *buf, int rc, const char *call,
+    const char *what)
+{
+    ts_db_fmt(buf, TS_DB_ERR_MAX, "%s()%s%s%s: %s, file \"%s\"%s", call,
+              what ? " on \"" : "", what ? what : "", what ? "\"" : "",
+              mdb_strerror(rc), db->file,
+              rc == MDB_PANIC ? " (reopen the environment)" : "");
+
+    return ts_db_code(rc);
+}
+
+
+static int
+ts_db_werr(ts_db_t *db, int rc, const char *call, const char *what)
+{
+    db->mdb_rc = rc;
+
+    return ts_db_mdb_fail(db, db->errmsg, rc, call, what);
+}
+
+
+static int
+ts_db_rerr(ts_db_rtxn_t *t, int rc, const char *call, const char *what)
+{
+    return ts_db_mdb_fail(t->db, t->errmsg, rc, call, what);
+}
+
+
+static int
+ts_db_pid_check(ts_db_t *db, char *buf)
+{
+    pid_t  pid;
+
+    pid = getpid();
+
+    if (pid == db->pid) {
+        return TS_OK;
+    }
+
+    ts_db_fmt(buf, TS_DB_ERR_MAX, "LMDB environment \"%s\" used in pid %ld"
+              " but opened in pid %ld: it must not cross fork()", db->dir,
+              (long) pid, (long) db->pid);
+
+    return TS_ERR_INVALID;
+}
+
+
+const char *
+ts_db_errmsg(const ts_db_t *db)
+{
+    return db->errmsg;
+}
+
+
+const char *
+ts_db_rtxn_errmsg(const ts_db_rtxn_t *t)
+{
+    return t->errmsg;
+}
+
+
+const char *
+ts_db_dir(const ts_db_t *db)
+{
+    return db->dir;
+}
+
+
+/* Open and close. */
+
+static int
+ts_db_init(ts_db_t *db, const ts_db_conf_t *conf)
+{
+    size_t              len, page;
+    pthread_condattr_t  ca;
+
+    len = strlen(conf->path);
+    db->dir = malloc(len + sizeof("/" TS_DB_DIR));
+    db->file = malloc(len + sizeof("/" TS_DB_DIR "/data.mdb"));
+
+    if (db->dir == NULL || db->file == NULL) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    memcpy(db->dir, conf->path, len);
+    memcpy(db->dir + len, "/" TS_DB_DIR, sizeof("/" TS_DB_DIR));
+    memcpy(db->file, db->dir, len + sizeof("/" TS_DB_DIR) - 1);
+    memcpy(db->file + len + sizeof("/" TS_DB_DIR) - 1, "/data.mdb",
+           sizeof("/data.mdb"));
+
+    page = (size_t) sysconf(_SC_PAGESIZE);
+    db->page = page;
+    db->map_size = conf->map_size ? conf->map_size : TS_DB_MAP_SIZE;
+    db->map_size = (db->map_size + page - 1) / page * page;
+    db->map_max = conf->map_max ? conf->map_max : TS_DB_MAP_MAX;
+    db->map_max = db->map_max / page * page;
+    db->resize_wait = conf->resize_wait ? conf->resize_wait
+                                        : TS_DB_RESIZE_WAIT;
+
+    if (db->map_size > db->map_max) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "LMDB map size %zu is"
+                  " above its limit %zu", db->map_size, db->map_max);
+        return TS_ERR_INVALID;
+    }
+
+    if (pthread_mutex_init(&db->wlock, NULL) != 0) {
+        goto failed;
+    }
+
+    db->locks++;
+
+    if (pthread_mutex_init(&db->glock, NULL) != 0) {
+        goto failed;
+    }
+
+    db->locks++;
+
+    if (pthread_condattr_init(&ca) != 0) {
+        goto failed;
+    }
+
+    if (pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0
+        || pthread_cond_init(&db->gcond, &ca) != 0)
+    {
+        (void) pthread_condattr_destroy(&ca);
+        goto failed;
+    }
+
+    (void) pthread_condattr_destroy(&ca);
+    db->locks++;
+
+    return TS_OK;
+
+failed:
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "pthread init failed");
+    return TS_ERR_NOMEM;
+}
+
+
+int
+ts_db_open(ts_db_t **dbp, const ts_db_conf_t *conf, char *err,
+    size_t errlen)
+{
+    int       rc, dead;
+    ts_db_t  *db;
+
+    *dbp = NULL;
+
+    if (conf->path == NULL || conf->path[0] == '\0') {
+        ts_db_fmt(err, errlen, "empty LMDB path");
+        return TS_ERR_INVALID;
+    }
+
+    db = calloc(1, sizeof(ts_db_t));
+    if (db == NULL) {
+        ts_db_fmt(err, errlen, "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    db->pid = getpid();
+
+    rc = ts_db_init(db, conf);
+
+    if (rc == TS_OK) {
+        rc = ts_db_mkdir(db, conf->path, 0755, conf->uid, conf->gid, 0);
+    }
+
+    if (rc == TS_OK) {
+        rc = ts_db_mkdir(db, db->dir, 0700, conf->uid, conf->gid, 1);
+    }
+
+    if (rc == TS_OK) {
+        rc = ts_db_files_check(db, conf->uid, conf->gid, 0);
+    }
+
+    if (rc == TS_OK) {
+        rc = ts_db_env_open(db, conf);
+    }
+
+    if (rc == TS_OK) {
+        rc = ts_db_files_check(db, conf->uid, conf->gid, 1);
+    }
+
+    if (rc == TS_OK) {
+        dead = 0;
+        rc = mdb_reader_check(db->env, &dead);
+        rc = rc ? ts_db_werr(db, rc, "mdb_reader_check", NULL) : TS_OK;
+        db->stale = (uint64_t) dead;
+    }
+
+    if (rc == TS_OK) {
+        rc = ts_db_schema(db);
+    }
+
+    if (rc != TS_OK) {
+        ts_db_fmt(err, errlen, "%s", db->errmsg);
+        ts_db_close(db);
+        return rc;
+    }
+
+    db->errmsg[0] = '\0';
+    *dbp = db;
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_mkdir(ts_db_t *db, const char *dir, mode_t mode, uid_t uid,
+    gid_t gid, int always)
+{
+    int          fd, created;
+    struct stat  st;
+
+    created = (mkdir(dir, mode) == 0);
+
+    if (!created && errno != EEXIST) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "mkdir() \"%s\" failed:"
+                  " %s", dir, strerror(errno));
+        return TS_ERR_IO;
+    }
+
+    fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd == -1) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "open() \"%s\" failed:"
+                  " %s", dir, strerror(errno));
+        return TS_ERR_IO;
+    }
+
+    if ((created || always) && (uid != (uid_t) -1 || gid != (gid_t) -1)
+        && fstat(fd, &st) == 0
+        && ((uid != (uid_t) -1 && st.st_uid != uid)
+            || (gid != (gid_t) -1 && st.st_gid != gid))
+        && fchown(fd, uid, gid) == -1)
+    {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "fchown() \"%s\" failed:"
+                  " %s", dir, strerror(errno));
+        (void) close(fd);
+        return TS_ERR_IO;
+    }
+
+    (void) close(fd);
+
+    return TS_OK;
+}
+
+
+/*
+ * Before the open: data.mdb and lock.mdb must be regular files if they
+ * exist (root must not follow a symlink planted by the worker user).
+ * After it: both get the workers' owner.
+ */
+
+static int
+ts_db_files_check(ts_db_t *db, uid_t uid, gid_t gid, int chown)
+{
+    int           i;
+    char          path[PATH_MAX];
+    struct stat   st;
+    static const char  *names[] = { "data.mdb", "lock.mdb" };
+
+    for (i = 0; i < 2; i++) {
+        if (snprintf(path, sizeof(path), "%s/%s", db->dir, names[i])
+            >= (int) sizeof(path))
+        {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "path too long");
+            return TS_ERR_INVALID;
+        }
+
+        if (lstat(path, &st) == -1) {
+            if (errno == ENOENT && !chown) {
+                continue;
+            }
+
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "lstat() \"%s\""
+                      " failed: %s", path, strerror(errno));
+            return TS_ERR_IO;
+        }
+
+        if (!S_ISREG(st.st_mode)) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" is not a"
+                      " regular file", path);
+            return TS_ERR_INVALID;
+        }
+
+        if (chown
+            && ((uid != (uid_t) -1 && st.st_uid != uid)
+                || (gid != (gid_t) -1 && st.st_gid != gid))
+            && lchown(path, uid, gid) == -1)
+        {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "lchown() \"%s\""
+                      " failed: %s", path, strerror(errno));
+            return TS_ERR_IO;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_env_open(ts_db_t *db, const ts_db_conf_t *conf)
+{
+    int          rc;
+    MDB_envinfo  info;
+
+    rc = mdb_env_create(&db->env);
+    if (rc != 0) {
+        db->env = NULL;
+        return ts_db_werr(db, rc, "mdb_env_create", NULL);
+    }
+
+    rc = mdb_env_set_maxdbs(db->env, TS_DB_MAXDBS);
+
+    if (rc == 0) {
+        rc = mdb_env_set_maxreaders(db->env, conf->max_readers
+                                    ? conf->max_readers
+                                    : TS_DB_MAX_READERS);
+    }
+
+    if (rc == 0) {
+        rc = mdb_env_set_mapsize(db->env, db->map_size);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_env_set", NULL);
+    }
+
+    /* MDB_NOMETASYNC: see ts_db_sync() and docs/format/lmdb.md */
+
+    rc = mdb_env_open(db->env, db->dir, MDB_NOTLS | MDB_NOMETASYNC, 0600);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_env_open", NULL);
+    }
+
+    if (mdb_env_get_maxkeysize(db->env) < TS_DB_KEY_MAX) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "liblmdb built with a"
+                  " key size limit of %d, %d needed",
+                  mdb_env_get_maxkeysize(db->env), TS_DB_KEY_MAX);
+        return TS_ERR_UNSUPPORTED;
+    }
+
+    rc = ts_db_size_check(db);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    /* take over a larger map another process has grown and committed */
+
+    rc = mdb_env_set_mapsize(db->env, 0);
+
+    if (rc == 0 && mdb_env_info(db->env, &info) == 0
+        && info.me_mapsize < db->map_size)
+    {
+        rc = mdb_env_set_mapsize(db->env, db->map_size);
+    }
+
+    return rc ? ts_db_werr(db, rc, "mdb_env_set_mapsize", NULL) : TS_OK;
+}
+
+
+/*
+ * LMDB maps the file and trusts the meta page: a data.mdb cut short of
+ * the last page in use would fault (SIGBUS) on first access.
+ */
+
+static int
+ts_db_size_check(ts_db_t *db)
+{
+    int          fd;
+    MDB_stat     ms;
+    struct stat  st;
+    MDB_envinfo  info;
+
+    if (mdb_env_info(db->env, &info) != 0
+        || mdb_env_stat(db->env, &ms) != 0
+        || mdb_env_get_fd(db->env, &fd) != 0
+        || fstat(fd, &st) == -1)
+    {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "cannot stat \"%s\"",
+                  db->file);
+        return TS_ERR_IO;
+    }
+
+    if (ms.ms_psize == 0 || info.me_last_pgno >= SIZE_MAX / ms.ms_psize
+        || (uint64_t) st.st_size < (info.me_last_pgno + 1) * ms.ms_psize)
+    {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" is truncated or"
+                  " corrupt: %lld bytes, but its meta page says %zu pages"
+                  " of %u bytes are in use", db->file,
+                  (long long) st.st_size, info.me_last_pgno + 1,
+                  ms.ms_psize);
+        return TS_ERR_CORRUPT;
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_schema(ts_db_t *db)
+{
+    int       rc, tries;
+    MDB_txn  *txn;
+
+    /*
+     * Another process may grow the map between our mdb_env_open() and
+     * this transaction; no other transaction of this process exists yet,
+     * so the map may be adopted right here.
+     */
+
+    for (tries = 0; tries < TS_DB_RETRIES; tries++) {
+        rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+        if (rc != MDB_MAP_RESIZED) {
+            break;
+        }
+
+        rc = mdb_env_set_mapsize(db->env, 0);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_env_set_mapsize", NULL);
+        }
+
+        db->adopts++;
+        rc = MDB_MAP_RESIZED;
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_txn_begin", NULL);
+    }
+
+    rc = ts_db_schema_open(db, txn, 0);
+
+    if (rc != TS_OK) {
+        mdb_txn_abort(txn);
+
+        if (rc != TS_ERR_NOTFOUND) {
+            return rc;
+        }
+
+        return ts_db_write(db, ts_db_schema_init, NULL, db->map_max);
+    }
+
+    /* a read transaction's commit keeps the handles it opened */
+
+    rc = mdb_txn_commit(txn);
+
+    return rc ? ts_db_werr(db, rc, "mdb_txn_commit", NULL) : TS_OK;
+}
+
+
+/*
+ * Opens every sub-database.  TS_ERR_NOTFOUND when there is no "meta"
+ * (a new environment); anything else missing is corruption.
+ */
+
+static int
+ts_db_schema_open(ts_db_t *db, MDB_txn *txn, int create)
+{
+    int       i, rc;
+    MDB_val   k, v;
+    unsigned  flags;
+
+    for (i = 0; i < TS_DB_NDBS; i++) {
+        flags = 0;
+        rc = mdb_dbi_open(txn, ts_db_dbs[i].name,
+                          ts_db_dbs[i].flags | (create ? MDB_CREATE : 0),
+                          &db->dbi[i]);
+
+        if (rc == MDB_NOTFOUND && i == TS_DB_META) {
+            return TS_ERR_NOTFOUND;
+        }
+
+        if (rc == MDB_NOTFOUND) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "sub-database \"%s\""
+                      " is missing, file \"%s\"", ts_db_dbs[i].name,
+                      db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_dbi_open", ts_db_dbs[i].name);
+        }
+
+        /* LMDB opens an existing database with its stored flags */
+
+        if (mdb_dbi_flags(txn, db->dbi[i], &flags) != 0
+            || (flags & TS_DB_DBFLAGS) != ts_db_dbs[i].flags)
+        {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "sub-database \"%s\""
+                      " has flags 0x%x, 0x%x expected, file \"%s\"",
+                      ts_db_dbs[i].name, flags & TS_DB_DBFLAGS,
+                      ts_db_dbs[i].flags, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        if (i != TS_DB_META || create) {
+            continue;
+        }
+
+        k.mv_data = "format";
+        k.mv_size = sizeof("format") - 1;
+
+        rc = mdb_get(txn, db->dbi[TS_DB_META], &k, &v);
+        if (rc == MDB_NOTFOUND) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" is not an"
+                      " ngx_tsdb index: no format record", db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_get", "meta");
+        }
+
+        rc = ts_db_format_check(db, &v);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_schema_init(ts_db_t *db, MDB_txn *txn, void *data)
+{
+    int        rc;
+    uint8_t    fmt[TS_DB_FORMAT_LEN];
+    MDB_val    k, v;
+    MDB_dbi    main;
+    MDB_stat   st;
+
+    (void) data;
+
+    rc = ts_db_schema_open(db, txn, 0);
+    if (rc != TS_ERR_NOTFOUND) {
+        return rc;                  /* another process made it meanwhile */
+    }
+
+    rc = mdb_dbi_open(txn, NULL, 0, &main);
+    if (rc == 0) {
+        rc = mdb_stat(txn, main, &st);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_stat", NULL);
+    }
+
+    if (st.ms_entries != 0) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" is not an"
+                  " ngx_tsdb index: it holds %zu other keys and no \"meta\"",
+                  db->file, st.ms_entries);
+        return TS_ERR_CORRUPT;
+    }
+
+    rc = ts_db_schema_open(db, txn, 1);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    ts_db_format_make(fmt);
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+    v.mv_data = fmt;
+    v.mv_size = sizeof(fmt);
+
+    rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "meta");
+    }
+
+    return ts_db_counters_put(db, txn, 1, 1);
+}
+
+
+static void
+ts_db_format_make(uint8_t *p)
+{
+    int              major, minor, patch;
+    struct timespec  ts;
+
+    (void) mdb_version(&major, &minor, &patch);
+    (void) clock_gettime(CLOCK_REALTIME, &ts);
+
+    memcpy(p, TS_DB_MAGIC, TS_DB_MAGIC_LEN);
+    ts_db_put32(p + 8, TS_DB_VERSION);
+    ts_db_put32(p + 12, 0);
+    ts_db_put64(p + 16, (uint64_t) ts.tv_sec * 1000
+                        + (uint64_t) ts.tv_nsec / 1000000);
+    ts_db_put32(p + 24, (uint32_t) MDB_VERINT(major, minor, patch));
+    ts_db_put32(p + 28, ts_crc32c(0, p, 28));
+}
+
+
+static int
+ts_db_format_check(ts_db_t *db, const MDB_val *v)
+{
+    uint32_t        version, flags;
+    const uint8_t  *p;
+
+    p = v->mv_data;
+
+    if (v->mv_size < 16 || memcmp(p, TS_DB_MAGIC, TS_DB_MAGIC_LEN) != 0) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" is not an"
+                  " ngx_tsdb index: bad magic in the format record",
+                  db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    version = ts_db_get32(p + 8);
+    flags = ts_db_get32(p + 12);
+
+    if (version != TS_DB_VERSION || flags != 0) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" has index format"
+                  " version %u (flags 0x%x), this build reads version %u:"
+                  " move \"%s\" away to start a new index", db->file,
+                  version, flags, TS_DB_VERSION, db->dir);
+        return TS_ERR_VERSION;
+    }
+
+    if (v->mv_size != TS_DB_FORMAT_LEN
+        || ts_db_get32(p + 28) != ts_crc32c(0, p, 28))
+    {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\": the format"
+                  " record is corrupt (%zu bytes, checksum)", db->file,
+                  v->mv_size);
+        return TS_ERR_CORRUPT;
+    }
+
+    return TS_OK;
+}
+
+
+void
+ts_db_close(ts_db_t *db)
+{
+    if (db == NULL) {
+        return;
+    }
+
+    /* in a fork()ed child the env, its slots and locks are the parent's */
+
+    if (db->pid == getpid()) {
+        if (db->env != NULL) {
+            mdb_env_close(db->env);
+        }
+
+        if (db->locks > 2) {
+            (void) pthread_cond_destroy(&db->gcond);
+        }
+
+        if (db->locks > 1) {
+            (void) pthread_mutex_destroy(&db->glock);
+        }
+
+        if (db->locks > 0) {
+            (void) pthread_mutex_destroy(&db->wlock);
+        }
+    }
+
+    free(db->dir);
+    free(db->file);
+    free(db);
+}
+
+
+/* The gate between transactions and map resizes of this process. */
+
+static void
+ts_db_deadline(struct timespec *ts, unsigned ms)
+{
+    (void) clock_gettime(CLOCK_MONOTONIC, ts);
+    ts->tv_sec += ms / 1000;
+    ts->tv_nsec += (long) (ms % 1000) * 1000000;
+
+    if (ts->tv_nsec >= 1000000000) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000;
+    }
+}
+
+
+static void
+ts_db_gate_enter(ts_db_t *db)
+{
+    int              deferred;
+    struct timespec  ts;
+
+    deferred = 0;
+
+    (void) pthread_mutex_lock(&db->glock);
+
+    for ( ;; ) {
+        if (db->remapping) {
+            (void) pthread_cond_wait(&db->gcond, &db->glock);
+            continue;
+        }
+
+        if (db->pending == 0) {
+            break;
+        }
+
+        if (!deferred) {
+            ts_db_deadline(&ts, TS_DB_DEFER);
+            deferred = 1;
+        }
+
+        if (pthread_cond_timedwait(&db->gcond, &db->glock, &ts)
+            == ETIMEDOUT)
+        {
+            break;
+        }
+    }
+
+    db->active++;
+
+    (void) pthread_mutex_unlock(&db->glock);
+}
+
+
+static void
+ts_db_gate_leave(ts_db_t *db)
+{
+    (void) pthread_mutex_lock(&db->glock);
+
+    if (--db->active == 0) {
+        (void) pthread_cond_broadcast(&db->gcond);
+    }
+
+    (void) pthread_mutex_unlock(&db->glock);
+}
+
+
+/* size 0: adopt the size another process committed (MDB_MAP_RESIZED). */
+
+static int
+ts_db_remap(ts_db_t *db, size_t size, char *buf)
+{
+    int              rc;
+    struct timespec  ts;
+
+    ts_db_deadline(&ts, db->resize_wait);
+
+    (void) pthread_mutex_lock(&db->glock);
+
+    db->pending++;
+
+    while (db->active > 0 || db->remapping) {
+        if (pthread_cond_timedwait(&db->gcond, &db->glock, &ts)
+            == ETIMEDOUT)
+        {
+            db->pending--;
+            (void) pthread_cond_broadcast(&db->gcond);
+            (void) pthread_mutex_unlock(&db->glock);
+            ts_db_fmt(buf, TS_DB_ERR_MAX, "LMDB map resize of \"%s\" waited"
+                      " %u ms for transactions of this process to end",
+                      db->file, db->resize_wait);
+            return TS_ERR_AGAIN;
+        }
+    }
+
+    db->pending--;
+    db->remapping = 1;
+    (void) pthread_mutex_unlock(&db->glock);
+
+    rc = mdb_env_set_mapsize(db->env, size);
+
+    (void) pthread_mutex_lock(&db->glock);
+    db->remapping = 0;
+    (void) pthread_cond_broadcast(&db->gcond);
+    (void) pthread_mutex_unlock(&db->glock);
+
+    if (rc != 0) {
+        return ts_db_mdb_fail(db, buf, rc, "mdb_env_set_mapsize", NULL);
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_grow(ts_db_t *db, size_t limit)
+{
+    int          rc;
+    size_t       size;
+    MDB_envinfo  info;
+
+    if (mdb_env_info(db->env, &info) != 0) {
+        return TS_ERR_IO;
+    }
+
+    if (info.me_mapsize >= limit) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "LMDB map full: \"%s\""
+                  " needs more than its limit of %zu bytes", db->file,
+                  limit);
+        return TS_ERR_FULL;
+    }
+
+    size = info.me_mapsize > limit / 2 ? limit : info.me_mapsize * 2;
+
+    rc = ts_db_remap(db, size, db->errmsg);
+    if (rc == TS_OK) {
+        (void) __atomic_fetch_add(&db->grows, 1, __ATOMIC_RELAXED);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Runs fn in a write transaction and commits.  fn reports LMDB failures
+ * through ts_db_werr(), which keeps the raw code: MDB_MAP_FULL grows the
+ * map and MDB_MAP_RESIZED adopts another process's size, both only after
+ * the transaction ended, and fn runs again from the start.
+ */
+
+static int
+ts_db_write(ts_db_t *db, ts_db_txn_pt fn, void *data, size_t limit)
+{
+    int       rc, mrc, tries;
+    MDB_txn  *txn;
+
+    for (tries = 0; tries < TS_DB_RETRIES; tries++) {
+        db->mdb_rc = 0;
+
+        ts_db_gate_enter(db);
+
+        mrc = mdb_txn_begin(db->env, NULL, 0, &txn);
+
+        if (mrc != 0) {
+            rc = ts_db_werr(db, mrc, "mdb_txn_begin", NULL);
+
+        } else {
+            rc = fn(db, txn, data);
+
+            if (rc == TS_OK) {
+                mrc = mdb_txn_commit(txn);
+                rc = mrc ? ts_db_werr(db, mrc, "mdb_txn_commit", NULL)
+                         : TS_OK;
+
+            } else {
+                mdb_txn_abort(txn);
+            }
+        }
+
+        ts_db_gate_leave(db);
+
+        if (rc == TS_OK) {
+            return TS_OK;
+        }
+
+        if (db->mdb_rc == MDB_MAP_FULL) {
+            rc = ts_db_grow(db, limit);
+
+        } else if (db->mdb_rc == MDB_MAP_RESIZED) {
+            rc = ts_db_remap(db, 0, db->errmsg);
+
+            if (rc == TS_OK) {
+                (void) __atomic_fetch_add(&db->adopts, 1, __ATOMIC_RELAXED);
+            }
+
+        } else {
+            return rc;
+        }
+
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "LMDB write to \"%s\" gave up"
+              " after %d map resizes", db->file, TS_DB_RETRIES);
+
+    return TS_ERR_AGAIN;
+}
+
+
+/* Batches. */
+
+int
+ts_db_batch_create(ts_db_batch_t **bp)
+{
+    *bp = calloc(1, sizeof(ts_db_batch_t));
+
+    return *bp ? TS_OK : TS_ERR_NOMEM;
+}
+
+
+void
+ts_db_batch_reset(ts_db_batch_t *b)
+{
+    ts_db_blk_t  *blk;
+
+    for (blk = b->blocks; blk; blk = blk->next) {
+        blk->used = 0;
+    }
+
+    b->cur = b->blocks;
+    b->nseries = 0;
+    b->nchunks = 0;
+    b->nmetas = 0;
+    b->applied = 0;
+}
+
+
+void
+ts_db_batch_destroy(ts_db_batch_t *b)
+{
+    ts_db_blk_t  *blk, *next;
+
+    if (b == NULL) {
+        return;
+    }
+
+    for (blk = b->blocks; blk; blk = next) {
+        next = blk->next;
+        free(blk);
+    }
+
+    free(b->series);
+    free(b->chunks);
+    free(b->metas);
+    free(b);
+}
+
+
+/* Arena: blocks are kept across resets; what they hold never moves. */
+
+static void *
+ts_db_alloc(ts_db_batch_t *b, size_t len)
+{
+    size_t        size;
+    ts_db_blk_t  *blk, **last;
+
+    len = (len + 7) & ~(size_t) 7;
+
+    for (blk = b->cur; blk; blk = blk->next) {
+        if (blk->size - blk->used >= len) {
+            b->cur = blk;
+            blk->used += len;
+            return blk->data + blk->used - len;
+        }
+    }
+
+    size = len > TS_DB_BLOCK_SIZE ? len : TS_DB_BLOCK_SIZE;
+
+    blk = malloc(sizeof(ts_db_blk_t) + size);
+    if (blk == NULL) {
+        return NULL;
+    }
+
+    blk->next = NULL;
+    blk->size = size;
+    blk->used = len;
+
+    for (last = &b->blocks; *last; last = &(*last)->next) {
+        /* void */
+    }
+
+    *last = blk;
+    b->cur = blk;
+
+    return blk->data;
+}
+
+
+static void *
+ts_db_copy(ts_db_batch_t *b, const void *p, size_t len)
+{
+    void  *dst;
+
+    dst = ts_db_alloc(b, len ? len : 1);
+
+    if (dst != NULL && len) {
+        memcpy(dst, p, len);
+    }
+
+    return dst;
+}
+
+
+static int
+ts_db_grow_array(void **arr, uint32_t *cap, uint32_t n, size_t size)
+{
+    void      *p;
+    uint32_t   ncap;
+
+    if (n < *cap) {
+        return TS_OK;
+    }
+
+    if (*cap >= UINT32_MAX / 2) {
+        return TS_ERR_LIMIT;
+    }
+
+    ncap = *cap ? *cap * 2 : 64;
+
+    p = realloc(*arr, (size_t) ncap * size);
+    if (p == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    *arr = p;
+    *cap = ncap;
+
+    return TS_OK;
+}
+
+
+int
+ts_db_batch_series(ts_db_batch_t *b, const char *tenant, size_t tlen,
+    const ts_label_t *labels, uint32_t n, uint64_t hint, uint32_t *idx)
+{
+    int               rc;
+    uint32_t          i;
+    ts_label_t       *l;
+    ts_db_bseries_t  *s;
+
+    if (tlen == 0 || tlen > TS_DB_TENANT_MAX || n > UINT16_MAX
+        || !ts_labels_sorted(labels, n))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    rc = ts_db_grow_array((void **) &b->series, &b->series_cap, b->nseries,
+                          sizeof(ts_db_bseries_t));
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    s = &b->series[b->nseries];
+
+    s->tenant = ts_db_copy(b, tenant, tlen);
+    l = ts_db_alloc(b, (n ? n : 1) * sizeof(ts_label_t));
+
+    if (s->tenant == NULL || l == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = 0; i < n; i++) {
+        l[i].name = ts_db_copy(b, labels[i].name, labels[i].name_len);
+        l[i].name_len = labels[i].name_len;
+        l[i].value = ts_db_copy(b, labels[i].value, labels[i].value_len);
+        l[i].value_len = labels[i].value_len;
+
+        if (l[i].name == NULL || l[i].value == NULL) {
+            return TS_ERR_NOMEM;
+        }
+    }
+
+    s->labels = l;
+    s->n = n;
+    s->tlen = (uint32_t) tlen;
+    s->hash = ts_labels_hash(labels, n);
+    s->hint = hint;
+    s->id = 0;
+    s->created = 0;
+
+    *idx = b->nseries++;
+    b->applied = 0;
+
+    return TS_OK;
+}
+
+
+int
+ts_db_batch_chunk(ts_db_batch_t *b, uint32_t idx, int64_t mint,
+    int64_t maxt, uint8_t encoding, const void *data, size_t len)
+{
+    if (idx >= b->nseries) {
+        return TS_ERR_INVALID;
+    }
+
+    return ts_db_batch_chunk_add(b, 0, idx, mint, maxt, encoding, data,
+                                 len);
+}
+
+
+int
+ts_db_batch_chunk_id(ts_db_batch_t *b, uint64_t id, int64_t mint,
+    int64_t maxt, uint8_t encoding, const void *data, size_t len)
+{
+    if (id == 0) {
+        return TS_ERR_INVALID;
+    }
+
+    return ts_db_batch_chunk_add(b, id, TS_DB_NONE, mint, maxt, encoding,
+                                 data, len);
+}
+
+
+static int
+ts_db_batch_chunk_add(ts_db_batch_t *b, uint64_t known, uint32_t idx,
+    int64_t mint, int64_t maxt, uint8_t encoding, const void *data,
+    size_t len)
+{
+    int              rc;
+    ts_db_bchunk_t  *c;
+
+    if (mint > maxt || len == 0 || len > TS_DB_CHUNK_MAX) {
+        return TS_ERR_INVALID;
+    }
+
+    rc = ts_db_grow_array((void **) &b->chunks, &b->chunks_cap, b->nchunks,
+                          sizeof(ts_db_bchunk_t));
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    c = &b->chunks[b->nchunks];
+
+    c->data = ts_db_copy(b, data, len);
+    if (c->data == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    c->known = known;
+    c->id = known;
+    c->mint = mint;
+    c->maxt = maxt;
+    c->len = (uint32_t) len;
+    c->sidx = idx;
+    c->seq = b->nchunks++;
+    c->encoding = encoding;
+    b->applied = 0;
+
+    return TS_OK;
+}
+
+
+int
+ts_db_batch_metadata(ts_db_batch_t *b, const char *tenant, size_t tlen,
+    const ts_db_metadata_t *md)
+{
+    int             rc;
+    ts_db_bmeta_t  *m;
+
+    if (tlen == 0 || tlen > TS_DB_TENANT_MAX || md->name_len == 0
+        || md->name_len > UINT32_MAX || md->unit_len > UINT32_MAX
+        || md->help_len > UINT32_MAX)
+    {
+        return TS_ERR_INVALID;
+    }
+
+    rc = ts_db_grow_array((void **) &b->metas, &b->metas_cap, b->nmetas,
+                          sizeof(ts_db_bmeta_t));
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    m = &b->metas[b->nmetas];
+
+    m->tenant = ts_db_copy(b, tenant, tlen);
+    m->tlen = (uint32_t) tlen;
+    m->md = *md;
+    m->md.name = ts_db_copy(b, md->name, md->name_len);
+    m->md.unit = ts_db_copy(b, md->unit, md->unit_len);
+    m->md.help = ts_db_copy(b, md->help, md->help_len);
+
+    if (m->tenant == NULL || m->md.name == NULL || m->md.unit == NULL
+        || m->md.help == NULL)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    b->nmetas++;
+    b->applied = 0;
+
+    return TS_OK;
+}
+
+
+uint32_t
+ts_db_batch_nseries(const ts_db_batch_t *b)
+{
+    return b->nseries;
+}
+
+
+uint32_t
+ts_db_batch_nchunks(const ts_db_batch_t *b)
+{
+    return b->nchunks;
+}
+
+
+uint64_t
+ts_db_batch_series_id(const ts_db_batch_t *b, uint32_t idx)
+{
+    return (b->applied && idx < b->nseries) ? b->series[idx].id : 0;
+}
+
+
+int
+ts_db_batch_series_created(const ts_db_batch_t *b, uint32_t idx)
+{
+    return (b->applied && idx < b->nseries) ? b->series[idx].created : 0;
+}
+
+
+/* Apply. */
+
+int
+ts_db_apply(ts_db_t *db, ts_db_batch_t *b)
+{
+    int            rc;
+    ts_db_apply_t  a;
+
+    (void) pthread_mutex_lock(&db->wlock);
+
+    rc = ts_db_pid_check(db, db->errmsg);
+
+    if (rc == TS_OK && (b->nseries || b->nchunks || b->nmetas)) {
+        memset(&a, 0, sizeof(ts_db_apply_t));
+        a.b = b;
+
+        rc = ts_db_write(db, ts_db_apply_txn, &a, db->map_max);
+    }
+
+    b->applied = (rc == TS_OK);
+
+    (void) pthread_mutex_unlock(&db->wlock);
+
+    return rc;
+}
+
+
+static int
+ts_db_apply_txn(ts_db_t *db, MDB_txn *txn, void *data)
+{
+    int             rc;
+    uint32_t        i;
+    ts_db_apply_t  *a;
+
+    a = data;
+    a->txn = txn;
+    a->tname = NULL;
+
+    rc = ts_db_counters_get(db, txn, &a->next_series, &a->next_tenant);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    a->first_series = a->next_series;
+    a->first_tenant = a->next_tenant;
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_SHASH], &a->shash);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "series_hash");
+    }
+
+    for (i = 0; i < a->b->nseries; i++) {
+        rc = ts_db_apply_series(db, a, &a->b->series[i]);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    rc = ts_db_apply_chunks(db, a);
+
+    if (rc == TS_OK) {
+        rc = ts_db_apply_metas(db, a);
+    }
+
+    if (rc == TS_OK && (a->next_series != a->first_series
+                        || a->next_tenant != a->first_tenant))
+    {
+        rc = ts_db_counters_put(db, txn, a->next_series, a->next_tenant);
+    }
+
+    return rc;
+}
+
+
+static int
+ts_db_counters_get(ts_db_t *db, MDB_txn *txn, uint64_t *series,
+    uint32_t *tenant)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    k.mv_data = "next_series";
+    k.mv_size = sizeof("next_series") - 1;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_META], &k, &v);
+
+    if (rc == 0 && v.mv_size == 8) {
+        *series = ts_db_get64(v.mv_data);
+
+        k.mv_data = "next_tenant";
+        k.mv_size = sizeof("next_tenant") - 1;
+
+        rc = mdb_get(txn, db->dbi[TS_DB_META], &k, &v);
+
+        if (rc == 0 && v.mv_size == 4) {
+            *tenant = ts_db_get32(v.mv_data);
+
+            if (*series != 0 && *tenant != 0) {
+                return TS_OK;
+            }
+        }
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_get", "meta");
+    }
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in \"meta\""
+              " at key \"%.*s\": missing or of a wrong size, file \"%s\"",
+              (int) k.mv_size, (const char *) k.mv_data, db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+static int
+ts_db_counters_put(ts_db_t *db, MDB_txn *txn, uint64_t series,
+    uint32_t tenant)
+{
+    int      rc;
+    uint8_t  s[8], t[4];
+    MDB_val  k, v;
+
+    ts_db_put64(s, series);
+    ts_db_put32(t, tenant);
+
+    k.mv_data = "next_series";
+    k.mv_size = sizeof("next_series") - 1;
+    v.mv_data = s;
+    v.mv_size = sizeof(s);
+
+    rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
+
+    if (rc == 0) {
+        k.mv_data = "next_tenant";
+        k.mv_size = sizeof("next_tenant") - 1;
+        v.mv_data = t;
+        v.mv_size = sizeof(t);
+
+        rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
+    }
+
+    return rc ? ts_db_werr(db, rc, "mdb_put", "meta") : TS_OK;
+}
+
+
+static int
+ts_db_apply_tenant(ts_db_t *db, ts_db_apply_t *a, const char *name,
+    uint32_t len, uint32_t *id)
+{
+    int      rc;
+    uint8_t  buf[4];
+    MDB_val  k, v;
+
+    if (a->tname && a->tlen == len && memcmp(a->tname, name, len) == 0) {
+        *id = a->tid;
+        return TS_OK;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = len;
+
+    rc = mdb_get(a->txn, db->dbi[TS_DB_TENANTS], &k, &v);
+
+    if (rc == 0) {
+        if (v.mv_size != 4) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"tenants\" at key \"%.*s\": %zu bytes, file \"%s\"",
+                      (int) len, name, v.mv_size, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        *id = ts_db_get32(v.mv_data);
+
+    } else if (rc == MDB_NOTFOUND) {
+        if (a->next_tenant == UINT32_MAX) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of tenant ids");
+            return TS_ERR_LIMIT;
+        }
+
+        *id = a->next_tenant++;
+        ts_db_put32(buf, *id);
+        v.mv_data = buf;
+        v.mv_size = sizeof(buf);
+
+        rc = mdb_put(a->txn, db->dbi[TS_DB_TENANTS], &k, &v, 0);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_put", "tenants");
+        }
+
+    } else {
+        return ts_db_werr(db, rc, "mdb_get", "tenants");
+    }
+
+    a->tname = name;
+    a->tlen = len;
+    a->tid = *id;
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_apply_series(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s)
+{
+    int       rc;
+    uint8_t   key[12];
+    MDB_val   k, d;
+    uint32_t  tenant;
+
+    s->id = 0;
+    s->created = 0;
+
+    rc = ts_db_apply_tenant(db, a, s->tenant, s->tlen, &tenant);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    if (s->hint) {
+        rc = ts_db_series_match(db, db->errmsg, a->txn, s->hint, tenant,
+                                s->labels, s->n);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 1) {
+            s->id = s->hint;
+            return TS_OK;
+        }
+    }
+
+    ts_db_put32(key, tenant);
+    ts_db_put64(key + 4, s->hash);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    rc = mdb_cursor_get(a->shash, &k, &d, MDB_SET_KEY);
+
+    while (rc == 0) {
+        if (d.mv_size != 8) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"series_hash\": a value of %zu bytes, file \"%s\"",
+                      d.mv_size, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        rc = ts_db_series_match(db, db->errmsg, a->txn,
+                                ts_db_get64(d.mv_data), tenant, s->labels,
+                                s->n);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 1) {
+            s->id = ts_db_get64(d.mv_data);
+            return TS_OK;
+        }
+
+        rc = mdb_cursor_get(a->shash, &k, &d, MDB_NEXT_DUP);
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "series_hash");
+    }
+
+    return ts_db_series_create(db, a, s, tenant);
+}
+
+
+/* 1 if series id exists with these labels, 0 if not, or an error. */
+
+static int
+ts_db_series_match(ts_db_t *db, char *buf, MDB_txn *txn, uint64_t id,
+    uint32_t tenant, const ts_label_t *l, uint32_t n)
+{
+    int           rc;
+    uint8_t       key[8];
+    uint32_t      i;
+    MDB_val       k, v;
+    ts_label_t    x;
+    ts_db_srec_t  r;
+
+    ts_db_put64(key, id);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    rc = mdb_get(txn, db->dbi[TS_DB_SERIES], &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return 0;
+    }
+
+    if (rc != 0) {
+        return ts_db_mdb_fail(db, buf, rc, "mdb_get", "series");
+    }
+
+    if (ts_db_srec_open(&r, &v) != TS_OK) {
+        goto corrupt;
+    }
+
+    if (r.tenant != tenant || r.n != n) {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ts_db_srec_next(&r, &x) != 1) {
+            goto corrupt;
+        }
+
+        if (x.name_len != l[i].name_len || x.value_len != l[i].value_len
+            || memcmp(x.name, l[i].name, x.name_len) != 0
+            || memcmp(x.value, l[i].value, x.value_len) != 0)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+
+corrupt:
+
+    ts_db_fmt(buf, TS_DB_ERR_MAX, "corrupt record in \"series\" at key"
+              " (series %" PRIu64 "): labels run past the %zu-byte value,"
+              " file \"%s\"", id, v.mv_size, db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+static int
+ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
+    uint32_t tenant)
+{
+    int      rc;
+    uint8_t  key[12], id[8];
+    MDB_val  k, v;
+
+    if (a->next_series == UINT64_MAX) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of series ids");
+        return TS_ERR_LIMIT;
+    }
+
+    s->id = a->next_series++;
+    s->created = 1;
+
+    ts_db_put64(id, s->id);
+    k.mv_data = id;
+    k.mv_size = sizeof(id);
+    v.mv_data = NULL;
+    v.mv_size = ts_db_series_size(s->labels, s->n);
+
+    rc = mdb_put(a->txn, db->dbi[TS_DB_SERIES], &k, &v,
+                 MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "series");
+    }
+
+    ts_db_series_encode(v.mv_data, tenant, s->hash, s->labels, s->n);
+
+    ts_db_put32(key, tenant);
+    ts_db_put64(key + 4, s->hash);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+    v.mv_data = id;
+    v.mv_size = sizeof(id);
+
+    rc = mdb_put(a->txn, db->dbi[TS_DB_SHASH], &k, &v, 0);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "series_hash");
+    }
+
+    return ts_db_postings_put(db, a->txn, tenant, s->labels, s->n, s->id,
+                              0);
+}
+
+
+/* Adds (or with del, removes) id to every postings list of a series. */
+
+static int
+ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
+    const ts_label_t *l, uint32_t n, uint64_t id, int del)
+{
+    int       rc;
+    uint8_t   idb[8];
+    uint32_t  i;
+
+    ts_db_put64(idb, id);
+
+    rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_ALL, NULL, idb,
+                            del);
+
+    for (i = 0; rc == TS_OK && i < n; i++) {
+        rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_NAME, &l[i],
+                                idb, del);
+
+        if (rc == TS_OK) {
+            rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_PAIR, &l[i],
+                                    idb, del);
+        }
+    }
+
+    return rc;
+}
+
+
+static int
+ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant, int kind,
+    const ts_label_t *l, uint8_t *idb, int del)
+{
+    int      rc;
+    uint8_t  key[TS_DB_KEY_MAX];
+    MDB_val  k, v;
+
+    k.mv_data = key;
+    k.mv_size = l ? ts_db_pkey(key, tenant, kind, l->name, l->name_len,
+                               l->value, l->value_len)
+                  : ts_db_pkey(key, tenant, kind, NULL, 0, NULL, 0);
+    v.mv_data = idb;
+    v.mv_size = 8;
+
+    rc = del ? mdb_del(txn, db->dbi[TS_DB_POSTINGS], &k, &v)
+             : mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, 0);
+
+    if (rc != 0 && !(del && rc == MDB_NOTFOUND)) {
+        return ts_db_werr(db, rc, del ? "mdb_del" : "mdb_put", "postings");
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_chunk_cmp(const void *a, const void *b)
+{
+    const ts_db_bchunk_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    if (x->id != y->id) {
+        return x->id < y->id ? -1 : 1;
+    }
+
+    if (x->mint != y->mint) {
+        return x->mint < y->mint ? -1 : 1;
+    }
+
+    return x->seq < y->seq ? -1 : (x->seq > y->seq);
+}
+
+
+static int
+ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a)
+{
+    int              rc;
+    uint8_t          key[8];
+    uint32_t         i;
+    uint64_t         checked;
+    MDB_val          k, v;
+    ts_db_bchunk_t  *c;
+
+    checked = 0;
+
+    for (i = 0; i < a->b->nchunks; i++) {
+        c = &a->b->chunks[i];
+
+        if (c->sidx != TS_DB_NONE) {
+            c->id = a->b->series[c->sidx].id;
+            continue;
+        }
+
+        if (c->known == checked) {
+            continue;
+        }
+
+        ts_db_put64(key, c->known);
+        k.mv_data = key;
+        k.mv_size = sizeof(key);
+
+        rc = mdb_get(a->txn, db->dbi[TS_DB_SERIES], &k, &v);
+
+        if (rc == MDB_NOTFOUND) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "chunk for series %"
+                      PRIu64 ", which does not exist (deleted by retention?),"
+                      " file \"%s\"", c->known, db->file);
+            return TS_ERR_NOTFOUND;
+        }
+
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_get", "series");
+        }
+
+        checked = c->known;
+    }
+
+    /* in key order the B-tree is written page after page */
+
+    if (a->b->nchunks > 1) {
+        qsort(a->b->chunks, a->b->nchunks, sizeof(ts_db_bchunk_t),
+              ts_db_chunk_cmp);
+    }
+
+    for (i = 0; i < a->b->nchunks; i++) {
+        rc = ts_db_apply_chunk(db, a->txn, &a->b->chunks[i]);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+/*
+ * Puts one chunk.  An overwrite of a chunk whose maxt moved to another
+ * retention bucket moves its retention entry along.
+ */
+
+static int
+ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn, const ts_db_bchunk_t *c)
+{
+    int       rc, found;
+    int64_t   ob, nb;
+    uint8_t   key[16], bkey[8], *p;
+    uint32_t  crc;
+    MDB_val   k, v, rk, rv;
+
+    ts_db_ckey(key, c->id, c->mint);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    ob = 0;
+    found = 0;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_CHUNKS], &k, &v);
+
+    if (rc == 0 && v.mv_size >= TS_DB_CHUNK_HDR) {
+        found = 1;
+        ob = ts_db_bucket(ts_db_geti64((const uint8_t *) v.mv_data + 4));
+
+    } else if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_get", "chunks");
+    }
+
+    v.mv_data = NULL;
+    v.mv_size = TS_DB_CHUNK_HDR + (size_t) c->len;
+
+    rc = mdb_put(txn, db->dbi[TS_DB_CHUNKS], &k, &v, MDB_RESERVE);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "chunks");
+    }
+
+    p = v.mv_data;
+    ts_db_puti64(p + 4, c->maxt);
+    p[12] = c->encoding;
+    memcpy(p + TS_DB_CHUNK_HDR, c->data, c->len);
+
+    crc = ts_crc32c(0, key, sizeof(key));
+    ts_db_put32(p, ts_crc32c(crc, p + 4, v.mv_size - 4));
+
+    nb = ts_db_bucket(c->maxt);
+
+    if (found && ob == nb) {
+        return TS_OK;
+    }
+
+    rk.mv_data = bkey;
+    rk.mv_size = sizeof(bkey);
+    rv.mv_data = key;
+    rv.mv_size = sizeof(key);
+
+    if (found) {
+        ts_db_puti64(bkey, ob);
+
+        rc = mdb_del(txn, db->dbi[TS_DB_RETENTION], &rk, &rv);
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            return ts_db_werr(db, rc, "mdb_del", "retention");
+        }
+    }
+
+    ts_db_puti64(bkey, nb);
+
+    rc = mdb_put(txn, db->dbi[TS_DB_RETENTION], &rk, &rv, MDB_NODUPDATA);
+    if (rc != 0 && rc != MDB_KEYEXIST) {
+        return ts_db_werr(db, rc, "mdb_put", "retention");
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_apply_metas(ts_db_t *db, ts_db_apply_t *a)
+{
+    int                      rc;
+    uint8_t                  key[TS_DB_KEY_MAX], *p;
+    uint32_t                 i, tenant;
+    MDB_val                  k, v;
+    const ts_db_bmeta_t     *m;
+    const ts_db_metadata_t  *md;
+
+    for (i = 0; i < a->b->nmetas; i++) {
+        m = &a->b->metas[i];
+        md = &m->md;
+
+        rc = ts_db_apply_tenant(db, a, m->tenant, m->tlen, &tenant);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        k.mv_data = key;
+        k.mv_size = ts_db_mkey(key, tenant, md->name, md->name_len);
+        v.mv_data = NULL;
+        v.mv_size = 1 + ts_db_uvarint_len(md->name_len) + md->name_len
+                    + ts_db_uvarint_len(md->unit_len) + md->unit_len
+                    + ts_db_uvarint_len(md->help_len) + md->help_len;
+
+        rc = mdb_put(a->txn, db->dbi[TS_DB_METADATA], &k, &v, MDB_RESERVE);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_put", "metadata");
+        }
+
+        p = v.mv_data;
+        *p++ = md->type;
+        p += ts_db_uvarint_put(p, md->name_len);
+        memcpy(p, md->name, md->name_len);
+        p += md->name_len;
+        p += ts_db_uvarint_put(p, md->unit_len);
+        memcpy(p, md->unit, md->unit_len);
+        p += md->unit_len;
+        p += ts_db_uvarint_put(p, md->help_len);
+        memcpy(p, md->help, md->help_len);
+    }
+
+    return TS_OK;
+}
+
+
+/* Keys and records. */
+
+/*
+ * Postings key: tenant, kind, then the name (kind N) or name 0x00 value
+ * (kind V).  A key that would reach TS_DB_KEY_MAX bytes keeps the first
+ * bytes of that string and ends with an XXH64 of it instead, which makes
+ * it exactly TS_DB_KEY_MAX bytes long: plain keys are always shorter.
+ */
+
+static size_t
+ts_db_pkey(uint8_t *k, uint32_t tenant, int kind, const char *name,
+    size_t nlen, const char *value, size_t vlen)
+{
+    size_t    len, room, n, m;
+    uint8_t  *p;
+    uint64_t  h;
+
+    ts_db_put32(k, tenant);
+    k[4] = (uint8_t) kind;
+    p = k + TS_DB_PHEAD;
+
+    if (kind == TS_DB_KIND_ALL) {
+        return TS_DB_PHEAD;
+    }
+
+    len = nlen + (kind == TS_DB_KIND_PAIR ? 1 + vlen : 0);
+
+    if (TS_DB_PHEAD + len < TS_DB_KEY_MAX) {
+        if (nlen) {
+            memcpy(p, name, nlen);
+        }
+
+        if (kind == TS_DB_KIND_PAIR) {
+            p[nlen] = 0;
+
+            if (vlen) {
+                memcpy(p + nlen + 1, value, vlen);
+            }
+        }
+
+        return TS_DB_PHEAD + len;
+    }
+
+    room = TS_DB_KEY_MAX - TS_DB_PHEAD - 8;
+    n = nlen < room ? nlen : room;
+    memcpy(p, name, n);
+
+    if (kind == TS_DB_KIND_PAIR && n < room) {
+        p[n++] = 0;
+        m = vlen < room - n ? vlen : room - n;
+        memcpy(p + n, value, m);
+    }
+
+    h = ts_xxh64(name, nlen, 0);
+
+    if (kind == TS_DB_KIND_PAIR) {
+        h = ts_xxh64(vlen ? value : "", vlen, h);
+    }
+
+    ts_db_put64(k + TS_DB_KEY_MAX - 8, h);
+
+    return TS_DB_KEY_MAX;
+}
+
+
+/* Metadata key: tenant, family name; long names as in ts_db_pkey(). */
+
+static size_t
+ts_db_mkey(uint8_t *k, uint32_t tenant, const char *name, size_t len)
+{
+    size_t  room;
+
+    ts_db_put32(k, tenant);
+
+    if (4 + len < TS_DB_KEY_MAX) {
+        memcpy(k + 4, name, len);
+        return 4 + len;
+    }
+
+    room = TS_DB_KEY_MAX - 4 - 8;
+    memcpy(k + 4, name, room);
+    ts_db_put64(k + TS_DB_KEY_MAX - 8, ts_xxh64(name, len, 0));
+
+    return TS_DB_KEY_MAX;
+}
+
+
+static void
+ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint)
+{
+    ts_db_put64(k, id);
+    ts_db_puti64(k + 8, mint);
+}
+
+
+/* Series record: tenant, labels hash, count, (name, value) uvarint
+   length-prefixed. */
+
+static size_t
+ts_db_series_size(const ts_label_t *l, uint32_t n)
+{
+    size_t    size;
+    uint32_t  i;
+
+    size = TS_DB_SERIES_HDR;
+
+    for (i = 0; i < n; i++) {
+        size += ts_db_uvarint_len(l[i].name_len) + l[i].name_len
+                + ts_db_uvarint_len(l[i].value_len) + l[i].value_len;
+    }
+
+    return size;
+}
+
+
+static void
+ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
+    const ts_label_t *l, uint32_t n)
+{
+    uint32_t  i;
+
+    ts_db_put32(p, tenant);
+    ts_db_put64(p + 4, hash);
+    p[12] = (uint8_t) (n >> 8);
+    p[13] = (uint8_t) n;
+    p += TS_DB_SERIES_HDR;
+
+    for (i = 0; i < n; i++) {
+        p += ts_db_uvarint_put(p, l[i].name_len);
+        memcpy(p, l[i].name, l[i].name_len);
+        p += l[i].name_len;
+        p += ts_db_uvarint_put(p, l[i].value_len);
+        memcpy(p, l[i].value, l[i].value_len);
+        p += l[i].value_len;
+    }
+}
+
+
+static int
+ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v)
+{
+    const uint8_t  *p;
+
+    if (v->mv_size < TS_DB_SERIES_HDR) {
+        return TS_ERR_CORRUPT;
+    }
+
+    p = v->mv_data;
+    r->tenant = ts_db_get32(p);
+    r->hash = ts_db_get64(p + 4);
+    r->n = (uint32_t) p[12] << 8 | p[13];
+    r->left = r->n;
+    r->p = p + TS_DB_SERIES_HDR;
+    r->end = p + v->mv_size;
+
+    return TS_OK;
+}
+
+
+/* 1 and the next label, 0 after the last, TS_ERR_CORRUPT. */
+
+static int
+ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
+{
+    uint64_t  nlen, vlen;
+
+    if (r->left == 0) {
+        return 0;
+    }
+
+    if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
+        || nlen > (uint64_t) (r->end - r->p))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    l->name = (const char *) r->p;
+    l->name_len = (uint32_t) nlen;
+    r->p += nlen;
+
+    if (ts_db_uvarint_get(&r->p, r->end, &vlen) != 0
+        || vlen > (uint64_t) (r->end - r->p)
+        || nlen > UINT32_MAX || vlen > UINT32_MAX)
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    l->value = (const char *) r->p;
+    l->value_len = (uint32_t) vlen;
+    r->p += vlen;
+    r->left--;
+
+    return 1;
+}
+
+
+static int
+ts_db_chunk_decode(const MDB_val *k, const MDB_val *v, ts_db_chunk_t *c,
+    const char **why)
+{
+    uint32_t        crc;
+    const uint8_t  *p;
+
+    if (k->mv_size != 16) {
+        *why = "a key of a wrong size";
+        return TS_ERR_CORRUPT;
+    }
+
+    if (v->mv_size < TS_DB_CHUNK_HDR) {
+        *why = "a value shorter than its 13-byte header";
+        return TS_ERR_CORRUPT;
+    }
+
+    p = v->mv_data;
+    crc = ts_crc32c(0, k->mv_data, 16);
+
+    if (ts_crc32c(crc, p + 4, v->mv_size - 4) != ts_db_get32(p)) {
+        *why = "checksum mismatch";
+        return TS_ERR_CORRUPT;
+    }
+
+    c->series = ts_db_get64(k->mv_data);
+    c->mint = ts_db_geti64((const uint8_t *) k->mv_data + 8);
+    c->maxt = ts_db_geti64(p + 4);
+    c->encoding = p[12];
+    c->data = p + TS_DB_CHUNK_HDR;
+    c->len = v->mv_size - TS_DB_CHUNK_HDR;
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_meta_decode(const MDB_val *v, ts_db_metadata_t *md)
+{
+    uint64_t        len;
+    const uint8_t  *p, *end;
+
+    p = v->mv_data;
+    end = p + v->mv_size;
+
+    if (v->mv_size < 4) {
+        return TS_ERR_CORRUPT;
+    }
+
+    md->type = *p++;
+
+    if (ts_db_uvarint_get(&p, end, &len) != 0
+        || len > (uint64_t) (end - p))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    md->name = (const char *) p;
+    md->name_len = len;
+    p += len;
+
+    if (ts_db_uvarint_get(&p, end, &len) != 0
+        || len > (uint64_t) (end - p))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    md->unit = (const char *) p;
+    md->unit_len = len;
+    p += len;
+
+    if (ts_db_uvarint_get(&p, end, &len) != 0
+        || len != (uint64_t) (end - p))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    md->help = (const char *) p;
+    md->help_len = len;
+
+    return TS_OK;
+}
+
+
+/* Read handles. */
+
+int
+ts_db_rtxn_begin(ts_db_t *db, ts_db_rtxn_t **tp)
+{
+    ts_db_rtxn_t  *t;
+
+    t = malloc(sizeof(ts_db_rtxn_t));
+    *tp = t;
+
+    if (t == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    t->db = db;
+    t->txn = NULL;
+    t->active = 0;
+    t->errmsg[0] = '\0';
+
+    return ts_db_rtxn_renew(t);
+}
+
+
+void
+ts_db_rtxn_reset(ts_db_rtxn_t *t)
+{
+    if (!t->active) {
+        return;
+    }
+
+    mdb_txn_reset(t->txn);
+    t->active = 0;
+    ts_db_gate_leave(t->db);
+}
+
+
+int
+ts_db_rtxn_renew(ts_db_rtxn_t *t)
+{
+    int  rc;
+
+    if (t->active) {
+        return TS_OK;
+    }
+
+    rc = ts_db_pid_check(t->db, t->errmsg);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    return ts_db_rtxn_start(t, t->txn != NULL);
+}
+
+
+void
+ts_db_rtxn_abort(ts_db_rtxn_t *t)
+{
+    if (t == NULL) {
+        return;
+    }
+
+    if (t->txn != NULL && t->db->pid == getpid()) {
+        mdb_txn_abort(t->txn);
+
+        if (t->active) {
+            ts_db_gate_leave(t->db);
+        }
+    }
+
+    free(t);
+}
+
+
+/*
+ * Begins (or renews) the snapshot.  MDB_MAP_RESIZED: another process
+ * grew the map and committed data beyond ours; adopt its size and
+ * begin again.
+ */
+
+static int
+ts_db_rtxn_start(ts_db_rtxn_t *t, int renew)
+{
+    int       rc, tries;
+    ts_db_t  *db;
+
+    db = t->db;
+
+    for (tries = 0; tries < TS_DB_RETRIES; tries++) {
+        ts_db_gate_enter(db);
+
+        rc = renew ? mdb_txn_renew(t->txn)
+                   : mdb_txn_begin(db->env, NULL, MDB_RDONLY, &t->txn);
+
+        if (rc == 0) {
+            t->active = 1;
+            return TS_OK;
+        }
+
+        ts_db_gate_leave(db);
+
+        if (renew) {
+            mdb_txn_abort(t->txn);
+        }
+
+        t->txn = NULL;
+
+        if (rc != MDB_MAP_RESIZED) {
+            return ts_db_rerr(t, rc, renew ? "mdb_txn_renew"
+                                           : "mdb_txn_begin", NULL);
+        }
+
+        rc = ts_db_remap(db, 0, t->errmsg);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        (void) __atomic_fetch_add(&db->adopts, 1, __ATOMIC_RELAXED);
+        renew = 0;
+    }
+
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "LMDB read of \"%s\" gave up"
+              " after %d map resizes", db->file, TS_DB_RETRIES);
+
+    return TS_ERR_AGAIN;
+}
+
+
+static int
+ts_db_cursor(ts_db_rtxn_t *t, int dbi, MDB_cursor **cur)
+{
+    int  rc;
+
+    *cur = NULL;
+
+    if (!t->active) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "read handle used while"
+                  " reset");
+        return TS_ERR_INVALID;
+    }
+
+    rc = mdb_cursor_open(t->txn, t->db->dbi[dbi], cur);
+    if (rc != 0) {
+        *cur = NULL;
+        return ts_db_rerr(t, rc, "mdb_cursor_open", ts_db_dbs[dbi].name);
+    }
+
+    return TS_OK;
+}
+
+
+/* Tenants and series. */
+
+int
+ts_db_tenant(ts_db_rtxn_t *t, const char *name, size_t len, uint32_t *id)
+{
+    int      rc;
+    MDB_val  k, v;
+
+    if (!t->active || len == 0 || len > TS_DB_TENANT_MAX) {
+        return TS_ERR_INVALID;
+    }
+
+    k.mv_data = (void *) name;
+    k.mv_size = len;
+
+    rc = mdb_get(t->txn, t->db->dbi[TS_DB_TENANTS], &k, &v);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? TS_ERR_NOTFOUND
+                                  : ts_db_rerr(t, rc, "mdb_get", "tenants");
+    }
+
+    if (v.mv_size != 4) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"tenants\" at key \"%.*s\": %zu bytes, file \"%s\"",
+                  (int) len, name, v.mv_size, t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    *id = ts_db_get32(v.mv_data);
+
+    return TS_OK;
+}
+
+
+int
+ts_db_tenants(ts_db_rtxn_t *t, ts_db_tenant_pt cb, void *data)
+{
+    int          rc;
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    rc = ts_db_cursor(t, TS_DB_TENANTS, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (v.mv_size != 4) {
+            ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                      " \"tenants\": %zu bytes, file \"%s\"", v.mv_size,
+                      t->db->file);
+            rc = TS_ERR_CORRUPT;
+            goto done;
+        }
+
+        rc = cb(data, k.mv_data, k.mv_size, ts_db_get32(v.mv_data));
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    rc = rc == MDB_NOTFOUND ? TS_OK
+                            : ts_db_rerr(t, rc, "mdb_cursor_get", "tenants");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+static int
+ts_db_series_get(ts_db_rtxn_t *t, uint64_t id, ts_db_srec_t *r)
+{
+    int      rc;
+    uint8_t  key[8];
+    MDB_val  k, v;
+
+    if (!t->active) {
+        return TS_ERR_INVALID;
+    }
+
+    ts_db_put64(key, id);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    rc = mdb_get(t->txn, t->db->dbi[TS_DB_SERIES], &k, &v);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? TS_ERR_NOTFOUND
+                                  : ts_db_rerr(t, rc, "mdb_get", "series");
+    }
+
+    if (ts_db_srec_open(r, &v) != TS_OK) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"series\" at key (series %" PRIu64 "): a value of %zu"
+                  " bytes, shorter than its %d-byte header, file \"%s\"", id,
+                  v.mv_size, TS_DB_SERIES_HDR, t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_db_series_find(ts_db_rtxn_t *t, uint32_t tenant, const ts_label_t *l,
+    uint32_t n, uint64_t *id)
+{
+    int          rc;
+    uint8_t      key[12];
+    MDB_val      k, d;
+    MDB_cursor  *cur;
+
+    rc = ts_db_cursor(t, TS_DB_SHASH, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    ts_db_put32(key, tenant);
+    ts_db_put64(key + 4, ts_labels_hash(l, n));
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_DUP))
+    {
+        if (d.mv_size != 8) {
+            ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                      " \"series_hash\": a value of %zu bytes, file \"%s\"",
+                      d.mv_size, t->db->file);
+            rc = TS_ERR_CORRUPT;
+            goto done;
+        }
+
+        rc = ts_db_series_match(t->db, t->errmsg, t->txn,
+                                ts_db_get64(d.mv_data), tenant, l, n);
+        if (rc < 0) {
+            goto done;
+        }
+
+        if (rc == 1) {
+            *id = ts_db_get64(d.mv_data);
+            rc = TS_OK;
+            goto done;
+        }
+    }
+
+    rc = rc == MDB_NOTFOUND ? TS_ERR_NOTFOUND
+                            : ts_db_rerr(t, rc, "mdb_cursor_get",
+                                         "series_hash");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+int
+ts_db_series_labels(ts_db_rtxn_t *t, uint64_t id, uint32_t *tenant,
+    ts_label_t *out, uint32_t max, uint32_t *n)
+{
+    int           rc;
+    uint32_t      i;
+    ts_db_srec_t  r;
+
+    rc = ts_db_series_get(t, id, &r);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    *n = r.n;
+
+    if (r.n > max) {
+        return TS_ERR_LIMIT;
+    }
+
+    if (tenant != NULL) {
+        *tenant = r.tenant;
+    }
+
+    for (i = 0; i < r.n; i++) {
+        if (ts_db_srec_next(&r, &out[i]) != 1) {
+            ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                      " \"series\" at key (series %" PRIu64 "): label %u"
+                      " runs past the value, file \"%s\"", id, i,
+                      t->db->file);
+            return TS_ERR_CORRUPT;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+/* Postings. */
+
+int
+ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p, uint32_t tenant,
+    const char *name, size_t nlen, const char *value, size_t vlen)
+{
+    int          rc, kind;
+    uint8_t      key[TS_DB_KEY_MAX];
+    MDB_val      k, d;
+    MDB_cursor  *cur;
+
+    memset(p, 0, sizeof(ts_db_postings_t));
+    p->t = t;
+
+    kind = name == NULL ? TS_DB_KIND_ALL
+                        : value == NULL ? TS_DB_KIND_NAME : TS_DB_KIND_PAIR;
+
+    rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    p->cur = cur;
+    k.mv_data = key;
+    k.mv_size = ts_db_pkey(key, tenant, kind, name, nlen, value, vlen);
+
+    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+
+    if (rc == MDB_NOTFOUND) {
+        p->eof = 1;
+        return TS_OK;
+    }
+
+    if (rc != 0) {
+        return ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+    }
+
+    return ts_db_postings_load(p, &d);
+}
+
+
+/*
+ * Loads the page of ids under the cursor (MDB_GET_MULTIPLE returns the
+ * whole DUPFIXED page the cursor is on; for a key with a single id it
+ * leaves d as it is).
+ */
+
+static int
+ts_db_postings_load(ts_db_postings_t *p, MDB_val *d)
+{
+    int      rc;
+    MDB_val  k;
+
+    rc = mdb_cursor_get(p->cur, &k, d, MDB_GET_MULTIPLE);
+    if (rc != 0) {
+        return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
+    }
+
+    return ts_db_postings_page(p, d);
+}
+
+
+static int
+ts_db_postings_page(ts_db_postings_t *p, const MDB_val *d)
+{
+    if (d->mv_size == 0 || d->mv_size % 8 != 0) {
+        ts_db_fmt(p->t->errmsg, sizeof(p->t->errmsg), "corrupt record in"
+                  " \"postings\": a page of %zu bytes of ids, file \"%s\"",
+                  d->mv_size, p->t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    p->ids = d->mv_data;
+    p->n = d->mv_size / 8;
+    p->i = 0;
+
+    return TS_OK;
+}
+
+
+int
+ts_db_postings_next(ts_db_postings_t *p, uint64_t *id)
+{
+    int      rc;
+    MDB_val  k, d;
+
+    if (p->eof) {
+        return 0;
+    }
+
+    while (p->i >= p->n) {
+        rc = mdb_cursor_get(p->cur, &k, &d, MDB_NEXT_MULTIPLE);
+
+        if (rc == MDB_NOTFOUND) {
+            p->eof = 1;
+            return 0;
+        }
+
+        if (rc != 0) {
+            return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
+        }
+
+        rc = ts_db_postings_page(p, &d);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    *id = ts_db_get64(p->ids + 8 * p->i++);
+
+    return 1;
+}
+
+
+int
+ts_db_postings_seek(ts_db_postings_t *p, uint64_t target, uint64_t *id)
+{
+    int      rc;
+    size_t   lo, hi, mid;
+    uint8_t  tb[8];
+    MDB_val  k, d;
+
+    if (p->eof) {
+        return 0;
+    }
+
+    if (p->i >= p->n || ts_db_get64(p->ids + 8 * (p->n - 1)) < target) {
+
+        /* not on this page: let the B-tree find it */
+
+        rc = mdb_cursor_get(p->cur, &k, &d, MDB_GET_CURRENT);
+
+        if (rc == 0) {
+            ts_db_put64(tb, target);
+            d.mv_data = tb;
+            d.mv_size = sizeof(tb);
+
+            rc = mdb_cursor_get(p->cur, &k, &d, MDB_GET_BOTH_RANGE);
+        }
+
+        if (rc == MDB_NOTFOUND) {
+            p->eof = 1;
+            return 0;
+        }
+
+        if (rc != 0) {
+            return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
+        }
+
+        rc = ts_db_postings_load(p, &d);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    lo = p->i;
+    hi = p->n;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo) / 2;
+
+        if (ts_db_get64(p->ids + 8 * mid) < target) {
+            lo = mid + 1;
+
+        } else {
+            hi = mid;
+        }
+    }
+
+    p->i = lo;
+
+    return ts_db_postings_next(p, id);
+}
+
+
+void
+ts_db_postings_close(ts_db_postings_t *p)
+{
+    if (p->cur != NULL) {
+        mdb_cursor_close(p->cur);
+        p->cur = NULL;
+    }
+
+    p->eof = 1;
+}
+
+
+/* Label names and values. */
+
+int
+ts_db_label_names(ts_db_rtxn_t *t, uint32_t tenant, ts_db_str_pt cb,
+    void *data)
+{
+    int          rc;
+    size_t       len;
+    uint8_t      prefix[TS_DB_PHEAD];
+    MDB_val      k, d;
+    MDB_cursor  *cur;
+    const char  *s;
+
+    rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    (void) ts_db_pkey(prefix, tenant, TS_DB_KIND_ALL, NULL, 0, NULL, 0);
+    prefix[4] = TS_DB_KIND_NAME;
+    k.mv_data = prefix;
+    k.mv_size = sizeof(prefix);
+
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_NODUP))
+    {
+        if (k.mv_size < TS_DB_PHEAD
+            || memcmp(k.mv_data, prefix, TS_DB_PHEAD) != 0)
+        {
+            break;
+        }
+
+        if (k.mv_size < TS_DB_KEY_MAX) {
+            s = (const char *) k.mv_data + TS_DB_PHEAD;
+            len = k.mv_size - TS_DB_PHEAD;
+
+        } else {
+            rc = ts_db_resolve(t, &k, &d, NULL, 0, &s, &len);
+            if (rc != TS_OK) {
+                goto done;
+            }
+        }
+
+        rc = cb(data, s, len);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    rc = (rc == 0 || rc == MDB_NOTFOUND)
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+int
+ts_db_label_values(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
+    size_t nlen, ts_db_str_pt cb, void *data)
+{
+    int          rc;
+    size_t       plen, len;
+    uint8_t      prefix[TS_DB_KEY_MAX];
+    MDB_val      k, d;
+    MDB_cursor  *cur;
+    const char  *s;
+
+    rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    /*
+     * The bytes every key of this name starts with: a hashed key keeps
+     * only its first TS_DB_KEY_MAX - 8 bytes, plain or hashed prefix.
+     */
+
+    plen = ts_db_pkey(prefix, tenant, TS_DB_KIND_PAIR, name, nlen, "", 0);
+    if (plen > TS_DB_KEY_MAX - 8) {
+        plen = TS_DB_KEY_MAX - 8;
+    }
+
+    k.mv_data = prefix;
+    k.mv_size = plen;
+
+    for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_NODUP))
+    {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
+            break;
+        }
+
+        if (k.mv_size < TS_DB_KEY_MAX) {
+            if (k.mv_size < TS_DB_PHEAD + nlen + 1
+                || memcmp((uint8_t *) k.mv_data + TS_DB_PHEAD, name, nlen)
+                || ((uint8_t *) k.mv_data)[TS_DB_PHEAD + nlen] != 0)
+            {
+                continue;
+            }
+
+            s = (const char *) k.mv_data + TS_DB_PHEAD + nlen + 1;
+            len = k.mv_size - TS_DB_PHEAD - nlen - 1;
+
+        } else {
+            rc = ts_db_resolve(t, &k, &d, name, nlen, &s, &len);
+
+            if (rc == TS_ERR_NOTFOUND) {
+                continue;
+            }
+
+            if (rc != TS_OK) {
+                goto done;
+            }
+        }
+
+        rc = cb(data, s, len);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    rc = (rc == 0 || rc == MDB_NOTFOUND)
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+/*
+ * The string behind a hashed postings key, from the labels of its first
+ * series.  For kind V with name set, only that name's value may match;
+ * TS_ERR_NOTFOUND then means the key is another name's.
+ */
+
+static int
+ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *d,
+    const char *name, size_t nlen, const char **s, size_t *len)
+{
+    int           rc, kind;
+    uint8_t       key[TS_DB_KEY_MAX];
+    uint64_t      id;
+    ts_label_t    l;
+    ts_db_srec_t  r;
+
+    kind = ((const uint8_t *) k->mv_data)[4];
+
+    if (d->mv_size != 8) {
+        goto corrupt;
+    }
+
+    id = ts_db_get64(d->mv_data);
+
+    rc = ts_db_series_get(t, id, &r);
+    if (rc == TS_ERR_NOTFOUND) {
+        goto corrupt;
+    }
+
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    while ((rc = ts_db_srec_next(&r, &l)) == 1) {
+        if (name && (l.name_len != nlen || memcmp(l.name, name, nlen))) {
+            continue;
+        }
+
+        if (ts_db_pkey(key, r.tenant, kind, l.name, l.name_len, l.value,
+                       l.value_len) == TS_DB_KEY_MAX
+            && memcmp(key, k->mv_data, TS_DB_KEY_MAX) == 0)
+        {
+            *s = kind == TS_DB_KIND_NAME ? l.name : l.value;
+            *len = kind == TS_DB_KIND_NAME ? l.name_len : l.value_len;
+            return TS_OK;
+        }
+    }
+
+    if (rc == 0 && name) {
+        return TS_ERR_NOTFOUND;
+    }
+
+corrupt:
+
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in \"postings\":"
+              " a long key whose first series does not hold its label,"
+              " file \"%s\"", t->db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+/* Chunks. */
+
+int
+ts_db_chunks_open(ts_db_rtxn_t *t, ts_db_chunks_t *it, uint64_t id,
+    int64_t mint, int64_t maxt)
+{
+    int          rc;
+    MDB_cursor  *cur;
+
+    memset(it, 0, sizeof(ts_db_chunks_t));
+    it->t = t;
+    it->series = id;
+    it->mint = mint;
+    it->maxt = maxt;
+    it->eof = (mint > maxt);
+
+    rc = ts_db_cursor(t, TS_DB_CHUNKS, &cur);
+    it->cur = cur;
+
+    return rc;
+}
+
+
+int
+ts_db_chunks_next(ts_db_chunks_t *it, ts_db_chunk_t *c)
+{
+    int          rc;
+    MDB_val      k, d;
+    const char  *why;
+
+    if (it->eof) {
+        return 0;
+    }
+
+    if (!it->started) {
+        it->started = 1;
+        rc = ts_db_chunks_start(it, &k, &d);
+
+    } else {
+        rc = mdb_cursor_get(it->cur, &k, &d, MDB_NEXT);
+    }
+
+    for ( ;; ) {
+        if (rc == MDB_NOTFOUND) {
+            it->eof = 1;
+            return 0;
+        }
+
+        if (rc != 0) {
+            return ts_db_rerr(it->t, rc, "mdb_cursor_get", "chunks");
+        }
+
+        if (ts_db_chunk_decode(&k, &d, c, &why) != TS_OK) {
+            return ts_db_chunk_bad(it->t, &k, why);
+        }
+
+        if (c->series > it->series
+            || (c->series == it->series && c->mint > it->maxt))
+        {
+            it->eof = 1;
+            return 0;
+        }
+
+        if (c->series == it->series && c->maxt >= it->mint) {
+            return 1;
+        }
+
+        rc = mdb_cursor_get(it->cur, &k, &d, MDB_NEXT);
+    }
+}
+
+
+/*
+ * Positions the cursor on the first chunk that may overlap: chunks are
+ * keyed by mint, so walk back from the first one starting at or after
+ * mint while the previous one still ends at or after mint.
+ */
+
+static int
+ts_db_chunks_start(ts_db_chunks_t *it, MDB_val *k, MDB_val *d)
+{
+    int      rc;
+    uint8_t  key[16];
+
+    ts_db_ckey(key, it->series, it->mint);
+    k->mv_data = key;
+    k->mv_size = sizeof(key);
+
+    rc = mdb_cursor_get(it->cur, k, d, MDB_SET_RANGE);
+
+    if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(it->cur, k, d, MDB_LAST);
+        if (rc != 0) {
+            return rc;
+        }
+
+    } else if (rc != 0) {
+        return rc;
+
+    } else {
+        rc = mdb_cursor_get(it->cur, k, d, MDB_PREV);
+        if (rc != 0) {
+            return rc == MDB_NOTFOUND
+                   ? mdb_cursor_get(it->cur, k, d, MDB_FIRST) : rc;
+        }
+    }
+
+    for ( ;; ) {
+        if (k->mv_size != 16 || d->mv_size < TS_DB_CHUNK_HDR
+            || ts_db_get64(k->mv_data) != it->series
+            || ts_db_geti64((const uint8_t *) d->mv_data + 4) < it->mint)
+        {
+            return 0;
+        }
+
+        rc = mdb_cursor_get(it->cur, k, d, MDB_PREV);
+        if (rc != 0) {
+            return rc == MDB_NOTFOUND
+                   ? mdb_cursor_get(it->cur, k, d, MDB_FIRST) : rc;
+        }
+    }
+}
+
+
+static int
+ts_db_chunk_bad(ts_db_rtxn_t *t, const MDB_val *k, const char *why)
+{
+    if (k->mv_size == 16) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"chunks\" at key (series %" PRIu64 ", mint %" PRId64
+                  "): %s, file \"%s\"", ts_db_get64(k->mv_data),
+                  ts_db_geti64((const uint8_t *) k->mv_data + 8), why,
+                  t->db->file);
+
+    } else {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"chunks\": a key of %zu bytes, file \"%s\"", k->mv_size,
+                  t->db->file);
+    }
+
+    return TS_ERR_CORRUPT;
+}
+
+
+void
+ts_db_chunks_close(ts_db_chunks_t *it)
+{
+    if (it->cur != NULL) {
+        mdb_cursor_close(it->cur);
+        it->cur = NULL;
+    }
+
+    it->eof = 1;
+}
+
+
+/* Metadata. */
+
+int
+ts_db_metadata_get(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
+    size_t len, ts_db_metadata_t *md)
+{
+    int      rc;
+    uint8_t  key[TS_DB_KEY_MAX];
+    MDB_val  k, v;
+
+    if (!t->active) {
+        return TS_ERR_INVALID;
+    }
+
+    k.mv_data = key;
+    k.mv_size = ts_db_mkey(key, tenant, name, len);
+
+    rc = mdb_get(t->txn, t->db->dbi[TS_DB_METADATA], &k, &v);
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? TS_ERR_NOTFOUND
+                                  : ts_db_rerr(t, rc, "mdb_get", "metadata");
+    }
+
+    if (ts_db_meta_decode(&v, md) != TS_OK) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"metadata\" at key \"%.*s\": %zu bytes, file \"%s\"",
+                  (int) (len < 64 ? len : 64), name, v.mv_size,
+                  t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    if (md->name_len != len || memcmp(md->name, name, len) != 0) {
+        return TS_ERR_NOTFOUND;
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_db_metadata_list(ts_db_rtxn_t *t, uint32_t tenant, ts_db_metadata_pt cb,
+    void *data)
+{
+    int               rc;
+    uint8_t           prefix[4];
+    MDB_val           k, v;
+    MDB_cursor       *cur;
+    ts_db_metadata_t  md;
+
+    rc = ts_db_cursor(t, TS_DB_METADATA, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    ts_db_put32(prefix, tenant);
+    k.mv_data = prefix;
+    k.mv_size = sizeof(prefix);
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size < 4 || memcmp(k.mv_data, prefix, 4) != 0) {
+            break;
+        }
+
+        if (ts_db_meta_decode(&v, &md) != TS_OK) {
+            ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                      " \"metadata\": %zu bytes, file \"%s\"", v.mv_size,
+                      t->db->file);
+            rc = TS_ERR_CORRUPT;
+            goto done;
+        }
+
+        rc = cb(data, &md);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    rc = (rc == 0 || rc == MDB_NOTFOUND)
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "metadata");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}
+
+
+/* Retention. */
+
+int
+ts_db_retention(ts_db_t *db, int64_t cutoff, size_t max_keys,
+    ts_db_retention_t *st)
+{
+    int          rc;
+    ts_db_ret_t  r;
+
+    memset(st, 0, sizeof(ts_db_retention_t));
+
+    (void) pthread_mutex_lock(&db->wlock);
+
+    rc = ts_db_pid_check(db, db->errmsg);
+
+    if (rc == TS_OK) {
+        r.limit = ts_db_bucket(cutoff);
+        r.max_keys = max_keys ? max_keys : 1;
+        r.st = st;
+
+        rc = ts_db_write(db, ts_db_ret_txn, &r,
+                         db->map_max + db->map_max / 16 / db->page
+                                       * db->page);
+    }
+
+    (void) pthread_mutex_unlock(&db->wlock);
+
+    if (rc != TS_OK) {
+        memset(st, 0, sizeof(ts_db_retention_t));
+    }
+
+    return rc;
+}
+
+
+/*
+ * Takes the oldest retention entry again after every deletion: a fresh
+ * MDB_FIRST is one B-tree descent and never depends on where a deleting
+ * cursor ends up.
+ */
+
+static int
+ts_db_ret_txn(ts_db_t *db, MDB_txn *txn, void *data)
+{
+    int           rc;
+    uint8_t       ckey[16];
+    MDB_val       k, v;
+    ts_db_ret_t  *r;
+
+    r = data;
+    r->txn = txn;
+    memset(r->st, 0, sizeof(ts_db_retention_t));
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_RETENTION], &r->rcur);
+
+    if (rc == 0) {
+        rc = mdb_cursor_open(txn, db->dbi[TS_DB_CHUNKS], &r->ccur);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", NULL);
+    }
+
+    for ( ;; ) {
+        rc = mdb_cursor_get(r->rcur, &k, &v, MDB_FIRST);
+
+        if (rc == MDB_NOTFOUND) {
+            return TS_OK;
+        }
+
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_cursor_get", "retention");
+        }
+
+        if (k.mv_size != 8 || v.mv_size != 16) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"retention\": a %zu-byte key with a %zu-byte value,"
+                      " file \"%s\"", k.mv_size, v.mv_size, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        if (ts_db_geti64(k.mv_data) >= r->limit) {
+            return TS_OK;
+        }
+
+        if (r->st->keys >= r->max_keys) {
+            r->st->more = 1;
+            return TS_OK;
+        }
+
+        memcpy(ckey, v.mv_data, sizeof(ckey));
+
+        rc = mdb_cursor_del(r->rcur, 0);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_cursor_del", "retention");
+        }
+
+        r->st->keys++;
+
+        k.mv_data = ckey;
+        k.mv_size = sizeof(ckey);
+
+        rc = ts_db_ret_one(db, r, &k);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+}
+
+
+/* Deletes the chunk of one retention entry, then its series if it was
+   the last chunk. */
+
+static int
+ts_db_ret_one(ts_db_t *db, ts_db_ret_t *r, const MDB_val *ck)
+{
+    int       rc;
+    uint8_t   key[16];
+    uint64_t  id;
+    MDB_val   k, v;
+
+    rc = mdb_get(r->txn, db->dbi[TS_DB_CHUNKS], (MDB_val *) ck, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return TS_OK;
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_get", "chunks");
+    }
+
+    /* an overwrite moved the chunk to a newer bucket: keep it */
+
+    if (v.mv_size >= TS_DB_CHUNK_HDR
+        && ts_db_bucket(ts_db_geti64((const uint8_t *) v.mv_data + 4))
+           >= r->limit)
+    {
+        return TS_OK;
+    }
+
+    rc = mdb_del(r->txn, db->dbi[TS_DB_CHUNKS], (MDB_val *) ck, NULL);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_del", "chunks");
+    }
+
+    r->st->keys++;
+    r->st->chunks++;
+
+    id = ts_db_get64(ck->mv_data);
+    ts_db_ckey(key, id, INT64_MIN);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    rc = mdb_cursor_get(r->ccur, &k, &v, MDB_SET_RANGE);
+
+    if (rc == 0 && k.mv_size >= 8 && ts_db_get64(k.mv_data) == id) {
+        return TS_OK;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "chunks");
+    }
+
+    return ts_db_series_delete(db, r->txn, id, r->st);
+}
+
+
+/*
+ * Deletes a series with its hash entry and postings.  The record is
+ * copied first: values read in a write transaction may move with the
+ * next update.  A record too corrupt to name its postings is deleted
+ * alone; readers skip postings ids without a series.
+ */
+
+static int
+ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
+    ts_db_retention_t *st)
+{
+    int           rc;
+    uint8_t       key[12], idb[8], stack[4096], *copy;
+    MDB_val       k, v;
+    ts_label_t    l;
+    ts_db_srec_t  r;
+
+    ts_db_put64(idb, id);
+    k.mv_data = idb;
+    k.mv_size = sizeof(idb);
+
+    rc = mdb_get(txn, db->dbi[TS_DB_SERIES], &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return TS_OK;
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_get", "series");
+    }
+
+    copy = v.mv_size <= sizeof(stack) ? stack : malloc(v.mv_size);
+    if (copy == NULL) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    memcpy(copy, v.mv_data, v.mv_size);
+    v.mv_data = copy;
+
+    rc = TS_OK;
+
+    if (ts_db_srec_open(&r, &v) == TS_OK) {
+        while (rc == TS_OK && ts_db_srec_next(&r, &l) == 1) {
+            rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_NAME, &l,
+                                    idb, 1);
+            if (rc == TS_OK) {
+                rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_PAIR,
+                                        &l, idb, 1);
+            }
+
+            st->keys += 2;
+        }
+
+        if (rc == TS_OK) {
+            rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_ALL, NULL,
+                                    idb, 1);
+        }
+
+        ts_db_put32(key, r.tenant);
+        ts_db_put64(key + 4, r.hash);
+        k.mv_data = key;
+        k.mv_size = sizeof(key);
+        v.mv_data = idb;
+        v.mv_size = sizeof(idb);
+
+        if (rc == TS_OK) {
+            rc = mdb_del(txn, db->dbi[TS_DB_SHASH], &k, &v);
+            rc = (rc == 0 || rc == MDB_NOTFOUND)
+                 ? TS_OK : ts_db_werr(db, rc, "mdb_del", "series_hash");
+        }
+    }
+
+    if (copy != stack) {
+        free(copy);
+    }
+
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    k.mv_data = idb;
+    k.mv_size = sizeof(idb);
+
+    rc = mdb_del(txn, db->dbi[TS_DB_SERIES], &k, NULL);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_del", "series");
+    }
+
+    st->keys += 3;
+    st->series++;
+
+    return TS_OK;
+}
+
+
+/* Environment upkeep. */
+
+int
+ts_db_sync(ts_db_t *db)
+{
+    int  rc;
+
+    (void) pthread_mutex_lock(&db->wlock);
+
+    rc = ts_db_pid_check(db, db->errmsg);
+
+    if (rc == TS_OK) {
+        rc = mdb_env_sync(db->env, 1);
+        rc = rc ? ts_db_werr(db, rc, "mdb_env_sync", NULL) : TS_OK;
+    }
+
+    (void) pthread_mutex_unlock(&db->wlock);
+
+    return rc;
+}
+
+
+int
+ts_db_reader_check(ts_db_t *db, int *dead)
+{
+    int  rc, n;
+
+    n = 0;
+
+    (void) pthread_mutex_lock(&db->wlock);
+
+    rc = ts_db_pid_check(db, db->errmsg);
+
+    if (rc == TS_OK) {
+        rc = mdb_reader_check(db->env, &n);
+        rc = rc ? ts_db_werr(db, rc, "mdb_reader_check", NULL) : TS_OK;
+    }
+
+    if (rc == TS_OK && n > 0) {
+        (void) __atomic_fetch_add(&db->stale, (uint64_t) n,
+                                  __ATOMIC_RELAXED);
+    }
+
+    (void) pthread_mutex_unlock(&db->wlock);
+
+    if (dead != NULL) {
+        *dead = n;
+    }
+
+    return rc;
+}
+
+
+int
+ts_db_stats(ts_db_t *db, ts_db_stats_t *st)
+{
+    int            rc, fd;
+    MDB_stat       ms;
+    struct stat    fst;
+    MDB_envinfo    info;
+    ts_db_rtxn_t  *t;
+
+    memset(st, 0, sizeof(ts_db_stats_t));
+
+    rc = ts_db_rtxn_begin(db, &t);
+
+    if (rc == TS_OK && mdb_env_info(db->env, &info) == 0
+        && mdb_env_stat(db->env, &ms) == 0
+        && mdb_env_get_fd(db->env, &fd) == 0 && fstat(fd, &fst) == 0)
+    {
+        st->map_size = info.me_mapsize;
+        st->map_max = db->map_max;
+        st->page_size = ms.ms_psize;
+        st->used_bytes = (info.me_last_pgno + 1) * ms.ms_psize;
+        st->file_bytes = (size_t) fst.st_size;
+        st->readers = info.me_numreaders;
+        st->max_readers = info.me_maxreaders;
+
+        if (mdb_stat(t->txn, db->dbi[TS_DB_SERIES], &ms) == 0) {
+            st->series = ms.ms_entries;
+        }
+
+        if (mdb_stat(t->txn, db->dbi[TS_DB_CHUNKS], &ms) == 0) {
+            st->chunks = ms.ms_entries;
+        }
+
+        if (mdb_stat(t->txn, db->dbi[TS_DB_TENANTS], &ms) == 0) {
+            st->tenants = ms.ms_entries;
+        }
+
+    } else if (rc == TS_OK) {
+        rc = TS_ERR_IO;
+    }
+
+    st->grows = __atomic_load_n(&db->grows, __ATOMIC_RELAXED);
+    st->adopts = __atomic_load_n(&db->adopts, __ATOMIC_RELAXED);
+    st->stale_readers = __atomic_load_n(&db->stale, __ATOMIC_RELAXED);
+
+    if (rc != TS_OK && t != NULL) {
+        (void) pthread_mutex_lock(&db->wlock);
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "%s",
+                  t->errmsg[0] ? t->errmsg : "cannot stat the environment");
+        (void) pthread_mutex_unlock(&db->wlock);
+    }
+
+    ts_db_rtxn_abort(t);
+
+    return rc;
+}
+
+
+/* Verify: every record decoded, every cross reference followed. */
+
+int
+ts_db_verify(ts_db_t *db)
+{
+    int            rc;
+    ts_db_rtxn_t  *t;
+
+    rc = ts_db_rtxn_begin(db, &t);
+
+    if (rc == TS_OK) {
+        rc = ts_db_verify_walk(t);
+    }
+
+    if (rc != TS_OK && t != NULL) {
+        (void) pthread_mutex_lock(&db->wlock);
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "%s", t->errmsg);
+        (void) pthread_mutex_unlock(&db->wlock);
+    }
+
+    ts_db_rtxn_abort(t);
+
+    return rc;
+}
+
+
+static int
+ts_db_verify_walk(ts_db_rtxn_t *t)
+{
+    int                i, rc;
+    MDB_val            k, v;
+    MDB_cursor        *cur;
+    ts_db_metadata_t   md;
+    static const int   dbs[] = { TS_DB_TENANTS, TS_DB_SERIES, TS_DB_SHASH,
+                                 TS_DB_POSTINGS, TS_DB_CHUNKS,
+                                 TS_DB_RETENTION, TS_DB_METADATA };
+
+    for (i = 0; i < (int) (sizeof(dbs) / sizeof(dbs[0])); i++) {
+        rc = ts_db_cursor(t, dbs[i], &cur);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+             rc == 0;
+             rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        {
+            switch (dbs[i]) {
+
+            case TS_DB_SERIES:
+                rc = ts_db_verify_series(t, &k, &v);
+                break;
+
+            case TS_DB_CHUNKS:
+                rc = ts_db_verify_chunk(t, &k, &v);
+                break;
+
+            case TS_DB_RETENTION:
+                rc = ts_db_verify_retention(t, &k, &v);
+                break;
+
+            case TS_DB_METADATA:
+                rc = ts_db_meta_decode(&v, &md);
+                break;
+
+            case TS_DB_TENANTS:
+                rc = (v.mv_size == 4) ? TS_OK : TS_ERR_CORRUPT;
+                break;
+
+            default:
+                rc = (v.mv_size == 8 && (dbs[i] != TS_DB_SHASH
+                                         || k.mv_size == 12)
+                      && ts_db_has(t, TS_DB_SERIES, v.mv_data, 8, NULL, 0)
+                         == 1)
+                     ? TS_OK : TS_ERR_CORRUPT;
+            }
+
+            if (rc != TS_OK) {
+                if (t->errmsg[0] == '\0') {
+                    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt"
+                              " record in \"%s\" (a %zu-byte key, a %zu-byte"
+                              " value, or a missing series), file \"%s\"",
+                              ts_db_dbs[dbs[i]].name, k.mv_size, v.mv_size,
+                              t->db->file);
+                }
+
+                mdb_cursor_close(cur);
+                return TS_ERR_CORRUPT;
+            }
+        }
+
+        mdb_cursor_close(cur);
+
+        if (rc != MDB_NOTFOUND) {
+            return ts_db_rerr(t, rc, "mdb_cursor_get",
+                              ts_db_dbs[dbs[i]].name);
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
+{
+    int           rc;
+    uint8_t       key[TS_DB_KEY_MAX], idb[8];
+    uint32_t      n;
+    uint64_t      id;
+    ts_label_t    x, l[256];
+    ts_db_srec_t  r;
+
+    if (k->mv_size != 8 || ts_db_srec_open(&r, v) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    memcpy(idb, k->mv_data, 8);
+    id = ts_db_get64(idb);
+
+    for (n = 0; (rc = ts_db_srec_next(&r, &x)) == 1; n++) {
+        if (n < 256) {
+            l[n] = x;
+        }
+
+        rc = ts_db_verify_label(t, r.tenant, &x, idb);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    if (rc != 0 || r.p != r.end) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"series\" at key (series %" PRIu64 "): labels do not"
+                  " fill the %zu-byte value, file \"%s\"", id, v->mv_size,
+                  t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    if (n <= 256 && ts_labels_hash(l, n) != r.hash) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"series\" at key (series %" PRIu64 "): labels hash"
+                  " mismatch, file \"%s\"", id, t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    ts_db_put32(key, r.tenant);
+    ts_db_put64(key + 4, r.hash);
+
+    if (ts_db_has(t, TS_DB_SHASH, key, 12, idb, 8) != 1) {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "series %" PRIu64 " has no"
+                  " entry in \"series_hash\", file \"%s\"", id,
+                  t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    return ts_db_verify_label(t, r.tenant, NULL, idb);
+}
+
+
+/* The postings of one label (NULL: the tenant's list) hold the id. */
+
+static int
+ts_db_verify_label(ts_db_rtxn_t *t, uint32_t tenant, const ts_label_t *l,
+    const uint8_t *idb)
+{
+    size_t   len;
+    uint8_t  key[TS_DB_KEY_MAX];
+
+    if (l == NULL) {
+        len = ts_db_pkey(key, tenant, TS_DB_KIND_ALL, NULL, 0, NULL, 0);
+
+        if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
+            return TS_OK;
+        }
+
+    } else {
+        len = ts_db_pkey(key, tenant, TS_DB_KIND_NAME, l->name, l->name_len,
+                         NULL, 0);
+
+        if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
+            len = ts_db_pkey(key, tenant, TS_DB_KIND_PAIR, l->name,
+                             l->name_len, l->value, l->value_len);
+
+            if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
+                return TS_OK;
+            }
+        }
+    }
+
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "series %" PRIu64 " is missing"
+              " from the postings of %s%.*s, file \"%s\"", ts_db_get64(idb),
+              l ? "label " : "its tenant", l ? (int) l->name_len : 0,
+              l ? l->name : "", t->db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+static int
+ts_db_verify_chunk(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
+{
+    uint8_t        bkey[8];
+    const char    *why;
+    ts_db_chunk_t  c;
+
+    if (ts_db_chunk_decode(k, v, &c, &why) != TS_OK) {
+        return ts_db_chunk_bad(t, k, why);
+    }
+
+    ts_db_puti64(bkey, ts_db_bucket(c.maxt));
+
+    if (ts_db_has(t, TS_DB_SERIES, k->mv_data, 8, NULL, 0) != 1) {
+        return ts_db_chunk_bad(t, k, "no such series");
+    }
+
+    if (ts_db_has(t, TS_DB_RETENTION, bkey, 8, k->mv_data, 16) != 1) {
+        return ts_db_chunk_bad(t, k, "no retention entry");
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_verify_retention(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
+{
+    MDB_val  ck, cv;
+
+    if (k->mv_size != 8 || v->mv_size != 16) {
+        return TS_ERR_CORRUPT;
+    }
+
+    ck = *v;
+
+    if (mdb_get(t->txn, t->db->dbi[TS_DB_CHUNKS], &ck, &cv) != 0
+        || cv.mv_size < TS_DB_CHUNK_HDR
+        || ts_db_bucket(ts_db_geti64((const uint8_t *) cv.mv_data + 4))
+           != ts_db_geti64(k->mv_data))
+    {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"retention\": bucket %" PRId64 " names a chunk that is"
+                  " missing or in another bucket, file \"%s\"",
+                  ts_db_geti64(k->mv_data), t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    return TS_OK;
+}
+
+
+/* 1 if key (with data, for a DUPSORT db) exists, 0 if not, or an error. */
+
+static int
+ts_db_has(ts_db_rtxn_t *t, int dbi, const void *key, size_t klen,
+    const void *data, size_t dlen)
+{
+    int          rc;
+    MDB_val      k, d;
+    MDB_cursor  *cur;
+
+    k.mv_data = (void *) key;
+    k.mv_size = klen;
+
+    if (data == NULL) {
+        rc = mdb_get(t->txn, t->db->dbi[dbi], &k, &d);
+        return rc == 0 ? 1 : (rc == MDB_NOTFOUND ? 0 : ts_db_code(rc));
+    }
+
+    d.mv_data = (void *) data;
+    d.mv_size = dlen;
+
+    rc = mdb_cursor_open(t->txn, t->db->dbi[dbi], &cur);
+    if (rc != 0) {
+        return ts_db_code(rc);
+    }
+
+    rc = mdb_cursor_get(cur, &k, &d, MDB_GET_BOTH);
+    mdb_cursor_close(cur);
+
+    return rc == 0 ? 1 : (rc == MDB_NOTFOUND ? 0 : ts_db_code(rc));
+}
