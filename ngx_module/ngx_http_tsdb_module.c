@@ -21,6 +21,8 @@ static char *ngx_http_tsdb_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_tsdb_remote_read(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
 static char *ngx_http_tsdb_set_handler(ngx_conf_t *cf,
     ngx_http_tsdb_loc_conf_t *lcf, ngx_http_tsdb_handler_e handler,
     ngx_http_handler_pt h);
@@ -47,6 +49,13 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
     { ngx_string("tsdb_remote_write"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
       ngx_http_tsdb_remote_write,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("tsdb_remote_read"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tsdb_remote_read,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       NULL },
@@ -301,6 +310,21 @@ ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_REMOTE_WRITE,
                                      ngx_http_tsdb_write_handler);
+}
+
+
+static char *
+ngx_http_tsdb_remote_read(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_http_tsdb_loc_conf_t *lcf = conf;
+
+    ngx_str_t  *value;
+
+    value = cf->args->elts;
+    lcf->zone_name = value[1];
+
+    return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_REMOTE_READ,
+                                     ngx_http_tsdb_read_handler);
 }
 
 

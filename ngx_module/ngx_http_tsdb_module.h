@@ -10,6 +10,8 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 
+#include <protobuf-c/protobuf-c.h>
+
 #include "ts_head.h"
 #include "ts_labels.h"
 #include "ts_metrics.h"
@@ -142,6 +144,16 @@ ngx_int_t ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
 void ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf);
 
 ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);
+
+ngx_int_t ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf,
+    size_t *len);
+ngx_int_t ngx_http_tsdb_reply(ngx_http_request_t *r, ngx_uint_t status,
+    const char *reason);
+ngx_int_t ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
+    const char *value);
+void ngx_http_tsdb_pool_allocator(ngx_http_request_t *r,
+    ProtobufCAllocator *a);
 ngx_int_t ngx_http_tsdb_tenant(ngx_http_request_t *r,
     ngx_http_tsdb_loc_conf_t *lcf, ngx_str_t *tenant);
 

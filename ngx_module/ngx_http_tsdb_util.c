@@ -1,0 +1,158 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * Small HTTP helpers shared by the handlers: the request body as one
+ * buffer, one-line text answers, response headers, and a protobuf-c
+ * allocator bound to the request pool.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_tsdb_module.h"
+
+
+static void *ngx_http_tsdb_palloc(void *data, size_t size);
+static void ngx_http_tsdb_pfree(void *data, void *p);
+
+
+/* The body as one buffer, from memory or from its temporary file. */
+
+ngx_int_t
+ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf, size_t *len)
+{
+    u_char       *p;
+    size_t        n;
+    ssize_t       rd;
+    ngx_buf_t    *b;
+    ngx_chain_t  *cl;
+
+    n = 0;
+
+    if (r->request_body == NULL) {
+        *buf = NULL;
+        *len = 0;
+        return NGX_OK;
+    }
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        n += ngx_buf_size(cl->buf);
+    }
+
+    p = ngx_pnalloc(r->pool, n ? n : 1);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    *buf = p;
+    *len = n;
+
+    for (cl = r->request_body->bufs; cl; cl = cl->next) {
+        b = cl->buf;
+
+        if (!b->in_file) {
+            p = ngx_cpymem(p, b->pos, b->last - b->pos);
+            continue;
+        }
+
+        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
+                           b->file_pos);
+        if (rd != b->file_last - b->file_pos) {
+            return NGX_ERROR;
+        }
+
+        p += rd;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Sends status with "reason\n" as a text/plain body; returns what to
+ * hand to ngx_http_finalize_request().
+ */
+
+ngx_int_t
+ngx_http_tsdb_reply(ngx_http_request_t *r, ngx_uint_t status,
+    const char *reason)
+{
+    size_t        len;
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    len = ngx_strlen(reason);
+
+    b = ngx_create_temp_buf(r->pool, len + 1);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    b->last = ngx_cpymem(b->last, reason, len);
+    *b->last++ = '\n';
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = status;
+    ngx_str_set(&r->headers_out.content_type, "text/plain");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
+}
+
+
+ngx_int_t
+ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
+    const char *value)
+{
+    ngx_table_elt_t  *h;
+
+    h = ngx_list_push(&r->headers_out.headers);
+    if (h == NULL) {
+        return NGX_ERROR;
+    }
+
+    h->hash = 1;
+    h->key.data = (u_char *) name;
+    h->key.len = ngx_strlen(name);
+    h->value.data = (u_char *) value;
+    h->value.len = ngx_strlen(value);
+
+    return NGX_OK;
+}
+
+
+/* Allocations live as long as the request; free is a no-op. */
+
+void
+ngx_http_tsdb_pool_allocator(ngx_http_request_t *r, ProtobufCAllocator *a)
+{
+    a->alloc = ngx_http_tsdb_palloc;
+    a->free = ngx_http_tsdb_pfree;
+    a->allocator_data = r->pool;
+}
+
+
+static void *
+ngx_http_tsdb_palloc(void *data, size_t size)
+{
+    return ngx_palloc(data, size);
+}
+
+
+static void
+ngx_http_tsdb_pfree(void *data, void *p)
+{
+    /* freed with the request pool */
+}

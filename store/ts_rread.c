@@ -1,0 +1,2028 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * Remote read.  Behaviour follows Prometheus's storage/remote
+ * (read_handler.go, codec.go, chunked.go):
+ *
+ *   - Negotiation (NegotiateResponseType): the first type of
+ *     accepted_response_types we implement; an empty list is SAMPLES;
+ *     none implemented is a client error.
+ *   - Errors: undecodable bodies and unsupported types are 400 in
+ *     Prometheus, the sample limit is its HTTPError 400 ("exceeded sample
+ *     limit (N)"), storage failures 500.  Prometheus answers 500 for a
+ *     matcher that does not compile (FromLabelMatchers' error is not an
+ *     HTTPError); here that is a client error (400), as everything the
+ *     request alone decides.  The series limit (ours) is 400 too.
+ *   - SAMPLES: per query, the series sorted by labels, samples in
+ *     [start, end]; the sample limit counts per query, as ToQueryResult
+ *     does.  Series without a sample in range are left out.
+ *   - STREAMED_XOR_CHUNKS (StreamChunkedReadResponses): one series per
+ *     frame, a series split over frames when the chunk bytes pass
+ *     max_bytes_in_frame minus the labels' size (measured as Prometheus
+ *     does: Label and Chunk message sizes, at least one chunk a frame);
+ *     chunks as stored, type XOR, min/max time the first/last sample.
+ *     Prometheus re-encodes chunks crossing the range to drop samples
+ *     outside it; here they go untouched unless trim_chunks is set, as
+ *     clients filter by time (Prometheus's chunkedSeriesIterator does).
+ *   - Hints: start_ms/end_ms narrow [start, end] when either is set
+ *     (Prometheus's queriers read data within hints.Start/End).  step,
+ *     func, grouping, by and range are not used: they only let a
+ *     querier return less, and sending everything is always correct.
+ *     External labels are not merged in (ngx_tsdb has none).
+ *
+ * Several sources: a query's series are collected from every source,
+ * labels copied, sorted by (labels, source), and equal label sets read
+ * as one series.  Its chunks are read in batches per source, and merged:
+ * a chunk that overlaps neither the last sample sent nor another
+ * source's next chunk goes as it is; otherwise samples are merged in
+ * time order (equal timestamps: the earlier source wins, later copies
+ * dropped) and re-encoded into XOR chunks of at most 120 samples until
+ * every source is back at a chunk boundary.  The same merge covers a
+ * head chunk that grew between two batches and shows up again.
+ *
+ * Memory: the request is decoded and freed in ts_rread_open(); after
+ * that, one query's entries and labels, one chunk batch per source of
+ * the current series (TS_RR_BATCH_BYTES), one frame (or, for SAMPLES,
+ * the whole response, as Prometheus buffers it).
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <snappy-c.h>
+
+#include "prometheus_remote.pb-c.h"
+#include "ts_chunk.h"
+#include "ts_crc32c.h"
+#include "ts_rread.h"
+
+
+#define TS_RR_BATCH_BYTES    (64 * 1024)
+#define TS_RR_BATCH_CHUNKS   256
+#define TS_RR_BLOCK          (64 * 1024)
+#define TS_RR_ENC_CAP                                                     \
+    (TS_XOR_HEADER_SIZE + TS_XOR_SAMPLES_TARGET * TS_XOR_SAMPLE_MAX_BYTES)
+
+/* the largest block Go's snappy decoder accepts */
+#define TS_RR_MAX_RESPONSE   0xffffffffu
+
+#define TS_PB_LEN1           0x0a       /* field 1, length-delimited */
+#define TS_PB_LEN2           0x12
+#define TS_PB_LEN4           0x22
+#define TS_PB_VAR1           0x08       /* field 1, varint */
+#define TS_PB_VAR2           0x10
+#define TS_PB_VAR3           0x18
+#define TS_PB_F64_1          0x09       /* field 1, fixed64 */
+
+
+typedef struct {
+    uint8_t                *p;
+    size_t                  len;
+    size_t                  cap;
+} ts_rr_buf_t;
+
+
+typedef struct ts_rr_block_s  ts_rr_block_t;
+
+struct ts_rr_block_s {
+    ts_rr_block_t          *next;
+    size_t                  used;
+    size_t                  size;
+    uint64_t                data[];
+};
+
+
+typedef struct {
+    ProtobufCAllocator      a;
+    ProtobufCAllocator     *inner;
+    size_t                  used;
+    size_t                  max;
+    int                     refused;
+} ts_rr_alloc_t;
+
+
+typedef struct {
+    ts_selector_t          *sel;
+    int64_t                 mint;
+    int64_t                 maxt;
+} ts_rr_query_t;
+
+
+typedef struct {
+    const ts_label_t       *labels;
+    uint32_t                n;
+    uint32_t                src;
+    uint64_t                ref;
+} ts_rr_entry_t;
+
+
+typedef struct {
+    int64_t                 mint;
+    int64_t                 maxt;
+    size_t                  off;
+    size_t                  len;
+} ts_rr_cmeta_t;
+
+
+/* one source's chunks of the current series, a batch at a time */
+typedef struct {
+    const ts_source_t      *src;
+    uint64_t                ref;
+    int64_t                 next_mint;
+    int64_t                 maxt;
+    ts_rr_buf_t             data;
+    ts_rr_cmeta_t          *cm;
+    uint32_t                n;
+    uint32_t                i;
+    uint32_t                cmcap;
+    int                     more;       /* the source may have more */
+    int                     stopped;    /* the batch is full */
+    int                     err;
+    int                     active;     /* decoding cm[i] */
+    ts_xor_iter_t           it;
+    int64_t                 t;          /* next sample when active */
+    uint64_t                v;
+} ts_rr_cursor_t;
+
+
+typedef struct {
+    int64_t                 mint;
+    int64_t                 maxt;
+    const uint8_t          *data;
+    size_t                  len;
+} ts_rr_chunk_t;
+
+
+struct ts_rread_s {
+    ts_rread_conf_t         conf;
+    ts_rread_type_t         type;
+    ts_source_t           **src;
+    uint32_t                nsrc;
+    ts_rr_query_t          *q;
+    uint32_t                nq;
+
+    uint32_t                qi;         /* current query */
+    int                     loaded;
+    int                     done;
+    int                     err;        /* sticky, with e */
+    ts_rread_error_t        e;
+
+    ts_rr_entry_t          *ents;       /* current query's series */
+    uint32_t                nents;
+    uint32_t                ecap;
+    uint32_t                pos;        /* first entry of next series */
+    ts_rr_block_t          *blocks;     /* their labels */
+
+    ts_rr_cursor_t         *cur;        /* current series */
+    uint32_t                ncur;
+    uint32_t                curcap;
+    const ts_label_t       *labels;
+    uint32_t                nlabels;
+    int                     in_series;
+    int                     sent;       /* frames of it went out */
+    int                     has_last;
+    int64_t                 last;       /* last sample time sent */
+    int64_t                 mint;
+    int64_t                 maxt;
+    uint64_t                qsamples;
+
+    ts_xor_appender_t       a;          /* re-encoding */
+    uint8_t                 enc[TS_RR_ENC_CAP];
+
+    ts_rr_buf_t             out;        /* what next hands out */
+    ts_rr_buf_t             stage;      /* chunk bytes of a frame */
+    ts_rr_cmeta_t          *staged;
+    uint32_t                nstaged;
+    uint32_t                stcap;
+    ts_rr_buf_t             rbuf;       /* SAMPLES, uncompressed */
+
+    ts_rread_stats_t        st;
+};
+
+
+static int ts_rr_fail(ts_rread_error_t *e, int err, int client,
+    const char *fmt, ...);
+static void *ts_rr_pb_alloc(void *data, size_t size);
+static void ts_rr_pb_free(void *data, void *p);
+static int ts_rr_decode(const void *body, size_t len,
+    const ts_rread_conf_t *conf, ProtobufCAllocator *alloc,
+    Prometheus__ReadRequest **req, ts_rr_alloc_t *ca, ts_rread_error_t *e);
+static int ts_rr_negotiate(const Prometheus__ReadRequest *req,
+    ts_rread_type_t *type, ts_rread_error_t *e);
+static int ts_rr_queries(ts_rread_t *rr, const Prometheus__ReadRequest *req,
+    ts_rread_error_t *e);
+static int ts_rr_query(ts_rread_t *rr, uint32_t i, const Prometheus__Query *pq,
+    ts_rread_error_t *e);
+
+static int ts_rr_begin(ts_rread_t *rr);
+static void ts_rr_end(ts_rread_t *rr);
+static int ts_rr_streamed(ts_rread_t *rr);
+static int ts_rr_samples(ts_rread_t *rr);
+static int ts_rr_load(ts_rread_t *rr);
+static int ts_rr_load_source(ts_rread_t *rr, ts_rr_query_t *q, uint32_t s);
+static int ts_rr_entry(ts_rread_t *rr, uint32_t s, uint64_t ref,
+    const ts_label_t *l, uint32_t n);
+static int ts_rr_entry_cmp(const void *a, const void *b);
+static void ts_rr_unload(ts_rread_t *rr);
+static void *ts_rr_palloc(ts_rread_t *rr, size_t size);
+static int ts_rr_series(ts_rread_t *rr);
+
+static int ts_rr_refill(ts_rr_cursor_t *c);
+static int ts_rr_collect(void *data, const ts_source_chunk_t *ch);
+static int ts_rr_peek(ts_rr_cursor_t *c, ts_rr_cmeta_t **cm);
+static int ts_rr_open_chunk(ts_rr_cursor_t *c);
+static int ts_rr_step(ts_rr_cursor_t *c);
+static int ts_rr_pop(ts_rread_t *rr, int64_t *t, uint64_t *v);
+static int ts_rr_earliest(ts_rread_t *rr, ts_rr_cursor_t **cp);
+static int ts_rr_boundary(ts_rread_t *rr);
+static int ts_rr_next_chunk(ts_rread_t *rr, ts_rr_chunk_t *out);
+static int ts_rr_passthrough(ts_rread_t *rr, ts_rr_chunk_t *out);
+static int ts_rr_reencode(ts_rread_t *rr, ts_rr_chunk_t *out);
+
+static int ts_rr_frame(ts_rread_t *rr);
+static int ts_rr_stage(ts_rread_t *rr, const ts_rr_chunk_t *ch);
+static int ts_rr_frame_encode(ts_rread_t *rr);
+static int ts_rr_series_samples(ts_rread_t *rr);
+static int ts_rr_sample(ts_rr_buf_t *b, int64_t t, uint64_t v);
+static int ts_rr_compress(ts_rread_t *rr);
+
+static int ts_buf_reserve(ts_rr_buf_t *b, size_t more);
+static int ts_buf_open(ts_rr_buf_t *b, uint8_t tag, size_t *start);
+static void ts_buf_close(ts_rr_buf_t *b, size_t start);
+static size_t ts_pb_vsize(uint64_t v);
+static uint8_t *ts_pb_varint(uint8_t *p, uint64_t v);
+static uint8_t *ts_pb_fixed64(uint8_t *p, uint64_t v);
+static size_t ts_pb_label_size(const ts_label_t *l);
+static size_t ts_pb_labels_size(const ts_label_t *l, uint32_t n);
+static uint8_t *ts_pb_labels(uint8_t *p, const ts_label_t *l, uint32_t n);
+static size_t ts_pb_chunk_size(const ts_rr_cmeta_t *c);
+
+
+void
+ts_rread_conf_default(ts_rread_conf_t *conf)
+{
+    conf->max_body_size = 32 * 1024 * 1024;
+    conf->max_decode_memory = 64 * 1024 * 1024;
+    conf->max_queries = 256;
+    conf->max_series = 100000;
+    conf->max_samples = 50000000;
+    conf->max_bytes_in_frame = 1024 * 1024;
+    conf->trim_chunks = 0;
+    ts_select_limits_default(&conf->select);
+}
+
+
+int
+ts_rread_open(ts_rread_t **rrp, const void *body, size_t len,
+    ts_source_t *const *sources, uint32_t nsrc, const ts_rread_conf_t *conf,
+    ProtobufCAllocator *alloc, ts_rread_error_t *e)
+{
+    int                       rc;
+    ts_rread_t               *rr;
+    ts_rr_alloc_t             ca;
+    ts_rread_error_t          dummy;
+    Prometheus__ReadRequest  *req;
+
+    e = e ? e : &dummy;
+    memset(e, 0, sizeof(ts_rread_error_t));
+
+    rr = calloc(1, sizeof(ts_rread_t));
+    if (rr == NULL) {
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    if (conf != NULL) {
+        rr->conf = *conf;
+    } else {
+        ts_rread_conf_default(&rr->conf);
+    }
+
+    rr->nsrc = nsrc;
+    rr->src = malloc((nsrc ? nsrc : 1) * sizeof(ts_source_t *));
+
+    if (rr->src == NULL) {
+        ts_rread_free(rr);
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    if (nsrc > 0) {
+        memcpy(rr->src, sources, nsrc * sizeof(ts_source_t *));
+    }
+
+    rc = ts_rr_decode(body, len, &rr->conf, alloc, &req, &ca, e);
+    if (rc != TS_OK) {
+        ts_rread_free(rr);
+        return rc;
+    }
+
+    rc = ts_rr_negotiate(req, &rr->type, e);
+
+    if (rc == TS_OK) {
+        rc = ts_rr_queries(rr, req, e);
+    }
+
+    prometheus__read_request__free_unpacked(req, &ca.a);
+
+    if (rc != TS_OK) {
+        ts_rread_free(rr);
+        return rc;
+    }
+
+    rr->st.queries = rr->nq;
+    *rrp = rr;
+
+    return TS_OK;
+}
+
+
+ts_rread_type_t
+ts_rread_type(const ts_rread_t *rr)
+{
+    return rr->type;
+}
+
+
+const char *
+ts_rread_content_type(const ts_rread_t *rr)
+{
+    return rr->type == TS_RREAD_SAMPLES ? TS_RREAD_CT_SAMPLES
+                                        : TS_RREAD_CT_STREAMED;
+}
+
+
+const char *
+ts_rread_content_encoding(const ts_rread_t *rr)
+{
+    return rr->type == TS_RREAD_SAMPLES ? TS_RREAD_CE_SAMPLES : NULL;
+}
+
+
+int
+ts_rread_next(ts_rread_t *rr, const uint8_t **p, size_t *len,
+    ts_rread_error_t *e)
+{
+    int  rc;
+
+    if (rr->err == TS_OK && !rr->done) {
+        rc = ts_rr_begin(rr);
+
+        if (rc == TS_OK) {
+            rc = rr->type == TS_RREAD_SAMPLES ? ts_rr_samples(rr)
+                                              : ts_rr_streamed(rr);
+            ts_rr_end(rr);
+        }
+
+        if (rc < 0) {
+            rr->err = rc;
+
+            if (rr->e.err == TS_OK) {
+                ts_rr_fail(&rr->e, rc, 0, "%s", ts_strerror(rc));
+            }
+
+        } else if (rc == 1) {
+            *p = rr->out.p;
+            *len = rr->out.len;
+            rr->st.bytes += rr->out.len;
+
+            /* SAMPLES is one piece */
+            rr->done = rr->type == TS_RREAD_SAMPLES;
+
+            return 1;
+
+        } else {
+            rr->done = 1;
+        }
+    }
+
+    if (rr->err != TS_OK) {
+        if (e != NULL) {
+            *e = rr->e;
+        }
+
+        return rr->err;
+    }
+
+    return 0;
+}
+
+
+void
+ts_rread_stats(const ts_rread_t *rr, ts_rread_stats_t *st)
+{
+    *st = rr->st;
+}
+
+
+void
+ts_rread_free(ts_rread_t *rr)
+{
+    uint32_t  i;
+
+    if (rr == NULL) {
+        return;
+    }
+
+    ts_rr_unload(rr);
+
+    for (i = 0; i < rr->nq; i++) {
+        ts_selector_free(rr->q[i].sel);
+    }
+
+    for (i = 0; i < rr->curcap; i++) {
+        free(rr->cur[i].data.p);
+        free(rr->cur[i].cm);
+    }
+
+    free(rr->q);
+    free(rr->src);
+    free(rr->ents);
+    free(rr->cur);
+    free(rr->out.p);
+    free(rr->stage.p);
+    free(rr->staged);
+    free(rr->rbuf.p);
+    free(rr);
+}
+
+
+static int
+ts_rr_fail(ts_rread_error_t *e, int err, int client, const char *fmt, ...)
+{
+    va_list  args;
+
+    e->err = err;
+    e->client = client;
+
+    va_start(args, fmt);
+    vsnprintf(e->msg, sizeof(e->msg), fmt, args);
+    va_end(args);
+
+    return err;
+}
+
+
+/* protobuf-c's allocations, counted against max_decode_memory */
+
+static void *
+ts_rr_pb_alloc(void *data, size_t size)
+{
+    ts_rr_alloc_t  *ca;
+
+    ca = data;
+
+    if (size > ca->max - ca->used) {
+        ca->refused = 1;
+        return NULL;
+    }
+
+    ca->used += size;
+
+    if (ca->inner != NULL) {
+        return ca->inner->alloc(ca->inner->allocator_data, size);
+    }
+
+    return malloc(size);
+}
+
+
+static void
+ts_rr_pb_free(void *data, void *p)
+{
+    ts_rr_alloc_t  *ca;
+
+    ca = data;
+
+    if (ca->inner != NULL) {
+        ca->inner->free(ca->inner->allocator_data, p);
+        return;
+    }
+
+    free(p);
+}
+
+
+static int
+ts_rr_decode(const void *body, size_t len, const ts_rread_conf_t *conf,
+    ProtobufCAllocator *alloc, Prometheus__ReadRequest **req,
+    ts_rr_alloc_t *ca, ts_rread_error_t *e)
+{
+    size_t   n;
+    uint8_t *buf;
+
+    ca->a.alloc = ts_rr_pb_alloc;
+    ca->a.free = ts_rr_pb_free;
+    ca->a.allocator_data = ca;
+    ca->inner = alloc;
+    ca->used = 0;
+    ca->max = conf->max_decode_memory;
+    ca->refused = 0;
+
+    if (len == 0 || snappy_uncompressed_length(body, len, &n) != SNAPPY_OK) {
+        return ts_rr_fail(e, TS_ERR_INVALID, 1,
+                          "malformed snappy body");
+    }
+
+    if (n > conf->max_body_size) {
+        return ts_rr_fail(e, TS_ERR_LIMIT, 1,
+                          "decompressed body of %zu bytes, more than %zu",
+                          n, conf->max_body_size);
+    }
+
+    buf = ts_rr_pb_alloc(ca, n ? n : 1);
+    if (buf == NULL) {
+        if (ca->refused) {
+            return ts_rr_fail(e, TS_ERR_LIMIT, 1, "decoding needs more "
+                              "than %zu bytes", conf->max_decode_memory);
+        }
+
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    if (snappy_uncompress(body, len, (char *) buf, &n) != SNAPPY_OK) {
+        ts_rr_pb_free(ca, buf);
+        return ts_rr_fail(e, TS_ERR_INVALID, 1, "malformed snappy body");
+    }
+
+    *req = prometheus__read_request__unpack(&ca->a, n, buf);
+    ts_rr_pb_free(ca, buf);
+
+    if (*req != NULL) {
+        return TS_OK;
+    }
+
+    if (ca->refused) {
+        return ts_rr_fail(e, TS_ERR_LIMIT, 1, "decoding needs more than "
+                          "%zu bytes", conf->max_decode_memory);
+    }
+
+    return ts_rr_fail(e, TS_ERR_INVALID, 1,
+                      "malformed protobuf ReadRequest");
+}
+
+
+static int
+ts_rr_negotiate(const Prometheus__ReadRequest *req, ts_rread_type_t *type,
+    ts_rread_error_t *e)
+{
+    size_t  i;
+
+    if (req->n_accepted_response_types == 0) {
+        *type = TS_RREAD_SAMPLES;
+        return TS_OK;
+    }
+
+    for (i = 0; i < req->n_accepted_response_types; i++) {
+        switch ((int) req->accepted_response_types[i]) {
+
+        case TS_RREAD_SAMPLES:
+            *type = TS_RREAD_SAMPLES;
+            return TS_OK;
+
+        case TS_RREAD_STREAMED_XOR_CHUNKS:
+            *type = TS_RREAD_STREAMED_XOR_CHUNKS;
+            return TS_OK;
+
+        default:
+            break;
+        }
+    }
+
+    return ts_rr_fail(e, TS_ERR_UNSUPPORTED, 1, "server does not support "
+                      "any of the requested response types");
+}
+
+
+static int
+ts_rr_queries(ts_rread_t *rr, const Prometheus__ReadRequest *req,
+    ts_rread_error_t *e)
+{
+    int       rc;
+    uint32_t  i;
+
+    if (req->n_queries > rr->conf.max_queries) {
+        return ts_rr_fail(e, TS_ERR_LIMIT, 1, "%zu queries, more than %u",
+                          req->n_queries, rr->conf.max_queries);
+    }
+
+    rr->q = calloc(req->n_queries ? req->n_queries : 1,
+                   sizeof(ts_rr_query_t));
+    if (rr->q == NULL) {
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    for (i = 0; i < req->n_queries; i++) {
+        rc = ts_rr_query(rr, i, req->queries[i], e);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_query(ts_rread_t *rr, uint32_t i, const Prometheus__Query *pq,
+    ts_rread_error_t *e)
+{
+    int                        rc;
+    char                       msg[TS_SELECT_MSG_SIZE];
+    size_t                     k;
+    ts_matcher_t              *m;
+    ts_rr_query_t             *q;
+    Prometheus__ReadHints     *h;
+    Prometheus__LabelMatcher  *pm;
+
+    q = &rr->q[i];
+    q->mint = pq->start_timestamp_ms;
+    q->maxt = pq->end_timestamp_ms;
+    h = pq->hints;
+
+    if (h != NULL && (h->start_ms != 0 || h->end_ms != 0)) {
+        q->mint = h->start_ms > q->mint ? h->start_ms : q->mint;
+        q->maxt = h->end_ms < q->maxt ? h->end_ms : q->maxt;
+    }
+
+    if (pq->n_matchers > rr->conf.select.max_matchers) {
+        return ts_rr_fail(e, TS_ERR_LIMIT, 1, "query %u: %zu matchers, "
+                          "more than %u", i, pq->n_matchers,
+                          rr->conf.select.max_matchers);
+    }
+
+    m = malloc((pq->n_matchers ? pq->n_matchers : 1) * sizeof(ts_matcher_t));
+    if (m == NULL) {
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    /* protobuf-c strings end at the first NUL: no NUL reaches us */
+
+    for (k = 0; k < pq->n_matchers; k++) {
+        pm = pq->matchers[k];
+        m[k].type = (ts_match_type_t) pm->type;
+        m[k].name = pm->name ? pm->name : "";
+        m[k].name_len = strlen(m[k].name);
+        m[k].value = pm->value ? pm->value : "";
+        m[k].value_len = strlen(m[k].value);
+    }
+
+    rc = ts_selector_compile(&q->sel, m, (uint32_t) pq->n_matchers,
+                             &rr->conf.select, msg, sizeof(msg));
+    free(m);
+
+    if (rc != TS_OK) {
+        return ts_rr_fail(e, rc, rc != TS_ERR_NOMEM, "query %u: %s", i,
+                          rc == TS_ERR_NOMEM ? "out of memory" : msg);
+    }
+
+    rr->nq = i + 1;
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_begin(ts_rread_t *rr)
+{
+    int       rc;
+    uint32_t  i;
+
+    for (i = 0; i < rr->nsrc; i++) {
+        if (rr->src[i]->begin == NULL) {
+            continue;
+        }
+
+        rc = rr->src[i]->begin(rr->src[i]->data);
+        if (rc != TS_OK) {
+            while (i-- > 0) {
+                if (rr->src[i]->end != NULL) {
+                    rr->src[i]->end(rr->src[i]->data);
+                }
+            }
+
+            return ts_rr_fail(&rr->e, rc, 0, "opening storage: %s",
+                              ts_strerror(rc));
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static void
+ts_rr_end(ts_rread_t *rr)
+{
+    uint32_t  i;
+
+    for (i = 0; i < rr->nsrc; i++) {
+        if (rr->src[i]->end != NULL) {
+            rr->src[i]->end(rr->src[i]->data);
+        }
+    }
+}
+
+
+/* 1 with a frame in rr->out, 0 at the end, or an error */
+
+static int
+ts_rr_streamed(ts_rread_t *rr)
+{
+    int  rc;
+
+    for ( ;; ) {
+        if (!rr->in_series) {
+            if (!rr->loaded) {
+                if (rr->qi == rr->nq) {
+                    return 0;
+                }
+
+                rc = ts_rr_load(rr);
+                if (rc != TS_OK) {
+                    return rc;
+                }
+            }
+
+            if (rr->pos == rr->nents) {
+                ts_rr_unload(rr);
+                rr->qi++;
+                continue;
+            }
+
+            rc = ts_rr_series(rr);
+            if (rc != TS_OK) {
+                return rc;
+            }
+        }
+
+        rc = ts_rr_frame(rr);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+
+/*
+ * The whole SAMPLES response, compressed, in rr->out.  It is encoded in
+ * place in rr->rbuf: each QueryResult and TimeSeries gets room for a
+ * 5-byte length, and its content moves back once the length is known
+ * (copying into fresh buffers instead costs page faults on big
+ * responses).
+ */
+
+static int
+ts_rr_samples(ts_rread_t *rr)
+{
+    int     rc;
+    size_t  qstart;
+
+    rr->rbuf.len = 0;
+
+    for (rr->qi = 0; rr->qi < rr->nq; rr->qi++) {
+        rc = ts_rr_load(rr);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        /* every query has its QueryResult, even an empty one */
+
+        if (ts_buf_open(&rr->rbuf, TS_PB_LEN1, &qstart) != TS_OK) {
+            return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+        }
+
+        rr->qsamples = 0;
+
+        while (rr->pos < rr->nents) {
+            rc = ts_rr_series(rr);
+
+            if (rc == TS_OK) {
+                rc = ts_rr_series_samples(rr);
+            }
+
+            if (rc != TS_OK) {
+                return rc;
+            }
+        }
+
+        ts_rr_unload(rr);
+        ts_buf_close(&rr->rbuf, qstart);
+
+        if (rr->rbuf.len > TS_RR_MAX_RESPONSE) {
+            return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "response larger "
+                              "than %u bytes", TS_RR_MAX_RESPONSE);
+        }
+    }
+
+    rc = ts_rr_compress(rr);
+
+    return rc == TS_OK ? 1 : rc;
+}
+
+
+/* selects, copies and sorts the series of query rr->qi */
+
+static int
+ts_rr_load(ts_rread_t *rr)
+{
+    int             rc;
+    uint32_t        s, i, distinct;
+    ts_rr_query_t  *q;
+
+    q = &rr->q[rr->qi];
+    rr->nents = 0;
+    rr->pos = 0;
+    rr->loaded = 1;
+
+    if (q->mint > q->maxt) {
+        return TS_OK;
+    }
+
+    for (s = 0; s < rr->nsrc; s++) {
+        rc = ts_rr_load_source(rr, q, s);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    if (rr->nents > 1) {
+        qsort(rr->ents, rr->nents, sizeof(ts_rr_entry_t), ts_rr_entry_cmp);
+    }
+
+    distinct = rr->nents > 0;
+
+    for (i = 1; i < rr->nents; i++) {
+        distinct += ts_labels_cmp(rr->ents[i - 1].labels, rr->ents[i - 1].n,
+                                  rr->ents[i].labels, rr->ents[i].n) != 0;
+    }
+
+    if (rr->conf.max_series && distinct > rr->conf.max_series) {
+        return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "query %u: exceeded "
+                          "series limit (%u)", rr->qi, rr->conf.max_series);
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_load_source(ts_rread_t *rr, ts_rr_query_t *q, uint32_t s)
+{
+    int                 rc;
+    uint32_t            n;
+    uint64_t            ref, hard;
+    ts_label_t          l[TS_SELECT_MAX_LABELS];
+    ts_select_t        *it;
+    const ts_source_t  *src;
+
+    src = rr->src[s];
+    hard = (uint64_t) rr->conf.max_series * rr->nsrc;
+
+    rc = ts_select_open(&it, q->sel, src);
+    if (rc != TS_OK) {
+        goto failed;
+    }
+
+    while ((rc = ts_select_next(it, &ref)) == 1) {
+        if (rr->conf.max_series && rr->nents >= hard) {
+            ts_select_close(it);
+            return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "query %u: exceeded "
+                              "series limit (%u)", rr->qi,
+                              rr->conf.max_series);
+        }
+
+        rc = src->labels(src->data, ref, l, TS_SELECT_MAX_LABELS, &n);
+
+        if (rc == TS_OK) {
+            rc = ts_rr_entry(rr, s, ref, l, n);
+
+        } else if (rc == TS_ERR_NOTFOUND) {
+            rc = TS_OK;
+        }
+
+        if (rc != TS_OK) {
+            break;
+        }
+    }
+
+    ts_select_close(it);
+
+    if (rc == TS_OK) {
+        return TS_OK;
+    }
+
+failed:
+
+    if (rc == TS_ERR_LIMIT) {
+        return ts_rr_fail(&rr->e, rc, 1, "query %u: regex match limit "
+                          "exceeded", rr->qi);
+    }
+
+    return ts_rr_fail(&rr->e, rc, 0, "query %u: selecting series: %s",
+                      rr->qi, ts_strerror(rc));
+}
+
+
+/* copies the labels: an LMDB source's are gone after its end() */
+
+static int
+ts_rr_entry(ts_rread_t *rr, uint32_t s, uint64_t ref, const ts_label_t *l,
+    uint32_t n)
+{
+    char           *p;
+    void           *np;
+    size_t          size;
+    uint32_t        i, cap;
+    ts_label_t     *dst;
+    ts_rr_entry_t  *en;
+
+    if (rr->nents == rr->ecap) {
+        cap = rr->ecap ? rr->ecap * 2 : 256;
+
+        np = realloc(rr->ents, cap * sizeof(ts_rr_entry_t));
+        if (np == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        rr->ents = np;
+        rr->ecap = cap;
+    }
+
+    size = n * sizeof(ts_label_t);
+
+    for (i = 0; i < n; i++) {
+        size += l[i].name_len + l[i].value_len;
+    }
+
+    dst = ts_rr_palloc(rr, size);
+    if (dst == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    p = (char *) (dst + n);
+
+    for (i = 0; i < n; i++) {
+        dst[i] = l[i];
+        dst[i].name = memcpy(p, l[i].name, l[i].name_len);
+        p += l[i].name_len;
+        dst[i].value = memcpy(p, l[i].value, l[i].value_len);
+        p += l[i].value_len;
+    }
+
+    en = &rr->ents[rr->nents++];
+    en->labels = dst;
+    en->n = n;
+    en->src = s;
+    en->ref = ref;
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_entry_cmp(const void *a, const void *b)
+{
+    int                   rc;
+    const ts_rr_entry_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    rc = ts_labels_cmp(x->labels, x->n, y->labels, y->n);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (x->src != y->src) {
+        return x->src < y->src ? -1 : 1;
+    }
+
+    return (x->ref > y->ref) - (x->ref < y->ref);
+}
+
+
+static void
+ts_rr_unload(ts_rread_t *rr)
+{
+    ts_rr_block_t  *b, *next;
+
+    for (b = rr->blocks; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    rr->blocks = NULL;
+    rr->nents = 0;
+    rr->pos = 0;
+    rr->loaded = 0;
+    rr->in_series = 0;
+}
+
+
+static void *
+ts_rr_palloc(ts_rread_t *rr, size_t size)
+{
+    void           *p;
+    size_t          bs;
+    ts_rr_block_t  *b;
+
+    size = (size + 7) & ~(size_t) 7;
+    b = rr->blocks;
+
+    if (b == NULL || b->size - b->used < size) {
+        bs = size > TS_RR_BLOCK ? size : TS_RR_BLOCK;
+
+        b = malloc(sizeof(ts_rr_block_t) + bs);
+        if (b == NULL) {
+            return NULL;
+        }
+
+        b->next = rr->blocks;
+        b->used = 0;
+        b->size = bs;
+        rr->blocks = b;
+    }
+
+    p = (uint8_t *) b->data + b->used;
+    b->used += size;
+
+    return p;
+}
+
+
+/* starts the series at rr->pos: one cursor per source holding it */
+
+static int
+ts_rr_series(ts_rread_t *rr)
+{
+    void            *p;
+    uint32_t         end, i, cap;
+    ts_rr_entry_t   *en;
+    ts_rr_cursor_t  *c;
+
+    en = &rr->ents[rr->pos];
+
+    for (end = rr->pos + 1; end < rr->nents; end++) {
+        if (ts_labels_cmp(en->labels, en->n, rr->ents[end].labels,
+                          rr->ents[end].n) != 0)
+        {
+            break;
+        }
+    }
+
+    if (end - rr->pos > rr->curcap) {
+        cap = end - rr->pos;
+
+        p = realloc(rr->cur, cap * sizeof(ts_rr_cursor_t));
+        if (p == NULL) {
+            return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+        }
+
+        rr->cur = p;
+        memset(rr->cur + rr->curcap, 0,
+               (cap - rr->curcap) * sizeof(ts_rr_cursor_t));
+        rr->curcap = cap;
+    }
+
+    rr->ncur = end - rr->pos;
+    rr->mint = rr->q[rr->qi].mint;
+    rr->maxt = rr->q[rr->qi].maxt;
+
+    for (i = 0; i < rr->ncur; i++) {
+        c = &rr->cur[i];
+        c->src = rr->src[en[i].src];
+        c->ref = en[i].ref;
+        c->next_mint = rr->mint;
+        c->maxt = rr->maxt;
+        c->n = 0;
+        c->i = 0;
+        c->more = 1;
+        c->active = 0;
+        c->err = TS_OK;
+    }
+
+    rr->labels = en->labels;
+    rr->nlabels = en->n;
+    rr->has_last = 0;
+    rr->in_series = 1;
+    rr->sent = 0;
+    rr->pos = end;
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_refill(ts_rr_cursor_t *c)
+{
+    int  rc;
+
+    c->n = 0;
+    c->i = 0;
+    c->data.len = 0;
+    c->stopped = 0;
+
+    if (!c->more) {
+        return TS_OK;
+    }
+
+    rc = c->src->chunks(c->src->data, c->ref, c->next_mint, c->maxt,
+                        ts_rr_collect, c);
+
+    if (rc == TS_ERR_NOTFOUND || rc > 0) {
+        rc = TS_OK;
+    }
+
+    rc = rc != TS_OK ? rc : c->err;
+    c->more = rc == TS_OK && c->stopped;
+
+    return rc;
+}
+
+
+static int
+ts_rr_collect(void *data, const ts_source_chunk_t *ch)
+{
+    void            *p;
+    uint32_t         cap;
+    ts_rr_cursor_t  *c;
+
+    c = data;
+
+    if (ch->encoding != TS_XOR_ENCODING || ch->len < TS_XOR_HEADER_SIZE
+        || ch->mint > ch->maxt)
+    {
+        return 0;
+    }
+
+    if (c->n > 0
+        && (c->n == TS_RR_BATCH_CHUNKS
+            || c->data.len + ch->len > TS_RR_BATCH_BYTES))
+    {
+        c->stopped = 1;
+        return 1;
+    }
+
+    if (c->n == c->cmcap) {
+        cap = c->cmcap ? c->cmcap * 2 : 16;
+
+        p = realloc(c->cm, cap * sizeof(ts_rr_cmeta_t));
+        if (p == NULL) {
+            c->err = TS_ERR_NOMEM;
+            return 1;
+        }
+
+        c->cm = p;
+        c->cmcap = cap;
+    }
+
+    if (ts_buf_reserve(&c->data, ch->len) != TS_OK) {
+        c->err = TS_ERR_NOMEM;
+        return 1;
+    }
+
+    c->cm[c->n].mint = ch->mint;
+    c->cm[c->n].maxt = ch->maxt;
+    c->cm[c->n].off = c->data.len;
+    c->cm[c->n].len = ch->len;
+    c->n++;
+
+    memcpy(c->data.p + c->data.len, ch->data, ch->len);
+    c->data.len += ch->len;
+
+    /* a chunk reaching the end of the range is the last one needed */
+
+    if (ch->maxt >= c->maxt) {
+        return 1;
+    }
+
+    c->next_mint = ch->maxt + 1;
+
+    return 0;
+}
+
+
+/* 1 with the cursor's next unopened chunk, 0 if none, or an error */
+
+static int
+ts_rr_peek(ts_rr_cursor_t *c, ts_rr_cmeta_t **cm)
+{
+    int  rc;
+
+    if (c->i == c->n) {
+        rc = ts_rr_refill(c);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (c->n == 0) {
+            return 0;
+        }
+    }
+
+    *cm = &c->cm[c->i];
+
+    return 1;
+}
+
+
+/* starts decoding cm[i]: 1 with its first sample, 0 if it has none */
+
+static int
+ts_rr_open_chunk(ts_rr_cursor_t *c)
+{
+    int             rc;
+    ts_rr_cmeta_t  *cm;
+
+    cm = &c->cm[c->i];
+    ts_xor_iter_init(&c->it, c->data.p + cm->off, cm->len);
+
+    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+    if (rc < 0) {
+        return rc;
+    }
+
+    if (rc == 0) {
+        c->i++;
+        return 0;
+    }
+
+    c->active = 1;
+
+    return 1;
+}
+
+
+static int
+ts_rr_step(ts_rr_cursor_t *c)
+{
+    int  rc;
+
+    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+
+    if (rc == 0) {
+        c->active = 0;
+        c->i++;
+    }
+
+    return rc < 0 ? rc : TS_OK;
+}
+
+
+/*
+ * The next sample of the series in time order over all its sources:
+ * 1, 0 at the end, or an error.  Samples outside [mint, maxt] and at or
+ * before the last one returned are skipped.
+ */
+
+static int
+ts_rr_pop(ts_rread_t *rr, int64_t *t, uint64_t *v)
+{
+    int              rc;
+    ts_rr_cursor_t  *c;
+
+    for ( ;; ) {
+        rc = ts_rr_earliest(rr, &c);
+        if (rc <= 0) {
+            return rc;
+        }
+
+        if (!c->active) {
+            rc = ts_rr_open_chunk(c);
+            if (rc <= 0) {
+                if (rc < 0) {
+                    return rc;
+                }
+
+                continue;
+            }
+        }
+
+        *t = c->t;
+        *v = c->v;
+
+        rc = ts_rr_step(c);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        if ((rr->has_last && *t <= rr->last) || *t < rr->mint) {
+            continue;
+        }
+
+        if (*t > rr->maxt) {
+
+            /* the rest of this source is later still */
+
+            c->active = 0;
+            c->i = c->n;
+            c->more = 0;
+            continue;
+        }
+
+        rr->last = *t;
+        rr->has_last = 1;
+
+        return 1;
+    }
+}
+
+
+/*
+ * 1 and the cursor whose next sample (the decoded one, or the first of
+ * its next chunk) comes first, the earlier source on a tie; 0 if every
+ * cursor is done; or an error.
+ */
+
+static int
+ts_rr_earliest(ts_rread_t *rr, ts_rr_cursor_t **cp)
+{
+    int              rc;
+    int64_t          bt, kt;
+    uint32_t         k;
+    ts_rr_cmeta_t   *cm;
+    ts_rr_cursor_t  *c, *best;
+
+    best = NULL;
+    bt = 0;
+    cm = NULL;
+
+    for (k = 0; k < rr->ncur; k++) {
+        c = &rr->cur[k];
+
+        if (c->active) {
+            kt = c->t;
+
+        } else {
+            rc = ts_rr_peek(c, &cm);
+            if (rc < 0) {
+                return rc;
+            }
+
+            if (rc == 0) {
+                continue;
+            }
+
+            kt = cm->mint;
+        }
+
+        if (best == NULL || kt < bt) {
+            best = c;
+            bt = kt;
+        }
+    }
+
+    *cp = best;
+
+    return best != NULL;
+}
+
+
+static int
+ts_rr_boundary(ts_rread_t *rr)
+{
+    uint32_t  k;
+
+    for (k = 0; k < rr->ncur; k++) {
+        if (rr->cur[k].active) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
+/* the series' next chunk to send: 1, 0 at its end, or an error */
+
+static int
+ts_rr_next_chunk(ts_rread_t *rr, ts_rr_chunk_t *out)
+{
+    int  rc;
+
+    for ( ;; ) {
+        if (ts_rr_boundary(rr)) {
+            rc = ts_rr_passthrough(rr, out);
+            if (rc != 2) {
+                return rc;
+            }
+        }
+
+        rc = ts_rr_reencode(rr, out);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+
+/*
+ * All sources at chunk boundaries: 1 if the earliest chunk can go as it
+ * is, 2 if it must be merged, 0 if no chunk is left, or an error.
+ */
+
+static int
+ts_rr_passthrough(ts_rread_t *rr, ts_rr_chunk_t *out)
+{
+    int              rc;
+    int64_t          other;
+    uint32_t         k;
+    ts_rr_cmeta_t   *cm, *best;
+    ts_rr_cursor_t  *bc;
+
+    best = NULL;
+    bc = NULL;
+    cm = NULL;
+    other = INT64_MAX;
+
+    for (k = 0; k < rr->ncur; k++) {
+        rc = ts_rr_peek(&rr->cur[k], &cm);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 0) {
+            continue;
+        }
+
+        if (best == NULL || cm->mint < best->mint) {
+            if (best != NULL && best->mint < other) {
+                other = best->mint;
+            }
+
+            best = cm;
+            bc = &rr->cur[k];
+
+        } else if (cm->mint < other) {
+            other = cm->mint;
+        }
+    }
+
+    if (best == NULL) {
+        return 0;
+    }
+
+    if ((rr->has_last && best->mint <= rr->last) || best->maxt >= other
+        || (rr->conf.trim_chunks
+            && (best->mint < rr->mint || best->maxt > rr->maxt)))
+    {
+        return 2;
+    }
+
+    out->mint = best->mint;
+    out->maxt = best->maxt;
+    out->data = bc->data.p + best->off;
+    out->len = best->len;
+
+    bc->i++;
+    rr->last = best->maxt;
+    rr->has_last = 1;
+
+    return 1;
+}
+
+
+/*
+ * Merges samples into a new chunk until it holds TS_XOR_SAMPLES_TARGET
+ * or every source is back at a chunk boundary: 1 with the chunk, 0 if
+ * no sample came, or an error.
+ */
+
+static int
+ts_rr_reencode(ts_rread_t *rr, ts_rr_chunk_t *out)
+{
+    int       rc;
+    int64_t   t;
+    uint64_t  v;
+    uint32_t  n;
+
+    if (ts_xor_init(&rr->a, rr->enc, sizeof(rr->enc)) != TS_OK) {
+        return TS_ERR_INVALID;
+    }
+
+    n = 0;
+
+    while (n < TS_XOR_SAMPLES_TARGET) {
+        rc = ts_rr_pop(rr, &t, &v);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        rc = ts_xor_append_bits(&rr->a, rr->enc, t, v);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        if (n++ == 0) {
+            out->mint = t;
+        }
+
+        out->maxt = t;
+
+        if (ts_rr_boundary(rr)) {
+            break;
+        }
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    out->data = rr->enc;
+    out->len = ts_xor_bytes(&rr->a);
+    rr->st.reencoded++;
+
+    return 1;
+}
+
+
+/* 1 with the series' next frame in rr->out, 0 at its end, or error */
+
+static int
+ts_rr_frame(ts_rread_t *rr)
+{
+    int            rc;
+    int64_t        left;
+    uint32_t       i;
+    ts_rr_chunk_t  ch;
+
+    rr->nstaged = 0;
+    rr->stage.len = 0;
+    memset(&ch, 0, sizeof(ts_rr_chunk_t));
+
+    left = (int64_t) rr->conf.max_bytes_in_frame;
+
+    for (i = 0; i < rr->nlabels; i++) {
+        left -= (int64_t) ts_pb_label_size(&rr->labels[i]);
+    }
+
+    for ( ;; ) {
+        rc = ts_rr_next_chunk(rr, &ch);
+
+        if (rc == 0) {
+            rr->in_series = 0;
+            break;
+        }
+
+        if (rc < 0 || (rc = ts_rr_stage(rr, &ch)) != TS_OK) {
+            if (rc == TS_ERR_NOMEM) {
+                return ts_rr_fail(&rr->e, rc, 0, "out of memory");
+            }
+
+            return ts_rr_fail(&rr->e, rc, 0, "query %u: reading chunks: %s",
+                              rr->qi, ts_strerror(rc));
+        }
+
+        left -= (int64_t) ts_pb_chunk_size(&rr->staged[rr->nstaged - 1]);
+
+        if (left <= 0) {
+            break;
+        }
+    }
+
+    rr->sent |= rr->nstaged > 0;
+    rr->st.series += !rr->in_series && rr->sent;
+
+    if (rr->nstaged == 0) {
+        return 0;
+    }
+
+    return ts_rr_frame_encode(rr);
+}
+
+
+static int
+ts_rr_stage(ts_rread_t *rr, const ts_rr_chunk_t *ch)
+{
+    void      *p;
+    uint32_t   cap;
+
+    if (rr->nstaged == rr->stcap) {
+        cap = rr->stcap ? rr->stcap * 2 : 64;
+
+        p = realloc(rr->staged, cap * sizeof(ts_rr_cmeta_t));
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        rr->staged = p;
+        rr->stcap = cap;
+    }
+
+    if (ts_buf_reserve(&rr->stage, ch->len) != TS_OK) {
+        return TS_ERR_NOMEM;
+    }
+
+    rr->staged[rr->nstaged].mint = ch->mint;
+    rr->staged[rr->nstaged].maxt = ch->maxt;
+    rr->staged[rr->nstaged].off = rr->stage.len;
+    rr->staged[rr->nstaged].len = ch->len;
+    rr->nstaged++;
+
+    memcpy(rr->stage.p + rr->stage.len, ch->data, ch->len);
+    rr->stage.len += ch->len;
+
+    return TS_OK;
+}
+
+
+/*
+ * uvarint(len) | CRC-32C(data) big-endian | data, where data is
+ * ChunkedReadResponse{chunked_series: [{labels, chunks}], query_index}.
+ */
+
+static int
+ts_rr_frame_encode(ts_rread_t *rr)
+{
+    size_t          cs, body, data, csize;
+    uint8_t        *p, *d;
+    uint32_t        i, crc;
+    ts_rr_cmeta_t  *c;
+
+    cs = ts_pb_labels_size(rr->labels, rr->nlabels);
+
+    for (i = 0; i < rr->nstaged; i++) {
+        csize = ts_pb_chunk_size(&rr->staged[i]);
+        cs += 1 + ts_pb_vsize(csize) + csize;
+    }
+
+    data = 1 + ts_pb_vsize(cs) + cs;
+    data += rr->qi ? 1 + ts_pb_vsize(rr->qi) : 0;
+
+    rr->out.len = 0;
+
+    if (ts_buf_reserve(&rr->out, ts_pb_vsize(data) + 4 + data) != TS_OK) {
+        return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    p = ts_pb_varint(rr->out.p, data);
+    d = p + 4;
+    p = d;
+
+    *p++ = TS_PB_LEN1;
+    p = ts_pb_varint(p, cs);
+    p = ts_pb_labels(p, rr->labels, rr->nlabels);
+
+    for (i = 0; i < rr->nstaged; i++) {
+        c = &rr->staged[i];
+        body = ts_pb_chunk_size(c);
+
+        *p++ = TS_PB_LEN2;
+        p = ts_pb_varint(p, body);
+
+        if (c->mint != 0) {
+            *p++ = TS_PB_VAR1;
+            p = ts_pb_varint(p, (uint64_t) c->mint);
+        }
+
+        if (c->maxt != 0) {
+            *p++ = TS_PB_VAR2;
+            p = ts_pb_varint(p, (uint64_t) c->maxt);
+        }
+
+        *p++ = TS_PB_VAR3;
+        *p++ = TS_XOR_ENCODING;
+        *p++ = TS_PB_LEN4;
+        p = ts_pb_varint(p, c->len);
+        memcpy(p, rr->stage.p + c->off, c->len);
+        p += c->len;
+    }
+
+    if (rr->qi) {
+        *p++ = TS_PB_VAR2;
+        p = ts_pb_varint(p, rr->qi);
+    }
+
+    crc = ts_crc32c(0, d, data);
+    d[-4] = (uint8_t) (crc >> 24);
+    d[-3] = (uint8_t) (crc >> 16);
+    d[-2] = (uint8_t) (crc >> 8);
+    d[-1] = (uint8_t) crc;
+
+    rr->out.len = (size_t) (p - rr->out.p);
+    rr->st.frames++;
+    rr->st.chunks += rr->nstaged;
+
+    return 1;
+}
+
+
+/* appends the current series as a TimeSeries unless it has no sample */
+
+static int
+ts_rr_series_samples(ts_rread_t *rr)
+{
+    int       rc;
+    size_t    start, n;
+    int64_t   t;
+    uint64_t  v;
+    uint8_t  *p;
+
+    if (ts_buf_open(&rr->rbuf, TS_PB_LEN1, &start) != TS_OK
+        || ts_buf_reserve(&rr->rbuf, ts_pb_labels_size(rr->labels,
+                                                       rr->nlabels))
+           != TS_OK)
+    {
+        return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    p = ts_pb_labels(rr->rbuf.p + rr->rbuf.len, rr->labels, rr->nlabels);
+    rr->rbuf.len = (size_t) (p - rr->rbuf.p);
+    n = 0;
+
+    while ((rc = ts_rr_pop(rr, &t, &v)) == 1) {
+        if (rr->conf.max_samples && ++rr->qsamples > rr->conf.max_samples) {
+            return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "exceeded sample "
+                              "limit (%llu)",
+                              (unsigned long long) rr->conf.max_samples);
+        }
+
+        if (ts_rr_sample(&rr->rbuf, t, v) != TS_OK) {
+            return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+        }
+
+        n++;
+    }
+
+    if (rc < 0) {
+        return ts_rr_fail(&rr->e, rc, 0, "query %u: reading chunks: %s",
+                          rr->qi, ts_strerror(rc));
+    }
+
+    if (n == 0) {
+        rr->rbuf.len = start - 1;
+        return TS_OK;
+    }
+
+    ts_buf_close(&rr->rbuf, start);
+    rr->st.series++;
+    rr->st.samples += n;
+
+    return TS_OK;
+}
+
+
+/* a Sample field; proto3 leaves zeros out (-0.0 and NaNs have bits) */
+
+static int
+ts_rr_sample(ts_rr_buf_t *b, int64_t t, uint64_t v)
+{
+    size_t    body;
+    uint8_t  *p;
+
+    if (ts_buf_reserve(b, 22) != TS_OK) {
+        return TS_ERR_NOMEM;
+    }
+
+    body = (v ? 9 : 0) + (t ? 1 + ts_pb_vsize((uint64_t) t) : 0);
+    p = b->p + b->len;
+
+    *p++ = TS_PB_LEN2;
+    p = ts_pb_varint(p, body);
+
+    if (v) {
+        *p++ = TS_PB_F64_1;
+        p = ts_pb_fixed64(p, v);
+    }
+
+    if (t) {
+        *p++ = TS_PB_VAR2;
+        p = ts_pb_varint(p, (uint64_t) t);
+    }
+
+    b->len = (size_t) (p - b->p);
+
+    return TS_OK;
+}
+
+
+static int
+ts_rr_compress(ts_rread_t *rr)
+{
+    size_t  n;
+
+    n = snappy_max_compressed_length(rr->rbuf.len);
+    rr->out.len = 0;
+
+    if (ts_buf_reserve(&rr->out, n) != TS_OK) {
+        return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
+    }
+
+    if (snappy_compress((const char *) rr->rbuf.p, rr->rbuf.len,
+                        (char *) rr->out.p, &n) != SNAPPY_OK)
+    {
+        return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "snappy_compress() "
+                          "failed");
+    }
+
+    rr->out.len = n;
+
+    free(rr->rbuf.p);
+    memset(&rr->rbuf, 0, sizeof(ts_rr_buf_t));
+
+    return TS_OK;
+}
+
+
+static int
+ts_buf_reserve(ts_rr_buf_t *b, size_t more)
+{
+    void    *p;
+    size_t   cap;
+
+    if (b->cap - b->len >= more) {
+        return TS_OK;
+    }
+
+    cap = b->cap ? b->cap : 256;
+
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2) {
+            return TS_ERR_NOMEM;
+        }
+
+        cap *= 2;
+    }
+
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    b->p = p;
+    b->cap = cap;
+
+    return TS_OK;
+}
+
+
+/*
+ * Starts a length-delimited field: the tag and room for a length of up
+ * to 5 bytes (2^35, far above any response); *start is where the
+ * length goes.
+ */
+
+static int
+ts_buf_open(ts_rr_buf_t *b, uint8_t tag, size_t *start)
+{
+    if (ts_buf_reserve(b, 6) != TS_OK) {
+        return TS_ERR_NOMEM;
+    }
+
+    b->p[b->len] = tag;
+    *start = b->len + 1;
+    b->len += 6;
+
+    return TS_OK;
+}
+
+
+/* writes the field's length and moves its content up to it */
+
+static void
+ts_buf_close(ts_rr_buf_t *b, size_t start)
+{
+    size_t  body, vs;
+
+    body = b->len - start - 5;
+    vs = ts_pb_vsize(body);
+
+    ts_pb_varint(b->p + start, body);
+    memmove(b->p + start + vs, b->p + start + 5, body);
+    b->len -= 5 - vs;
+}
+
+
+static size_t
+ts_pb_vsize(uint64_t v)
+{
+    size_t  n;
+
+    for (n = 1; v >= 0x80; n++) {
+        v >>= 7;
+    }
+
+    return n;
+}
+
+
+static uint8_t *
+ts_pb_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t) (v | 0x80);
+        v >>= 7;
+    }
+
+    *p++ = (uint8_t) v;
+
+    return p;
+}
+
+
+/* little-endian, as protobuf's fixed64 and double */
+
+static uint8_t *
+ts_pb_fixed64(uint8_t *p, uint64_t v)
+{
+    int  i;
+
+    for (i = 0; i < 8; i++) {
+        *p++ = (uint8_t) (v >> (8 * i));
+    }
+
+    return p;
+}
+
+
+/* a Label message's size, as gogo's Label.Size() */
+
+static size_t
+ts_pb_label_size(const ts_label_t *l)
+{
+    size_t  n;
+
+    n = 0;
+
+    if (l->name_len) {
+        n += 1 + ts_pb_vsize(l->name_len) + l->name_len;
+    }
+
+    if (l->value_len) {
+        n += 1 + ts_pb_vsize(l->value_len) + l->value_len;
+    }
+
+    return n;
+}
+
+
+/* the labels as repeated field 1 */
+
+static size_t
+ts_pb_labels_size(const ts_label_t *l, uint32_t n)
+{
+    size_t    size, body;
+    uint32_t  i;
+
+    size = 0;
+
+    for (i = 0; i < n; i++) {
+        body = ts_pb_label_size(&l[i]);
+        size += 1 + ts_pb_vsize(body) + body;
+    }
+
+    return size;
+}
+
+
+static uint8_t *
+ts_pb_labels(uint8_t *p, const ts_label_t *l, uint32_t n)
+{
+    uint32_t  i;
+
+    for (i = 0; i < n; i++) {
+        *p++ = TS_PB_LEN1;
+        p = ts_pb_varint(p, ts_pb_label_size(&l[i]));
+
+        if (l[i].name_len) {
+            *p++ = TS_PB_LEN1;
+            p = ts_pb_varint(p, l[i].name_len);
+            memcpy(p, l[i].name, l[i].name_len);
+            p += l[i].name_len;
+        }
+
+        if (l[i].value_len) {
+            *p++ = TS_PB_LEN2;
+            p = ts_pb_varint(p, l[i].value_len);
+            memcpy(p, l[i].value, l[i].value_len);
+            p += l[i].value_len;
+        }
+    }
+
+    return p;
+}
+
+
+/* a Chunk message's size, as gogo's Chunk.Size() */
+
+static size_t
+ts_pb_chunk_size(const ts_rr_cmeta_t *c)
+{
+    size_t  n;
+
+    n = 2 + 1 + ts_pb_vsize(c->len) + c->len;
+
+    if (c->mint != 0) {
+        n += 1 + ts_pb_vsize((uint64_t) c->mint);
+    }
+
+    if (c->maxt != 0) {
+        n += 1 + ts_pb_vsize((uint64_t) c->maxt);
+    }
+
+    return n;
+}
