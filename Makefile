@@ -110,9 +110,11 @@ $(BUILD)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
 	gcc $(STORE_CFLAGS) -c $< -o $@
 
+# with the warning nginx's clang build adds, so make asan catches it too
 $(BUILD)/asan/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	clang $(STORE_CFLAGS) $(SAN_FLAGS) -c $< -o $@
+	clang $(STORE_CFLAGS) $(SAN_FLAGS) -Wconditional-uninitialized \
+	    -c $< -o $@
 
 $(BUILD)/tests/%: store/tests/%.c $(STORE_OBJS)
 	@mkdir -p $(dir $@)

@@ -986,6 +986,9 @@ ts_db_schema(ts_db_t *db)
      * so the map may be adopted right here.
      */
 
+    rc = MDB_MAP_RESIZED;
+    txn = NULL;
+
     for (tries = 0; tries < TS_DB_RETRIES; tries++) {
         rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
         if (rc != MDB_MAP_RESIZED) {

@@ -754,6 +754,8 @@ ts_re2_check(const char *p, size_t n, char *out, size_t *on, char *msg,
     quant = 0;
     o = 0;
     i = 0;
+    rc = 0;
+    end = 0;
 
     while (i < n) {
         c = p[i];
