@@ -19,15 +19,29 @@ static char *ngx_http_tsdb_merge_loc_conf(ngx_conf_t *cf, void *parent,
     void *child);
 static char *ngx_http_tsdb_metrics(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
-static char *ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
-static char *ngx_http_tsdb_remote_read(ngx_conf_t *cf, ngx_command_t *cmd,
-    void *conf);
+static char *ngx_http_tsdb_zone_location(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
 static char *ngx_http_tsdb_set_handler(ngx_conf_t *cf,
     ngx_http_tsdb_loc_conf_t *lcf, ngx_http_tsdb_handler_e handler,
     ngx_http_handler_pt h);
 static ngx_int_t ngx_http_tsdb_init_process(ngx_cycle_t *cycle);
 static void ngx_http_tsdb_exit_process(ngx_cycle_t *cycle);
+
+
+/* the handler of a location that serves a zone: tsdb_remote_write ... */
+typedef struct {
+    ngx_http_tsdb_handler_e     handler;
+    ngx_http_handler_pt         h;
+} ngx_http_tsdb_location_t;
+
+
+static ngx_http_tsdb_location_t  ngx_http_tsdb_remote_write = {
+    NGX_HTTP_TSDB_REMOTE_WRITE, ngx_http_tsdb_write_handler
+};
+
+static ngx_http_tsdb_location_t  ngx_http_tsdb_remote_read = {
+    NGX_HTTP_TSDB_REMOTE_READ, ngx_http_tsdb_read_handler
+};
 
 
 static ngx_command_t  ngx_http_tsdb_commands[] = {
@@ -48,17 +62,17 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
 
     { ngx_string("tsdb_remote_write"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tsdb_remote_write,
+      ngx_http_tsdb_zone_location,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_tsdb_remote_write },
 
     { ngx_string("tsdb_remote_read"),
       NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
-      ngx_http_tsdb_remote_read,
+      ngx_http_tsdb_zone_location,
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
-      NULL },
+      &ngx_http_tsdb_remote_read },
 
     { ngx_string("tsdb_tenant"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -299,32 +313,19 @@ ngx_http_tsdb_metrics(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
 
 static char *
-ngx_http_tsdb_remote_write(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+ngx_http_tsdb_zone_location(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_http_tsdb_loc_conf_t *lcf = conf;
 
-    ngx_str_t  *value;
+    ngx_str_t                 *value;
+    ngx_http_tsdb_location_t  *loc;
 
     value = cf->args->elts;
+    loc = cmd->post;
+
     lcf->zone_name = value[1];
 
-    return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_REMOTE_WRITE,
-                                     ngx_http_tsdb_write_handler);
-}
-
-
-static char *
-ngx_http_tsdb_remote_read(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
-{
-    ngx_http_tsdb_loc_conf_t *lcf = conf;
-
-    ngx_str_t  *value;
-
-    value = cf->args->elts;
-    lcf->zone_name = value[1];
-
-    return ngx_http_tsdb_set_handler(cf, conf, NGX_HTTP_TSDB_REMOTE_READ,
-                                     ngx_http_tsdb_read_handler);
+    return ngx_http_tsdb_set_handler(cf, conf, loc->handler, loc->h);
 }
 
 
