@@ -50,7 +50,7 @@ $(shell mkdir -p $(BUILD); \
     || echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' > $(SRCLIST))
 
 .PHONY: all build module deps run test unit asan lint prove proto \
-    proto-check clang static fuzz fuzz-build fuzz-regress clean
+    proto-check clang static fuzz fuzz-build fuzz-regress bench clean
 
 all: build
 
@@ -161,6 +161,11 @@ static: deps
 prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
 	    TSDB_RWGEN=$(TOP)/$(RWGEN) prove -I t/lib -r t/
+
+# ngx_tsdb, VictoriaMetrics and Prometheus on the same load, one run;
+# BENCH_ARGS=--quick for a short one.  Not part of make test.
+bench: build
+	@bench/compare $(BENCH_ARGS)
 
 proto:
 	@.ci/proto gen

@@ -12,6 +12,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "ts_db.h"
 #include "ts_head.h"
 #include "ts_labels.h"
 #include "ts_metrics.h"
@@ -73,6 +74,13 @@ typedef struct {
     size_t                      logged_size;
     ngx_event_t                 sync_ev;
     ngx_log_t                  *log;
+
+    ngx_msec_t                  flush;          /* checkpoint interval */
+    ts_db_t                    *db;
+    uint64_t                    epoch_seen;     /* see ts_head.h */
+    uint32_t                    epoch_seg;      /* first segment after */
+    ngx_uint_t                  checkpoints;
+    ngx_event_t                 flush_ev;
 } ngx_http_tsdb_zone_t;
 
 
@@ -142,6 +150,12 @@ ngx_http_tsdb_zone_t *ngx_http_tsdb_zone_find(
 ngx_int_t ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
     ngx_http_tsdb_main_conf_t *mcf);
 void ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf);
+
+ngx_int_t ngx_http_tsdb_flush_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_zone_t *z);
+void ngx_http_tsdb_flush_exit_process(ngx_http_tsdb_zone_t *z);
+ngx_int_t ngx_http_tsdb_flush_observe(ngx_http_tsdb_zone_t *z);
+ngx_int_t ngx_http_tsdb_flush_floor(ngx_http_tsdb_zone_t *z, uint32_t ref);
 
 ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);

@@ -17,11 +17,13 @@
 
 #include "ngx_http_tsdb_module.h"
 #include "ts_rread.h"
+#include "ts_source_db.h"
 
 
 typedef struct {
     ts_rread_t                 *rr;
     ts_source_head_t            hs;
+    ts_source_db_t              ds;
     ngx_chain_t                *pending;    /* made before the header */
     ngx_chain_t                *free;
     ngx_chain_t                *busy;
@@ -109,9 +111,10 @@ ngx_http_tsdb_read_start(ngx_http_request_t *r,
     ngx_http_tsdb_read_ctx_t *ctx, u_char *body, size_t len)
 {
     int                        rc;
+    uint32_t                   nsrc;
     ngx_str_t                  tenant;
     const char                *ce;
-    ts_source_t               *src;
+    ts_source_t               *src[2];
     ts_rread_conf_t            conf;
     ts_rread_error_t           e;
     ProtobufCAllocator         a;
@@ -126,9 +129,21 @@ ngx_http_tsdb_read_start(ngx_http_request_t *r,
         return rc == NGX_OK ? NGX_DECLINED : rc;
     }
 
+    /*
+     * The head first: on a timestamp both hold, its sample wins.  LMDB
+     * holds what checkpoints persisted, including what left the head.
+     */
+
     ts_source_head_init(&ctx->hs, &lcf->zone->head, (char *) tenant.data,
                         tenant.len);
-    src = &ctx->hs.src;
+    src[0] = &ctx->hs.src;
+    nsrc = 1;
+
+    if (lcf->zone->db != NULL) {
+        ts_source_db_init(&ctx->ds, lcf->zone->db, (char *) tenant.data,
+                          tenant.len);
+        src[nsrc++] = &ctx->ds.src;
+    }
 
     ts_rread_conf_default(&conf);
     conf.max_body_size = lcf->max_body_size;
@@ -140,13 +155,13 @@ ngx_http_tsdb_read_start(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ts_rread_open(&ctx->rr, body, len, &src, 1, &conf, &a, &e);
+    cln->handler = ngx_http_tsdb_read_cleanup;
+    cln->data = ctx;
+
+    rc = ts_rread_open(&ctx->rr, body, len, src, nsrc, &conf, &a, &e);
     if (rc != TS_OK) {
         return ngx_http_tsdb_read_fail(r, &e);
     }
-
-    cln->handler = ngx_http_tsdb_read_cleanup;
-    cln->data = ctx->rr;
 
     /*
      * The first piece selects the first query's series: its errors (a
@@ -348,5 +363,11 @@ ngx_http_tsdb_read_release(ngx_http_request_t *r,
 static void
 ngx_http_tsdb_read_cleanup(void *data)
 {
-    ts_rread_free(data);
+    ngx_http_tsdb_read_ctx_t  *ctx = data;
+
+    if (ctx->rr != NULL) {
+        ts_rread_free(ctx->rr);
+    }
+
+    ts_source_db_free(&ctx->ds);
 }

@@ -47,8 +47,6 @@ typedef struct {
 
 
 static void ngx_http_tsdb_write_body(ngx_http_request_t *r);
-static ngx_int_t ngx_http_tsdb_write_read(ngx_http_request_t *r,
-    u_char **buf, size_t *len);
 static void ngx_http_tsdb_write_process(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, u_char *body, size_t len);
 static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
@@ -56,6 +54,8 @@ static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
     ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
     ngx_http_tsdb_zone_t *z, ngx_str_t *tenant,
+    ngx_http_tsdb_wal_batch_t *wb);
+static void ngx_http_tsdb_write_relog(ngx_http_tsdb_zone_t *z,
     ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_write_series(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
@@ -68,8 +68,6 @@ static void ngx_http_tsdb_write_reply(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_set_header(ngx_http_request_t *r,
     char *name, uint64_t n);
-static void *ngx_http_tsdb_pool_alloc(void *data, size_t size);
-static void ngx_http_tsdb_pool_free(void *data, void *p);
 static void ngx_http_tsdb_write_fail(ngx_http_tsdb_write_ctx_t *ctx,
     ngx_uint_t status, const char *reason);
 
@@ -176,7 +174,7 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
     req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
     ctx = req->data;
 
-    if (ngx_http_tsdb_write_read(r, &buf, &len) != NGX_OK) {
+    if (ngx_http_tsdb_body(r, &buf, &len) != NGX_OK) {
         ngx_http_tsdb_write_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                  "cannot read the request body");
 
@@ -185,58 +183,6 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
     }
 
     ngx_http_tsdb_write_reply(r, ctx);
-}
-
-
-/* The body as one buffer, from memory or from its temporary file. */
-
-static ngx_int_t
-ngx_http_tsdb_write_read(ngx_http_request_t *r, u_char **buf, size_t *len)
-{
-    u_char       *p;
-    size_t        n;
-    ssize_t       rd;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    n = 0;
-
-    if (r->request_body == NULL) {
-        *buf = NULL;
-        *len = 0;
-        return NGX_OK;
-    }
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        n += ngx_buf_size(cl->buf);
-    }
-
-    p = ngx_pnalloc(r->pool, n ? n : 1);
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    *buf = p;
-    *len = n;
-
-    for (cl = r->request_body->bufs; cl; cl = cl->next) {
-        b = cl->buf;
-
-        if (!b->in_file) {
-            p = ngx_cpymem(p, b->pos, b->last - b->pos);
-            continue;
-        }
-
-        rd = ngx_read_file(b->file, p, b->file_last - b->file_pos,
-                           b->file_pos);
-        if (rd != b->file_last - b->file_pos) {
-            return NGX_ERROR;
-        }
-
-        p += rd;
-    }
-
-    return NGX_OK;
 }
 
 
@@ -254,9 +200,7 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
 
-    a.alloc = ngx_http_tsdb_pool_alloc;
-    a.free = ngx_http_tsdb_pool_free;
-    a.allocator_data = r->pool;
+    ngx_http_tsdb_pool_allocator(r, &a);
 
     rc = ts_rw_uncompress(body, len, lcf->limits.max_body_size, &a, &raw,
                           &rawlen, &ctx->why);
@@ -317,10 +261,10 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
 
         ctx->reason.len = ngx_sprintf(ctx->reason.data,
                               "%uL of %uL series and %uL samples rejected, "
-                              "the rest stored; first: %s",
+                              "the rest stored; first: %s%Z",
                               req.rejected.series, req.decoded.series,
                               ctx->rejected, ctx->why.msg)
-                          - ctx->reason.data;
+                          - ctx->reason.data - 1;
         return;
     }
 
@@ -414,6 +358,21 @@ ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
     ts_label_t          hl[TS_HEAD_MAX_LABELS];
     ts_walrec_label_t  *l;
 
+    /* after the head appends: see ngx_http_tsdb_flush.c */
+
+    switch (ngx_http_tsdb_flush_observe(z)) {
+
+    case NGX_DONE:
+        ngx_http_tsdb_write_relog(z, wb);
+        break;
+
+    case NGX_ERROR:
+        return NGX_ERROR;
+
+    default:
+        break;
+    }
+
     for (i = 0; i < wb->nseries; i++) {
         if (ts_head_labels(&z->head, (uint32_t) wb->series[i].ref, hl,
                            TS_HEAD_MAX_LABELS, &n) != TS_OK)
@@ -446,6 +405,35 @@ ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
 }
 
 
+/* The WAL was cut for a new checkpoint: every series logs again. */
+
+static void
+ngx_http_tsdb_write_relog(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    size_t    k;
+    uint64_t  ref;
+
+    wb->nseries = 0;
+
+    for (k = 0; k < wb->nsamples; k++) {
+        ref = wb->samples[k].ref;
+
+        if (k && ref == wb->samples[k - 1].ref) {
+            continue;
+        }
+
+        if (z->logged[(ref - 1) / 8] & (1 << ((ref - 1) % 8))) {
+            continue;
+        }
+
+        wb->series[wb->nseries].ref = ref;
+        wb->series[wb->nseries].nlabels = 0;
+        wb->nseries++;
+    }
+}
+
+
 static ngx_int_t
 ngx_http_tsdb_write_series(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
@@ -463,6 +451,12 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
     z = lcf->zone;
     oldest = (int64_t) ngx_time() * 1000 - z->retention;
     logged = 0;
+
+    if (ngx_http_tsdb_flush_floor(z, ref) != NGX_OK) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "index unavailable");
+        return NGX_ERROR;
+    }
 
     for (k = 0; k < s->nsamples; k++) {
 
@@ -612,10 +606,7 @@ static void
 ngx_http_tsdb_write_reply(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx)
 {
-    ngx_int_t     rc;
-    ngx_buf_t    *b;
-    ngx_uint_t    level;
-    ngx_chain_t   out;
+    ngx_uint_t   level;
 
     /* client mistakes are [info], our own trouble [warn] */
 
@@ -655,31 +646,10 @@ ngx_http_tsdb_write_reply(ngx_http_request_t *r,
         return;
     }
 
-    b = ngx_create_temp_buf(r->pool, ctx->reason.len + 1);
-    if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
-        return;
-    }
+    /* every reason is NUL-terminated: a literal or made with %Z */
 
-    b->last = ngx_cpymem(b->last, ctx->reason.data, ctx->reason.len);
-    *b->last++ = '\n';
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    ngx_str_set(&r->headers_out.content_type, "text/plain");
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_length_n = b->last - b->pos;
-
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, ctx->status,
+                                          (const char *) ctx->reason.data));
 }
 
 
@@ -749,20 +719,6 @@ ngx_http_tsdb_tenant(ngx_http_request_t *r, ngx_http_tsdb_loc_conf_t *lcf,
     }
 
     return NGX_OK;
-}
-
-
-static void *
-ngx_http_tsdb_pool_alloc(void *data, size_t size)
-{
-    return ngx_palloc(data, size);
-}
-
-
-static void
-ngx_http_tsdb_pool_free(void *data, void *p)
-{
-    /* freed with the request pool */
 }
 
 

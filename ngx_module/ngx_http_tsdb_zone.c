@@ -118,6 +118,7 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     z->cycle = cf->cycle;
     z->retention = 15 * 86400 * 1000LL;
     z->fsync = NGX_HTTP_TSDB_FSYNC_1S;
+    z->flush = 10000;
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -144,6 +145,18 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             }
 
             z->retention = (int64_t) t * 1000;
+            continue;
+        }
+
+        if (ngx_strncmp(value[i].data, "flush=", 6) == 0) {
+            s.data = value[i].data + 6;
+            s.len = value[i].len - 6;
+
+            z->flush = ngx_parse_time(&s, 0);
+            if (z->flush == (ngx_msec_t) NGX_ERROR || z->flush == 0) {
+                goto invalid;
+            }
+
             continue;
         }
 
@@ -640,6 +653,10 @@ ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
             return NGX_ERROR;
         }
 
+        if (ngx_http_tsdb_flush_init_process(cycle, z[i]) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
         if (z[i]->fsync == NGX_HTTP_TSDB_FSYNC_1S) {
             z[i]->sync_ev.handler = ngx_http_tsdb_wal_sync_handler;
             z[i]->sync_ev.data = z[i];
@@ -662,6 +679,8 @@ ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf)
     z = mcf->zones.elts;
 
     for (i = 0; i < mcf->zones.nelts; i++) {
+        ngx_http_tsdb_flush_exit_process(z[i]);
+
         if (z[i]->wal == NULL) {
             continue;
         }
@@ -693,6 +712,8 @@ ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev)
         /* what the failed segment held is re-logged from here on */
         ngx_memzero(z->logged, z->logged_size);
     }
+
+    (void) ngx_http_tsdb_flush_observe(z);
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, 1000);

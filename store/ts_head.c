@@ -40,7 +40,7 @@
 
 
 #define TS_HEAD_MAGIC        0x44485354u      /* "TSHD" */
-#define TS_HEAD_VERSION      1u
+#define TS_HEAD_VERSION      2u
 #define TS_HEAD_ALIGN        64
 #define TS_HEAD_SERIES_COST  1024
 #define TS_HEAD_POSTINGS_N   14
@@ -68,6 +68,11 @@ typedef struct {
     uint32_t                next;           /* bucket chain */
     uint32_t                labels;         /* arena offset */
     uint32_t                head;           /* newest chunk */
+    int64_t                 floor;          /* newest persisted time */
+    uint64_t                dbid;           /* LMDB id hint, or 0 */
+    int64_t                 base;           /* persisted before this head */
+    uint32_t                known;          /* base is set */
+    uint32_t                pad;
 } ts_hseries_t;
 
 
@@ -144,6 +149,12 @@ struct ts_head_hdr_s {
     uint32_t                pad2;
     uint64_t                arena_used;
     uint64_t                samples;        /* atomic */
+
+    /* checkpoints: see ts_head.h */
+    int64_t                 flush_lock;
+    uint64_t                ckpt_epoch;     /* seq_cst */
+    uint64_t                ckpt_done;
+    uint64_t                chunks_released;
 };
 
 
@@ -193,6 +204,7 @@ static int ts_head_snapshot(ts_head_hdr_t *hdr, uint32_t id,
     ts_head_chunk_t *c, uint32_t *prev);
 static int ts_head_list_str(ts_head_hdr_t *hdr, uint32_t pair, int value,
     ts_head_str_pt cb, void *data);
+static void ts_head_chunk_free(ts_head_t *h, uint32_t id);
 
 
 size_t
@@ -422,6 +434,10 @@ ts_head_series(ts_head_t *h, uint32_t tenant, const ts_label_t *labels,
     s->next = 0;
     s->labels = blob;
     s->head = 0;
+    s->floor = INT64_MIN;
+    s->dbid = 0;
+    s->base = INT64_MIN;
+    s->known = 0;
 
     hdr->intent = r;
     __atomic_store_n(&hdr->series_used, r, __ATOMIC_RELEASE);
@@ -495,6 +511,12 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
 
     id = s->head;
 
+    if (t <= s->floor && (id == 0 || t > ts_head_chunk_at(hdr, id)->h.a.t)) {
+        /* persisted and released: cannot be checked, take as a retry */
+        rc = TS_HEAD_DUPLICATE;
+        goto done;
+    }
+
     if (id == 0) {
         nid = ts_head_chunk_new(h, ref, 0, t, v);
         rc = nid ? TS_OK : TS_ERR_FULL;
@@ -505,6 +527,11 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
 
     if (t <= c->h.a.t) {
         rc = ts_head_find_sample(hdr, id, t, v);
+
+        if (rc == TS_ERR_OUT_OF_ORDER && t <= s->floor) {
+            rc = TS_HEAD_DUPLICATE;
+        }
+
         goto done;
     }
 
@@ -595,7 +622,7 @@ ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
     int               rc, tries;
     void             *p;
     size_t            n, cap, i;
-    uint32_t          id, prev, *ids;
+    uint32_t          id, prev, *ids, *link;
     uint64_t         *gens;
     ts_hchunk_t      *c;
     ts_head_hdr_t    *hdr;
@@ -619,8 +646,8 @@ ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
         /* newest first: note each chunk and its generation */
 
         n = 0;
-        id = __atomic_load_n(&ts_head_series_at(hdr, ref)->head,
-                             __ATOMIC_ACQUIRE);
+        link = &ts_head_series_at(hdr, ref)->head;
+        id = __atomic_load_n(link, __ATOMIC_ACQUIRE);
 
         while (id) {
             if (n == cap) {
@@ -645,13 +672,30 @@ ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
 
             c = ts_head_chunk_at(hdr, id);
             gens[n] = __atomic_load_n(&c->h.gen, __ATOMIC_ACQUIRE);
-            ids[n++] = id;
 
-            if (c->h.mint <= mint) {
+            /*
+             * A released chunk is unlinked before its generation is
+             * bumped: if the link still points here, gens[n] is the
+             * generation of this series' chunk, not of a reuse.
+             */
+
+            if (__atomic_load_n(link, __ATOMIC_ACQUIRE) != id) {
                 break;
             }
 
-            id = __atomic_load_n(&c->h.prev, __ATOMIC_ACQUIRE);
+            ids[n++] = id;
+
+            if (c->h.mint <= mint) {
+                id = 0;
+                break;
+            }
+
+            link = &c->h.prev;
+            id = __atomic_load_n(link, __ATOMIC_ACQUIRE);
+        }
+
+        if (id) {
+            continue;
         }
 
         /* then oldest first: copy, and start over if one was recycled */
@@ -688,6 +732,201 @@ done:
     free(gens);
 
     return rc;
+}
+
+
+uint32_t
+ts_head_nseries(ts_head_t *h)
+{
+    return __atomic_load_n(&h->hdr->series_used, __ATOMIC_ACQUIRE);
+}
+
+
+int
+ts_head_tenant_name(ts_head_t *h, uint32_t tenant, const char **name,
+    size_t *len)
+{
+    ts_tenant_t  *t;
+
+    if (tenant >= __atomic_load_n(&h->hdr->tenants_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    t = &ts_head_tenants(h->hdr)[tenant];
+    *name = t->name;
+    *len = t->len;
+
+    return TS_OK;
+}
+
+
+uint64_t
+ts_head_epoch(ts_head_t *h)
+{
+    return __atomic_load_n(&h->hdr->ckpt_epoch, __ATOMIC_SEQ_CST);
+}
+
+
+uint64_t
+ts_head_epoch_begin(ts_head_t *h)
+{
+    return __atomic_add_fetch(&h->hdr->ckpt_epoch, 1, __ATOMIC_SEQ_CST);
+}
+
+
+uint64_t
+ts_head_ckpt_done(ts_head_t *h)
+{
+    return __atomic_load_n(&h->hdr->ckpt_done, __ATOMIC_ACQUIRE);
+}
+
+
+void
+ts_head_ckpt_publish(ts_head_t *h, uint64_t epoch)
+{
+    __atomic_store_n(&h->hdr->ckpt_done, epoch, __ATOMIC_RELEASE);
+}
+
+
+int
+ts_head_flush_trylock(ts_head_t *h)
+{
+    return ts_plock_trylock(&h->hdr->flush_lock, h->pid, h->alive);
+}
+
+
+void
+ts_head_flush_unlock(ts_head_t *h)
+{
+    ts_plock_unlock(&h->hdr->flush_lock, h->pid);
+}
+
+
+uint64_t
+ts_head_series_dbid(ts_head_t *h, uint32_t ref)
+{
+    return __atomic_load_n(&ts_head_series_at(h->hdr, ref)->dbid,
+                           __ATOMIC_RELAXED);
+}
+
+
+void
+ts_head_series_set_dbid(ts_head_t *h, uint32_t ref, uint64_t id)
+{
+    __atomic_store_n(&ts_head_series_at(h->hdr, ref)->dbid, id,
+                     __ATOMIC_RELAXED);
+}
+
+
+int64_t
+ts_head_floor(ts_head_t *h, uint32_t ref, int64_t *base, int *known)
+{
+    ts_hseries_t  *s;
+
+    s = ts_head_series_at(h->hdr, ref);
+    *known = (int) __atomic_load_n(&s->known, __ATOMIC_ACQUIRE);
+    *base = s->base;
+
+    return __atomic_load_n(&s->floor, __ATOMIC_RELAXED);
+}
+
+
+void
+ts_head_floor_init(ts_head_t *h, uint32_t ref, int64_t t)
+{
+    ts_hchunk_t    *c;
+    ts_hseries_t   *s;
+
+    s = ts_head_series_at(h->hdr, ref);
+
+    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1 && s->head) {
+        c = ts_head_chunk_at(h->hdr, s->head);
+        (void) ts_xor_recover(&c->h.a, c->data);
+    }
+
+    if (!s->known) {
+        s->base = t;
+
+        if (t > s->floor) {
+            __atomic_store_n(&s->floor, t, __ATOMIC_RELAXED);
+        }
+
+        __atomic_store_n(&s->known, 1, __ATOMIC_RELEASE);
+    }
+
+    ts_plock_unlock(&s->lock, h->pid);
+}
+
+
+/*
+ * Under the series lock: raises the floor, then unlinks every sealed
+ * chunk that ends at or before it (the chain is in time order, so they
+ * are the oldest ones) and frees them newest first.  The open chunk
+ * stays.  Each freed chunk's generation is bumped after the unlink and
+ * before it can be reused, which is what ts_head_read() checks.
+ */
+
+int
+ts_head_release(ts_head_t *h, uint32_t ref, int64_t upto, uint32_t *freed)
+{
+    uint32_t        id, prev, *link;
+    ts_hchunk_t    *c;
+    ts_hseries_t   *s;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+    *freed = 0;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    s = ts_head_series_at(hdr, ref);
+
+    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1) {
+        id = s->head;
+        if (id) {
+            c = ts_head_chunk_at(hdr, id);
+            (void) ts_xor_recover(&c->h.a, c->data);
+        }
+    }
+
+    if (upto > s->floor) {
+        __atomic_store_n(&s->floor, upto, __ATOMIC_RELAXED);
+    }
+
+    id = s->head;
+    link = NULL;
+
+    while (id) {
+        c = ts_head_chunk_at(hdr, id);
+
+        if (link != NULL && c->h.a.t <= upto) {
+            break;
+        }
+
+        link = &c->h.prev;
+        id = c->h.prev;
+    }
+
+    if (id) {
+        __atomic_store_n(link, 0, __ATOMIC_RELEASE);
+    }
+
+    while (id) {
+        c = ts_head_chunk_at(hdr, id);
+        prev = c->h.prev;
+        ts_head_chunk_free(h, id);
+        (*freed)++;
+        id = prev;
+    }
+
+    ts_plock_unlock(&s->lock, h->pid);
+
+    return TS_OK;
 }
 
 
@@ -1498,4 +1737,29 @@ ts_head_list_str(ts_head_hdr_t *hdr, uint32_t pair, int value,
     }
 
     return TS_OK;
+}
+
+
+/* The chunk is unlinked already; the series is locked. */
+
+static void
+ts_head_chunk_free(ts_head_t *h, uint32_t id)
+{
+    ts_hchunk_t    *c;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+    c = ts_head_chunk_at(hdr, id);
+
+    __atomic_store_n(&c->h.gen, c->h.gen + 1, __ATOMIC_RELEASE);
+
+    ts_head_lock(h);
+
+    c->h.prev = hdr->chunks_free;
+    c->h.series = 0;
+    __atomic_store_n(&hdr->chunks_free, id, __ATOMIC_RELAXED);
+    hdr->chunks_live--;
+    hdr->chunks_released++;
+
+    ts_head_unlock(h);
 }

@@ -133,6 +133,58 @@ int ts_head_series_tenant(ts_head_t *h, uint32_t ref, uint32_t *tenant);
 int ts_head_read(ts_head_t *h, uint32_t ref, int64_t mint, int64_t maxt,
     ts_head_chunk_pt cb, void *data);
 
+/* Series refs are 1 .. ts_head_nseries(). */
+uint32_t ts_head_nseries(ts_head_t *h);
+int ts_head_tenant_name(ts_head_t *h, uint32_t tenant, const char **name,
+    size_t *len);
+
+/*
+ * Checkpoints.  A flusher (one at a time: ts_head_flush_trylock(), 0 or
+ * 1 when taken, 1 meaning a dead flusher's lock was taken over, else
+ * TS_ERR_AGAIN) bumps the epoch with ts_head_epoch_begin() (seq_cst)
+ * before it copies the head, and publishes the epoch with
+ * ts_head_ckpt_publish() once the copy is durable.  A writer appends to
+ * the head, then loads ts_head_epoch() (seq_cst): every WAL record it
+ * wrote before it saw epoch E is covered by checkpoint E, so once
+ * ts_head_ckpt_done() >= E it may delete the segments it wrote before
+ * seeing E.
+ */
+uint64_t ts_head_epoch(ts_head_t *h);
+uint64_t ts_head_epoch_begin(ts_head_t *h);
+uint64_t ts_head_ckpt_done(ts_head_t *h);
+void ts_head_ckpt_publish(ts_head_t *h, uint64_t epoch);
+int ts_head_flush_trylock(ts_head_t *h);
+void ts_head_flush_unlock(ts_head_t *h);
+
+/* The LMDB id last seen for a series (a hint), 0 if none. */
+uint64_t ts_head_series_dbid(ts_head_t *h, uint32_t ref);
+void ts_head_series_set_dbid(ts_head_t *h, uint32_t ref, uint64_t id);
+
+/*
+ * The floor: the newest time of the series known to be durable
+ * elsewhere (INT64_MIN: none).  *known is 0 until ts_head_floor_init()
+ * set the base, the newest time the store held before this head wrote
+ * anything of the series there (once per series and head lifetime: a
+ * head rebuilt from the WAL does not know what was checkpointed).  A
+ * flusher must not store samples at or before the base: the head may
+ * hold only part of the chunk stored under the same key.
+ */
+int64_t ts_head_floor(ts_head_t *h, uint32_t ref, int64_t *base,
+    int *known);
+void ts_head_floor_init(ts_head_t *h, uint32_t ref, int64_t t);
+
+/*
+ * Called once everything of the series up to time upto is durable
+ * elsewhere: raises the series' floor to upto and frees its sealed
+ * chunks that end at or before it (the open chunk stays).  From then on
+ * a sample at or before the floor that the head no longer holds is
+ * answered TS_HEAD_DUPLICATE by ts_head_append() (it cannot be compared
+ * without reading the store), and ts_head_read() gives what remains.
+ * *freed is the number of chunks freed.
+ */
+int ts_head_release(ts_head_t *h, uint32_t ref, int64_t upto,
+    uint32_t *freed);
+
 /*
  * Postings of a tenant: name == NULL gives all its series; value ==
  * NULL all series that have the label name; otherwise the series with

@@ -681,6 +681,228 @@ test_fork_sigkill(void **state)
 }
 
 
+static void
+test_epoch(void **state)
+{
+    int        st;
+    pid_t      pid;
+    ts_head_t  h;
+
+    (void) state;
+
+    t_open(&h);
+    assert_int_equal(ts_head_epoch(&h), 0);
+    assert_int_equal(ts_head_ckpt_done(&h), 0);
+    assert_int_equal(ts_head_epoch_begin(&h), 1);
+    assert_int_equal(ts_head_epoch(&h), 1);
+    ts_head_ckpt_publish(&h, 1);
+    assert_int_equal(ts_head_ckpt_done(&h), 1);
+
+    /* one flusher at a time; a dead flusher's lock is taken over */
+
+    assert_int_equal(ts_head_flush_trylock(&h), 0);
+    assert_int_equal(ts_head_flush_trylock(&h), TS_ERR_AGAIN);
+    ts_head_flush_unlock(&h);
+
+    pid = fork();
+    assert_true(pid >= 0);
+
+    if (pid == 0) {
+        ts_head_t  ch;
+
+        if (ts_head_open(&ch, t_mem, t_size, getpid(), t_alive) != TS_OK
+            || ts_head_flush_trylock(&ch) != 0)
+        {
+            _exit(1);
+        }
+
+        _exit(0);
+    }
+
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_int_equal(ts_head_flush_trylock(&h), 1);
+    ts_head_flush_unlock(&h);
+}
+
+
+/*
+ * Releasing frees sealed chunks up to the floor, keeps the open one,
+ * answers retries of released samples as duplicates and reuses the
+ * chunks it freed.
+ */
+
+static void
+test_release(void **state)
+{
+    int              i, rc;
+    char             inst[16];
+    uint32_t         tn, r, x, freed;
+    ts_head_t        h;
+    ts_head_stats_t  st;
+
+    (void) state;
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "t", 1, &tn), TS_OK);
+    assert_int_equal(t_series(&h, tn, "m", "j", "1", &r), 1);
+
+    for (i = 1; i <= 1000; i++) {
+        assert_int_equal(ts_head_append(&h, r, i, t_bits(i)), TS_OK);
+    }
+
+    t_read(&h, r, INT64_MIN, INT64_MAX, rd);
+    assert_int_equal(rd->n, 1000);
+    assert_true(rd->chunks > 4);
+
+    assert_int_equal(ts_head_release(&h, r, 600, &freed), TS_OK);
+    assert_true(freed >= 3);
+
+    t_read(&h, r, INT64_MIN, INT64_MAX, rd);
+    assert_int_equal(rd->t[rd->n - 1], 1000);
+    assert_true(rd->t[0] <= 601 && rd->t[0] > 1);
+
+    for (i = 1; i < (int) rd->n; i++) {
+        assert_int_equal(rd->t[i], rd->t[i - 1] + 1);
+    }
+
+    assert_int_equal(ts_head_append(&h, r, 5, t_bits(5)), TS_HEAD_DUPLICATE);
+    assert_int_equal(ts_head_append(&h, r, 1000, t_bits(1000)),
+                     TS_HEAD_DUPLICATE);
+    assert_int_equal(ts_head_append(&h, r, 1000, t_bits(7)),
+                     TS_ERR_DUPLICATE);
+    assert_int_equal(ts_head_append(&h, r, 1001, t_bits(1001)), TS_OK);
+
+    /* releasing everything keeps the open chunk */
+
+    assert_int_equal(ts_head_release(&h, r, 2000, &freed), TS_OK);
+    t_read(&h, r, INT64_MIN, INT64_MAX, rd);
+    assert_int_equal(rd->chunks, 1);
+    assert_int_equal(rd->t[rd->n - 1], 1001);
+
+    /* fill the head, free, and the freed chunks serve new series */
+
+    for (i = 0, rc = 1; rc == 1; i++) {
+        snprintf(inst, sizeof(inst), "f%d", i);
+        rc = t_series(&h, tn, "f", "j", inst, &x);
+        if (rc == 1) {
+            rc = ts_head_append(&h, x, 1, t_bits(1)) == TS_OK ? 1 : -100;
+        }
+    }
+
+    ts_head_stats(&h, &st);
+    assert_true(rc == -100 || rc == TS_ERR_FULL);
+
+    for (i = 1002; i < 1200; i++) {
+        if (ts_head_append(&h, r, i, t_bits(i)) != TS_OK) {
+            break;
+        }
+    }
+
+    assert_int_equal(ts_head_release(&h, r, i, &freed), TS_OK);
+    (void) freed;
+}
+
+
+static int
+t_check_chunk(void *data, const ts_head_chunk_t *c)
+{
+    int            rc;
+    int64_t        t, *last;
+    uint64_t       v;
+    ts_xor_iter_t  it;
+
+    last = data;
+    ts_xor_iter_init(&it, c->data, c->len);
+
+    while ((rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1) {
+        if (t <= *last || v != t_bits((double) t) || t < c->mint
+            || t > c->maxt)
+        {
+            return -1;
+        }
+
+        *last = t;
+    }
+
+    return rc == 0 ? 0 : -1;
+}
+
+
+/*
+ * A child appends to two series, releasing all but the newest chunks
+ * of both again and again, so chunks are freed and reused by the other
+ * series under the reader.  Every read is consistent or TS_ERR_AGAIN.
+ */
+
+static void
+test_release_race(void **state)
+{
+    int        k, rc, st, again, ok;
+    int64_t    last;
+    uint32_t   tn, r[2];
+    pid_t      pid;
+    ts_head_t  h;
+
+    (void) state;
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "t", 1, &tn), TS_OK);
+    assert_int_equal(t_series(&h, tn, "a", "j", "1", &r[0]), 1);
+    assert_int_equal(t_series(&h, tn, "b", "j", "1", &r[1]), 1);
+    assert_int_equal(ts_head_append(&h, r[0], 1, t_bits(1)), TS_OK);
+
+    pid = fork();
+    assert_true(pid >= 0);
+
+    if (pid == 0) {
+        ts_head_t  ch;
+        int64_t    t;
+        uint32_t   f;
+
+        if (ts_head_open(&ch, t_mem, t_size, getpid(), t_alive) != TS_OK) {
+            _exit(1);
+        }
+
+        for (t = 2; t < 2000000; t++) {
+            if (ts_head_append(&ch, r[t & 1], t, t_bits((double) t))
+                != TS_OK)
+            {
+                _exit(2);
+            }
+
+            if (t % 97 == 0) {
+                (void) ts_head_release(&ch, r[0], t - 150, &f);
+                (void) ts_head_release(&ch, r[1], t - 150, &f);
+            }
+        }
+
+        _exit(0);
+    }
+
+    again = 0;
+    ok = 0;
+
+    for (k = 0; waitpid(pid, &st, WNOHANG) == 0; k++) {
+        last = INT64_MIN;
+        rc = ts_head_read(&h, r[k & 1], INT64_MIN, INT64_MAX,
+                          t_check_chunk, &last);
+        assert_true(rc == TS_OK || rc == TS_ERR_AGAIN);
+
+        if (rc == TS_OK) {
+            ok++;
+
+        } else {
+            again++;
+        }
+    }
+
+    assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    assert_true(ok > 0);
+    print_message("reads: %d consistent, %d again\n", ok, again);
+}
+
+
 int
 main(void)
 {
@@ -705,6 +927,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_fork_writers, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_fork_sigkill, t_setup_big,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_epoch, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_release, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(test_release_race, t_setup,
                                         t_teardown),
     };
 

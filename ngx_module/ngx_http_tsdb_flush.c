@@ -1,0 +1,689 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * Checkpoints: the head is copied into the zone's LMDB index, the WAL
+ * that the copy covers is deleted, sealed chunks that are durable leave
+ * the head, and retention deletes old chunks from LMDB.
+ *
+ * Every worker opens the LMDB environment in init_process and runs a
+ * timer (tsdb_zone flush=, default 10s); the worker that gets the
+ * head's flusher lock runs a checkpoint:
+ *   1. bump the head's epoch E (seq_cst);
+ *   2. claim the WAL directories of dead writers (their samples were
+ *      appended to the head before they were logged);
+ *   3. copy every chunk of every series (the open chunk too: its LMDB
+ *      key (series, mint) is overwritten as it grows), applying the
+ *      copy in bounded transactions, then fsync the index;
+ *   4. publish ckpt_done = E, delete the claimed directories, and free
+ *      from the head the sealed chunks that ended at or before what was
+ *      copied of their series;
+ *   5. run a bounded retention step.
+ * No shared-memory lock is held during LMDB work except the flusher
+ * lock itself, which nobody waits for (trylock).
+ *
+ * Writers (ngx_http_tsdb_flush_observe(), called by the write path
+ * after the head appends and by the timers): on seeing a new epoch E
+ * they cut the WAL, remember the first segment S_E written after, and
+ * forget which series have a SERIES record.  Records below S_E were
+ * written before E was seen, so their samples were in the head before
+ * checkpoint E copied it; once ckpt_done >= E, segments below S_E go.
+ *
+ * A crash anywhere leaves: before the sync, LMDB transactions that are
+ * either committed or not, and the whole WAL (replay makes the head
+ * whole again; the next checkpoint rewrites the same keys); after the
+ * sync but before the publish, a durable copy that nobody relies on
+ * yet; after the publish, WAL segments or directories not yet deleted,
+ * whose replay appends duplicates.  A dead flusher's lock is taken over
+ * by the next timer.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_tsdb_module.h"
+#include "ts_chunk.h"
+
+
+#define NGX_HTTP_TSDB_FLUSH_SERIES     1000    /* series per transaction */
+#define NGX_HTTP_TSDB_FLUSH_CHUNKS     8000    /* chunks per transaction */
+#define NGX_HTTP_TSDB_RETENTION_KEYS   10000
+
+
+typedef struct {
+    ngx_http_tsdb_zone_t       *zone;
+    ts_db_batch_t              *batch;
+    int64_t                    *upto;          /* per series ref */
+    uint32_t                   *refs;          /* batch idx -> ref */
+    uint32_t                    ref;
+    int32_t                     idx;           /* of ref, -1: not yet */
+    int64_t                     base;          /* of ref */
+    int64_t                     floor;         /* of ref */
+    uint64_t                    series;
+    uint64_t                    chunks;
+    uint64_t                    released;
+} ngx_http_tsdb_ckpt_t;
+
+
+static void ngx_http_tsdb_flush_handler(ngx_event_t *ev);
+static void ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z);
+static ngx_int_t ngx_http_tsdb_ckpt_copy(ngx_http_tsdb_ckpt_t *ck);
+static ngx_int_t ngx_http_tsdb_ckpt_series(ngx_http_tsdb_ckpt_t *ck,
+    uint32_t ref);
+static int ngx_http_tsdb_ckpt_chunk(void *data, const ts_head_chunk_t *c);
+static int ngx_http_tsdb_ckpt_add(ngx_http_tsdb_ckpt_t *ck, int64_t mint,
+    int64_t maxt, const uint8_t *data, size_t len);
+static int ngx_http_tsdb_ckpt_trim(ngx_http_tsdb_ckpt_t *ck,
+    const ts_head_chunk_t *c);
+static int ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z,
+    ts_db_rtxn_t *t, uint32_t ref, int64_t *maxt);
+static ngx_int_t ngx_http_tsdb_ckpt_apply(ngx_http_tsdb_ckpt_t *ck);
+static void ngx_http_tsdb_ckpt_release(ngx_http_tsdb_ckpt_t *ck);
+static void ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
+    ngx_msec_t start);
+static void ngx_http_tsdb_ckpt_wal(ngx_http_tsdb_zone_t *z,
+    ts_wal_set_t *set);
+static void ngx_http_tsdb_retention(ngx_http_tsdb_zone_t *z);
+
+
+ngx_int_t
+ngx_http_tsdb_flush_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_zone_t *z)
+{
+    char          err[TS_DB_ERR_MAX];
+    u_char        path[NGX_MAX_PATH];
+    ts_db_conf_t  dc;
+
+    ngx_memzero(&dc, sizeof(ts_db_conf_t));
+    ngx_cpystrn(path, z->path.data, z->path.len + 1);
+    dc.path = (char *) path;
+    dc.uid = (uid_t) -1;
+    dc.gid = (gid_t) -1;
+
+    if (ts_db_open(&z->db, &dc, err, sizeof(err)) != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                      "tsdb zone \"%V\": ts_db_open() failed: %s",
+                      &z->name, err);
+        z->db = NULL;
+        return NGX_ERROR;
+    }
+
+    z->flush_ev.handler = ngx_http_tsdb_flush_handler;
+    z->flush_ev.data = z;
+    z->flush_ev.log = cycle->log;
+    z->flush_ev.cancelable = 1;
+
+    /* spread the workers' timers so a dead flusher is soon replaced */
+    ngx_add_timer(&z->flush_ev, z->flush + ngx_random() % 1000);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tsdb_flush_exit_process(ngx_http_tsdb_zone_t *z)
+{
+    if (z->db != NULL) {
+        ts_db_close(z->db);
+        z->db = NULL;
+    }
+}
+
+
+/*
+ * NGX_DONE when the WAL was cut for a new epoch (the caller logs
+ * SERIES records again), NGX_OK when nothing changed, NGX_ERROR if the
+ * cut failed.
+ */
+
+ngx_int_t
+ngx_http_tsdb_flush_observe(ngx_http_tsdb_zone_t *z)
+{
+    uint64_t   e;
+    ngx_int_t  rc;
+
+    if (z->wal == NULL) {
+        return NGX_OK;
+    }
+
+    rc = NGX_OK;
+    e = ts_head_epoch(&z->head);
+
+    if (e != z->epoch_seen) {
+        if (ts_wal_cut(z->wal) != TS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                          "tsdb zone \"%V\": ts_wal_cut() failed: %s",
+                          &z->name, ts_wal_errmsg(z->wal));
+            return NGX_ERROR;
+        }
+
+        z->epoch_seen = e;
+        z->epoch_seg = ts_wal_pos(z->wal).seg;
+        ngx_memzero(z->logged, z->logged_size);
+        rc = NGX_DONE;
+    }
+
+    if (z->epoch_seg && ts_head_ckpt_done(&z->head) >= z->epoch_seen) {
+        if (ts_wal_truncate_before(z->wal, z->epoch_seg) != TS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                          "tsdb zone \"%V\": ts_wal_truncate_before() "
+                          "failed: %s", &z->name, ts_wal_errmsg(z->wal));
+
+        } else {
+            z->epoch_seg = 0;
+        }
+    }
+
+    return rc;
+}
+
+
+/*
+ * Before the first append to a series in this head's life, and before
+ * its first checkpoint: learn what LMDB already holds of it, so that
+ * retries of checkpointed samples are duplicates and a head rebuilt
+ * from a truncated WAL never overwrites a fuller stored chunk.
+ */
+
+ngx_int_t
+ngx_http_tsdb_flush_floor(ngx_http_tsdb_zone_t *z, uint32_t ref)
+{
+    int            rc, known;
+    int64_t        base, maxt;
+    ts_db_rtxn_t  *t;
+
+    (void) ts_head_floor(&z->head, ref, &base, &known);
+
+    if (known) {
+        return NGX_OK;
+    }
+
+    rc = ts_db_rtxn_begin(z->db, &t);
+
+    if (rc == TS_OK) {
+        rc = ngx_http_tsdb_floor_lookup(z, t, ref, &maxt);
+    }
+
+    if (rc != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": index lookup failed: %s",
+                      &z->name, rc == TS_ERR_NOMEM ? "no memory"
+                                : ts_db_rtxn_errmsg(t));
+    }
+
+    if (rc != TS_ERR_NOMEM) {
+        ts_db_rtxn_abort(t);
+    }
+
+    if (rc != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ts_head_floor_init(&z->head, ref, maxt);
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z, ts_db_rtxn_t *t,
+    uint32_t ref, int64_t *maxt)
+{
+    int             rc;
+    size_t          tlen;
+    uint32_t        tenant, tid, n;
+    uint64_t        id;
+    const char     *tname;
+    ts_label_t      l[TS_HEAD_MAX_LABELS];
+    ts_db_chunk_t   c;
+    ts_db_chunks_t  it;
+
+    *maxt = INT64_MIN;
+
+    if (ts_head_series_tenant(&z->head, ref, &tenant) != TS_OK
+        || ts_head_tenant_name(&z->head, tenant, &tname, &tlen) != TS_OK
+        || ts_head_labels(&z->head, ref, l, TS_HEAD_MAX_LABELS, &n)
+           != TS_OK)
+    {
+        return TS_ERR_INVALID;
+    }
+
+    rc = ts_db_tenant(t, tname, tlen, &tid);
+    if (rc == TS_OK) {
+        rc = ts_db_series_find(t, tid, l, n, &id);
+    }
+
+    if (rc == TS_ERR_NOTFOUND) {
+        return TS_OK;
+    }
+
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    rc = ts_db_chunks_open(t, &it, id, INT64_MIN, INT64_MAX);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    while ((rc = ts_db_chunks_next(&it, &c)) == 1) {
+        if (c.maxt > *maxt) {
+            *maxt = c.maxt;
+        }
+    }
+
+    ts_db_chunks_close(&it);
+
+    ts_head_series_set_dbid(&z->head, ref, id);
+
+    return rc;
+}
+
+
+static void
+ngx_http_tsdb_flush_handler(ngx_event_t *ev)
+{
+    int                    rc;
+    ngx_http_tsdb_zone_t  *z = ev->data;
+
+    (void) ngx_http_tsdb_flush_observe(z);
+
+    rc = ts_head_flush_trylock(&z->head);
+
+    if (rc >= 0) {
+        ngx_http_tsdb_checkpoint(z);
+        ts_head_flush_unlock(&z->head);
+        (void) ngx_http_tsdb_flush_observe(z);
+    }
+
+    if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
+        ngx_add_timer(ev, z->flush);
+    }
+}
+
+
+static void
+ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
+{
+    char                  err[TS_WAL_ERR_MAX];
+    u_char                path[NGX_MAX_PATH];
+    uint64_t              e;
+    ngx_msec_t            start;
+    ts_wal_set_t         *set;
+    ts_wal_conf_t         wc;
+    ngx_http_tsdb_ckpt_t  ck;
+
+    ngx_time_update();
+    start = ngx_current_msec;
+
+    e = ts_head_epoch_begin(&z->head);
+
+    ngx_memzero(&wc, sizeof(ts_wal_conf_t));
+    ngx_cpystrn(path, z->path.data, z->path.len + 1);
+    wc.path = (char *) path;
+    wc.uid = (uid_t) -1;
+    wc.gid = (gid_t) -1;
+
+    if (ts_wal_set_open(&set, &wc, err, sizeof(err)) != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": ts_wal_set_open() failed: %s",
+                      &z->name, err);
+        return;
+    }
+
+    ngx_memzero(&ck, sizeof(ngx_http_tsdb_ckpt_t));
+    ck.zone = z;
+
+    if (ngx_http_tsdb_ckpt_copy(&ck) == NGX_OK) {
+        ts_head_ckpt_publish(&z->head, e);
+        ngx_http_tsdb_ckpt_wal(z, set);
+        ngx_http_tsdb_ckpt_release(&ck);
+        z->checkpoints++;
+
+        ngx_http_tsdb_ckpt_log(&ck, e, start);
+    }
+
+    ts_wal_set_close(set);
+
+    if (ck.batch != NULL) {
+        ts_db_batch_destroy(ck.batch);
+    }
+
+    ngx_free(ck.upto);
+    ngx_free(ck.refs);
+
+    ngx_http_tsdb_retention(z);
+}
+
+
+/* Copies the head in bounded transactions, then makes them durable. */
+
+static ngx_int_t
+ngx_http_tsdb_ckpt_copy(ngx_http_tsdb_ckpt_t *ck)
+{
+    uint32_t               n, ref;
+    ngx_http_tsdb_zone_t  *z;
+
+    z = ck->zone;
+    n = ts_head_nseries(&z->head);
+
+    ck->upto = ngx_alloc((n + 1) * sizeof(int64_t), z->log);
+    ck->refs = ngx_alloc(NGX_HTTP_TSDB_FLUSH_SERIES * sizeof(uint32_t),
+                         z->log);
+
+    if (ck->upto == NULL || ck->refs == NULL
+        || ts_db_batch_create(&ck->batch) != TS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (ref = 1; ref <= n; ref++) {
+        ck->upto[ref] = INT64_MIN;
+
+        if (ngx_http_tsdb_ckpt_series(ck, ref) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if ((ts_db_batch_nseries(ck->batch) >= NGX_HTTP_TSDB_FLUSH_SERIES
+             || ts_db_batch_nchunks(ck->batch)
+                >= NGX_HTTP_TSDB_FLUSH_CHUNKS)
+            && ngx_http_tsdb_ckpt_apply(ck) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    ck->upto[0] = n;
+
+    if (ngx_http_tsdb_ckpt_apply(ck) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ts_db_sync(z->db) != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": ts_db_sync() failed: %s",
+                      &z->name, ts_db_errmsg(z->db));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_ckpt_series(ngx_http_tsdb_ckpt_t *ck, uint32_t ref)
+{
+    int                    rc;
+    ngx_http_tsdb_zone_t  *z;
+
+    int                    known;
+
+    z = ck->zone;
+    ck->ref = ref;
+    ck->idx = -1;
+
+    if (ngx_http_tsdb_flush_floor(z, ref) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    ck->floor = ts_head_floor(&z->head, ref, &ck->base, &known);
+
+    rc = ts_head_read(&z->head, ref, INT64_MIN, INT64_MAX,
+                      ngx_http_tsdb_ckpt_chunk, ck);
+
+    if (rc != TS_OK || ck->idx == -2) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": checkpoint of series %uD "
+                      "failed: %s", &z->name, ref,
+                      rc != TS_OK ? ts_strerror(rc)
+                                  : ts_db_errmsg(z->db));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_ckpt_chunk(void *data, const ts_head_chunk_t *c)
+{
+    ngx_http_tsdb_ckpt_t  *ck = data;
+
+    /* stored whole already under the same key, by an earlier one */
+
+    if (c->maxt <= ck->floor) {
+        return 0;
+    }
+
+    if (c->mint <= ck->base) {
+        return ngx_http_tsdb_ckpt_trim(ck, c);
+    }
+
+    return ngx_http_tsdb_ckpt_add(ck, c->mint, c->maxt, c->data, c->len);
+}
+
+
+/* Re-encodes the samples after the base: a chunk of its own. */
+
+static int
+ngx_http_tsdb_ckpt_trim(ngx_http_tsdb_ckpt_t *ck, const ts_head_chunk_t *c)
+{
+    int                rc;
+    size_t             len;
+    int64_t            t, mint;
+    uint64_t           v;
+    uint8_t            buf[TS_HEAD_CHUNK_SIZE], out[TS_HEAD_CHUNK_SIZE];
+    ts_xor_iter_t      it;
+    ts_xor_appender_t  a;
+
+    if (ts_xor_init(&a, buf, sizeof(buf)) != TS_OK) {
+        ck->idx = -2;
+        return 1;
+    }
+
+    mint = INT64_MIN;
+    ts_xor_iter_init(&it, c->data, c->len);
+
+    while ((rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1) {
+        if (t <= ck->base) {
+            continue;
+        }
+
+        if (mint == INT64_MIN) {
+            mint = t;
+        }
+
+        if (ts_xor_append_bits(&a, buf, t, v) != TS_OK) {
+            ck->idx = -2;
+            return 1;
+        }
+    }
+
+    len = sizeof(out);
+
+    if (rc != 0 || ts_xor_snapshot(&a, buf, out, &len) != TS_OK) {
+        ck->idx = -2;
+        return 1;
+    }
+
+    return ngx_http_tsdb_ckpt_add(ck, mint, c->maxt, out, len);
+}
+
+
+static int
+ngx_http_tsdb_ckpt_add(ngx_http_tsdb_ckpt_t *ck, int64_t mint,
+    int64_t maxt, const uint8_t *data, size_t len)
+{
+    size_t                 tlen;
+    uint32_t               tenant, n, idx;
+    const char            *tname;
+    ts_label_t             l[TS_HEAD_MAX_LABELS];
+    ts_head_t             *h;
+
+    h = &ck->zone->head;
+
+    if (ck->idx == -1) {
+        if (ts_head_series_tenant(h, ck->ref, &tenant) != TS_OK
+            || ts_head_tenant_name(h, tenant, &tname, &tlen) != TS_OK
+            || ts_head_labels(h, ck->ref, l, TS_HEAD_MAX_LABELS, &n)
+               != TS_OK
+            || ts_db_batch_series(ck->batch, tname, tlen, l, n,
+                                  ts_head_series_dbid(h, ck->ref), &idx)
+               != TS_OK)
+        {
+            ck->idx = -2;
+            return 1;
+        }
+
+        ck->idx = (int32_t) idx;
+        ck->refs[idx] = ck->ref;
+        ck->series++;
+    }
+
+    if (ts_db_batch_chunk(ck->batch, (uint32_t) ck->idx, mint, maxt,
+                          TS_XOR_ENCODING, data, len)
+        != TS_OK)
+    {
+        ck->idx = -2;
+        return 1;
+    }
+
+    ck->chunks++;
+
+    if (maxt > ck->upto[ck->ref]) {
+        ck->upto[ck->ref] = maxt;
+    }
+
+    return 0;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_ckpt_apply(ngx_http_tsdb_ckpt_t *ck)
+{
+    int                    rc;
+    uint32_t               i, n;
+    ngx_http_tsdb_zone_t  *z;
+
+    z = ck->zone;
+    n = ts_db_batch_nseries(ck->batch);
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    rc = ts_db_apply(z->db, ck->batch);
+    if (rc != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": ts_db_apply() failed: %s",
+                      &z->name, ts_db_errmsg(z->db));
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        ts_head_series_set_dbid(&z->head, ck->refs[i],
+                                ts_db_batch_series_id(ck->batch, i));
+    }
+
+    ts_db_batch_reset(ck->batch);
+
+    return NGX_OK;
+}
+
+
+/* Durable now: sealed chunks up to what was copied leave the head. */
+
+static void
+ngx_http_tsdb_ckpt_release(ngx_http_tsdb_ckpt_t *ck)
+{
+    uint32_t               ref, n, freed;
+    ngx_http_tsdb_zone_t  *z;
+
+    z = ck->zone;
+    n = (uint32_t) ck->upto[0];
+
+    for (ref = 1; ref <= n; ref++) {
+        if (ck->upto[ref] == INT64_MIN) {
+            continue;
+        }
+
+        if (ts_head_release(&z->head, ref, ck->upto[ref], &freed) == TS_OK)
+        {
+            ck->released += freed;
+        }
+    }
+}
+
+
+/* One notice per checkpoint that copied something; tests grep it. */
+
+static void
+ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
+    ngx_msec_t start)
+{
+    ngx_http_tsdb_zone_t  *z;
+
+    z = ck->zone;
+
+    ngx_time_update();
+
+    if (ck->series == 0) {
+        ngx_log_debug2(NGX_LOG_DEBUG_HTTP, z->log, 0,
+                       "tsdb checkpoint %uL: nothing new, %M ms", e,
+                       ngx_current_msec - start);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                  "tsdb zone \"%V\": checkpoint %uL: %uL series, "
+                  "%uL chunks, %uL released, %M ms", &z->name, e,
+                  ck->series, ck->chunks, ck->released,
+                  ngx_current_msec - start);
+}
+
+
+/* The claimed directories of dead writers are covered: delete them. */
+
+static void
+ngx_http_tsdb_ckpt_wal(ngx_http_tsdb_zone_t *z, ts_wal_set_t *set)
+{
+    size_t  i, n;
+
+    n = ts_wal_set_size(set);
+
+    for (i = n; i > 0; i--) {
+        if (ts_wal_set_remove(set, i - 1) != TS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                          "tsdb zone \"%V\": ts_wal_set_remove() "
+                          "failed: %s", &z->name, ts_wal_set_errmsg(set));
+        }
+    }
+}
+
+
+static void
+ngx_http_tsdb_retention(ngx_http_tsdb_zone_t *z)
+{
+    int64_t            cutoff;
+    ts_db_retention_t  st;
+
+    cutoff = (int64_t) ngx_time() * 1000 - z->retention;
+
+    ngx_memzero(&st, sizeof(ts_db_retention_t));
+
+    if (ts_db_retention(z->db, cutoff, NGX_HTTP_TSDB_RETENTION_KEYS, &st)
+        != TS_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": ts_db_retention() failed: %s",
+                      &z->name, ts_db_errmsg(z->db));
+        return;
+    }
+
+    if (st.chunks || st.series) {
+        ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                      "tsdb zone \"%V\": retention deleted %uL chunks, "
+                      "%uL series%s", &z->name, st.chunks, st.series,
+                      st.more ? ", more to do" : "");
+    }
+}

@@ -1,0 +1,149 @@
+# Data that checkpoints moved out of the head into LMDB is still read
+# back, merged with what the head holds: 3 series of 400 samples (more
+# than three full chunks each) are written, a checkpoint releases the
+# sealed chunks from the head, and the real Prometheus reads every
+# sample back through remote_read, before and after a restart.
+
+use strict;
+use warnings;
+
+use lib 't/lib';
+use File::Path qw(make_path);
+use IO::Socket::INET;
+use Test::More;
+use Test::Nginx::Tsdb;
+use Time::HiRes qw(sleep);
+
+my $prometheus = '/usr/bin/prometheus';
+plan skip_all => "$prometheus not installed" unless -x $prometheus;
+plan tests => 8;
+
+my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
+my $N = 400;
+
+my $srv = Test::Nginx::Tsdb::Server->new(
+    http_config => <<'CONF',
+client_max_body_size 16m;
+client_body_buffer_size 1m;
+tsdb_zone main:64m path=$TEST_NGINX_DATA_DIR/main flush=1s;
+CONF
+    config => <<'CONF');
+location = /api/v1/write {
+    tsdb_remote_write main;
+}
+location = /api/v1/read {
+    tsdb_remote_read main;
+}
+CONF
+
+
+sub rwgen {
+    my ($text) = @_;
+    my $tmp = "/tmp/rwgen-$$.txt";
+    open my $fh, '>', $tmp or die "$tmp: $!";
+    print $fh $text;
+    close $fh;
+    my $body = `$rwgen < $tmp`;
+    unlink $tmp;
+    die "rwgen failed" if $?;
+    return $body;
+}
+
+
+sub api {
+    my ($port, $path) = @_;
+    my $res = Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port,
+        "GET $path HTTP/1.0\r\n\r\n", 30, 0);
+    return $res->{body} // '';
+}
+
+
+sub count_samples {
+    my $port = Test::Nginx::Tsdb::Server::free_port();
+    my $dir = $srv->servroot . "/prom-$port";
+    make_path("$dir/data");
+    open my $fh, '>', "$dir/prometheus.yml" or die;
+    print $fh "global: {}\nremote_read:\n  - url: http://127.0.0.1:"
+              . $srv->port . "/api/v1/read\n    read_recent: true\n";
+    close $fh;
+
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', "$dir/log" or die;
+        open STDERR, '>&', \*STDOUT or die;
+        exec $prometheus, "--config.file=$dir/prometheus.yml",
+             "--storage.tsdb.path=$dir/data",
+             "--web.listen-address=127.0.0.1:$port" or die;
+    }
+
+    my $body = '';
+    for (1 .. 100) {
+        sleep 0.2;
+        next unless IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                          PeerPort => $port);
+        $body = api($port, '/api/v1/query?query=count_over_time'
+                           . '(persisted_total%5B1h%5D)');
+        last if $body =~ /"status"/;
+    }
+
+    kill 'TERM', $pid;
+    waitpid($pid, 0);
+
+    return join ' ', sort $body =~ /"value":\[[\d.]+,"(\d+)"\]/g;
+}
+
+
+$srv->start;
+
+# samples up to a minute ago, one a second, sent in 4 requests per series
+my $t0 = (time - 60 - $N) * 1000;
+my %codes;
+for my $part (0 .. 3) {
+    my $text = '';
+    for my $s (1 .. 3) {
+        $text .= qq({__name__="persisted_total",s="$s"});
+        for my $i ($part * $N / 4 .. ($part + 1) * $N / 4 - 1) {
+            $text .= ' ' . ($t0 + 1000 * $i) . ":$i";
+        }
+        $text .= "\n";
+    }
+    my $res = $srv->request('POST /api/v1/write',
+        headers => [ 'Content-Type: application/x-protobuf' ],
+        body => rwgen($text));
+    $codes{$res->{status}}++;
+}
+is_deeply(\%codes, { 204 => 4 }, 'written');
+
+my $released;
+for (1 .. 100) {
+    ($released) = $srv->error_log
+                  =~ /checkpoint \d+: \d+ series, \d+ chunks, ([1-9]\d*) rel/;
+    last if $released;
+    sleep 0.1;
+}
+ok($released, 'a checkpoint released sealed chunks from the head ('
+              . ($released // 0) . ')');
+
+is(count_samples(), "$N $N $N", "all $N samples of each series read back");
+
+# after a restart the head is rebuilt from what the WAL still has
+$srv->restart;
+is(count_samples(), "$N $N $N", 'and again after a restart');
+
+my $res = $srv->request('POST /api/v1/write',
+    headers => [ 'Content-Type: application/x-protobuf' ],
+    body => rwgen(qq({__name__="persisted_total",s="1"} )
+                  . ($t0 + 1000 * ($N - 1)) . ":" . ($N - 1) . "\n"));
+is($res->{status}, 204, 'a retry of the last sample after restart: 204');
+
+$res = $srv->request('POST /api/v1/write',
+    headers => [ 'Content-Type: application/x-protobuf' ],
+    body => rwgen(qq({__name__="persisted_total",s="1"} )
+                  . ($t0 + 1000 * $N) . ":$N\n"));
+is($res->{status}, 204, 'the next sample: 204');
+is(count_samples(), "$N $N " . ($N + 1), 'it is read back too');
+
+$srv->stop;
+my @bad = grep { /\[(?:alert|emerg|crit|error)\]/ }
+          split /\n/, $srv->error_log;
+is(scalar @bad, 0, 'no errors logged') or diag(join "\n", @bad);
