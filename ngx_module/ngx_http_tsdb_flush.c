@@ -198,6 +198,8 @@ ngx_http_tsdb_flush_floor(ngx_http_tsdb_zone_t *z, uint32_t ref)
         return NGX_OK;
     }
 
+    maxt = INT64_MIN;
+
     rc = ts_db_rtxn_begin(z->db, &t);
 
     if (rc == TS_OK) {
@@ -247,6 +249,8 @@ ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z, ts_db_rtxn_t *t,
     {
         return TS_ERR_INVALID;
     }
+
+    id = 0;
 
     rc = ts_db_tenant(t, tname, tlen, &tid);
     if (rc == TS_OK) {
