@@ -40,7 +40,7 @@
 
 
 #define TS_HEAD_MAGIC        0x44485354u      /* "TSHD" */
-#define TS_HEAD_VERSION      2u
+#define TS_HEAD_VERSION      3u
 #define TS_HEAD_ALIGN        64
 #define TS_HEAD_SERIES_COST  1024
 #define TS_HEAD_POSTINGS_N   14
@@ -175,7 +175,6 @@ static uint32_t ts_head_alloc(ts_head_hdr_t *hdr, size_t size);
 static uint32_t ts_head_str(ts_head_hdr_t *hdr, const char *s, size_t len);
 static int ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s,
     size_t len);
-static uint64_t ts_head_hash(uint64_t h, const void *p, size_t len);
 static int ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from,
     uint32_t to, const char *name, size_t len, uint64_t hash);
 static uint32_t ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant,
@@ -298,7 +297,7 @@ ts_head_tenant_find(ts_head_t *h, const char *name, size_t len,
         return TS_ERR_NOTFOUND;
     }
 
-    hash = ts_head_hash(0, name, len);
+    hash = ts_xxh64(name, len, 0);
     used = __atomic_load_n(&h->hdr->tenants_used, __ATOMIC_ACQUIRE);
 
     i = ts_head_tenant_scan(h->hdr, 0, used, name, len, hash);
@@ -330,7 +329,7 @@ ts_head_tenant(ts_head_t *h, const char *name, size_t len, uint32_t *id)
     }
 
     hdr = h->hdr;
-    hash = ts_head_hash(0, name, len);
+    hash = ts_xxh64(name, len, 0);
 
     ts_head_lock(h);
 
@@ -1218,24 +1217,6 @@ ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s, size_t len)
 }
 
 
-static uint64_t
-ts_head_hash(uint64_t h, const void *p, size_t len)
-{
-    size_t          i;
-    const uint8_t  *b;
-
-    h ^= 0xcbf29ce484222325ull;
-    b = p;
-
-    for (i = 0; i < len; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-
-    return h;
-}
-
-
 static int
 ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from, uint32_t to,
     const char *name, size_t len, uint64_t hash)
@@ -1435,9 +1416,9 @@ ts_head_pair_hash(uint32_t tenant, uint32_t kind, const char *name,
 {
     uint64_t  h;
 
-    h = ts_head_hash((uint64_t) tenant << 8 | kind, name, nlen);
+    h = ts_xxh64(name, nlen, (uint64_t) tenant << 8 | kind);
 
-    return ts_head_hash(h ^ 0xff, value, vlen);
+    return ts_xxh64(value, vlen, h ^ 0xff);
 }
 
 

@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_labels.h"
 #include "ts_metrics.h"
 
 
@@ -58,7 +59,6 @@ typedef struct {
 
 
 static size_t ts_metrics_align(size_t n);
-static uint64_t ts_metrics_hash(uint64_t h, const void *p, size_t len);
 static uint64_t ts_metrics_layout(const ts_metric_family_t *families,
     unsigned nfamilies, unsigned nslots, unsigned nseries, unsigned ncells);
 static int64_t *ts_metrics_pids(ts_metrics_hdr_t *hdr);
@@ -213,7 +213,7 @@ ts_metrics_series(ts_metrics_t *m, ts_lock_t *lock, unsigned family,
     }
 
     hdr = m->hdr;
-    hash = (uint32_t) ts_metrics_hash(family, buf, len);
+    hash = (uint32_t) ts_xxh64(buf, len, family);
     used = __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE);
 
     rc = ts_metrics_find(m, 0, used, family, hash, buf, len);
@@ -408,26 +408,6 @@ ts_metrics_align(size_t n)
 
 
 static uint64_t
-ts_metrics_hash(uint64_t h, const void *p, size_t len)
-{
-    size_t          i;
-    const uint8_t  *b;
-
-    /* FNV-1a, seeded */
-
-    h ^= 0xcbf29ce484222325ull;
-    b = p;
-
-    for (i = 0; i < len; i++) {
-        h ^= b[i];
-        h *= 0x100000001b3ull;
-    }
-
-    return h;
-}
-
-
-static uint64_t
 ts_metrics_layout(const ts_metric_family_t *families, unsigned nfamilies,
     unsigned nslots, unsigned nseries, unsigned ncells)
 {
@@ -439,19 +419,19 @@ ts_metrics_layout(const ts_metric_family_t *families, unsigned nfamilies,
     dims[0] = nslots;
     dims[1] = nseries;
     dims[2] = ncells;
-    h = ts_metrics_hash(nfamilies, dims, sizeof(dims));
+    h = ts_xxh64(dims, sizeof(dims), nfamilies);
 
     for (i = 0; i < nfamilies; i++) {
         f = &families[i];
-        h = ts_metrics_hash(h, f->name, strlen(f->name));
-        h = ts_metrics_hash(h + f->type, &f->nbuckets, sizeof(unsigned));
+        h = ts_xxh64(f->name, strlen(f->name), h);
+        h = ts_xxh64(&f->nbuckets, sizeof(unsigned), h + f->type);
 
         for (k = 0; k < f->nlabels; k++) {
-            h = ts_metrics_hash(h, f->labels[k], strlen(f->labels[k]));
+            h = ts_xxh64(f->labels[k], strlen(f->labels[k]), h);
         }
 
         if (f->nbuckets) {
-            h = ts_metrics_hash(h, f->buckets, f->nbuckets * sizeof(double));
+            h = ts_xxh64(f->buckets, f->nbuckets * sizeof(double), h);
         }
     }
 
