@@ -35,13 +35,11 @@ sub config_text {
 
 package main;
 
+use Test::Nginx::Tsdb::Util qw(rwgen);
+
 # one sample at the current time, built with the real encoder
 sub write_body {
-    my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
-    my $t = time * 1000;
-    my $body = `echo '{__name__="up",job="example"} $t:1' | $rwgen`;
-    die "rwgen failed" if $? || !length $body;
-    return $body;
+    return rwgen('{__name__="up",job="example"} ' . time * 1000 . ":1\n");
 }
 
 my @rw = ('Content-Type: application/x-protobuf', 'Content-Encoding: snappy');

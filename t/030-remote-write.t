@@ -9,9 +9,14 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(slurp rwgen fixtures write_fixtures metric
+                               @RW_V1);
 
-my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
-my @fixtures = sort glob 't/data/rw/req*.snappy';
+my @fixtures = fixtures();
+my $WRITTEN = 'tsdb_remote_write_samples_total{result="written"}';
+my $DUPLICATE = 'tsdb_remote_write_samples_total{result="duplicate"}';
+my $CREATED = 'tsdb_remote_write_series_created_total';
+my @v1 = @RW_V1;
 
 # counted with protoc --decode=prometheus.WriteRequest, independently of
 # our decoder: 924 distinct series, 15657 samples in the 40 requests
@@ -44,71 +49,29 @@ location = /limited/write {
 CONF
 
 
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or die "$f: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-
-sub rwgen {
-    my ($text, $v2) = @_;
-    my $tmp = "/tmp/rwgen-$$.txt";
-    open my $fh, '>', $tmp or die "$tmp: $!";
-    print $fh $text;
-    close $fh;
-    my $body = `$rwgen @{[ $v2 ? '-2' : '' ]} < $tmp`;
-    unlink $tmp;
-    die "rwgen failed" if $?;
-    return $body;
-}
-
-
-my @v1 = ('Content-Type: application/x-protobuf',
-          'Content-Encoding: snappy',
-          'X-Prometheus-Remote-Write-Version: 0.1.0');
 my @v2 = ('Content-Type: application/x-protobuf;'
           . 'proto=io.prometheus.write.v2.Request',
           'Content-Encoding: snappy',
           'X-Prometheus-Remote-Write-Version: 2.0.0');
 
 
-sub write_all {
-    my ($path) = @_;
-    my %codes;
-    for my $f (@fixtures) {
-        my $res = $srv->request("POST $path", headers => \@v1,
-                                body => slurp($f));
-        $codes{$res->{status} // 'none'}++;
-    }
-    return \%codes;
-}
-
-
-sub metric {
-    my ($name) = @_;
-    my $res = $srv->request('GET /metrics');
-    return $1 if $res->{body} =~ /^\Q$name\E (\S+)$/m;
-    return 0;
-}
-
-
 $srv->start;
 
 # 1. the real Prometheus requests
 is(scalar @fixtures, 40, '40 captured requests');
-is_deeply(write_all('/api/v1/write'), { 204 => 40 }, 'all answered 204');
-is(metric('tsdb_remote_write_samples_total{result="written"}'), $SAMPLES,
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'all answered 204');
+is(metric($srv, $WRITTEN), $SAMPLES,
    "$SAMPLES samples written");
-is(metric('tsdb_remote_write_series_created_total'), $SERIES,
+is(metric($srv, $CREATED), $SERIES,
    "$SERIES series created");
 
 # 2. a sender's retries are idempotent
-is_deeply(write_all('/api/v1/write'), { 204 => 40 }, 'retries answered 204');
-is(metric('tsdb_remote_write_samples_total{result="duplicate"}'), $SAMPLES,
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'retries answered 204');
+is(metric($srv, $DUPLICATE), $SAMPLES,
    'every retried sample is a duplicate');
-is(metric('tsdb_remote_write_series_created_total'), $SERIES,
+is(metric($srv, $CREATED), $SERIES,
    'no series created twice');
 
 # 3. a SIGKILLed worker and a restart: everything is still there
@@ -119,11 +82,11 @@ $srv->restart;
 my $replayed = 'tsdb zone "main": replayed \d+ wal directories, \d+ '
                . 'records, \d+ samples, 0 not appended';
 like($srv->error_log, qr/$replayed/, 'the restart replayed the WAL');
-is_deeply(write_all('/api/v1/write'), { 204 => 40 },
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
           'after restart: answered 204');
-is(metric('tsdb_remote_write_samples_total{result="duplicate"}'), $SAMPLES,
+is(metric($srv, $DUPLICATE), $SAMPLES,
    'after restart: every sample was already stored');
-is(metric('tsdb_remote_write_samples_total{result="written"}') + 0, 0,
+is(metric($srv, $WRITTEN) + 0, 0,
    'after restart: nothing was missing');
 
 # 4. partial ingest: bad series rejected with a reason, the rest stored
@@ -140,7 +103,7 @@ is($res->{status}, 400, 'partial ingest answers 400');
 like($res->{body},
      qr/^2 of 5 series and 3 samples rejected, the rest stored; first: .+\n\z/,
      'one line says what was rejected');
-is(metric('tsdb_remote_write_samples_total{result="written"}'), 2,
+is(metric($srv, $WRITTEN), 2,
    'the valid samples were stored');
 
 # 5. remote-write 2.0

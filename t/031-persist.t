@@ -9,9 +9,11 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(fixtures write_fixtures metric @RW_V1);
 use Time::HiRes qw(sleep);
 
-my @fixtures = sort glob 't/data/rw/req*.snappy';
+my $WRITTEN = 'tsdb_remote_write_samples_total{result="written"}';
+my $DUPLICATE = 'tsdb_remote_write_samples_total{result="duplicate"}';
 
 # the same counts as t/030-remote-write.t (protoc --decode)
 my ($SERIES, $SAMPLES) = (924, 15657);
@@ -33,38 +35,6 @@ location = /api/v1/write {
     tsdb_remote_write main;
 }
 CONF
-
-my @v1 = ('Content-Type: application/x-protobuf',
-          'Content-Encoding: snappy',
-          'X-Prometheus-Remote-Write-Version: 0.1.0');
-
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or die "$f: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-
-sub write_all {
-    my %codes;
-    for my $f (@fixtures) {
-        my $res = $srv->request('POST /api/v1/write', headers => \@v1,
-                                body => slurp($f));
-        $codes{$res->{status} // 'none'}++;
-    }
-    return \%codes;
-}
-
-
-sub metric {
-    my ($name) = @_;
-    my $res = $srv->request('GET /metrics');
-    return $1 if $res->{body} =~ /^\Q$name\E (\S+)$/m;
-    return 0;
-}
-
 
 # bytes in WAL segment files, all writers
 sub wal_bytes {
@@ -101,7 +71,8 @@ $srv->start;
 my $mdb0 = mdb_size();
 
 # 1. ingest, then a checkpoint copies every series
-is_deeply(write_all(), { 204 => 40 }, 'all 40 requests answered 204');
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'all 40 requests answered 204');
 my $wal0 = wal_bytes();
 ok($wal0 > 100000, "the WAL holds the samples ($wal0 bytes)");
 
@@ -119,16 +90,18 @@ my $mdb1 = mdb_size();
 ok($mdb1 > $mdb0, "data.mdb grew ($mdb0 -> $mdb1 bytes)");
 
 # 3. sealed chunks left the head, retries are still duplicates
-is_deeply(write_all(), { 204 => 40 }, 'retries answered 204');
-is(metric('tsdb_remote_write_samples_total{result="duplicate"}'), $SAMPLES,
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'retries answered 204');
+is(metric($srv, $DUPLICATE), $SAMPLES,
    'every retried sample is a duplicate');
 
 # 4. restart with the truncated WAL: nothing was lost
 $srv->restart;
-is_deeply(write_all(), { 204 => 40 }, 'after restart: answered 204');
-is(metric('tsdb_remote_write_samples_total{result="duplicate"}'), $SAMPLES,
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'after restart: answered 204');
+is(metric($srv, $DUPLICATE), $SAMPLES,
    'after restart: every sample was already stored');
-is(metric('tsdb_remote_write_samples_total{result="written"}') + 0, 0,
+is(metric($srv, $WRITTEN) + 0, 0,
    'after restart: nothing was missing');
 
 # 5. new samples after the restart are checkpointed too
@@ -137,7 +110,7 @@ my $body = `$ENV{TSDB_RWGEN} < /dev/stdin <<'IN'
 {__name__="after_restart",job="t"} $t:1
 IN
 `;
-my $res = $srv->request('POST /api/v1/write', headers => \@v1,
+my $res = $srv->request('POST /api/v1/write', headers => \@RW_V1,
                         body => $body);
 is($res->{status}, 204, 'a new series after the restart: 204');
 ok(wait_for(sub { (checkpoints())[-1][1] == 1 }, 10),

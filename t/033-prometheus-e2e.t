@@ -8,13 +8,14 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use File::Path qw(make_path);
 use IO::Socket::INET;
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(metric prometheus prometheus_stop
+                               prometheus_api remote_read_yml uri_escape);
 use Time::HiRes qw(sleep time);
 
-my $prometheus = '/usr/bin/prometheus';
+my $prometheus = $Test::Nginx::Tsdb::Util::PROMETHEUS;
 my $exporter = '/usr/bin/prometheus-node-exporter';
 
 plan skip_all => 'prometheus or prometheus-node-exporter not installed'
@@ -83,42 +84,19 @@ sub wait_http {
 }
 
 
-sub prometheus {
-    my ($name, $yml) = @_;
-    my $dir = $srv->servroot . "/$name";
-    my $port = Test::Nginx::Tsdb::Server::free_port();
-    make_path("$dir/data");
-    open my $fh, '>', "$dir/prometheus.yml" or die;
-    print $fh $yml;
-    close $fh;
-    my $pid = spawn("$dir/log", $prometheus,
-                    "--config.file=$dir/prometheus.yml",
-                    "--storage.tsdb.path=$dir/data",
-                    "--web.listen-address=127.0.0.1:$port");
-    return ($pid, $port, $dir);
+# starts a Prometheus, remembered for the END block
+sub start {
+    my ($name, $yml, $port) = @_;
+    my ($pid, $p) = prometheus($srv, $name, $yml, $port);
+    push @children, $pid;
+    return ($pid, $p);
 }
 
 
 sub stop {
     my ($pid) = @_;
-    kill 'TERM', $pid;
-    waitpid($pid, 0);
+    prometheus_stop($pid);
     @children = grep { $_ != $pid } @children;
-}
-
-
-sub api {
-    my ($port, $path) = @_;
-    my $res = Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port,
-        "GET $path HTTP/1.0\r\n\r\n", 60, 0);
-    return $res->{body} // '';
-}
-
-
-sub uri_escape {
-    my ($s) = @_;
-    $s =~ s/([^A-Za-z0-9_.~-])/sprintf '%%%02X', ord $1/ge;
-    return $s;
 }
 
 
@@ -143,7 +121,7 @@ spawn($srv->servroot . '/node_exporter.log', $exporter,
 ok(wait_http($exporter_port, '/metrics'), 'node_exporter runs');
 
 my $nginx = '127.0.0.1:' . $srv->port;
-my ($p1, $p1_port, $p1_dir);
+my ($p1, $p1_port, $p2_port);
 my $scrape_yml = sub {
     my ($self_port) = @_;
     return <<"YML";
@@ -166,16 +144,8 @@ YML
 };
 
 $p1_port = Test::Nginx::Tsdb::Server::free_port();
-$p1_dir = $srv->servroot . '/p1';
-make_path("$p1_dir/data");
-open my $fh, '>', "$p1_dir/prometheus.yml" or die;
-print $fh $scrape_yml->($p1_port);
-close $fh;
-$p1 = spawn("$p1_dir/log", $prometheus,
-            "--config.file=$p1_dir/prometheus.yml",
-            "--storage.tsdb.path=$p1_dir/data",
-            "--web.listen-address=127.0.0.1:$p1_port");
-ok(wait_http($p1_port, '/-/ready'), 'the scraping Prometheus runs');
+ok(eval { ($p1) = start('p1', $scrape_yml->($p1_port), $p1_port); 1 },
+   'the scraping Prometheus runs') or diag($@);
 
 my $t0 = time;
 sleep 20;
@@ -185,23 +155,13 @@ my $t1 = time;
 # back without scraping or remote_write, to answer from its own storage
 stop($p1);
 sleep 1;
-open $fh, '>', "$p1_dir/prometheus.yml" or die;
-print $fh "global: {}\n";
-close $fh;
-$p1 = spawn("$p1_dir/log2", $prometheus,
-            "--config.file=$p1_dir/prometheus.yml",
-            "--storage.tsdb.path=$p1_dir/data",
-            "--web.listen-address=127.0.0.1:$p1_port");
 
-my ($p2, $p2_port) = prometheus('p2', <<"YML");
-global: {}
-remote_read:
-  - url: http://$nginx/api/v1/read
-    read_recent: true
-YML
-
-ok(wait_http($p1_port, '/-/ready') && wait_http($p2_port, '/-/ready'),
-   'both Prometheus servers answer');
+my $p2;
+ok(eval {
+       ($p1) = start('p1', "global: {}\n", $p1_port);
+       ($p2, $p2_port) = start('p2', remote_read_yml($srv));
+       1;
+   }, 'both Prometheus servers answer') or diag($@);
 
 # whole seconds well inside the run, away from its first and last scrape
 my $start = int($t0) + 4;
@@ -213,13 +173,13 @@ for my $q (@queries) {
     my $inst = "/api/v1/query?query=$e&time=$at";
     my $range = "/api/v1/query_range?query=$e&start=$start&end=$end&step=3";
 
-    my ($a, $b) = (canonical(api($p1_port, $inst)),
-                   canonical(api($p2_port, $inst)));
+    my ($a, $b) = (canonical(prometheus_api($p1_port, $inst)),
+                   canonical(prometheus_api($p2_port, $inst)));
     ok($a =~ /^success\n\{/ && $a eq $b, "instant: $q")
         or diag("prometheus:\n$a\nngx_tsdb:\n$b");
 
-    ($a, $b) = (canonical(api($p1_port, $range)),
-                canonical(api($p2_port, $range)));
+    ($a, $b) = (canonical(prometheus_api($p1_port, $range)),
+                canonical(prometheus_api($p2_port, $range)));
     ok($a =~ /^success\n\{/ && $a eq $b, "range: $q")
         or diag("prometheus:\n$a\nngx_tsdb:\n$b");
 }
@@ -228,14 +188,12 @@ stop($p2);
 stop($p1);
 
 # what Prometheus sent was stored, none of it refused
-my $m = $srv->request('GET /metrics')->{body};
-my ($written) = $m =~ /^tsdb_remote_write_samples_total\{result="written"\}
-                       \ (\d+)$/mx;
-my ($rejected) = $m =~ /^tsdb_remote_write_samples_total\{result="rejected"\}
-                        \ (\d+)$/mx;
-ok(($written // 0) > 1000 && !$rejected,
-   'samples written: ' . ($written // 0) . ', rejected: '
-   . ($rejected // 0));
+my $written = metric($srv,
+    'tsdb_remote_write_samples_total{result="written"}');
+my $rejected = metric($srv,
+    'tsdb_remote_write_samples_total{result="rejected"}');
+ok($written > 1000 && !$rejected,
+   "samples written: $written, rejected: $rejected");
 
 $srv->stop;
 my @bad = grep { /\[(?:alert|emerg|crit|error)\]/ }

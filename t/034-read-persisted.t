@@ -8,18 +8,18 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use File::Path qw(make_path);
-use IO::Socket::INET;
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(rwgen prometheus prometheus_stop
+                               prometheus_api remote_read_yml);
 use Time::HiRes qw(sleep);
 
-my $prometheus = '/usr/bin/prometheus';
+my $prometheus = $Test::Nginx::Tsdb::Util::PROMETHEUS;
 plan skip_all => "$prometheus not installed" unless -x $prometheus;
 plan tests => 8;
 
-my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
 my $N = 400;
+my $prom_runs = 0;
 
 my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
@@ -37,57 +37,13 @@ location = /api/v1/read {
 CONF
 
 
-sub rwgen {
-    my ($text) = @_;
-    my $tmp = "/tmp/rwgen-$$.txt";
-    open my $fh, '>', $tmp or die "$tmp: $!";
-    print $fh $text;
-    close $fh;
-    my $body = `$rwgen < $tmp`;
-    unlink $tmp;
-    die "rwgen failed" if $?;
-    return $body;
-}
-
-
-sub api {
-    my ($port, $path) = @_;
-    my $res = Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port,
-        "GET $path HTTP/1.0\r\n\r\n", 30, 0);
-    return $res->{body} // '';
-}
-
-
+# a fresh Prometheus each time, so nothing is read from its own storage
 sub count_samples {
-    my $port = Test::Nginx::Tsdb::Server::free_port();
-    my $dir = $srv->servroot . "/prom-$port";
-    make_path("$dir/data");
-    open my $fh, '>', "$dir/prometheus.yml" or die;
-    print $fh "global: {}\nremote_read:\n  - url: http://127.0.0.1:"
-              . $srv->port . "/api/v1/read\n    read_recent: true\n";
-    close $fh;
-
-    my $pid = fork // die "fork: $!";
-    if ($pid == 0) {
-        open STDOUT, '>', "$dir/log" or die;
-        open STDERR, '>&', \*STDOUT or die;
-        exec $prometheus, "--config.file=$dir/prometheus.yml",
-             "--storage.tsdb.path=$dir/data",
-             "--web.listen-address=127.0.0.1:$port" or die;
-    }
-
-    my $body = '';
-    for (1 .. 100) {
-        sleep 0.2;
-        next unless IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                          PeerPort => $port);
-        $body = api($port, '/api/v1/query?query=count_over_time'
-                           . '(persisted_total%5B1h%5D)');
-        last if $body =~ /"status"/;
-    }
-
-    kill 'TERM', $pid;
-    waitpid($pid, 0);
+    my ($pid, $port) = prometheus($srv, 'prom-' . ++$prom_runs,
+                                  remote_read_yml($srv));
+    my $body = prometheus_api($port, '/api/v1/query?query=count_over_time'
+                                     . '(persisted_total%5B1h%5D)');
+    prometheus_stop($pid);
 
     return join ' ', sort $body =~ /"value":\[[\d.]+,"(\d+)"\]/g;
 }

@@ -9,19 +9,18 @@ use strict;
 use warnings;
 
 use lib 't/lib';
-use File::Path qw(make_path);
-use IO::Socket::INET;
-use POSIX qw(WNOHANG);
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(rwgen metric prometheus prometheus_stop
+                               prometheus_api remote_read_yml);
 use Time::HiRes qw(sleep);
 
-my $prometheus = '/usr/bin/prometheus';
+my $prometheus = $Test::Nginx::Tsdb::Util::PROMETHEUS;
 plan skip_all => "$prometheus not installed" unless -x $prometheus;
 plan tests => 7;
 
-my $rwgen = $ENV{TSDB_RWGEN} || 'build/rwgen';
 my ($ROUNDS, $SERIES) = (1200, 4);
+my $WRITTEN = 'tsdb_remote_write_samples_total{result="written"}';
 
 my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
@@ -44,16 +43,8 @@ CONF
 
 sub body {
     my ($t, $v) = @_;
-    my $text = join '', map { qq({__name__="crash_total",s="$_"} $t:$v\n) }
-                        1 .. $SERIES;
-    my $tmp = "/tmp/rwgen-$$.txt";
-    open my $fh, '>', $tmp or die "$tmp: $!";
-    print $fh $text;
-    close $fh;
-    my $b = `$rwgen < $tmp`;
-    unlink $tmp;
-    die "rwgen failed" if $?;
-    return $b;
+    return rwgen(join '', map { qq({__name__="crash_total",s="$_"} $t:$v\n) }
+                          1 .. $SERIES);
 }
 
 
@@ -65,13 +56,6 @@ sub write_sample {
         headers => [ 'Content-Type: application/x-protobuf' ],
         body => $bodies{$t} // body($t, $v), timeout => 5);
     return $res->{status} // 0;
-}
-
-
-sub metric {
-    my ($re) = @_;
-    my $body = $srv->request('GET /metrics')->{body} // '';
-    return $body =~ $re ? $1 : 0;
 }
 
 
@@ -130,46 +114,20 @@ like($srv->error_log, qr/checkpoint \d+:/, 'checkpoints ran meanwhile');
 
 # every acknowledged sample is stored: sending it again is a duplicate
 $srv->restart;
-my $dup0 = metric(qr/result="duplicate"\} (\d+)$/m);
-my $w0 = metric(qr/result="written"\} (\d+)$/m);
+my $w0 = metric($srv, $WRITTEN);
 my $bad = 0;
 for my $i (@acked) {
     $bad++ if write_sample($t0 + 1000 * $i, $i) != 204;
 }
 is($bad, 0, 'every acknowledged sample is accepted again');
-is(metric(qr/result="written"\} (\d+)$/m) - $w0, 0,
+is(metric($srv, $WRITTEN) - $w0, 0,
    'none of them was missing');
 
 # none is stored twice: Prometheus counts the points through remote_read
-my $port = Test::Nginx::Tsdb::Server::free_port();
-my $dir = $srv->servroot . '/prom';
-make_path("$dir/data");
-open my $fh, '>', "$dir/prometheus.yml" or die;
-print $fh "global: {}\nremote_read:\n  - url: http://127.0.0.1:"
-          . $srv->port . "/api/v1/read\n    read_recent: true\n";
-close $fh;
-my $pid = fork // die;
-if ($pid == 0) {
-    open STDOUT, '>', "$dir/log" or die;
-    open STDERR, '>&', \*STDOUT or die;
-    exec $prometheus, "--config.file=$dir/prometheus.yml",
-         "--storage.tsdb.path=$dir/data",
-         "--web.listen-address=127.0.0.1:$port" or die;
-}
-
-my $body = '';
-for (1 .. 100) {
-    sleep 0.2;
-    next unless IO::Socket::INET->new(PeerAddr => '127.0.0.1',
-                                      PeerPort => $port);
-    my $res = eval { Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port,
-        "GET /api/v1/query?query=count_over_time(crash_total%5B1h%5D)"
-        . " HTTP/1.0\r\n\r\n", 30, 0) };
-    $body = $res->{body} if $res;
-    last if $body =~ /"status"/;
-}
-kill 'TERM', $pid;
-waitpid($pid, 0);
+my ($pid, $port) = prometheus($srv, 'prom', remote_read_yml($srv));
+my $body = prometheus_api($port, '/api/v1/query?query=count_over_time'
+                                 . '(crash_total%5B1h%5D)');
+prometheus_stop($pid);
 
 my @counts = $body =~ /"value":\[[\d.]+,"(\d+)"\]/g;
 is(scalar @counts, $SERIES, "all $SERIES series read back");

@@ -8,6 +8,7 @@ use warnings;
 use lib 't/lib';
 use Test::More;
 use Test::Nginx::Tsdb;
+use Test::Nginx::Tsdb::Util qw(write_fixtures metric);
 
 plan tests => 6;
 
@@ -28,35 +29,9 @@ location = /api/v1/write {
 CONF
 
 
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or die "$f: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-
-sub write_all {
-    my %codes;
-    for my $f (sort glob 't/data/rw/req*.snappy') {
-        my $res = $srv->request('POST /api/v1/write',
-            headers => [ 'Content-Type: application/x-protobuf' ],
-            body => slurp($f));
-        $codes{$res->{status} // 'none'}++;
-    }
-    return \%codes;
-}
-
-
-sub metric {
-    my ($re) = @_;
-    my $body = $srv->request('GET /metrics')->{body} // '';
-    return $body =~ $re ? $1 : 0;
-}
-
-
 $srv->start;
-is_deeply(write_all(), { 204 => 40 }, 'the 40 captured requests written');
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'the 40 captured requests written');
 $srv->stop;
 
 # half a record at the end of the newest segment: a torn write
@@ -75,6 +50,8 @@ like($srv->error_log,
      'the torn tail is reported with file and offset');
 is(-s $seg, $size, 'and cut off');
 
-is_deeply(write_all(), { 204 => 40 }, 'after the repair: 204');
-is(metric(qr/result="written"\} (\d+)$/m), 0,
+is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
+          'after the repair: 204');
+is(metric($srv, 'tsdb_remote_write_samples_total{result="written"}'),
+   0,
    'every sample before the tear was replayed');
