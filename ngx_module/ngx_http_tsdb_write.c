@@ -656,24 +656,16 @@ ngx_http_tsdb_write_reply(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_tsdb_set_header(ngx_http_request_t *r, char *name, uint64_t n)
 {
-    ngx_table_elt_t  *h;
+    u_char  *v;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
+    v = ngx_pnalloc(r->pool, NGX_INT64_LEN + 1);
+    if (v == NULL) {
         return NGX_ERROR;
     }
 
-    h->value.data = ngx_pnalloc(r->pool, NGX_INT64_LEN);
-    if (h->value.data == NULL) {
-        return NGX_ERROR;
-    }
+    (void) ngx_sprintf(v, "%uL%Z", n);
 
-    h->hash = 1;
-    h->key.data = (u_char *) name;
-    h->key.len = ngx_strlen(name);
-    h->value.len = ngx_sprintf(h->value.data, "%uL", n) - h->value.data;
-
-    return NGX_OK;
+    return ngx_http_tsdb_header(r, name, (char *) v);
 }
 
 
