@@ -9,6 +9,9 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -81,6 +84,11 @@ typedef struct {
     uint32_t                    epoch_seg;      /* first segment after */
     ngx_uint_t                  checkpoints;
     ngx_event_t                 flush_ev;
+#if (NGX_THREADS)
+    ngx_thread_pool_t          *thread_pool;    /* NULL: event loop */
+    ngx_thread_task_t          *ckpt_task;
+#endif
+    unsigned                    ckpt_busy:1;    /* task in flight */
 } ngx_http_tsdb_zone_t;
 
 
