@@ -677,7 +677,9 @@ ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
             return NGX_ERROR;
         }
 
-        if (ngx_http_tsdb_flush_init_process(cycle, z[i]) != NGX_OK) {
+        if (ngx_http_tsdb_flush_init_process(cycle, z[i]) != NGX_OK
+            || ngx_http_tsdb_sync_init_process(cycle, z[i]) != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -709,6 +711,8 @@ ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf)
             continue;
         }
 
+        ngx_http_tsdb_sync_exit_process(z[i]);
+
         if (z[i]->fsync != NGX_HTTP_TSDB_FSYNC_OFF
             && ts_wal_sync(z[i]->wal) != TS_OK)
         {
@@ -728,14 +732,9 @@ ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev)
 {
     ngx_http_tsdb_zone_t  *z = ev->data;
 
-    if (z->wal != NULL && ts_wal_sync(z->wal) != TS_OK) {
-        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
-                      "tsdb zone \"%V\": wal fsync failed: %s",
-                      &z->name, ts_wal_errmsg(z->wal));
+    /* in the thread pool if there is one, see ngx_http_tsdb_sync.c */
 
-        /* what the failed segment held is re-logged from here on */
-        ngx_memzero(z->logged, z->logged_size);
-    }
+    ngx_http_tsdb_sync_start(z);
 
     (void) ngx_http_tsdb_flush_observe(z);
 
