@@ -72,6 +72,10 @@ typedef struct {
     uint64_t                    series;
     uint64_t                    chunks;
     uint64_t                    released;
+    uint32_t                   *meta;          /* slot, gen pairs */
+    uint32_t                    nmeta;
+    uint32_t                    meta_cap;
+    ngx_int_t                   meta_failed;
 } ngx_http_tsdb_ckpt_t;
 
 
@@ -92,6 +96,8 @@ static int ngx_http_tsdb_ckpt_trim(ngx_http_tsdb_ckpt_t *ck,
 static int ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z,
     ts_db_rtxn_t *t, uint32_t ref, int64_t *maxt);
 static ngx_int_t ngx_http_tsdb_ckpt_apply(ngx_http_tsdb_ckpt_t *ck);
+static int ngx_http_tsdb_ckpt_meta(void *data, const ts_meta_entry_t *e);
+static void ngx_http_tsdb_ckpt_meta_saved(ngx_http_tsdb_ckpt_t *ck);
 static void ngx_http_tsdb_ckpt_release(ngx_http_tsdb_ckpt_t *ck);
 static void ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
     ngx_msec_t start);
@@ -422,6 +428,7 @@ ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
     ck.zone = z;
 
     if (ngx_http_tsdb_ckpt_copy(&ck) == NGX_OK) {
+        ngx_http_tsdb_ckpt_meta_saved(&ck);
         ts_head_ckpt_publish(&z->head, e);
         ngx_http_tsdb_ckpt_wal(z, set);
         ngx_http_tsdb_ckpt_release(&ck);
@@ -438,6 +445,7 @@ ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
 
     ngx_free(ck.upto);
     ngx_free(ck.refs);
+    ngx_free(ck.meta);
 
     ngx_http_tsdb_retention(z);
 }
@@ -481,6 +489,17 @@ ngx_http_tsdb_ckpt_copy(ngx_http_tsdb_ckpt_t *ck)
     }
 
     ck->upto[0] = n;
+
+    /* metadata that changed since its last durable copy */
+
+    if (ts_meta_each(&z->meta, ngx_http_tsdb_ckpt_meta, ck) != TS_OK
+        || ck->meta_failed)
+    {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": checkpoint of metadata failed",
+                      &z->name);
+        return NGX_ERROR;
+    }
 
     if (ngx_http_tsdb_ckpt_apply(ck) != NGX_OK) {
         return NGX_ERROR;
@@ -655,7 +674,7 @@ ngx_http_tsdb_ckpt_apply(ngx_http_tsdb_ckpt_t *ck)
     z = ck->zone;
     n = ts_db_batch_nseries(ck->batch);
 
-    if (n == 0) {
+    if (n == 0 && ck->nmeta == 0) {
         return NGX_OK;
     }
 
@@ -675,6 +694,76 @@ ngx_http_tsdb_ckpt_apply(ngx_http_tsdb_ckpt_t *ck)
     ts_db_batch_reset(ck->batch);
 
     return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_ckpt_meta(void *data, const ts_meta_entry_t *e)
+{
+    ngx_http_tsdb_ckpt_t  *ck = data;
+
+    size_t                 tlen;
+    uint32_t              *p;
+    const char            *tname;
+    ts_db_metadata_t       md;
+    ngx_http_tsdb_zone_t  *z;
+
+    z = ck->zone;
+
+    if (!e->dirty) {
+        return 0;
+    }
+
+    if (ck->nmeta == ck->meta_cap) {
+        ck->meta_cap = ck->meta_cap ? ck->meta_cap * 2 : 256;
+        p = ngx_alloc(ck->meta_cap * 2 * sizeof(uint32_t), z->log);
+        if (p == NULL) {
+            ck->meta_failed = 1;
+            return 1;
+        }
+
+        if (ck->nmeta) {
+            ngx_memcpy(p, ck->meta, ck->nmeta * 2 * sizeof(uint32_t));
+        }
+
+        ngx_free(ck->meta);
+        ck->meta = p;
+    }
+
+    md.name = e->name;
+    md.name_len = e->name_len;
+    md.help = e->help;
+    md.help_len = e->help_len;
+    md.unit = e->unit;
+    md.unit_len = e->unit_len;
+    md.type = (uint8_t) e->type;
+
+    if (ts_head_tenant_name(&z->head, e->tenant, &tname, &tlen) != TS_OK
+        || ts_db_batch_metadata(ck->batch, tname, tlen, &md) != TS_OK)
+    {
+        ck->meta_failed = 1;
+        return 1;
+    }
+
+    ck->meta[ck->nmeta * 2] = e->slot;
+    ck->meta[ck->nmeta * 2 + 1] = e->gen;
+    ck->nmeta++;
+
+    return 0;
+}
+
+
+/* the index is synced: what was copied needs no copy again */
+
+static void
+ngx_http_tsdb_ckpt_meta_saved(ngx_http_tsdb_ckpt_t *ck)
+{
+    uint32_t  i;
+
+    for (i = 0; i < ck->nmeta; i++) {
+        ts_meta_saved(&ck->zone->meta, ck->meta[i * 2],
+                      ck->meta[i * 2 + 1]);
+    }
 }
 
 
@@ -714,7 +803,7 @@ ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
 
     ngx_time_update();
 
-    if (ck->series == 0) {
+    if (ck->series == 0 && ck->nmeta == 0) {
         ngx_log_debug2(NGX_LOG_DEBUG_HTTP, z->log, 0,
                        "tsdb checkpoint %uL: nothing new, %M ms", e,
                        ngx_current_msec - start);
@@ -723,8 +812,9 @@ ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
 
     ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
                   "tsdb zone \"%V\": checkpoint %uL: %uL series, "
-                  "%uL chunks, %uL released, %M ms", &z->name, e,
-                  ck->series, ck->chunks, ck->released,
+                  "%uL chunks, %uD metadata, %uL released, %M ms",
+                  &z->name, e, ck->series, ck->chunks, ck->nmeta,
+                  ck->released,
                   ngx_current_msec - start);
 }
 

@@ -18,6 +18,7 @@
 #include "ts_db.h"
 #include "ts_head.h"
 #include "ts_labels.h"
+#include "ts_meta.h"
 #include "ts_metrics.h"
 #include "ts_wal.h"
 
@@ -87,6 +88,8 @@ typedef struct {
     size_t                      region_size;
 
     ts_head_t                   head;
+    ts_meta_t                   meta;           /* before the head in
+                                                   the region */
     ts_wal_t                   *wal;
     uint8_t                    *logged;         /* refs with a SERIES
                                                    record in this WAL */

@@ -32,6 +32,7 @@ typedef struct {
     uint64_t                    rejected;
     uint64_t                    duplicates;
     uint64_t                    series_created;
+    uint64_t                    meta_rejected;
     ts_reject_t                 why;
     ngx_http_request_t         *request;
     ngx_http_tsdb_sync_wait_t   wait;         /* wal_fsync=always */
@@ -46,6 +47,8 @@ typedef struct {
     size_t                      nlabels;
     ts_walrec_sample_t         *samples;
     size_t                      nsamples;
+    ts_meta_record_t           *meta;
+    size_t                      nmeta;
 } ngx_http_tsdb_wal_batch_t;
 
 
@@ -55,6 +58,9 @@ static void ngx_http_tsdb_write_process(ngx_http_request_t *r,
 static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req,
     ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_meta(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req, uint32_t tenant,
+    ngx_str_t *name, ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
     ngx_http_tsdb_zone_t *z, ngx_str_t *tenant,
     ngx_http_tsdb_wal_batch_t *wb);
@@ -286,7 +292,7 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
     ngx_http_tsdb_metrics_count(r, 2, ctx->rejected);
     ngx_http_tsdb_metrics_count(r, 3, ctx->series_created);
 
-    if (ctx->rejected || req.rejected.series) {
+    if (ctx->rejected || req.rejected.series || ctx->meta_rejected) {
         ctx->status = NGX_HTTP_BAD_REQUEST;
         ctx->reason.data = ngx_pnalloc(r->pool, TS_REJECT_MSG_SIZE + 128);
         if (ctx->reason.data == NULL) {
@@ -377,7 +383,107 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
         }
     }
 
+    if (ngx_http_tsdb_write_meta(r, ctx, req, tenant, &name, wb) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     return ngx_http_tsdb_write_series_labels(r, z, &name, wb);
+}
+
+
+/*
+ * Metric metadata: 1.0 sends it by family name, 2.0 per series (stored
+ * under the series' metric name).  Into the zone's table, then all of
+ * it into the WAL, changed or not, so that a retry logs it again.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_write_meta(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req, uint32_t tenant,
+    ngx_str_t *name, ngx_http_tsdb_wal_batch_t *wb)
+{
+    size_t                     i, n;
+    ts_meta_record_t          *m;
+    const ts_label_t          *mn;
+    const ts_rw_series_t      *s;
+    const ts_rw_metadata_t    *md;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    n = req->nmetadata;
+
+    for (i = 0; i < req->nseries; i++) {
+        n += req->series[i].reject == TS_REJECT_NONE
+             && req->series[i].meta != NULL;
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    wb->meta = ngx_pcalloc(r->pool, n * sizeof(ts_meta_record_t));
+    if (wb->meta == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < req->nmetadata + req->nseries; i++) {
+        if (i < req->nmetadata) {
+            md = &req->metadata[i];
+            mn = NULL;
+
+        } else {
+            s = &req->series[i - req->nmetadata];
+
+            if (s->reject != TS_REJECT_NONE || s->meta == NULL) {
+                continue;
+            }
+
+            md = s->meta;
+            mn = ts_labels_find(s->labels, s->nlabels, TS_METRIC_NAME_LABEL,
+                                TS_METRIC_NAME_LABEL_LEN);
+            if (mn == NULL) {
+                continue;
+            }
+        }
+
+        m = &wb->meta[wb->nmeta];
+        m->tenant = (const char *) name->data;
+        m->tenant_len = name->len;
+        m->e.tenant = tenant;
+        m->e.type = md->type;
+        m->e.name = mn ? mn->value : md->name;
+        m->e.name_len = mn ? mn->value_len : md->name_len;
+        m->e.help = md->help;
+        m->e.help_len = md->help_len;
+        m->e.unit = md->unit;
+        m->e.unit_len = md->unit_len;
+
+        switch (ts_meta_set(&lcf->zone->meta, &m->e)) {
+
+        case 0:
+        case 1:
+            wb->nmeta++;
+            break;
+
+        case TS_ERR_FULL:
+            /* the samples stay: a 400 names what was not stored */
+            ctx->meta_rejected++;
+
+            if (ctx->why.code == TS_REJECT_NONE) {
+                ts_reject_set(&ctx->why, TS_REJECT_INVALID_METADATA,
+                              "metadata table of the zone is full");
+            }
+
+            break;
+
+        default:
+            /* names and texts were checked by the decoder */
+            break;
+        }
+    }
+
+    return NGX_OK;
 }
 
 
@@ -564,8 +670,16 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
     size_t     i;
     uint32_t   ref;
 
-    if (wb->nsamples == 0) {
+    if (wb->nsamples == 0 && wb->nmeta == 0) {
         return NGX_OK;
+    }
+
+    if (wb->nmeta
+        && ngx_http_tsdb_wal_record(z, TS_META_WAL_TYPE,
+               ts_meta_record_size(wb->meta, wb->nmeta), wb)
+           != NGX_OK)
+    {
+        goto failed;
     }
 
     if (wb->nseries
@@ -576,9 +690,10 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
         goto failed;
     }
 
-    if (ngx_http_tsdb_wal_record(z, TS_WALREC_SAMPLES,
-            ts_walrec_samples_size(wb->samples, wb->nsamples), wb)
-        != NGX_OK)
+    if (wb->nsamples
+        && ngx_http_tsdb_wal_record(z, TS_WALREC_SAMPLES,
+               ts_walrec_samples_size(wb->samples, wb->nsamples), wb)
+           != NGX_OK)
     {
         goto failed;
     }
@@ -645,6 +760,9 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
 
     if (type == TS_WALREC_SERIES) {
         rc = ts_walrec_series_encode(p, size, wb->series, wb->nseries, &len);
+
+    } else if (type == TS_META_WAL_TYPE) {
+        rc = ts_meta_record_encode(p, size, wb->meta, wb->nmeta, &len);
 
     } else {
         rc = ts_walrec_samples_encode(p, size, wb->samples, wb->nsamples,

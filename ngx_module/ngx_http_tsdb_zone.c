@@ -32,7 +32,9 @@ typedef struct {
     size_t                      cap;
     ngx_log_t                  *log;
     ts_head_t                  *head;
+    ts_meta_t                  *meta;
     ngx_uint_t                  bad;
+    ngx_uint_t                  metadata;
 } ngx_http_tsdb_replay_t;
 
 
@@ -45,6 +47,7 @@ static ngx_int_t ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z,
 static int ngx_http_tsdb_replay_record(void *data, const ts_wal_rec_t *rec);
 static int ngx_http_tsdb_replay_series(ngx_http_tsdb_replay_t *rp,
     const ts_wal_rec_t *rec);
+static int ngx_http_tsdb_replay_meta(void *data, const ts_meta_record_t *r);
 static int ngx_http_tsdb_replay_samples(ngx_http_tsdb_replay_t *rp,
     const ts_wal_rec_t *rec);
 static void ngx_http_tsdb_replay_report(void *data,
@@ -291,8 +294,18 @@ ngx_http_tsdb_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         shpool->data = z->region;
     }
 
-    rc = ts_head_open(&z->head, z->region, z->region_size, ngx_pid,
+    /* the metadata table first, the head in the rest */
+
+    size = ts_meta_region_size(z->region_size);
+
+    rc = ts_meta_open(&z->meta, z->region, size, ngx_pid,
                       ngx_http_tsdb_pid_alive);
+    if (rc == TS_OK) {
+        rc = ts_head_open(&z->head, (u_char *) z->region + size,
+                          z->region_size - size, ngx_pid,
+                          ngx_http_tsdb_pid_alive);
+    }
+
     if (rc != TS_OK) {
         ngx_log_error(NGX_LOG_EMERG, shm_zone->shm.log, 0,
                       "tsdb zone \"%V\": %s", &z->name, ts_strerror(rc));
@@ -406,6 +419,7 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
     ngx_memzero(&st, sizeof(ts_wal_replay_stats_t));
     ctx.log = log;
     ctx.head = &z->head;
+    ctx.meta = &z->meta;
 
     rp.record = ngx_http_tsdb_replay_record;
     rp.report = ngx_http_tsdb_replay_report;
@@ -431,8 +445,9 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
     if (n) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
                       "tsdb zone \"%V\": replayed %uz wal directories, "
-                      "%uL records, %uz samples, %ui not appended",
-                      &z->name, n, st.records, ctx.nsamples, ctx.bad);
+                      "%uL records, %uz samples, %ui metadata, "
+                      "%ui not appended", &z->name, n, st.records,
+                      ctx.nsamples, ctx.metadata, ctx.bad);
     }
 
     ngx_free(ctx.map);
@@ -456,10 +471,48 @@ ngx_http_tsdb_replay_record(void *data, const ts_wal_rec_t *rec)
     case TS_WALREC_SAMPLES:
         return ngx_http_tsdb_replay_samples(rp, rec);
 
+    /*
+     * directories replay one after the other: for a family changed in
+     * two of them the last one replayed wins
+     */
+
+    case TS_META_WAL_TYPE:
+        if (ts_meta_record_decode(rec->payload, rec->len,
+                                  ngx_http_tsdb_replay_meta, rp)
+            != TS_OK)
+        {
+            rp->bad++;
+        }
+
+        return TS_OK;
+
     default:
         rp->bad++;
         return TS_OK;
     }
+}
+
+
+static int
+ngx_http_tsdb_replay_meta(void *data, const ts_meta_record_t *r)
+{
+    ngx_http_tsdb_replay_t  *rp = data;
+
+    ts_meta_entry_t  e;
+
+    e = r->e;
+
+    if (ts_head_tenant(rp->head, r->tenant, r->tenant_len, &e.tenant)
+        != TS_OK
+        || ts_meta_set(rp->meta, &e) < 0)
+    {
+        rp->bad++;
+        return 0;
+    }
+
+    rp->metadata++;
+
+    return 0;
 }
 
 

@@ -35,7 +35,8 @@ for (1 .. 300) {
         "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close"
         . "\r\n\r\n", 5, 0) if IO::Socket::INET->new(
             PeerAddr => '127.0.0.1', PeerPort => 9090);
-    last if $res;
+    # both workers up: each counts itself once it has started
+    last if $res && $res->{body} =~ /^tsdb_worker_processes 2$/m;
     sleep 0.2;
 }
 

@@ -80,7 +80,7 @@ $srv->kill_worker($pids[0], 'KILL');
 $srv->restart;
 
 my $replayed = 'tsdb zone "main": replayed \d+ wal directories, \d+ '
-               . 'records, \d+ samples, 0 not appended';
+               . 'records, \d+ samples, \d+ metadata, 0 not appended';
 like($srv->error_log, qr/$replayed/, 'the restart replayed the WAL');
 is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
           'after restart: answered 204');

@@ -120,6 +120,7 @@ ok(mdb_size() >= $mdb1, 'data.mdb kept its data');
 # 6. the log
 $srv->stop;
 $srv->no_errors_ok('no [error], [alert] or [emerg] in the log');
-like($srv->error_log,
-     qr/checkpoint \d+: \d+ series, \d+ chunks, \d+ released, \d+ ms/,
+my $logged = 'checkpoint \d+: \d+ series, \d+ chunks, \d+ metadata, '
+             . '\d+ released, \d+ ms';
+like($srv->error_log, qr/$logged/,
      'checkpoints are logged with their size and duration');

@@ -73,7 +73,8 @@ is_deeply(\%codes, { 204 => 4 }, 'written');
 my $released;
 for (1 .. 100) {
     ($released) = $srv->error_log
-                  =~ /checkpoint \d+: \d+ series, \d+ chunks, ([1-9]\d*) rel/;
+                  =~ /checkpoint\ \d+:\ \d+\ series,\ \d+\ chunks,
+                      \ \d+\ metadata,\ ([1-9]\d*)\ rel/x;
     last if $released;
     sleep 0.1;
 }

@@ -93,7 +93,9 @@ diag(sprintf '%d requests, %d fsyncs (%.2f requests per fsync)',
 
 # the whole server dies at once: only what reached the disk is left
 my $master = $srv->{pid};
-kill 'KILL', $srv->worker_pids, $master;
+my @workers = $srv->worker_pids;
+kill 'KILL', $master;
+kill 'KILL', @workers;
 sleep 1;
 $srv->{pid} = undef;
 
@@ -117,4 +119,6 @@ is(metric($srv, $WRITTEN), $total, "thread_pool=off: $total written");
 is(scalar(() = $srv->error_log =~ /wal fsync thread/g), $before,
    'thread_pool=off: no fsync in a thread');
 
-$srv->no_errors_ok('no errors in the log');
+# the master may still see a worker die before it does itself
+$srv->no_errors_ok('no errors in the log',
+                   allow => [ qr/exited on signal 9/ ]);

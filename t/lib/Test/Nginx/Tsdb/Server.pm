@@ -905,7 +905,12 @@ sub dechunk {
 sub _proc_stat {
     my $pid = shift;
     my $st = _slurp("/proc/$pid/stat") // return;
-    my @f = split ' ', substr($st, rindex($st, ')') + 2);
+    my $i = rindex($st, ')');
+
+    # a process that is going away may leave an empty file
+    return if $i < 0 || $i + 2 > length $st;
+
+    my @f = split ' ', substr($st, $i + 2);
 
     return { state => $f[0], ppid => $f[1] };
 }
