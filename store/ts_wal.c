@@ -44,6 +44,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <snappy-c.h>
+
 #include "ts_crc32c.h"
 #include "ts_wal.h"
 
@@ -59,6 +61,9 @@
 #define TS_WAL_TMP_PREFIX   ".tmp-"
 #define TS_WAL_DEL_PREFIX   ".del-"
 #define TS_WAL_PREFIX_LEN   5
+
+/* compress payloads of at least this size if it saves 1/16 or more */
+#define TS_WAL_SNAPPY_MIN   64
 
 
 struct ts_wal_s {
@@ -76,6 +81,10 @@ struct ts_wal_s {
     size_t              cap;
     size_t              rsv;            /* reserved payload bytes */
     int                 rsv_valid;
+
+    int                 snappy;         /* compress records */
+    uint8_t            *zbuf;           /* snappy output */
+    size_t              zcap;
 
     int                 pending[TS_WAL_PENDING_MAX];
     uint32_t            pending_seg[TS_WAL_PENDING_MAX];
@@ -128,6 +137,9 @@ typedef struct {
     const char              *dir;
     int                      dirfd;
     ts_wal_rd_t              rd;
+    unsigned                 version;       /* of the current segment */
+    uint8_t                 *zbuf;          /* decompressed payload */
+    size_t                   zcap;
     char                    *err;
     size_t                   errlen;
 } ts_wal_replayer_t;
@@ -168,6 +180,7 @@ static int ts_wal_pending_push(ts_wal_t *w, int fd, uint32_t seg);
 static void ts_wal_abandon(ts_wal_t *w, int fsync_failed);
 static int ts_wal_next(ts_wal_t *w);
 static int ts_wal_grow(ts_wal_t *w, size_t need);
+static uint8_t ts_wal_compress(ts_wal_t *w, uint8_t *p, size_t *len);
 static void ts_wal_free(ts_wal_t *w);
 static int ts_wal_rmtree(int rootfd, const char *name);
 static void ts_wal_set_cleanup(ts_wal_set_t *s, const char *name);
@@ -185,6 +198,12 @@ static int ts_wal_check_header(ts_wal_replayer_t *r, uint32_t seg,
     const char **reason);
 static int ts_wal_check_record(ts_wal_replayer_t *r, uint64_t off,
     const uint8_t **h, size_t *len, const char **reason);
+static int ts_wal_uncompress(ts_wal_replayer_t *r, ts_wal_rec_t *rec,
+    const char **reason);
+static void ts_wal_skip(ts_wal_replayer_t *r, uint32_t seg, uint64_t off,
+    uint64_t lost, const char *reason);
+static void ts_wal_rep_init(ts_wal_replayer_t *r, ts_wal_report_t *rep,
+    uint32_t seg, uint64_t off, uint64_t lost, const char *reason);
 static int ts_wal_bad(ts_wal_replayer_t *r, uint32_t seg, uint64_t off,
     const char *reason, int last);
 static void ts_wal_report(ts_wal_replayer_t *r, ts_wal_report_t *rep);
@@ -802,6 +821,7 @@ ts_wal_start(ts_wal_t *w, const ts_wal_conf_t *conf)
     w->io = conf->io ? *conf->io : ts_wal_sys_io;
     w->uid = conf->uid;
     w->gid = conf->gid;
+    w->snappy = !(conf->flags & TS_WAL_NO_SNAPPY);
 
     for (i = 0; i < TS_WAL_PENDING_MAX; i++) {
         w->pending[i] = -1;
@@ -1106,7 +1126,7 @@ ts_wal_reserve(ts_wal_t *w, size_t len, uint8_t **payload)
 int
 ts_wal_commit(ts_wal_t *w, uint8_t type, size_t len, ts_wal_pos_t *pos)
 {
-    uint8_t   *h;
+    uint8_t   *h, flags;
     uint32_t   crc;
 
     if (!w->rsv_valid || len > w->rsv || type == 0) {
@@ -1117,8 +1137,12 @@ ts_wal_commit(ts_wal_t *w, uint8_t type, size_t len, ts_wal_pos_t *pos)
     w->rsv_valid = 0;
 
     h = w->buf + w->len;
+    flags = ts_wal_compress(w, h + TS_WAL_REC_HDR, &len);
+
+    /* the checksum covers the bytes as stored, compressed or not */
+
     h[0] = type;
-    h[1] = 0;
+    h[1] = flags;
     ts_wal_put32(h + 2, (uint32_t) len);
 
     crc = ts_crc32c(0, h, 6);
@@ -1133,6 +1157,51 @@ ts_wal_commit(ts_wal_t *w, uint8_t type, size_t len, ts_wal_pos_t *pos)
     }
 
     return TS_OK;
+}
+
+
+/*
+ * Replaces the payload at p with its snappy form when that is at least a
+ * sixteenth smaller and returns the record flags for it.  Compression
+ * only saves space: without memory for it the record is stored as is.
+ */
+static uint8_t
+ts_wal_compress(ts_wal_t *w, uint8_t *p, size_t *len)
+{
+    size_t  need, zlen;
+
+    if (!w->snappy || *len < TS_WAL_SNAPPY_MIN) {
+        return 0;
+    }
+
+    need = snappy_max_compressed_length(*len);
+
+    if (need > w->zcap) {
+        need = need > 2 * w->zcap ? need : 2 * w->zcap;
+        free(w->zbuf);
+        w->zcap = 0;
+
+        w->zbuf = malloc(need);
+        if (w->zbuf == NULL) {
+            return 0;
+        }
+
+        w->zcap = need;
+    }
+
+    zlen = w->zcap;
+
+    if (snappy_compress((const char *) p, *len, (char *) w->zbuf, &zlen)
+        != SNAPPY_OK
+        || zlen > *len - *len / 16)
+    {
+        return 0;
+    }
+
+    memcpy(p, w->zbuf, zlen);
+    *len = zlen;
+
+    return TS_WAL_REC_SNAPPY;
 }
 
 
@@ -1450,6 +1519,7 @@ ts_wal_free(ts_wal_t *w)
     close(w->dirfd);
     close(w->lockfd);
     free(w->buf);
+    free(w->zbuf);
     free(w->dir);
     free(w);
 }
@@ -1963,6 +2033,7 @@ ts_wal_replay_fd(int dirfd, const char *dir, const ts_wal_replay_t *rp,
     }
 
     free(r.rd.buf);
+    free(r.zbuf);
     free(segs);
 
     return rc;
@@ -2065,10 +2136,14 @@ ts_wal_check_header(ts_wal_replayer_t *r, uint32_t seg,
         return TS_OK;
     }
 
-    if (h[4] != TS_WAL_VERSION || h[5] || h[6] || h[7]) {
+    if (h[4] < TS_WAL_VERSION_MIN || h[4] > TS_WAL_VERSION
+        || h[5] || h[6] || h[7])
+    {
         *reason = "unsupported segment version";
         return TS_ERR_VERSION;
     }
+
+    r->version = h[4];
 
     if (ts_wal_get32(h + 8) != seg) {
         *reason = "segment number mismatch";
@@ -2101,10 +2176,27 @@ ts_wal_replay_records(ts_wal_replayer_t *r, uint32_t seg, int last)
         }
 
         rec.type = h[0];
+        rec.flags = h[1];
         rec.payload = h + TS_WAL_REC_HDR;
         rec.len = len;
+        rec.stored = len;
         rec.seg = seg;
         rec.off = off;
+        off += TS_WAL_REC_HDR + len;
+
+        if (rec.flags & TS_WAL_REC_SNAPPY) {
+            rc = ts_wal_uncompress(r, &rec, &reason);
+            if (rc != TS_OK) {
+                return rc;
+            }
+
+            /* the checksum held, so the next record starts where it says */
+
+            if (reason) {
+                ts_wal_skip(r, seg, rec.off, TS_WAL_REC_HDR + len, reason);
+                continue;
+            }
+        }
 
         rc = r->rp->record(r->rp->data, &rec);
         if (rc != TS_OK) {
@@ -2112,8 +2204,8 @@ ts_wal_replay_records(ts_wal_replayer_t *r, uint32_t seg, int last)
         }
 
         r->st->records++;
-        r->st->bytes += len;
-        off += TS_WAL_REC_HDR + len;
+        r->st->bytes += rec.len;
+        r->st->stored += rec.stored;
     }
 
     return TS_OK;
@@ -2154,7 +2246,7 @@ ts_wal_check_record(ts_wal_replayer_t *r, uint64_t off, const uint8_t **h,
         return rc;
     }
 
-    if ((*h)[1] != 0) {
+    if ((*h)[1] & ~(r->version > 1 ? TS_WAL_REC_SNAPPY : 0)) {
         *reason = "unknown record flags";
 
     } else if (*len > TS_WAL_RECORD_MAX) {
@@ -2185,6 +2277,92 @@ ts_wal_check_record(ts_wal_replayer_t *r, uint64_t off, const uint8_t **h,
 
 
 /*
+ * Points rec->payload at the decompressed payload, or sets *reason.  The
+ * declared length is checked before anything is allocated, and snappy
+ * checks that the block produces exactly that many bytes.
+ */
+static int
+ts_wal_uncompress(ts_wal_replayer_t *r, ts_wal_rec_t *rec,
+    const char **reason)
+{
+    size_t  n, cap;
+
+    *reason = NULL;
+
+    if (snappy_uncompressed_length((const char *) rec->payload, rec->len,
+                                   &n)
+        != SNAPPY_OK)
+    {
+        *reason = "bad compressed length";
+        return TS_OK;
+    }
+
+    if (n > TS_WAL_RECORD_MAX) {
+        *reason = "decompressed length over the maximum";
+        return TS_OK;
+    }
+
+    if (n > r->zcap || r->zbuf == NULL) {
+        cap = n > 2 * r->zcap ? n : 2 * r->zcap;
+        cap = cap > TS_WAL_RECORD_MAX ? TS_WAL_RECORD_MAX : cap;
+        cap = cap ? cap : 1;
+        free(r->zbuf);
+        r->zcap = 0;
+
+        r->zbuf = malloc(cap);
+        if (r->zbuf == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        r->zcap = cap;
+    }
+
+    if (snappy_uncompress((const char *) rec->payload, rec->len,
+                          (char *) r->zbuf, &n)
+        != SNAPPY_OK)
+    {
+        *reason = "corrupt compressed payload";
+        return TS_OK;
+    }
+
+    rec->payload = r->zbuf;
+    rec->len = n;
+
+    return TS_OK;
+}
+
+
+/* Reports a record that is skipped while replay goes on after it. */
+static void
+ts_wal_skip(ts_wal_replayer_t *r, uint32_t seg, uint64_t off,
+    uint64_t lost, const char *reason)
+{
+    ts_wal_report_t  rep;
+
+    ts_wal_rep_init(r, &rep, seg, off, lost, reason);
+    ts_wal_report(r, &rep);
+}
+
+
+static void
+ts_wal_rep_init(ts_wal_replayer_t *r, ts_wal_report_t *rep, uint32_t seg,
+    uint64_t off, uint64_t lost, const char *reason)
+{
+    char  name[TS_WAL_SEGNAME_LEN];
+
+    ts_wal_segname(name, seg);
+    snprintf(rep->file, sizeof(rep->file), "%s/%s", r->dir, name);
+    rep->seg = seg;
+    rep->offset = off;
+    rep->lost = lost;
+    rep->reason = reason;
+    rep->truncated = 0;
+
+    r->st->corruptions++;
+}
+
+
+/*
  * Reports a corruption at off in segment seg; for the last segment, with
  * TS_WAL_REPAIR, cuts the file there so the next replay is clean.
  */
@@ -2194,18 +2372,13 @@ ts_wal_bad(ts_wal_replayer_t *r, uint32_t seg, uint64_t off,
 {
     int              fd, rc;
     char             name[TS_WAL_SEGNAME_LEN];
+    uint64_t         lost;
     ts_wal_report_t  rep;
 
+    lost = r->rd.fd != -1 && r->rd.size > off ? r->rd.size - off : 0;
+    ts_wal_rep_init(r, &rep, seg, off, lost, reason);
     ts_wal_segname(name, seg);
-    snprintf(rep.file, sizeof(rep.file), "%s/%s", r->dir, name);
-    rep.seg = seg;
-    rep.offset = off;
-    rep.lost = r->rd.fd != -1 && r->rd.size > off ? r->rd.size - off : 0;
-    rep.reason = reason;
-    rep.truncated = 0;
     rc = TS_OK;
-
-    r->st->corruptions++;
 
     if (last && (r->rp->flags & TS_WAL_REPAIR)) {
         fd = openat(r->dirfd, name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);

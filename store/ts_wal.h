@@ -21,7 +21,8 @@
 #include "ts_error.h"
 
 
-#define TS_WAL_VERSION          1
+#define TS_WAL_VERSION          2               /* segments written */
+#define TS_WAL_VERSION_MIN      1               /* oldest one read */
 #define TS_WAL_SEG_HDR          16              /* segment header bytes */
 #define TS_WAL_REC_HDR          10              /* record header bytes */
 #define TS_WAL_RECORD_MAX       (16u << 20)     /* payload limit, format */
@@ -32,6 +33,12 @@
 
 #define TS_WAL_DIR              "wal"           /* under the zone path */
 #define TS_WAL_LOCK             "LOCK"          /* flock()ed by the owner */
+
+/* record header flags (version 2 segments) */
+#define TS_WAL_REC_SNAPPY       0x01    /* payload is a snappy block */
+
+/* ts_wal_conf_t.flags */
+#define TS_WAL_NO_SNAPPY        0x1     /* never compress a record */
 
 /* ts_wal_replay_t.flags */
 #define TS_WAL_REPAIR           0x1     /* ftruncate a bad last segment */
@@ -71,14 +78,21 @@ typedef struct {
     uid_t               uid;           /* (uid_t) -1: keep owner */
     gid_t               gid;           /* (gid_t) -1: keep group */
     const ts_wal_io_t  *io;            /* NULL: pwrite(2), fsync(2) */
+    unsigned            flags;         /* TS_WAL_NO_SNAPPY */
 } ts_wal_conf_t;
 
 
-/* One record handed to a replay callback. */
+/*
+ * One record handed to a replay callback.  A compressed record comes
+ * decompressed: payload and len are the original bytes, "stored" is how
+ * many the file holds.
+ */
 typedef struct {
     uint8_t             type;
+    uint8_t             flags;         /* TS_WAL_REC_SNAPPY */
     const uint8_t      *payload;       /* valid during the callback only */
     size_t              len;
+    size_t              stored;
     uint32_t            seg;
     uint64_t            off;           /* offset of the record header */
 } ts_wal_rec_t;
@@ -115,6 +129,7 @@ typedef struct {
 typedef struct {
     uint64_t            records;
     uint64_t            bytes;         /* payload bytes delivered */
+    uint64_t            stored;        /* and what they took on disk */
     uint32_t            segments;      /* segment files read */
     uint32_t            first_seg;
     uint32_t            last_seg;
@@ -162,7 +177,10 @@ int ts_wal_name(char *buf, size_t size, pid_t pid, uint64_t gen);
  * ts_wal_flush(), except when the record does not fit the current
  * segment: then the buffer is flushed and a new segment started first,
  * which can fail with TS_ERR_IO.  *pos (may be NULL) gets the position
- * just past the record.
+ * just past the record.  Unless the writer was opened with
+ * TS_WAL_NO_SNAPPY, a payload that snappy makes at least 1/16 smaller is
+ * stored compressed (whether it fits a segment is decided on its
+ * uncompressed size); replay gives it back as it was appended.
  */
 int ts_wal_append(ts_wal_t *w, uint8_t type, const void *payload,
     size_t len, ts_wal_pos_t *pos);
@@ -246,7 +264,9 @@ const char *ts_wal_set_name(const ts_wal_set_t *s, size_t i);
  * Calls rp->record for every intact record of directory i, segments in
  * order.  A bad tail of the last segment ends replay and, with
  * TS_WAL_REPAIR, is cut off with ftruncate(); corruption in an earlier
- * segment skips the rest of that segment.  Each is reported and counted.
+ * segment skips the rest of that segment.  A compressed record whose
+ * checksum is right but which does not decompress is skipped alone.
+ * Each is reported and counted.
  * TS_ERR_VERSION (nothing modified) if a segment has another format
  * version.  Stats accumulate, so zero them once before a series of calls.
  */

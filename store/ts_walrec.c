@@ -10,6 +10,15 @@
  * consumed exactly every byte, so any truncation or extension of a valid
  * payload is TS_ERR_CORRUPT.  Sample deltas use unsigned wrap-around, so
  * any int64 timestamp and any ref round-trip without undefined behaviour.
+ *
+ * SAMPLES are written in layout 2 (one control byte per sample, deltas
+ * only where they differ from the common case, values packed), and read
+ * in both layouts, so that a WAL written by an older version replays.
+ * Every value's bits round-trip: the integer form is chosen only when
+ * converting back gives the same bits, so -0.0 and NaN payloads keep
+ * theirs.  One exception to the truncation rule: a layout-2 payload cut
+ * to its first byte is the valid empty layout-1 payload; the record's
+ * CRC is what catches a torn payload.
  */
 
 #include "ts_walrec.h"
@@ -19,11 +28,42 @@
 #define TS_WALREC_SAMPLE_MIN   10      /* two 1-byte varints + 8 bytes */
 #define TS_WALREC_SERIES_MIN   2       /* ref + label count */
 #define TS_WALREC_LABEL_MIN    2       /* two empty strings */
+#define TS_WALREC_PACKED_MIN   1       /* a layout-2 control byte */
+
+/* layout-2 control byte: value kind, delta flags, reserved bits */
+#define TS_WALREC_C_KIND       0x0f
+#define TS_WALREC_C_REF        0x10    /* a ref delta follows */
+#define TS_WALREC_C_T          0x20    /* a time delta follows */
+#define TS_WALREC_C_RESERVED   0xc0
+
+/* kinds 0..8 are that many high-order bytes of the value's bits */
+#define TS_WALREC_K_INT        9       /* zigzag uvarint of an integer */
+#define TS_WALREC_K_REPEAT     10      /* the previous sample's value */
+
+#define TS_WALREC_INT_MAX      9007199254740992.0      /* 2^53 */
+
+
+/* What a layout-2 sample is encoded against: the previous one. */
+typedef struct {
+    uint64_t                ref;
+    uint64_t                dref;
+    uint64_t                t;
+    uint64_t                v;
+} ts_walrec_prev_t;
+
+
+/* A layout-2 sample before it is written. */
+typedef struct {
+    uint8_t                 ctrl;
+    size_t                  len;
+    uint64_t                dref;
+    uint64_t                dt;
+    uint64_t                val;
+} ts_walrec_packed_t;
 
 
 static size_t ts_walrec_uvarint_len(uint64_t v);
 static uint8_t *ts_walrec_put_uvarint(uint8_t *p, uint64_t v);
-static uint8_t *ts_walrec_put64(uint8_t *p, uint64_t v);
 static uint64_t ts_walrec_zigzag(uint64_t v);
 static uint64_t ts_walrec_unzigzag(uint64_t v);
 static int ts_walrec_get_uvarint(ts_walrec_reader_t *rd, uint64_t *v);
@@ -32,6 +72,12 @@ static int ts_walrec_get_str(ts_walrec_reader_t *rd, ts_walrec_str_t *s);
 static int ts_walrec_open(ts_walrec_reader_t *rd, const void *payload,
     size_t len, size_t min, uint64_t *count);
 static int ts_walrec_end(ts_walrec_reader_t *rd);
+static void ts_walrec_pack(const ts_walrec_sample_t *s,
+    ts_walrec_prev_t *prev, ts_walrec_packed_t *pk);
+static int ts_walrec_int(uint64_t v, uint64_t *zz);
+static uint8_t *ts_walrec_put_packed(uint8_t *p,
+    const ts_walrec_packed_t *pk);
+static int ts_walrec_get_packed(ts_walrec_reader_t *rd);
 
 
 static size_t
@@ -58,19 +104,6 @@ ts_walrec_put_uvarint(uint8_t *p, uint64_t v)
     *p++ = (uint8_t) v;
 
     return p;
-}
-
-
-static uint8_t *
-ts_walrec_put64(uint8_t *p, uint64_t v)
-{
-    int  i;
-
-    for (i = 0; i < 8; i++) {
-        p[i] = (uint8_t) (v >> (8 * i));
-    }
-
-    return p + 8;
 }
 
 
@@ -174,7 +207,10 @@ ts_walrec_open(ts_walrec_reader_t *rd, const void *payload, size_t len,
     rd->left = 0;
     rd->ref = 0;
     rd->t = 0;
+    rd->v = 0;
+    rd->dref = 1;
     rd->started = 0;
+    rd->layout = 0;
 
     if (len == 0 || ts_walrec_get_uvarint(rd, &n) != TS_OK
         || n > (uint64_t) (rd->end - rd->pos) / min)
@@ -314,23 +350,146 @@ ts_walrec_series_next(ts_walrec_reader_t *rd, ts_walrec_series_t *s,
 
 /* SAMPLES */
 
+/*
+ * What one layout-2 sample takes, given the previous one, which it then
+ * becomes.  A ref that moves by the same step as the one before and a
+ * time equal to the one before cost nothing.
+ */
+static void
+ts_walrec_pack(const ts_walrec_sample_t *s, ts_walrec_prev_t *prev,
+    ts_walrec_packed_t *pk)
+{
+    unsigned  nb;
+    uint64_t  iv, v;
+
+    pk->ctrl = 0;
+    pk->len = 1;
+
+    if (s->ref - prev->ref != prev->dref) {
+        prev->dref = s->ref - prev->ref;
+        pk->ctrl |= TS_WALREC_C_REF;
+        pk->dref = ts_walrec_zigzag(prev->dref);
+        pk->len += ts_walrec_uvarint_len(pk->dref);
+    }
+
+    if ((uint64_t) s->t != prev->t) {
+        pk->ctrl |= TS_WALREC_C_T;
+        pk->dt = ts_walrec_zigzag((uint64_t) s->t - prev->t);
+        pk->len += ts_walrec_uvarint_len(pk->dt);
+    }
+
+    v = prev->v;
+    prev->ref = s->ref;
+    prev->t = (uint64_t) s->t;
+    prev->v = s->v;
+
+    if (s->v == v && s->v != 0) {
+        pk->ctrl |= TS_WALREC_K_REPEAT;
+        return;
+    }
+
+    /* the high-order bytes up to the last non-zero one */
+    nb = s->v ? 8 - (unsigned) __builtin_ctzll(s->v) / 8 : 0;
+
+    if (nb > 1 && ts_walrec_int(s->v, &iv)
+        && ts_walrec_uvarint_len(iv) < nb)
+    {
+        pk->ctrl |= TS_WALREC_K_INT;
+        pk->val = iv;
+        pk->len += ts_walrec_uvarint_len(iv);
+        return;
+    }
+
+    pk->ctrl |= (uint8_t) nb;
+    pk->val = nb ? s->v >> (64 - 8 * nb) : 0;
+    pk->len += nb;
+}
+
+
+/*
+ * An integer-valued float64 whose bits (double) (int64_t) x gives back
+ * exactly: not -0.0, NaN, the infinities or anything past 2^53.
+ */
+static int
+ts_walrec_int(uint64_t v, uint64_t *zz)
+{
+    double   f;
+    int64_t  i;
+
+    f = ts_walrec_u2f(v);
+
+    if (!(f >= -TS_WALREC_INT_MAX && f <= TS_WALREC_INT_MAX)) {
+        return 0;
+    }
+
+    i = (int64_t) f;
+
+    if (ts_walrec_f2u((double) i) != v) {
+        return 0;
+    }
+
+    *zz = ts_walrec_zigzag((uint64_t) i);
+
+    return 1;
+}
+
+
+static uint8_t *
+ts_walrec_put_packed(uint8_t *p, const ts_walrec_packed_t *pk)
+{
+    unsigned  k, nb;
+
+    *p++ = pk->ctrl;
+
+    if (pk->ctrl & TS_WALREC_C_REF) {
+        p = ts_walrec_put_uvarint(p, pk->dref);
+    }
+
+    if (pk->ctrl & TS_WALREC_C_T) {
+        p = ts_walrec_put_uvarint(p, pk->dt);
+    }
+
+    nb = pk->ctrl & TS_WALREC_C_KIND;
+
+    if (nb == TS_WALREC_K_INT) {
+        return ts_walrec_put_uvarint(p, pk->val);
+    }
+
+    if (nb == TS_WALREC_K_REPEAT) {
+        return p;
+    }
+
+    for (k = 0; k < nb; k++) {
+        *p++ = (uint8_t) (pk->val >> (8 * k));
+    }
+
+    return p;
+}
+
+
+static void
+ts_walrec_prev_init(ts_walrec_prev_t *prev)
+{
+    prev->ref = 0;
+    prev->dref = 1;
+    prev->t = 0;
+    prev->v = 0;
+}
+
+
 size_t
 ts_walrec_samples_size(const ts_walrec_sample_t *s, size_t n)
 {
-    size_t    i, size;
-    uint64_t  ref, t;
+    size_t              i, size;
+    ts_walrec_prev_t    prev;
+    ts_walrec_packed_t  pk;
 
-    size = ts_walrec_uvarint_len(n) + 8 * n;
-    ref = 0;
-    t = 0;
+    size = 2 + ts_walrec_uvarint_len(n);
+    ts_walrec_prev_init(&prev);
 
     for (i = 0; i < n; i++) {
-        size += ts_walrec_uvarint_len(i ? ts_walrec_zigzag(s[i].ref - ref)
-                                        : s[i].ref);
-        size += ts_walrec_uvarint_len(ts_walrec_zigzag((uint64_t) s[i].t
-                                                       - t));
-        ref = s[i].ref;
-        t = (uint64_t) s[i].t;
+        ts_walrec_pack(&s[i], &prev, &pk);
+        size += pk.len;
     }
 
     return size;
@@ -341,33 +500,41 @@ int
 ts_walrec_samples_encode(uint8_t *buf, size_t size,
     const ts_walrec_sample_t *s, size_t n, size_t *len)
 {
-    size_t    i;
-    uint8_t  *p;
-    uint64_t  ref, t;
+    size_t              i;
+    uint8_t            *p, *end;
+    ts_walrec_prev_t    prev;
+    ts_walrec_packed_t  pk;
+
+    end = buf + size;
+
+    if (size < 2 + ts_walrec_uvarint_len(n)) {
+        goto full;
+    }
+
+    buf[0] = 0;
+    buf[1] = TS_WALREC_SAMPLES_LAYOUT;
+    p = ts_walrec_put_uvarint(buf + 2, n);
+    ts_walrec_prev_init(&prev);
+
+    for (i = 0; i < n; i++) {
+        ts_walrec_pack(&s[i], &prev, &pk);
+
+        if (pk.len > (size_t) (end - p)) {
+            goto full;
+        }
+
+        p = ts_walrec_put_packed(p, &pk);
+    }
+
+    *len = (size_t) (p - buf);
+
+    return TS_OK;
+
+full:
 
     *len = ts_walrec_samples_size(s, n);
 
-    if (*len > size) {
-        return TS_ERR_FULL;
-    }
-
-    p = ts_walrec_put_uvarint(buf, n);
-    ref = 0;
-    t = 0;
-
-    /* the first t is zigzag(t - 0): negative timestamps stay short */
-
-    for (i = 0; i < n; i++) {
-        p = ts_walrec_put_uvarint(p, i ? ts_walrec_zigzag(s[i].ref - ref)
-                                       : s[i].ref);
-        p = ts_walrec_put_uvarint(p, ts_walrec_zigzag((uint64_t) s[i].t
-                                                      - t));
-        p = ts_walrec_put64(p, s[i].v);
-        ref = s[i].ref;
-        t = (uint64_t) s[i].t;
-    }
-
-    return TS_OK;
+    return TS_ERR_FULL;
 }
 
 
@@ -375,34 +542,129 @@ int
 ts_walrec_samples_open(ts_walrec_reader_t *rd, const void *payload,
     size_t len, uint64_t *count)
 {
-    return ts_walrec_open(rd, payload, len, TS_WALREC_SAMPLE_MIN, count);
+    int             rc;
+    const uint8_t  *p;
+
+    p = payload;
+
+    if (len < 2 || p[0] != 0) {
+        rc = ts_walrec_open(rd, payload, len, TS_WALREC_SAMPLE_MIN, count);
+        rd->layout = 1;
+        return rc;
+    }
+
+    rc = ts_walrec_open(rd, p + 2, len - 2, TS_WALREC_PACKED_MIN, count);
+    rd->layout = TS_WALREC_SAMPLES_LAYOUT;
+
+    if (rc == TS_OK && p[1] != TS_WALREC_SAMPLES_LAYOUT) {
+        rd->pos = rd->end;
+        rd->left = 0;
+        return TS_ERR_CORRUPT;
+    }
+
+    return rc;
 }
 
 
 int
 ts_walrec_samples_next(ts_walrec_reader_t *rd, ts_walrec_sample_t *s)
 {
+    int       rc;
     uint64_t  dref, dt, v;
 
     if (rd->left == 0) {
         return ts_walrec_end(rd);
     }
 
-    if (ts_walrec_get_uvarint(rd, &dref) != TS_OK
-        || ts_walrec_get_uvarint(rd, &dt) != TS_OK
-        || ts_walrec_get64(rd, &v) != TS_OK)
-    {
-        return TS_ERR_CORRUPT;
+    if (rd->layout == TS_WALREC_SAMPLES_LAYOUT) {
+        rc = ts_walrec_get_packed(rd);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+    } else {
+        if (ts_walrec_get_uvarint(rd, &dref) != TS_OK
+            || ts_walrec_get_uvarint(rd, &dt) != TS_OK
+            || ts_walrec_get64(rd, &v) != TS_OK)
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        rd->ref = rd->started ? rd->ref + ts_walrec_unzigzag(dref) : dref;
+        rd->t += ts_walrec_unzigzag(dt);
+        rd->v = v;
     }
 
-    rd->ref = rd->started ? rd->ref + ts_walrec_unzigzag(dref) : dref;
-    rd->t += ts_walrec_unzigzag(dt);
     rd->started = 1;
     rd->left--;
 
     s->ref = rd->ref;
     s->t = (int64_t) rd->t;
-    s->v = v;
+    s->v = rd->v;
+
+    return TS_OK;
+}
+
+
+/* One layout-2 sample into rd->ref, rd->t and rd->v. */
+static int
+ts_walrec_get_packed(ts_walrec_reader_t *rd)
+{
+    unsigned  c, k, nb;
+    uint64_t  x;
+
+    if (rd->pos == rd->end) {
+        return TS_ERR_CORRUPT;
+    }
+
+    c = *rd->pos++;
+    nb = c & TS_WALREC_C_KIND;
+
+    if ((c & TS_WALREC_C_RESERVED) || nb > TS_WALREC_K_REPEAT) {
+        return TS_ERR_CORRUPT;
+    }
+
+    if (c & TS_WALREC_C_REF) {
+        if (ts_walrec_get_uvarint(rd, &x) != TS_OK) {
+            return TS_ERR_CORRUPT;
+        }
+
+        rd->dref = ts_walrec_unzigzag(x);
+    }
+
+    rd->ref += rd->dref;
+
+    if (c & TS_WALREC_C_T) {
+        if (ts_walrec_get_uvarint(rd, &x) != TS_OK) {
+            return TS_ERR_CORRUPT;
+        }
+
+        rd->t += ts_walrec_unzigzag(x);
+    }
+
+    if (nb == TS_WALREC_K_REPEAT) {
+        return TS_OK;
+    }
+
+    if (nb == TS_WALREC_K_INT) {
+        if (ts_walrec_get_uvarint(rd, &x) != TS_OK) {
+            return TS_ERR_CORRUPT;
+        }
+
+        rd->v = ts_walrec_f2u((double) (int64_t) ts_walrec_unzigzag(x));
+        return TS_OK;
+    }
+
+    if ((size_t) (rd->end - rd->pos) < nb) {
+        return TS_ERR_CORRUPT;
+    }
+
+    for (x = 0, k = 0; k < nb; k++) {
+        x |= (uint64_t) rd->pos[k] << (8 * k);
+    }
+
+    rd->pos += nb;
+    rd->v = nb ? x << (64 - 8 * nb) : 0;
 
     return TS_OK;
 }

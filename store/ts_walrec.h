@@ -27,6 +27,14 @@
 #define TS_WALREC_HISTOGRAM_SAMPLES  3   /* reserved: opaque for now */
 #define TS_WALREC_TOMBSTONES         4   /* reserved */
 
+/*
+ * SAMPLES payload layouts.  Layout 1 (the first version) starts with the
+ * sample count; layout 2 starts with the byte 0 and then this number, a
+ * prefix no valid layout-1 payload has.  Encoders write layout 2;
+ * decoders read both.
+ */
+#define TS_WALREC_SAMPLES_LAYOUT     2
+
 /* Prometheus's staleness marker: a NaN with this exact bit pattern. */
 #define TS_WALREC_STALE_NAN          0x7ff0000000000002ULL
 
@@ -64,7 +72,10 @@ typedef struct {
     uint64_t                left;
     uint64_t                ref;
     uint64_t                t;
+    uint64_t                v;
+    uint64_t                dref;
     int                     started;
+    int                     layout;
 } ts_walrec_reader_t;
 
 
@@ -87,7 +98,12 @@ int ts_walrec_series_open(ts_walrec_reader_t *rd, const void *payload,
 int ts_walrec_series_next(ts_walrec_reader_t *rd, ts_walrec_series_t *s,
     ts_walrec_label_t *labels, size_t max);
 
-/* SAMPLES: a list of {ref, t, v}, delta-encoded in list order. */
+/*
+ * SAMPLES: a list of {ref, t, v}, delta-encoded in list order, values
+ * packed (layout 2).  _size() is the exact encoded size; _encode()
+ * returns TS_ERR_FULL if size is smaller and then sets *len to it.
+ * _open() reads layout 1 and layout 2 payloads alike.
+ */
 size_t ts_walrec_samples_size(const ts_walrec_sample_t *s, size_t n);
 int ts_walrec_samples_encode(uint8_t *buf, size_t size,
     const ts_walrec_sample_t *s, size_t n, size_t *len);

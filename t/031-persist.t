@@ -74,7 +74,9 @@ my $mdb0 = mdb_size();
 is_deeply(write_fixtures($srv, '/api/v1/write'), { 204 => 40 },
           'all 40 requests answered 204');
 my $wal0 = wal_bytes();
-ok($wal0 > 100000, "the WAL holds the samples ($wal0 bytes)");
+
+# 15657 samples of 924 series: about 71 kB as the WAL packs them
+ok($wal0 > 50000, "the WAL holds the samples ($wal0 bytes)");
 
 ok(wait_for(sub { grep { $_->[1] == $SERIES } checkpoints() }, 10),
    "a checkpoint copied all $SERIES series");

@@ -2,10 +2,12 @@
  * Copyright (C) ngx_tsdb authors
  *
  * ts_wal and ts_walrec: round trips over several segments, group commit,
- * one named case per corruption kind, idempotent replay, locking across
- * fork(), adoption of a SIGKILLed writer's directory, truncation, I/O
- * fault injection (short writes, EINTR, ENOSPC, fsync failure) and the
- * payload codecs, including every truncation of a valid payload.
+ * one named case per corruption kind (of plain and of snappy-compressed
+ * records), idempotent replay, locking across fork(), adoption of a
+ * SIGKILLed writer's directory, truncation, I/O fault injection (short
+ * writes, EINTR, ENOSPC, fsync failure), replay of a WAL the previous
+ * format version wrote (store/tests/data/wal-v1/) and the payload codecs,
+ * including every truncation of a valid payload.
  */
 
 #include <stdarg.h>
@@ -19,6 +21,7 @@
 #include <ftw.h>
 #include <math.h>
 #include <pthread.h>
+#include <snappy-c.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +44,22 @@
 #define T_REC(k)    (TS_WAL_SEG_HDR + (k) * T_RECSZ)
 #define T_NAME      "w-test"
 
+/* the compressed layout: T_ZSEG segments of T_ZREC records */
+#define T_ZSEG      2
+#define T_ZREC      3
+#define T_ZLEN      1000
+#define T_ZTOTAL    (T_ZSEG * T_ZREC)
+
+#define T_V1_DIR    "store/tests/data/wal-v1"
+
 
 typedef struct {
     uint8_t             type;
+    uint8_t             flags;
     uint32_t            seg;
     uint64_t            off;
     size_t              len;
+    size_t              stored;
     uint8_t            *data;
 } t_rec_t;
 
@@ -232,9 +245,11 @@ t_on_record(void *data, const ts_wal_rec_t *rec)
 
     r = &c->r[c->n++];
     r->type = rec->type;
+    r->flags = rec->flags;
     r->seg = rec->seg;
     r->off = rec->off;
     r->len = rec->len;
+    r->stored = rec->stored;
     r->data = malloc(rec->len + 1);
     assert_non_null(r->data);
 
@@ -434,6 +449,44 @@ t_seg_header(const t_env_t *env, uint32_t seg, int at, uint8_t v)
 }
 
 
+/* Recomputes the checksum of the record at off after a patch. */
+static void
+t_rec_fix(const t_env_t *env, uint32_t seg, long off)
+{
+    int       fd;
+    char      path[256];
+    size_t    len;
+    uint8_t  *buf;
+    uint32_t  crc;
+
+    t_segpath(path, sizeof(path), env, seg);
+    fd = open(path, O_RDWR);
+    assert_true(fd >= 0);
+
+    buf = malloc(TS_WAL_REC_HDR);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, TS_WAL_REC_HDR, off), TS_WAL_REC_HDR);
+    len = (size_t) buf[2] | (size_t) buf[3] << 8 | (size_t) buf[4] << 16
+          | (size_t) buf[5] << 24;
+
+    buf = realloc(buf, TS_WAL_REC_HDR + len);
+    assert_non_null(buf);
+    assert_int_equal(pread(fd, buf, TS_WAL_REC_HDR + len, off),
+                     (ssize_t) (TS_WAL_REC_HDR + len));
+
+    crc = ts_crc32c(0, buf, 6);
+    crc = ts_crc32c(crc, buf + TS_WAL_REC_HDR, len);
+    buf[6] = (uint8_t) crc;
+    buf[7] = (uint8_t) (crc >> 8);
+    buf[8] = (uint8_t) (crc >> 16);
+    buf[9] = (uint8_t) (crc >> 24);
+    assert_int_equal(pwrite(fd, buf + 6, 4, off + 6), 4);
+
+    free(buf);
+    close(fd);
+}
+
+
 /* Corruptions. */
 
 static void
@@ -495,7 +548,38 @@ m_bad_seg_magic(const t_env_t *env)
 static void
 m_bad_seg_version(const t_env_t *env)
 {
-    t_seg_header(env, 2, 4, 2);
+    t_seg_header(env, 2, 4, TS_WAL_VERSION + 1);
+}
+
+
+/* what the previous version wrote: the same records, flags 0 */
+static void
+m_v1_segment(const t_env_t *env)
+{
+    t_seg_header(env, 2, 4, 1);
+}
+
+
+/* version 1 has no compression flag */
+static void
+m_snappy_flag_in_v1(const t_env_t *env)
+{
+    static const uint8_t  f = TS_WAL_REC_SNAPPY;
+
+    t_seg_header(env, 3, 4, 1);
+    t_patch(env, 3, T_REC(4) + 1, &f, 1);
+    t_rec_fix(env, 3, T_REC(4));
+}
+
+
+/* a checksummed record flagged compressed that is no snappy block */
+static void
+m_snappy_flag_on_raw(const t_env_t *env)
+{
+    static const uint8_t  f = TS_WAL_REC_SNAPPY;
+
+    t_patch(env, 3, T_REC(2) + 1, &f, 1);
+    t_rec_fix(env, 3, T_REC(2));
 }
 
 
@@ -708,6 +792,15 @@ static const t_corrupt_t  t_corrupt_cases[] = {
 
     { "bad_segment_version", m_bad_seg_version, TS_ERR_VERSION, 5, 15, 1, 0,
       "unsupported segment version", 2, 0, T_SEGSZ, T_SEGSZ },
+
+    { "version_1_segment", m_v1_segment, TS_OK, 0, 0, 0, 0,
+      NULL, 2, 0, 0, T_SEGSZ },
+
+    { "snappy_flag_in_version_1", m_snappy_flag_in_v1, TS_OK, 14, 15, 1, 1,
+      "unknown record flags", 3, T_REC(4), T_RECSZ, T_REC(4) },
+
+    { "snappy_flag_on_raw_payload", m_snappy_flag_on_raw, TS_OK, 12, 13, 1,
+      0, "corrupt compressed payload", 3, T_REC(2), T_RECSZ, T_SEGSZ },
 
     { "segment_number_mismatch", m_bad_seg_number, TS_OK, 5, 10, 1, 0,
       "segment number mismatch", 2, 0, T_SEGSZ, T_SEGSZ },
@@ -1488,10 +1581,14 @@ test_limits_and_args(void **state)
     assert_string_equal(name, "w-1234-0000000000abcdef");
     assert_int_equal(ts_wal_name(name, 8, 1234, 1), TS_ERR_INVALID);
 
-    /* the default name encodes the pid; uid/gid of our own are allowed */
+    /*
+     * The default name encodes the pid; uid/gid of our own are allowed.
+     * Uncompressed, so that the largest record is as large on disk.
+     */
     t_conf(&conf, &env, NULL, 1 << 20);
     conf.uid = getuid();
     conf.gid = getgid();
+    conf.flags = TS_WAL_NO_SNAPPY;
     assert_int_equal(ts_wal_open(&w, &conf, err, sizeof(err)), TS_OK);
     snprintf(name, sizeof(name), "/w-%ld-", (long) getpid());
     assert_non_null(strstr(ts_wal_dir(w), name));
@@ -2015,10 +2112,18 @@ test_walrec_samples(void **state)
     assert_int_equal(ts_walrec_samples_decode(buf, n, out, T_NSAMPLES - 1,
                                               &got), TS_ERR_LIMIT);
 
+    /* the first byte alone is the empty layout-1 payload */
+
     for (k = 0; k < n; k++) {
         assert_int_equal(ts_walrec_samples_decode(buf, k, out, T_NSAMPLES,
-                                                  &got), TS_ERR_CORRUPT);
+                                                  &got),
+                         k == 1 ? TS_OK : TS_ERR_CORRUPT);
     }
+
+    assert_int_equal(buf[0], 0);
+    assert_int_equal(ts_walrec_samples_decode(buf, 1, out, T_NSAMPLES, &got),
+                     TS_OK);
+    assert_int_equal(got, 0);
 
     buf[n] = 0x00;
     assert_int_equal(ts_walrec_samples_decode(buf, n + 1, out, T_NSAMPLES,
@@ -2162,6 +2267,606 @@ test_walrec_through_wal(void **state)
 }
 
 
+/* Compressed records. */
+
+static void
+t_zpayload(uint8_t *p, size_t len, unsigned i)
+{
+    size_t  k;
+    char    line[32];
+    int     n;
+
+    n = snprintf(line, sizeof(line), "series %u value %u\n", i, i * 7);
+
+    for (k = 0; k < len; k++) {
+        p[k] = (uint8_t) line[k % (size_t) n];
+    }
+}
+
+
+/* Writes T_ZSEG segments of T_ZREC compressible records; c gets them. */
+static void
+t_zwrite_layout(const t_env_t *env, t_col_t *c)
+{
+    int                     i;
+    uint8_t                 p[T_ZLEN];
+    ts_wal_t               *w;
+    ts_wal_conf_t           conf;
+    ts_wal_replay_stats_t   st;
+    char                    err[TS_WAL_ERR_MAX];
+
+    t_conf(&conf, env, T_NAME, 0);
+    assert_int_equal(ts_wal_open(&w, &conf, err, sizeof(err)), TS_OK);
+
+    for (i = 0; i < T_ZTOTAL; i++) {
+        if (i && i % T_ZREC == 0) {
+            assert_int_equal(ts_wal_cut(w), TS_OK);
+        }
+
+        t_zpayload(p, T_ZLEN, (unsigned) i);
+        assert_int_equal(ts_wal_append(w, 2, p, T_ZLEN, NULL), TS_OK);
+    }
+
+    assert_int_equal(ts_wal_close(w), TS_OK);
+
+    memset(c, 0, sizeof(*c));
+    assert_int_equal(t_replay(env, 0, c, &st), TS_OK);
+    assert_int_equal(c->n, T_ZTOTAL);
+    assert_int_equal(st.corruptions, 0);
+    assert_true(st.stored < st.bytes);
+
+    for (i = 0; i < T_ZTOTAL; i++) {
+        assert_int_equal(c->r[i].flags, TS_WAL_REC_SNAPPY);
+        assert_int_equal(c->r[i].len, T_ZLEN);
+        assert_true(c->r[i].stored < T_ZLEN / 4);
+    }
+}
+
+
+/* Checks that c holds the compressed layout except [from, to). */
+static void
+t_zcheck_layout(const t_col_t *c, int from, int to)
+{
+    int       i;
+    size_t    k;
+    uint8_t   p[T_ZLEN];
+
+    assert_int_equal(c->n, T_ZTOTAL - (to - from));
+
+    for (i = 0, k = 0; i < T_ZTOTAL; i++) {
+        if (i >= from && i < to) {
+            continue;
+        }
+
+        t_zpayload(p, T_ZLEN, (unsigned) i);
+        assert_int_equal(c->r[k].len, T_ZLEN);
+        assert_memory_equal(c->r[k].data, p, T_ZLEN);
+        k++;
+    }
+}
+
+
+/*
+ * A compressed record's first stored bytes (snappy's length preamble,
+ * 0xe8 0x07 for 1000) overwritten, with the checksum fixed or not.
+ */
+typedef struct {
+    const char         *name;
+    uint8_t             pre[5];
+    size_t              npre;
+    int                 fix_crc;
+    const char         *reason;
+} t_zcase_t;
+
+
+static const t_zcase_t  t_zcases[] = {
+    { "bad_compressed_length", { 0xff, 0xff, 0xff, 0xff, 0xff }, 5, 1,
+      "bad compressed length" },
+    { "decompressed_over_max", { 0x81, 0x80, 0x80, 0x08 }, 4, 1,
+      "decompressed length over the maximum" },
+    { "decompressed_4_gib", { 0xff, 0xff, 0xff, 0xff, 0x0f }, 5, 1,
+      "decompressed length over the maximum" },
+    { "declared_longer_than_block", { 0xe9, 0x07 }, 2, 1,
+      "corrupt compressed payload" },
+    { "declared_shorter_than_block", { 0xe7, 0x07 }, 2, 1,
+      "corrupt compressed payload" },
+    { "compressed_bytes_flipped", { 0xe9, 0x07 }, 2, 0,
+      "record checksum mismatch" },
+};
+
+#define T_NZCASES  (sizeof(t_zcases) / sizeof(t_zcases[0]))
+
+
+/*
+ * Each case on a record in the middle of the first segment and on the
+ * last record of the last one.  A bad block under a good checksum costs
+ * that record only and nothing is cut: the framing is intact.  A bad
+ * checksum is handled like that of any record.
+ */
+static void
+test_snappy_corruption(void **state)
+{
+    int                     pass, last, from, to;
+    size_t                  i, k;
+    t_env_t                 env;
+    t_col_t                 c, layout;
+    const t_zcase_t        *tc;
+    ts_wal_replay_stats_t   st;
+    static const int        at[2] = { 1, T_ZTOTAL - 1 };
+
+    (void) state;
+
+    for (i = 0; i < T_NZCASES; i++) {
+        for (k = 0; k < 2; k++) {
+            tc = &t_zcases[i];
+            last = at[k] >= T_ZREC;
+
+            t_env_init(&env);
+            t_zwrite_layout(&env, &layout);
+            t_patch(&env, layout.r[at[k]].seg,
+                    (long) layout.r[at[k]].off + TS_WAL_REC_HDR, tc->pre,
+                    tc->npre);
+
+            if (tc->fix_crc) {
+                t_rec_fix(&env, layout.r[at[k]].seg,
+                          (long) layout.r[at[k]].off);
+            }
+
+            from = at[k];
+            to = tc->fix_crc || last ? at[k] + 1 : T_ZREC;
+
+            for (pass = 0; pass < 2; pass++) {
+                memset(&c, 0, sizeof(c));
+                assert_int_equal(t_replay(&env, TS_WAL_REPAIR, &c, &st),
+                                 TS_OK);
+
+                if (pass == 1 && !tc->fix_crc && last) {
+                    t_zcheck_layout(&c, from, to);
+                    assert_int_equal(st.corruptions, 0);
+                    t_col_free(&c);
+                    continue;
+                }
+
+                if (c.nrep != 1 || strcmp(c.rep[0].reason, tc->reason)) {
+                    fail_msg("%s at record %d: %zu reports, \"%s\"",
+                             tc->name, at[k], c.nrep,
+                             c.nrep ? c.rep[0].reason : "");
+                }
+
+                t_zcheck_layout(&c, from, to);
+                assert_int_equal(st.corruptions, 1);
+                assert_int_equal(c.rep[0].seg, layout.r[at[k]].seg);
+                assert_int_equal(c.rep[0].off, layout.r[at[k]].off);
+                assert_int_equal(c.rep[0].truncated,
+                                 !tc->fix_crc && last && pass == 0);
+
+                if (tc->fix_crc) {
+                    assert_int_equal(c.rep[0].lost, TS_WAL_REC_HDR
+                                     + layout.r[at[k]].stored);
+                    assert_int_equal(st.truncations, 0);
+                }
+
+                t_col_free(&c);
+            }
+
+            t_col_free(&layout);
+            t_rmrf(env.root);
+        }
+    }
+}
+
+
+/* An empty payload flagged compressed has no length: skipped alone. */
+static void
+test_snappy_empty_record(void **state)
+{
+    uint8_t                 h[TS_WAL_REC_HDR];
+    uint32_t                crc;
+    t_env_t                 env;
+    t_col_t                 c, layout;
+    ts_wal_replay_stats_t   st;
+    long long               size;
+
+    (void) state;
+
+    t_env_init(&env);
+    t_zwrite_layout(&env, &layout);
+    size = t_fsize(&env, T_ZSEG);
+
+    memset(h, 0, sizeof(h));
+    h[0] = TS_WALREC_SAMPLES;
+    h[1] = TS_WAL_REC_SNAPPY;
+    crc = ts_crc32c(0, h, 6);
+    h[6] = (uint8_t) crc;
+    h[7] = (uint8_t) (crc >> 8);
+    h[8] = (uint8_t) (crc >> 16);
+    h[9] = (uint8_t) (crc >> 24);
+    t_patch(&env, T_ZSEG, -1, h, sizeof(h));
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(t_replay(&env, TS_WAL_REPAIR, &c, &st), TS_OK);
+    t_zcheck_layout(&c, 0, 0);
+    assert_int_equal(c.nrep, 1);
+    assert_string_equal(c.rep[0].reason, "bad compressed length");
+    assert_int_equal(c.rep[0].off, size);
+    assert_int_equal(c.rep[0].lost, TS_WAL_REC_HDR);
+    assert_int_equal(st.truncations, 0);
+
+    t_col_free(&c);
+    t_col_free(&layout);
+    t_rmrf(env.root);
+}
+
+
+/*
+ * What compresses is stored compressed and comes back byte for byte,
+ * the largest record included; what does not, and what is small, is
+ * stored as it is; TS_WAL_NO_SNAPPY stores everything as it is.
+ */
+static void
+test_snappy_records(void **state)
+{
+    int                     pass;
+    size_t                  i, k;
+    uint8_t                *big;
+    uint64_t                x;
+    t_env_t                 env;
+    t_col_t                 c;
+    ts_wal_t               *w;
+    ts_wal_conf_t           conf;
+    ts_wal_replay_stats_t   st;
+    char                    err[TS_WAL_ERR_MAX];
+
+    static const size_t     len[] = { 1000, 1000, 10, 0, TS_WAL_RECORD_MAX };
+    static const uint8_t    zipped[] = { 1, 0, 0, 0, 1 };
+
+    (void) state;
+
+    big = malloc(TS_WAL_RECORD_MAX);
+    assert_non_null(big);
+
+    for (pass = 0; pass < 2; pass++) {
+        t_env_init(&env);
+        t_conf(&conf, &env, T_NAME, 0);
+        conf.flags = pass ? TS_WAL_NO_SNAPPY : 0;
+        assert_int_equal(ts_wal_open(&w, &conf, err, sizeof(err)), TS_OK);
+
+        for (i = 0; i < 5; i++) {
+            t_zpayload(big, len[i], (unsigned) i);
+
+            if (i == 1) {
+                for (x = 88172645463325252ULL, k = 0; k < len[i]; k++) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    big[k] = (uint8_t) x;
+                }
+            }
+
+            assert_int_equal(ts_wal_append(w, (uint8_t) (i + 1), big,
+                                           len[i], NULL), TS_OK);
+        }
+
+        assert_int_equal(ts_wal_close(w), TS_OK);
+
+        memset(&c, 0, sizeof(c));
+        assert_int_equal(t_replay(&env, TS_WAL_REPAIR, &c, &st), TS_OK);
+        assert_int_equal(c.n, 5);
+        assert_int_equal(st.corruptions, 0);
+
+        for (i = 0; i < 5; i++) {
+            assert_int_equal(c.r[i].type, i + 1);
+            assert_int_equal(c.r[i].len, len[i]);
+            assert_int_equal(c.r[i].flags,
+                             pass ? 0 : zipped[i] * TS_WAL_REC_SNAPPY);
+            assert_true(c.r[i].flags ? c.r[i].stored < len[i] / 2
+                                     : c.r[i].stored == len[i]);
+
+            if (i != 1) {
+                t_zpayload(big, len[i], (unsigned) i);
+                assert_memory_equal(c.r[i].data, big, len[i]);
+            }
+        }
+
+        assert_int_equal(st.bytes, 2 * 1000 + 10 + TS_WAL_RECORD_MAX);
+        assert_true(pass ? st.stored == st.bytes : st.stored < st.bytes / 10);
+
+        t_col_free(&c);
+        t_rmrf(env.root);
+    }
+
+    free(big);
+}
+
+
+/* Copies the version 1 fixture to env as directory "v1". */
+static void
+t_copy_v1(const t_env_t *env)
+{
+    FILE     *in, *out;
+    char      path[256];
+    size_t    n;
+    uint8_t   buf[4096];
+
+    snprintf(path, sizeof(path), "%s/wal", env->root);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof(path), "%s/wal/v1", env->root);
+    assert_int_equal(mkdir(path, 0755), 0);
+
+    in = fopen(T_V1_DIR "/00000001.wal", "rb");
+    if (in == NULL) {
+        fail_msg("cannot open " T_V1_DIR " (run from the repository root)");
+    }
+
+    snprintf(path, sizeof(path), "%s/wal/v1/00000001.wal", env->root);
+    out = fopen(path, "wb");
+    assert_non_null(out);
+
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        assert_int_equal(fwrite(buf, 1, n, out), n);
+    }
+
+    fclose(in);
+    assert_int_equal(fclose(out), 0);
+}
+
+
+/*
+ * The WAL the previous version wrote (version 1 segment, layout-1
+ * SAMPLES; made by store/tests/data/wal-v1/gen.c) replays to what was
+ * written, and a writer that takes the directory over continues it with
+ * a version 2 segment that replays after it.
+ */
+static void
+test_replay_v1_fixture(void **state)
+{
+    size_t                  i, got;
+    uint8_t                *p, h[TS_WAL_SEG_HDR];
+    t_env_t                 env;
+    t_col_t                 c;
+    ts_wal_t               *w;
+    ts_wal_conf_t           conf;
+    ts_walrec_sample_t     *out;
+    ts_walrec_series_t      s[2];
+    ts_walrec_label_t       labels[2][4];
+    ts_wal_replay_stats_t   st;
+    char                    err[TS_WAL_ERR_MAX], path[256];
+    FILE                   *f;
+
+    (void) state;
+
+    out = calloc(1000, sizeof(*out));
+    assert_non_null(out);
+
+    t_env_init(&env);
+    t_copy_v1(&env);
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(t_replay(&env, TS_WAL_REPAIR, &c, &st), TS_OK);
+    assert_int_equal(st.corruptions, 0);
+    assert_int_equal(c.n, 4);
+
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(c.r[i].flags, 0);
+        assert_int_equal(c.r[i].stored, c.r[i].len);
+    }
+
+    assert_int_equal(c.r[0].type, TS_WALREC_SERIES);
+    assert_int_equal(t_decode_series(c.r[0].data, c.r[0].len, s, labels, 2),
+                     TS_OK);
+    assert_int_equal(s[0].ref, 5);
+    assert_int_equal(s[0].nlabels, 3);
+    assert_memory_equal(s[0].labels[0].value.data, "default", 7);
+    assert_int_equal(s[1].ref, 6);
+
+    assert_int_equal(c.r[1].type, TS_WALREC_SAMPLES);
+    assert_int_equal(c.r[1].data[0], T_NSAMPLES);
+    assert_int_equal(ts_walrec_samples_decode(c.r[1].data, c.r[1].len, out,
+                                              1000, &got), TS_OK);
+    assert_int_equal(got, T_NSAMPLES);
+    assert_memory_equal(out, t_samples, sizeof(t_samples));
+
+    assert_int_equal(c.r[2].type, TS_WALREC_SAMPLES);
+    assert_int_equal(ts_walrec_samples_decode(c.r[2].data, c.r[2].len, out,
+                                              1000, &got), TS_OK);
+    assert_int_equal(got, 1000);
+
+    for (i = 0; i < 1000; i++) {
+        assert_int_equal(out[i].ref, 100000 + i);
+        assert_true(out[i].t == 1700000000000 + (int64_t) (i % 3));
+        assert_int_equal(out[i].v, ts_walrec_f2u((double) i * 0.5));
+    }
+
+    assert_int_equal(c.r[3].type, 9);
+    assert_memory_equal(c.r[3].data, "opaque", 6);
+    t_col_free(&c);
+
+    /* taken over: a version 2 segment follows */
+
+    t_conf(&conf, &env, "v1", 0);
+    assert_int_equal(ts_wal_open(&w, &conf, err, sizeof(err)), TS_OK);
+    got = ts_walrec_samples_size(t_samples, T_NSAMPLES);
+    assert_int_equal(ts_wal_reserve(w, got, &p), TS_OK);
+    assert_int_equal(ts_walrec_samples_encode(p, got, t_samples, T_NSAMPLES,
+                                              &got), TS_OK);
+    assert_int_equal(ts_wal_commit(w, TS_WALREC_SAMPLES, got, NULL), TS_OK);
+    assert_int_equal(ts_wal_close(w), TS_OK);
+
+    for (i = 1; i <= 2; i++) {
+        snprintf(path, sizeof(path), "%s/wal/v1/%08zu.wal", env.root, i);
+        f = fopen(path, "rb");
+        assert_non_null(f);
+        assert_int_equal(fread(h, 1, sizeof(h), f), sizeof(h));
+        fclose(f);
+        assert_int_equal(h[4], i == 1 ? 1 : TS_WAL_VERSION);
+    }
+
+    memset(&c, 0, sizeof(c));
+    assert_int_equal(t_replay(&env, TS_WAL_REPAIR, &c, &st), TS_OK);
+    assert_int_equal(c.n, 5);
+    assert_int_equal(st.corruptions, 0);
+    assert_int_equal(c.r[4].seg, 2);
+    assert_int_equal(c.r[4].data[0], 0);
+    assert_int_equal(c.r[4].data[1], TS_WALREC_SAMPLES_LAYOUT);
+    assert_int_equal(ts_walrec_samples_decode(c.r[4].data, c.r[4].len, out,
+                                              1000, &got), TS_OK);
+    assert_int_equal(got, T_NSAMPLES);
+    assert_memory_equal(out, t_samples, sizeof(t_samples));
+    t_col_free(&c);
+
+    free(out);
+    t_rmrf(env.root);
+}
+
+
+/* Layout 2: what each value kind costs, and that every value returns. */
+
+typedef struct {
+    const char         *name;
+    uint64_t            v;
+    size_t              bytes;          /* value bytes after the first */
+} t_kind_t;
+
+
+static const t_kind_t  t_kinds[] = {
+    { "zero", 0, 0 },
+    { "one", 0x3ff0000000000000ULL, 1 },
+    { "minus_one", 0xbff0000000000000ULL, 1 },
+    { "100000", 0x40f86a0000000000ULL, 3 },
+    { "2^53", 0x4340000000000000ULL, 2 },
+    { "2^53+2", 0x4340000000000001ULL, 8 },
+    { "half", 0x3fe0000000000000ULL, 2 },
+    { "tenth", 0x3fb999999999999aULL, 8 },
+    { "minus_zero", 0x8000000000000000ULL, 1 },
+    { "stale_nan", TS_WALREC_STALE_NAN, 8 },
+    { "nan_payload", 0x7ff8000000000001ULL, 8 },
+    { "plus_inf", 0x7ff0000000000000ULL, 2 },
+    { "minus_inf", 0xfff0000000000000ULL, 2 },
+    { "int64_min", 0xc3e0000000000000ULL, 2 },
+    { "denormal", 0x0000000000000001ULL, 8 },
+};
+
+#define T_NKINDS  (sizeof(t_kinds) / sizeof(t_kinds[0]))
+
+
+static void
+test_walrec_packed(void **state)
+{
+    size_t              i, k, n, len, got;
+    uint8_t             buf[64];
+    uint64_t            x;
+    ts_walrec_sample_t  s[2], out[2], *m, *mo;
+    uint8_t            *big;
+
+    (void) state;
+
+    /* two samples of refs 1, 2 at time 0: only value bytes are paid */
+
+    for (i = 0; i < T_NKINDS; i++) {
+        s[0].ref = 1;
+        s[0].t = 0;
+        s[0].v = t_kinds[i].v;
+        s[1] = s[0];
+        s[1].ref = 2;
+
+        assert_int_equal(ts_walrec_samples_encode(buf, sizeof(buf), s, 2,
+                                                  &len), TS_OK);
+        /* 3 header bytes, 1 + bytes, then 1 for the repeated value */
+        if (len != 5 + t_kinds[i].bytes) {
+            fail_msg("%s: %zu bytes", t_kinds[i].name, len);
+        }
+
+        assert_int_equal(ts_walrec_samples_decode(buf, len, out, 2, &got),
+                         TS_OK);
+        assert_int_equal(got, 2);
+        assert_memory_equal(out, s, sizeof(s));
+    }
+
+    /* mixed, random: refs and times in any order, values of any kind */
+
+    n = 5000;
+    m = calloc(n, sizeof(*m));
+    mo = calloc(n, sizeof(*mo));
+    big = malloc(n * 32);
+    assert_true(m && mo && big);
+
+    for (x = 88172645463325252ULL, i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        k = x % 8;
+        m[i].ref = k < 4 ? (i ? m[i - 1].ref + 1 : 7) : x >> 20;
+        m[i].t = k < 5 ? (i ? m[i - 1].t : -5) : (int64_t) (x * 31);
+        m[i].v = k < 2 ? t_kinds[x % T_NKINDS].v
+                 : k < 4 ? ts_walrec_f2u((double) (int64_t) (x >> 40))
+                 : k < 5 && i ? m[i - 1].v : x;
+    }
+
+    len = ts_walrec_samples_size(m, n);
+    assert_true(len <= n * 32);
+    assert_int_equal(ts_walrec_samples_encode(big, len, m, n, &got), TS_OK);
+    assert_int_equal(got, len);
+    assert_int_equal(ts_walrec_samples_encode(big, len - 1, m, n, &got),
+                     TS_ERR_FULL);
+    assert_int_equal(got, len);
+    assert_int_equal(ts_walrec_samples_decode(big, len, mo, n, &got), TS_OK);
+    assert_int_equal(got, n);
+    assert_memory_equal(mo, m, n * sizeof(*m));
+
+    for (k = 2; k < len; k += 97) {
+        assert_int_equal(ts_walrec_samples_decode(big, k, mo, n, &got),
+                         TS_ERR_CORRUPT);
+    }
+
+    free(m);
+    free(mo);
+    free(big);
+}
+
+
+/* Layout 2 payloads that are not well formed, one per rule. */
+static void
+test_walrec_packed_hostile(void **state)
+{
+    size_t              i, got;
+    ts_walrec_sample_t  out[4];
+
+    static const struct {
+        const char     *name;
+        uint8_t         p[8];
+        size_t          len;
+        int             rc;
+    } cases[] = {
+        { "one_zero_sample", { 0, 2, 1, 0x00 }, 4, TS_OK },
+        { "unknown_layout", { 0, 3, 1, 0x00 }, 4, TS_ERR_CORRUPT },
+        { "no_count", { 0, 2 }, 2, TS_ERR_CORRUPT },
+        { "count_over_bytes", { 0, 2, 2, 0x00 }, 4, TS_ERR_CORRUPT },
+        { "reserved_bit_6", { 0, 2, 1, 0x40 }, 4, TS_ERR_CORRUPT },
+        { "reserved_bit_7", { 0, 2, 1, 0x80 }, 4, TS_ERR_CORRUPT },
+        { "kind_11", { 0, 2, 1, 0x0b }, 4, TS_ERR_CORRUPT },
+        { "kind_15", { 0, 2, 1, 0x0f }, 4, TS_ERR_CORRUPT },
+        { "value_bytes_missing", { 0, 2, 1, 0x03, 0x01, 0x02 }, 6,
+          TS_ERR_CORRUPT },
+        { "ref_delta_missing", { 0, 2, 1, 0x10 }, 4, TS_ERR_CORRUPT },
+        { "time_delta_missing", { 0, 2, 1, 0x20 }, 4, TS_ERR_CORRUPT },
+        { "integer_missing", { 0, 2, 1, 0x09 }, 4, TS_ERR_CORRUPT },
+        { "integer_overlong", { 0, 2, 1, 0x09, 0x80, 0x80 }, 6,
+          TS_ERR_CORRUPT },
+        { "trailing_byte", { 0, 2, 1, 0x00, 0x00 }, 5, TS_ERR_CORRUPT },
+    };
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (ts_walrec_samples_decode(cases[i].p, cases[i].len, out, 4, &got)
+            != cases[i].rc)
+        {
+            fail_msg("%s: not %d", cases[i].name, cases[i].rc);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -2191,6 +2896,12 @@ main(void)
         cmocka_unit_test(test_walrec_samples_compact),
         cmocka_unit_test(test_walrec_hostile),
         cmocka_unit_test(test_walrec_through_wal),
+        cmocka_unit_test(test_walrec_packed),
+        cmocka_unit_test(test_walrec_packed_hostile),
+        cmocka_unit_test(test_snappy_records),
+        cmocka_unit_test(test_snappy_corruption),
+        cmocka_unit_test(test_snappy_empty_record),
+        cmocka_unit_test(test_replay_v1_fixture),
     };
 
 #define T_NFIXED  (sizeof(fixed) / sizeof(fixed[0]))
