@@ -345,6 +345,35 @@ ts_pq_alloc(ts_pq_parser_t *p, size_t size)
 }
 
 
+/*
+ * Room for element n of an array growing by doubling in the arena (the
+ * copies left behind add up to less than the final array).
+ */
+static void *
+ts_pq_grow(ts_pq_parser_t *p, void *arr, uint32_t *cap, uint32_t n,
+    size_t size)
+{
+    void  *m;
+
+    if (n < *cap) {
+        return arr;
+    }
+
+    m = ts_pq_alloc(p, (size_t) (*cap ? *cap * 2 : 4) * size);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    if (n > 0) {
+        memcpy(m, arr, n * size);
+    }
+
+    *cap = *cap ? *cap * 2 : 4;
+
+    return m;
+}
+
+
 static ts_tok_t *
 ts_pq_tok(ts_pq_parser_t *p)
 {
@@ -1085,15 +1114,9 @@ ts_pq_parse_matchers(ts_pq_parser_t *p, ts_promql_vector_t *v, int *nonempty)
 
     (void) ts_pq_next(p);
 
-    /* each matcher takes at least four tokens */
-    cap = (p->lx.n - p->i) / 4 + 2;
-
-    m = ts_pq_alloc(p, cap * sizeof(ts_matcher_t));
-    if (m == NULL) {
-        return TS_ERR_NOMEM;
-    }
-
+    m = NULL;
     n = 0;
+    cap = 0;
 
     while (ts_pq_tok(p)->type != TS_T_RBRACE) {
         t = ts_pq_tok(p);
@@ -1119,7 +1142,9 @@ ts_pq_parse_matchers(ts_pq_parser_t *p, ts_promql_vector_t *v, int *nonempty)
             return TS_ERR_INVALID;
         }
 
-        if (ts_pq_matcher(p, &m[n++], t, nonempty) != TS_OK) {
+        m = ts_pq_grow(p, m, &cap, n, sizeof(ts_matcher_t));
+
+        if (m == NULL || ts_pq_matcher(p, &m[n++], t, nonempty) != TS_OK) {
             return TS_ERR_INVALID;
         }
 
@@ -1278,14 +1303,9 @@ ts_pq_parse_labels(ts_pq_parser_t *p, ts_promql_labels_t *out)
 
     (void) ts_pq_next(p);
 
-    cap = (p->lx.n - p->i) / 2 + 1;
-
-    out->v = ts_pq_alloc(p, cap * sizeof(ts_promql_str_t));
-    if (out->v == NULL) {
-        return TS_ERR_NOMEM;
-    }
-
+    out->v = NULL;
     n = 0;
+    cap = 0;
 
     while (ts_pq_tok(p)->type != TS_T_RPAREN) {
         t = ts_pq_tok(p);
@@ -1298,7 +1318,9 @@ ts_pq_parse_labels(ts_pq_parser_t *p, ts_promql_labels_t *out)
         }
 
         s = ts_pq_alloc(p, t->len + 1);
-        if (s == NULL) {
+        out->v = ts_pq_grow(p, out->v, &cap, n, sizeof(ts_promql_str_t));
+
+        if (s == NULL || out->v == NULL) {
             return TS_ERR_NOMEM;
         }
 
@@ -1400,16 +1422,9 @@ ts_pq_parse_args(ts_pq_parser_t *p, ts_promql_expr_t ***args, uint32_t *n)
     (void) ts_pq_next(p);
 
     *n = 0;
-
-    /* each argument takes at least two tokens */
-    cap = (p->lx.n - p->i) / 2 + 1;
-
-    v = ts_pq_alloc(p, cap * sizeof(ts_promql_expr_t *));
-    if (v == NULL) {
-        return TS_ERR_NOMEM;
-    }
-
-    *args = v;
+    *args = NULL;
+    v = NULL;
+    cap = 0;
 
     if (ts_pq_tok(p)->type == TS_T_RPAREN) {
         (void) ts_pq_next(p);
@@ -1422,7 +1437,13 @@ ts_pq_parse_args(ts_pq_parser_t *p, ts_promql_expr_t ***args, uint32_t *n)
             return TS_ERR_INVALID;
         }
 
+        v = ts_pq_grow(p, v, &cap, *n, sizeof(ts_promql_expr_t *));
+        if (v == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
         v[(*n)++] = e;
+        *args = v;
 
         if (ts_pq_tok(p)->type == TS_T_RPAREN) {
             break;
