@@ -316,7 +316,7 @@ struct ts_promql_expr_s {
 
 typedef struct {
     size_t                  max_input;  /* bytes of query, 256 KiB */
-    uint32_t                max_depth;  /* nesting and tree height, 256 */
+    uint32_t                max_depth;  /* nesting and tree height, 1024 */
     size_t                  max_memory; /* arena bytes, 64 MiB */
 } ts_promql_limits_t;
 

@@ -87,7 +87,7 @@ void
 ts_promql_limits_default(ts_promql_limits_t *lim)
 {
     lim->max_input = 256 * 1024;
-    lim->max_depth = 256;
+    lim->max_depth = 1024;
     lim->max_memory = 64 * 1024 * 1024;
 }
 
@@ -483,11 +483,15 @@ ts_pq_tok_desc(ts_pq_parser_t *p, ts_tok_t *t, ts_pq_out_t *o)
         return;
     }
 
-    if (ts_tok_is_keyword(t->type)) {
+    if (t->type == TS_T_AT) {
+        /* AT is missing from Go's ItemTypeStr: it is described thus */
+        ts_pq_puts(o, "\"<Item 57385>\" <op:@>");
+
+    } else if (ts_tok_is_keyword(t->type)) {
         ts_pq_printf(o, "<%.*s>", (int) t->len, s);
 
-    } else if (ts_tok_is_binop(t->type) || t->type == TS_T_AT
-               || t->type == TS_T_EQL_REGEX || t->type == TS_T_NEQ_REGEX)
+    } else if (ts_tok_is_binop(t->type) || t->type == TS_T_EQL_REGEX
+               || t->type == TS_T_NEQ_REGEX)
     {
         ts_pq_printf(o, "<op:%.*s>", (int) t->len, s);
 
@@ -1032,6 +1036,49 @@ ts_pq_parse_paren(ts_pq_parser_t *p)
 
 
 /*
+ * Go 1.19's regexp (Prometheus 2.42) does not know "(?<name>re)",
+ * which RE2, Go 1.22 and ts_select take: reject it as 2.42 does.
+ */
+static int
+ts_pq_regex_go119(const char *s, size_t n)
+{
+    int     cls;
+    size_t  i;
+
+    cls = 0;
+
+    for (i = 0; i < n; i++) {
+        if (s[i] == '\\') {
+            i++;
+
+        } else if (cls) {
+            if (s[i] == '[' && i + 1 < n && s[i + 1] == ':') {
+                while (i + 1 < n && !(s[i] == ':' && s[i + 1] == ']')) {
+                    i++;
+                }
+                i++;
+
+            } else if (s[i] == ']') {
+                cls = 0;
+            }
+
+        } else if (s[i] == '[') {
+            cls = 1;
+            i += (i + 1 < n && s[i + 1] == '^');
+            i += (i + 1 < n && s[i + 1] == ']');
+
+        } else if (s[i] == '(' && i + 2 < n && s[i + 1] == '?'
+                   && s[i + 2] == '<')
+        {
+            return TS_ERR_INVALID;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+/*
  * One matcher of a selector; "" matched by every matcher so far is
  * tracked in *nonempty (Prometheus's Matches("") check needs the
  * regex, compiled here with the same code the evaluator uses).
@@ -1041,7 +1088,7 @@ ts_pq_matcher(ts_pq_parser_t *p, ts_matcher_t *m, ts_tok_t *name,
     int *nonempty)
 {
     int                  rc;
-    char                 msg[TS_SELECT_MSG_SIZE];
+    char                 msg[TS_SELECT_MSG_SIZE], *r;
     ts_tok_t            *op, *val;
     ts_promql_str_t      v;
     ts_selector_t       *sel;
@@ -1079,6 +1126,12 @@ ts_pq_matcher(ts_pq_parser_t *p, ts_matcher_t *m, ts_tok_t *name,
         break;
     }
 
+    if (ts_pq_regex_go119(v.data, v.len) != TS_OK) {
+        ts_pq_fail(p, TS_ERR_INVALID, name->pos, "error parsing regexp: "
+                   "invalid or unsupported Perl syntax: `(?<`");
+        return TS_ERR_INVALID;
+    }
+
     ts_select_limits_default(&sl);
     sl.max_regex_len = UINT32_MAX;
 
@@ -1090,8 +1143,13 @@ ts_pq_matcher(ts_pq_parser_t *p, ts_matcher_t *m, ts_tok_t *name,
     }
 
     if (rc != TS_OK) {
+        /* ts_select names the matcher; Prometheus's position does */
+        r = strstr(msg, "\": ");
+        r = (r != NULL && strncmp(msg, "invalid regex for ", 18) == 0)
+            ? r + 3 : msg;
+
         ts_pq_fail(p, TS_ERR_INVALID, name->pos,
-                   "error parsing regexp: %s", msg);
+                   "error parsing regexp: %s", r);
         return rc;
     }
 
