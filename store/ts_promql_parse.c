@@ -1514,7 +1514,13 @@ ts_pq_parse_args(ts_pq_parser_t *p, ts_promql_expr_t ***args, uint32_t *n)
 
         (void) ts_pq_next(p);
 
-        if (ts_pq_tok(p)->type == TS_T_RPAREN) {
+        /*
+         * yacc reduces "args ," on any token that cannot begin an
+         * argument, a lexer error (already reported) aside
+         */
+        if (ts_pq_tok(p)->type != TS_T_ERROR
+            && !ts_pq_starts_expr(ts_pq_tok(p)->type))
+        {
             ts_pq_fail(p, TS_ERR_INVALID, ts_pq_tok(p)[-1].pos,
                        "trailing commas not allowed in function call args");
             return TS_ERR_INVALID;
@@ -1622,6 +1628,12 @@ ts_pq_parse_aggregate(ts_pq_parser_t *p)
     }
 
     p->ctx = ctx;
+
+    /* yacc reads the next token to see whether by/without follows */
+    if (!grouped && ts_pq_tok(p)->type == TS_T_ERROR) {
+        ts_pq_unexpected(p, NULL, NULL);
+        return NULL;
+    }
 
     if (!grouped
         && (ts_pq_tok(p)->type == TS_T_BY

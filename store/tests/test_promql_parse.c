@@ -2118,6 +2118,30 @@ static const tp_case_t  tp_cases[] = {
       0, 1, "1:5: parse error: error parsing regexp: " },
     { "foo{a=~\"(\?P<n>y)\"}",
       1, 0, "foo{a=~\"(\?P<n>y)\"}" },
+    { "round(quantile(0.5,foo, \"x\")",
+      0, 0, "1:29: parse error: unclosed left parenthesis" },
+    { "sum(foo, \"x\"",
+      0, 0, "1:13: parse error: unclosed left parenthesis" },
+    { "rate(foo[5m]) + sum(foo",
+      0, 0, "1:24: parse error: unclosed left parenthesis" },
+    { "clamp(http_requests_total{job=\"api\"},ignoring 0, 0.5)",
+      0, 0, "1:37: parse error: trailing commas not allowed in function cal"
+      "l args" },
+    { "label_join(foo, \"a\", \"b\", \"c\",!= \"d\")",
+      0, 0, "1:30: parse error: trailing commas not allowed in function cal"
+      "l args" },
+    { "log2(foo,/ 1)",
+      0, 0, "1:9: parse error: trailing commas not allowed in function call"
+      " args" },
+    { "sum(foo,, bar)",
+      0, 0, "1:8: parse error: trailing commas not allowed in function call"
+      " args" },
+    { "tanh(foo,atan2 1)",
+      0, 0, "1:9: parse error: trailing commas not allowed in function call"
+      " args" },
+    { "sum(foo, ) by (a)",
+      0, 0, "1:8: parse error: trailing commas not allowed in function call"
+      " args" },
 };
 
 
