@@ -507,10 +507,11 @@ ts_pq_print_at_offset(ts_pq_out_t *o, ts_promql_at_t kind, int64_t at,
 }
 
 
+/* as Prometheus, also __name__="" when the name is empty */
 static int
 ts_pq_is_name_matcher(const ts_promql_vector_t *v, const ts_matcher_t *m)
 {
-    return v->name.len > 0 && m->type == TS_MATCH_EQ
+    return m->type == TS_MATCH_EQ
            && m->name_len == TS_METRIC_NAME_LABEL_LEN
            && memcmp(m->name, TS_METRIC_NAME_LABEL, m->name_len) == 0
            && m->value_len == v->name.len

@@ -2142,6 +2142,14 @@ static const tp_case_t  tp_cases[] = {
     { "sum(foo, ) by (a)",
       0, 0, "1:8: parse error: trailing commas not allowed in function call"
       " args" },
+    { "{__name__=\"\", a=\"b\"}",
+      1, 0, "{a=\"b\"}" },
+    { "{__name__=\"\"}",
+      0, 0, "1:1: parse error: vector selector must contain at least one no"
+      "n-empty matcher" },
+    { "foo{__name__=\"\"}",
+      0, 0, "1:1: parse error: metric name must not be set twice: \"foo\" o"
+      "r \"\"" },
 };
 
 
