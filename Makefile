@@ -39,6 +39,7 @@ ASAN_TESTS := $(patsubst store/tests/%.c,$(BUILD)/asan-tests/%,$(TEST_SRCS))
 FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
 RWGEN := $(BUILD)/rwgen
+PPROF_MERGE := $(BUILD)/pprof-merge
 FUZZ_SECONDS ?= 60
 
 # Rewritten only when the set of sources changes, so that adding a file
@@ -54,13 +55,16 @@ $(shell mkdir -p $(BUILD); \
 
 all: build
 
-build: deps module $(RWGEN)
+build: deps module $(RWGEN) $(PPROF_MERGE)
 
 # object files are kept between runs, not removed as intermediates
 .SECONDARY:
 
 $(RWGEN): bench/rwgen.c $(PROTO_OBJS)
 	gcc $(STORE_CFLAGS) $< $(PROTO_OBJS) -o $@ -lprotobuf-c -lsnappy
+
+$(PPROF_MERGE): bench/pprof_merge.c $(STORE_OBJS)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
 
 deps:
 	@.ci/deps
@@ -160,7 +164,8 @@ static: deps
 
 prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
-	    TSDB_RWGEN=$(TOP)/$(RWGEN) prove -I t/lib -r t/
+	    TSDB_RWGEN=$(TOP)/$(RWGEN) TSDB_PPROF_MERGE=$(TOP)/$(PPROF_MERGE) \
+	    prove -I t/lib -r t/
 
 # ngx_tsdb, VictoriaMetrics and Prometheus on the same load, one run;
 # BENCH_ARGS=--quick for a short one.  Not part of make test.
