@@ -782,212 +782,198 @@ ts_pprof_mstr(ts_pprof_merger_t *m, uint32_t i)
 }
 
 
-static uint32_t
-ts_pprof_mfn(ts_pprof_merger_t *m, uint32_t sf)
+/* builders: find or add an entry given in p's own string ids */
+
+uint32_t
+ts_pprof_add_string(ts_pprof_t *p, const char *s, size_t len)
 {
-    void                       *a;
-    uint32_t                    h, id;
-    uint64_t                   *hole;
-    ts_pprof_t                 *dst;
-    ts_pprof_function_t         k;
-    const ts_pprof_function_t  *f;
-
-    if (m->fmap[sf - 1]) {
-        return m->fmap[sf - 1];
+    if (len > UINT32_MAX - 1) {
+        return TS_PPROF_NONE;
     }
 
-    dst = m->dst;
-    f = &m->src->functions[sf - 1];
-
-    k.name = ts_pprof_mstr(m, f->name);
-    k.system_name = ts_pprof_mstr(m, f->system_name);
-    k.filename = ts_pprof_mstr(m, f->filename);
-    k.start_line = f->start_line;
-
-    if (m->failed || !ts_pprof_tab_room(dst, TS_TAB_FN)) {
-        goto failed;
-    }
-
-    h = (uint32_t) ts_pprof_hash_fn(&k);
-
-    id = ts_pprof_find(dst, TS_TAB_FN, h, &k, &hole);
-
-    if (id == 0) {
-        a = ts_pprof_reserve(dst, dst->functions, &dst->cap[TS_CAP_FN],
-                             dst->nfunctions, 1,
-                             sizeof(ts_pprof_function_t));
-        if (a == NULL) {
-            goto failed;
-        }
-
-        dst->functions = a;
-        dst->functions[dst->nfunctions] = k;
-        id = ++dst->nfunctions;
-        ts_pprof_put(dst, TS_TAB_FN, hole, h, id);
-    }
-
-    m->fmap[sf - 1] = id;
-
-    return id;
-
-failed:
-
-    m->failed = 1;
-    return 0;
+    return ts_pprof_intern(p, s, (uint32_t) len);
 }
 
 
-/* the dst mapping for src mapping sm and the address shift into it */
-static uint32_t
-ts_pprof_mmapping(ts_pprof_merger_t *m, uint32_t sm, int64_t *off)
+int
+ts_pprof_set_types(ts_pprof_t *p, const ts_pprof_vtype_t *types,
+    uint32_t n)
 {
-    void                      *a;
-    uint32_t                   h, id;
-    uint64_t                  *hole;
-    ts_pprof_t                *dst;
-    ts_pprof_mkey_t            k;
-    ts_pprof_mapping_t         c;
-    const ts_pprof_mapping_t  *s;
+    void      *a;
+    uint32_t   i;
 
-    if (m->mmap[sm - 1]) {
-        *off = m->moff[sm - 1];
-        return m->mmap[sm - 1];
+    for (i = 0; i < n; i++) {
+        if (types[i].type >= p->nstrings || types[i].unit >= p->nstrings) {
+            return TS_ERR_INVALID;
+        }
     }
 
-    dst = m->dst;
-    s = &m->src->mappings[sm - 1];
-
-    c = *s;
-    c.file = ts_pprof_mstr(m, s->file);
-    c.build_id = ts_pprof_mstr(m, s->build_id);
-    h = (uint32_t) ts_pprof_mkey(&c, &k);
-
-    if (m->failed || !ts_pprof_tab_room(dst, TS_TAB_MAP)) {
-        goto failed;
+    if (p->nmerged != 0 || p->nsamples != 0) {
+        return TS_ERR_INVALID;
     }
 
-    id = ts_pprof_find(dst, TS_TAB_MAP, h, &k, &hole);
+    a = ts_pprof_reserve(p, p->types, &p->cap[TS_CAP_TYPE], 0, n,
+                         sizeof(ts_pprof_vtype_t));
+    if (a == NULL) {
+        return p->used == SIZE_MAX ? TS_ERR_NOMEM : TS_ERR_LIMIT;
+    }
 
+    p->types = a;
+    memcpy(p->types, types, (size_t) n * sizeof(ts_pprof_vtype_t));
+    p->ntypes = n;
+    p->nmerged = 1;
+
+    return TS_OK;
+}
+
+uint32_t
+ts_pprof_add_function(ts_pprof_t *p, const ts_pprof_function_t *f)
+{
+    void      *a;
+    uint32_t   h, id;
+    uint64_t  *hole;
+
+    if (f->name >= p->nstrings || f->system_name >= p->nstrings
+        || f->filename >= p->nstrings || !ts_pprof_tab_room(p, TS_TAB_FN))
+    {
+        return 0;
+    }
+
+    h = (uint32_t) ts_pprof_hash_fn(f);
+
+    id = ts_pprof_find(p, TS_TAB_FN, h, f, &hole);
     if (id) {
-        /* as mapMapping(): relocate into the mapping seen first */
-        *off = (int64_t) (dst->mappings[id - 1].start - s->start);
-
-    } else {
-        a = ts_pprof_reserve(dst, dst->mappings, &dst->cap[TS_CAP_MAP],
-                             dst->nmappings, 1, sizeof(ts_pprof_mapping_t));
-        if (a == NULL) {
-            goto failed;
-        }
-
-        dst->mappings = a;
-        dst->mappings[dst->nmappings] = c;
-        id = ++dst->nmappings;
-        ts_pprof_put(dst, TS_TAB_MAP, hole, h, id);
-        *off = 0;
+        return id;
     }
 
-    m->mmap[sm - 1] = id;
-    m->moff[sm - 1] = *off;
+    a = ts_pprof_reserve(p, p->functions, &p->cap[TS_CAP_FN], p->nfunctions,
+                         1, sizeof(ts_pprof_function_t));
+    if (a == NULL) {
+        return 0;
+    }
+
+    p->functions = a;
+    p->functions[p->nfunctions] = *f;
+    id = ++p->nfunctions;
+    ts_pprof_put(p, TS_TAB_FN, hole, h, id);
 
     return id;
-
-failed:
-
-    m->failed = 1;
-    *off = 0;
-    return 0;
 }
 
 
+/* as ts_pprof_add_mapping(), telling whether it was there already */
 static uint32_t
-ts_pprof_mloc(ts_pprof_merger_t *m, uint32_t sl)
+ts_pprof_mapping_id(ts_pprof_t *p, const ts_pprof_mapping_t *m, int *found)
 {
-    void                       *a;
-    int64_t                     off;
-    uint32_t                    h, id, i;
-    uint64_t                   *hole;
-    ts_pprof_t                 *dst;
-    ts_pprof_lkey_t             k;
-    ts_pprof_location_t        *d;
-    const ts_pprof_line_t      *ln;
-    const ts_pprof_location_t  *l;
+    void             *a;
+    uint32_t          h, id;
+    uint64_t         *hole;
+    ts_pprof_mkey_t   k;
 
-    if (m->lmap[sl - 1]) {
-        return m->lmap[sl - 1];
+    *found = 0;
+    h = (uint32_t) ts_pprof_mkey(m, &k);
+
+    if (!ts_pprof_tab_room(p, TS_TAB_MAP)) {
+        return 0;
     }
 
-    dst = m->dst;
-    l = &m->src->locations[sl - 1];
-    ln = &m->src->lines[l->line];
-    off = 0;
-
-    k.mapping = l->mapping ? ts_pprof_mmapping(m, l->mapping, &off) : 0;
-    k.is_folded = l->is_folded;
-    k.addr = l->address + (uint64_t) off;
-
-    for (i = 0; i < l->nlines; i++) {
-        m->lines[i].function = ts_pprof_mfn(m, ln[i].function);
-        m->lines[i].line = ln[i].line;
-        m->lines[i].column = ln[i].column;
+    id = ts_pprof_find(p, TS_TAB_MAP, h, &k, &hole);
+    if (id) {
+        *found = 1;
+        return id;
     }
 
-    k.lines = m->lines;
-    k.nlines = l->nlines;
+    a = ts_pprof_reserve(p, p->mappings, &p->cap[TS_CAP_MAP], p->nmappings,
+                         1, sizeof(ts_pprof_mapping_t));
+    if (a == NULL) {
+        return 0;
+    }
 
-    if (m->failed || !ts_pprof_tab_room(dst, TS_TAB_LOC)) {
-        goto failed;
+    p->mappings = a;
+    p->mappings[p->nmappings] = *m;
+    id = ++p->nmappings;
+    ts_pprof_put(p, TS_TAB_MAP, hole, h, id);
+
+    return id;
+}
+
+
+uint32_t
+ts_pprof_add_mapping(ts_pprof_t *p, const ts_pprof_mapping_t *m)
+{
+    int  found;
+
+    return ts_pprof_mapping_id(p, m, &found);
+}
+
+
+uint32_t
+ts_pprof_add_location(ts_pprof_t *p, uint32_t mapping, uint64_t address,
+    uint32_t is_folded, const ts_pprof_line_t *lines, uint32_t nlines)
+{
+    void                 *a;
+    uint32_t              h, id;
+    uint64_t             *hole;
+    uint32_t              i;
+    ts_pprof_lkey_t       k;
+    ts_pprof_location_t  *d;
+
+    for (i = 0; i < nlines; i++) {
+        if (lines[i].function == 0 || lines[i].function > p->nfunctions) {
+            return 0;
+        }
+    }
+
+    if (mapping > p->nmappings || !ts_pprof_tab_room(p, TS_TAB_LOC)) {
+        return 0;
     }
 
     /* the key has the address relative to the mapping, not the location */
-    k.addr -= k.mapping ? dst->mappings[k.mapping - 1].start : 0;
+    k.mapping = mapping;
+    k.is_folded = is_folded != 0;
+    k.addr = address - (mapping ? p->mappings[mapping - 1].start : 0);
+    k.lines = lines;
+    k.nlines = nlines;
     h = (uint32_t) ts_pprof_hash_loc(&k);
 
-    id = ts_pprof_find(dst, TS_TAB_LOC, h, &k, &hole);
-
-    if (id == 0) {
-        a = ts_pprof_reserve(dst, dst->lines, &dst->cap[TS_CAP_LINE],
-                             dst->nlines, l->nlines,
-                             sizeof(ts_pprof_line_t));
-        if (a == NULL) {
-            goto failed;
-        }
-
-        dst->lines = a;
-
-        a = ts_pprof_reserve(dst, dst->locations, &dst->cap[TS_CAP_LOC],
-                             dst->nlocations, 1,
-                             sizeof(ts_pprof_location_t));
-        if (a == NULL) {
-            goto failed;
-        }
-
-        dst->locations = a;
-
-        d = &dst->locations[dst->nlocations];
-        d->mapping = k.mapping;
-        d->line = dst->nlines;
-        d->nlines = l->nlines;
-        d->is_folded = l->is_folded;
-        d->address = l->address + (uint64_t) off;
-
-        if (l->nlines) {
-            memcpy(&dst->lines[dst->nlines], m->lines,
-                   (size_t) l->nlines * sizeof(ts_pprof_line_t));
-        }
-
-        dst->nlines += l->nlines;
-        id = ++dst->nlocations;
-        ts_pprof_put(dst, TS_TAB_LOC, hole, h, id);
+    id = ts_pprof_find(p, TS_TAB_LOC, h, &k, &hole);
+    if (id) {
+        return id;
     }
 
-    m->lmap[sl - 1] = id;
+    a = ts_pprof_reserve(p, p->lines, &p->cap[TS_CAP_LINE], p->nlines,
+                         nlines, sizeof(ts_pprof_line_t));
+    if (a == NULL) {
+        return 0;
+    }
+
+    p->lines = a;
+
+    a = ts_pprof_reserve(p, p->locations, &p->cap[TS_CAP_LOC],
+                         p->nlocations, 1, sizeof(ts_pprof_location_t));
+    if (a == NULL) {
+        return 0;
+    }
+
+    p->locations = a;
+
+    d = &p->locations[p->nlocations];
+    d->mapping = mapping;
+    d->line = p->nlines;
+    d->nlines = nlines;
+    d->is_folded = k.is_folded;
+    d->address = address;
+
+    if (nlines) {
+        memcpy(&p->lines[p->nlines], lines,
+               (size_t) nlines * sizeof(ts_pprof_line_t));
+    }
+
+    p->nlines += nlines;
+    id = ++p->nlocations;
+    ts_pprof_put(p, TS_TAB_LOC, hole, h, id);
 
     return id;
-
-failed:
-
-    m->failed = 1;
-    return 0;
 }
 
 
@@ -1003,39 +989,36 @@ ts_pprof_label_before(const ts_pprof_label_t *a, const ts_pprof_label_t *b)
 }
 
 
+/* canonical labels into out; returns their number */
 static uint32_t
-ts_pprof_mlabels(ts_pprof_merger_t *m, const ts_pprof_sample_t *s)
+ts_pprof_labels_sort(const ts_pprof_label_t *in, uint32_t n,
+    ts_pprof_label_t *out)
 {
-    uint32_t                 i, j, n;
-    ts_pprof_label_t         l;
-    const ts_pprof_label_t  *sl;
+    uint32_t          i, j, k;
+    ts_pprof_label_t  l;
 
-    n = 0;
+    for (i = 0, k = 0; i < n; i++) {
+        l = in[i];
 
-    for (i = 0; i < s->nlabels; i++) {
-        sl = &m->src->labels[s->label + i];
-
-        l.key = ts_pprof_mstr(m, sl->key);
-        l.str = sl->str ? ts_pprof_mstr(m, sl->str) : 0;
-        l.unit = l.str ? 0 : ts_pprof_mstr(m, sl->unit);
-        l.num = l.str ? 0 : sl->num;
+        if (l.str) {
+            l.num = 0;
+            l.unit = 0;
+        }
 
         /* as Go's decoder: neither a string nor a number is no label */
         if (l.str == 0 && l.num == 0 && l.unit == 0) {
             continue;
         }
 
-        for (j = n; j > 0 && ts_pprof_label_before(&l, &m->labels[j - 1]);
-             j--)
-        {
-            m->labels[j] = m->labels[j - 1];
+        for (j = k; j > 0 && ts_pprof_label_before(&l, &out[j - 1]); j--) {
+            out[j] = out[j - 1];
         }
 
-        m->labels[j] = l;
-        n++;
+        out[j] = l;
+        k++;
     }
 
-    return n;
+    return k;
 }
 
 
@@ -1055,78 +1038,263 @@ ts_pprof_zero(const int64_t *v, uint32_t n)
 
 
 static int
-ts_pprof_add_sample(ts_pprof_merger_t *m, const ts_pprof_skey_t *k,
-    uint32_t h, uint64_t *hole, const int64_t *v)
+ts_pprof_new_sample(ts_pprof_t *p, const ts_pprof_skey_t *k, uint32_t h,
+    uint64_t *hole, const int64_t *v)
 {
     void               *a;
     uint32_t            nt;
-    ts_pprof_t         *dst;
     ts_pprof_sample_t  *s;
 
-    dst = m->dst;
-    nt = dst->ntypes;
+    nt = p->ntypes;
 
-    a = ts_pprof_reserve(dst, dst->stacks, &dst->cap[TS_CAP_STACK],
-                         dst->nstacks, k->depth, sizeof(uint32_t));
+    a = ts_pprof_reserve(p, p->stacks, &p->cap[TS_CAP_STACK], p->nstacks,
+                         k->depth, sizeof(uint32_t));
     if (a == NULL) {
-        return 0;
+        return TS_ERR_NOMEM;
     }
 
-    dst->stacks = a;
+    p->stacks = a;
 
-    a = ts_pprof_reserve(dst, dst->labels, &dst->cap[TS_CAP_LABEL],
-                         dst->nlabels, k->nlabels, sizeof(ts_pprof_label_t));
+    a = ts_pprof_reserve(p, p->labels, &p->cap[TS_CAP_LABEL], p->nlabels,
+                         k->nlabels, sizeof(ts_pprof_label_t));
     if (a == NULL) {
-        return 0;
+        return TS_ERR_NOMEM;
     }
 
-    dst->labels = a;
+    p->labels = a;
 
-    a = ts_pprof_reserve(dst, dst->samples, &dst->cap[TS_CAP_SAMPLE],
-                         dst->nsamples, 1, sizeof(ts_pprof_sample_t));
+    a = ts_pprof_reserve(p, p->samples, &p->cap[TS_CAP_SAMPLE], p->nsamples,
+                         1, sizeof(ts_pprof_sample_t));
     if (a == NULL) {
-        return 0;
+        return TS_ERR_NOMEM;
     }
 
-    dst->samples = a;
+    p->samples = a;
 
-    if ((uint64_t) (dst->nsamples + 1) * nt > UINT32_MAX - 1) {
-        return 0;
+    if ((uint64_t) (p->nsamples + 1) * nt > UINT32_MAX - 1) {
+        return TS_ERR_NOMEM;
     }
 
-    a = ts_pprof_reserve(dst, dst->values, &dst->cap[TS_CAP_VALUE],
-                         dst->nsamples * nt, nt, sizeof(int64_t));
+    a = ts_pprof_reserve(p, p->values, &p->cap[TS_CAP_VALUE],
+                         p->nsamples * nt, nt, sizeof(int64_t));
     if (a == NULL) {
-        return 0;
+        return TS_ERR_NOMEM;
     }
 
-    dst->values = a;
+    p->values = a;
 
-    s = &dst->samples[dst->nsamples];
-    s->stack = dst->nstacks;
+    s = &p->samples[p->nsamples];
+    s->stack = p->nstacks;
     s->depth = k->depth;
-    s->label = dst->nlabels;
+    s->label = p->nlabels;
     s->nlabels = k->nlabels;
 
     if (k->depth) {
-        memcpy(&dst->stacks[dst->nstacks], k->stack,
+        memcpy(&p->stacks[p->nstacks], k->stack,
                (size_t) k->depth * sizeof(uint32_t));
     }
 
     if (k->nlabels) {
-        memcpy(&dst->labels[dst->nlabels], k->labels,
+        memcpy(&p->labels[p->nlabels], k->labels,
                (size_t) k->nlabels * sizeof(ts_pprof_label_t));
     }
 
-    memcpy(&dst->values[(size_t) dst->nsamples * nt], v,
+    memcpy(&p->values[(size_t) p->nsamples * nt], v,
            (size_t) nt * sizeof(int64_t));
 
-    dst->nstacks += k->depth;
-    dst->nlabels += k->nlabels;
-    dst->nsamples++;
-    ts_pprof_put(dst, TS_TAB_SAMPLE, hole, h, dst->nsamples);
+    p->nstacks += k->depth;
+    p->nlabels += k->nlabels;
+    p->nsamples++;
+    ts_pprof_put(p, TS_TAB_SAMPLE, hole, h, p->nsamples);
 
-    return 1;
+    return TS_OK;
+}
+
+
+/* labels must be canonical (ts_pprof_labels_sort()) */
+static int
+ts_pprof_sample_sorted(ts_pprof_t *p, const uint32_t *stack,
+    uint32_t depth, const int64_t *values, const ts_pprof_label_t *labels,
+    uint32_t nlabels)
+{
+    int64_t          *d;
+    uint32_t          i, h, id;
+    uint64_t         *hole;
+    ts_pprof_skey_t   k;
+
+    if (ts_pprof_zero(values, p->ntypes)) {
+        return TS_OK;
+    }
+
+    if (!ts_pprof_tab_room(p, TS_TAB_SAMPLE)) {
+        return TS_ERR_NOMEM;
+    }
+
+    k.stack = stack;
+    k.depth = depth;
+    k.labels = labels;
+    k.nlabels = nlabels;
+    h = (uint32_t) ts_pprof_hash_sample(&k);
+
+    id = ts_pprof_find(p, TS_TAB_SAMPLE, h, &k, &hole);
+    if (id == 0) {
+        return ts_pprof_new_sample(p, &k, h, hole, values);
+    }
+
+    d = &p->values[(size_t) (id - 1) * p->ntypes];
+
+    for (i = 0; i < p->ntypes; i++) {
+        d[i] = (int64_t) ((uint64_t) d[i] + (uint64_t) values[i]);
+    }
+
+    if (ts_pprof_zero(d, p->ntypes)) {
+        p->zero = 1;
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_pprof_add_sample(ts_pprof_t *p, const uint32_t *stack, uint32_t depth,
+    const int64_t *values, const ts_pprof_label_t *labels,
+    uint32_t nlabels, ts_pprof_why_t *why)
+{
+    int                rc;
+    uint32_t           i, n;
+    ts_pprof_label_t   buf[16], *sorted;
+
+    for (i = 0; i < depth; i++) {
+        if (stack[i] == 0 || stack[i] > p->nlocations) {
+            return ts_pprof_fail(why, TS_ERR_INVALID, TS_PPROF_BAD_REF,
+                                 "sample refers to location %u, which "
+                                 "does not exist", stack[i]);
+        }
+    }
+
+    sorted = buf;
+
+    if (nlabels > 16) {
+        sorted = ts_pprof_alloc(p, (size_t) nlabels
+                                   * sizeof(ts_pprof_label_t));
+        if (sorted == NULL) {
+            return ts_pprof_nomem(p, why);
+        }
+    }
+
+    n = ts_pprof_labels_sort(labels, nlabels, sorted);
+    rc = ts_pprof_sample_sorted(p, stack, depth, values, sorted, n);
+
+    if (sorted != buf) {
+        ts_pprof_release(p, sorted, (size_t) nlabels
+                                    * sizeof(ts_pprof_label_t));
+    }
+
+    return rc == TS_OK ? TS_OK : ts_pprof_nomem(p, why);
+}
+
+
+/* merge: src entries mapped into dst on first use */
+
+static uint32_t
+ts_pprof_mfn(ts_pprof_merger_t *m, uint32_t sf)
+{
+    uint32_t                    id;
+    ts_pprof_function_t         k;
+    const ts_pprof_function_t  *f;
+
+    if (m->fmap[sf - 1]) {
+        return m->fmap[sf - 1];
+    }
+
+    f = &m->src->functions[sf - 1];
+
+    k.name = ts_pprof_mstr(m, f->name);
+    k.system_name = ts_pprof_mstr(m, f->system_name);
+    k.filename = ts_pprof_mstr(m, f->filename);
+    k.start_line = f->start_line;
+
+    id = m->failed ? 0 : ts_pprof_add_function(m->dst, &k);
+    m->failed |= id == 0;
+    m->fmap[sf - 1] = id;
+
+    return id;
+}
+
+
+/* the dst mapping for src mapping sm and the address shift into it */
+static uint32_t
+ts_pprof_mmapping(ts_pprof_merger_t *m, uint32_t sm, int64_t *off)
+{
+    int                        found;
+    uint32_t                   id;
+    ts_pprof_mapping_t         c;
+    const ts_pprof_mapping_t  *s;
+
+    if (m->mmap[sm - 1]) {
+        *off = m->moff[sm - 1];
+        return m->mmap[sm - 1];
+    }
+
+    s = &m->src->mappings[sm - 1];
+
+    c = *s;
+    c.file = ts_pprof_mstr(m, s->file);
+    c.build_id = ts_pprof_mstr(m, s->build_id);
+
+    id = m->failed ? 0 : ts_pprof_mapping_id(m->dst, &c, &found);
+    *off = 0;
+
+    if (id == 0) {
+        m->failed = 1;
+        return 0;
+    }
+
+    /* as mapMapping(): relocate into the mapping seen first */
+    if (found) {
+        *off = (int64_t) (m->dst->mappings[id - 1].start - s->start);
+    }
+
+    m->mmap[sm - 1] = id;
+    m->moff[sm - 1] = *off;
+
+    return id;
+}
+
+
+static uint32_t
+ts_pprof_mloc(ts_pprof_merger_t *m, uint32_t sl)
+{
+    int64_t                     off;
+    uint32_t                    i, id, mapping;
+    const ts_pprof_line_t      *ln;
+    const ts_pprof_location_t  *l;
+
+    if (m->lmap[sl - 1]) {
+        return m->lmap[sl - 1];
+    }
+
+    l = &m->src->locations[sl - 1];
+    ln = &m->src->lines[l->line];
+    off = 0;
+
+    mapping = l->mapping ? ts_pprof_mmapping(m, l->mapping, &off) : 0;
+
+    for (i = 0; i < l->nlines; i++) {
+        m->lines[i].function = ts_pprof_mfn(m, ln[i].function);
+        m->lines[i].line = ln[i].line;
+        m->lines[i].column = ln[i].column;
+    }
+
+    id = m->failed ? 0
+                   : ts_pprof_add_location(m->dst, mapping,
+                                           l->address + (uint64_t) off,
+                                           l->is_folded, m->lines,
+                                           l->nlines);
+    m->failed |= id == 0;
+    m->lmap[sl - 1] = id;
+
+    return id;
 }
 
 
@@ -1134,16 +1302,11 @@ static int
 ts_pprof_msample(ts_pprof_merger_t *m, const ts_pprof_sample_t *s,
     const int64_t *v)
 {
-    int64_t          *d;
-    uint32_t          i, h, id, nt;
-    uint64_t         *hole;
-    ts_pprof_t       *dst;
-    ts_pprof_skey_t   k;
+    uint32_t                 i, n;
+    ts_pprof_label_t        *l;
+    const ts_pprof_label_t  *sl;
 
-    dst = m->dst;
-    nt = dst->ntypes;
-
-    if (ts_pprof_zero(v, nt)) {
+    if (ts_pprof_zero(v, m->dst->ntypes)) {
         return 1;
     }
 
@@ -1151,34 +1314,25 @@ ts_pprof_msample(ts_pprof_merger_t *m, const ts_pprof_sample_t *s,
         m->stack[i] = ts_pprof_mloc(m, m->src->stacks[s->stack + i]);
     }
 
-    k.stack = m->stack;
-    k.depth = s->depth;
-    k.labels = m->labels;
-    k.nlabels = ts_pprof_mlabels(m, s);
+    /* mapped in place, then sorted into the second half of the scratch */
+    for (i = 0; i < s->nlabels; i++) {
+        sl = &m->src->labels[s->label + i];
+        l = &m->labels[i];
+        l->str = sl->str ? ts_pprof_mstr(m, sl->str) : 0;
+        l->unit = sl->str ? 0 : ts_pprof_mstr(m, sl->unit);
+        l->num = sl->str ? 0 : sl->num;
 
-    if (m->failed || !ts_pprof_tab_room(dst, TS_TAB_SAMPLE)) {
-        return 0;
+        /* no key string for a label that ts_pprof_labels_sort() drops */
+        l->key = (l->str || l->num || l->unit) ? ts_pprof_mstr(m, sl->key)
+                                               : 0;
     }
 
-    h = (uint32_t) ts_pprof_hash_sample(&k);
+    n = ts_pprof_labels_sort(m->labels, s->nlabels,
+                             m->labels + s->nlabels);
 
-    id = ts_pprof_find(dst, TS_TAB_SAMPLE, h, &k, &hole);
-
-    if (id == 0) {
-        return ts_pprof_add_sample(m, &k, h, hole, v);
-    }
-
-    d = &dst->values[(size_t) (id - 1) * nt];
-
-    for (i = 0; i < nt; i++) {
-        d[i] = (int64_t) ((uint64_t) d[i] + (uint64_t) v[i]);
-    }
-
-    if (ts_pprof_zero(d, nt)) {
-        dst->zero = 1;
-    }
-
-    return 1;
+    return !m->failed
+           && ts_pprof_sample_sorted(m->dst, m->stack, s->depth, v,
+                                     m->labels + s->nlabels, n) == TS_OK;
 }
 
 
@@ -1351,7 +1505,7 @@ ts_pprof_merger_size(const ts_pprof_t *src, uint32_t *depth,
     }
 
     return (size_t) src->nmappings * sizeof(int64_t)
-           + (size_t) *nlab * sizeof(ts_pprof_label_t)
+           + (size_t) *nlab * 2 * sizeof(ts_pprof_label_t)
            + (size_t) *nln * sizeof(ts_pprof_line_t)
            + ((size_t) src->nstrings + src->nfunctions + src->nmappings
               + src->nlocations + *depth) * sizeof(uint32_t);
@@ -1370,7 +1524,7 @@ ts_pprof_merger_carve(ts_pprof_merger_t *m, char *mem, uint32_t nlab,
     m->moff = (int64_t *) mem;
     mem += (size_t) src->nmappings * sizeof(int64_t);
     m->labels = (ts_pprof_label_t *) mem;
-    mem += (size_t) nlab * sizeof(ts_pprof_label_t);
+    mem += (size_t) nlab * 2 * sizeof(ts_pprof_label_t);
     m->lines = (ts_pprof_line_t *) mem;
     mem += (size_t) nln * sizeof(ts_pprof_line_t);
     m->smap = (uint32_t *) mem;
@@ -1717,9 +1871,11 @@ ts_pprof_count(ts_pprof_dec_t *d, ts_pb_t b)
 {
     int            rc;
     uint32_t       max;
+    uint64_t       time;
     ts_pb_field_t  f;
 
     max = d->p->lim.max_samples;
+    time = 0;
 
     while (b.p < b.end) {
         if (ts_pb_next(&b, &f) != 0) {
@@ -1769,6 +1925,15 @@ ts_pprof_count(ts_pprof_dec_t *d, ts_pb_t b)
             break;
 
         default:
+            /* as Go's decoder: a second time_nanos is a concatenation */
+            if (f.num == 9 && f.wt == 0 && time != 0) {
+                return ts_pprof_fail(d->why, TS_ERR_CORRUPT,
+                                     TS_PPROF_MALFORMED,
+                                     "malformed profile: concatenated "
+                                     "profiles (time_nanos given twice)");
+            }
+
+            time = f.num == 9 && f.wt == 0 ? f.v : time;
             break;
         }
 
@@ -2352,13 +2517,6 @@ ts_pprof_scalar_field(ts_pprof_dec_t *d, const ts_pb_field_t *f)
     case 8:
         return ts_pprof_sidx(d, f, &r->keep_frames, "Profile.keep_frames");
     case 9:
-        /* as Go's decoder: a second time_nanos is a concatenation */
-        if (r->time_nanos != 0) {
-            return ts_pprof_fail(d->why, TS_ERR_CORRUPT, TS_PPROF_MALFORMED,
-                                 "malformed profile: concatenated "
-                                 "profiles (time_nanos given twice)");
-        }
-
         return ts_pprof_i64(d, f, &r->time_nanos, "Profile.time_nanos");
     case 10:
         return ts_pprof_i64(d, f, &r->duration_nanos,
@@ -2589,14 +2747,18 @@ ts_pprof_resolve(ts_pprof_dec_t *d)
         }
     }
 
-    for (i = 0; i < r->nstacks; i++) {
-        k = ts_pprof_id_find(&d->ids[2], d->stack_lid[i]);
-        if (k == 0) {
-            return ts_pprof_bad_ref(d, "a sample", 0, "location",
-                                    d->stack_lid[i]);
-        }
+    for (i = 0; i < r->nsamples; i++) {
+        for (j = r->samples[i].stack;
+             j < r->samples[i].stack + r->samples[i].depth; j++)
+        {
+            k = ts_pprof_id_find(&d->ids[2], d->stack_lid[j]);
+            if (k == 0) {
+                return ts_pprof_bad_ref(d, "sample", i, "location",
+                                        d->stack_lid[j]);
+            }
 
-        r->stacks[i] = k;
+            r->stacks[j] = k;
+        }
     }
 
     return TS_OK;

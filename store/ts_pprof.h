@@ -278,6 +278,36 @@ int ts_pprof_merge(ts_pprof_t *dst, const ts_pprof_t *src,
     ts_pprof_why_t *why);
 
 /*
+ * Building a profile directly (query results from storage, folded
+ * text).  Entries refer to p's own string, function, mapping and
+ * location ids; each call finds an equal entry under Merge's key or
+ * adds one, so the result is normalized as a decoded profile is.
+ *
+ * ts_pprof_add_string: the index of s (len bytes, copied), 0 for "";
+ * TS_PPROF_NONE when out of memory or max_memory.
+ * ts_pprof_set_types: once, on a profile without samples, sets the
+ * sample types (then set period_type, period, time_nanos... directly);
+ * TS_ERR_INVALID if already set or an index is out of range.
+ * ts_pprof_add_function/mapping/location: the id, 0 when out of memory
+ * or a reference is out of range; lines[].function are function ids.
+ * ts_pprof_add_sample: sums values into the sample with the same stack
+ * (location ids, leaf first) and labels (any order; made canonical);
+ * all-zero values are ignored.  TS_ERR_INVALID for a location id out of
+ * range, TS_ERR_NOMEM / TS_ERR_LIMIT (max_memory).
+ */
+uint32_t ts_pprof_add_string(ts_pprof_t *p, const char *s, size_t len);
+int ts_pprof_set_types(ts_pprof_t *p, const ts_pprof_vtype_t *types,
+    uint32_t n);
+uint32_t ts_pprof_add_function(ts_pprof_t *p, const ts_pprof_function_t *f);
+uint32_t ts_pprof_add_mapping(ts_pprof_t *p, const ts_pprof_mapping_t *m);
+uint32_t ts_pprof_add_location(ts_pprof_t *p, uint32_t mapping,
+    uint64_t address, uint32_t is_folded, const ts_pprof_line_t *lines,
+    uint32_t nlines);
+int ts_pprof_add_sample(ts_pprof_t *p, const uint32_t *stack,
+    uint32_t depth, const int64_t *values, const ts_pprof_label_t *labels,
+    uint32_t nlabels, ts_pprof_why_t *why);
+
+/*
  * Writes p as a serialized Profile through write(data, ...) in pieces;
  * gzip_level 0: plain protobuf, 1..9: gzip at that level (as Go's
  * profile.Write does).  Samples that summed to zero, and what only they
