@@ -14,8 +14,9 @@
  *
  * Lines end at '\n'; a '\r' before it is dropped (bufio.ScanLines).
  * Frames are split at ';' and kept as they are, empty ones included.
- * Equal stacks are summed; a stack deeper than lim.max_depth keeps its
- * root side (Pyroscope keeps the root side of pprof stacks too);
+ * Equal stacks are summed (counts that sum to zero leave a zero sample
+ * and p->zero set, which the encoder compacts away); a stack deeper
+ * than lim.max_depth keeps its root side (as Pyroscope does for pprof);
  * lim.max_samples bounds the distinct stacks, lim.max_decompressed the
  * body, TS_FOLDED_MAX_LINE one line (Go's bufio.Scanner stops at 64 KiB;
  * Pyroscope then silently drops the rest, here it is an error).

@@ -1237,6 +1237,7 @@ ts_pprof_mmapping(ts_pprof_merger_t *m, uint32_t sm, int64_t *off)
     }
 
     s = &m->src->mappings[sm - 1];
+    found = 0;
 
     c = *s;
     c.file = ts_pprof_mstr(m, s->file);
