@@ -40,6 +40,7 @@ FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
 RWGEN := $(BUILD)/rwgen
 PROMQL_PARSE := $(BUILD)/promql_parse
+PPROF_MERGE := $(BUILD)/pprof-merge
 FUZZ_SECONDS ?= 60
 
 # Rewritten only when the set of sources changes, so that adding a file
@@ -55,7 +56,7 @@ $(shell mkdir -p $(BUILD); \
 
 all: build
 
-build: deps module $(RWGEN) $(PROMQL_PARSE)
+build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE)
 
 # object files are kept between runs, not removed as intermediates
 .SECONDARY:
@@ -65,6 +66,10 @@ $(RWGEN): bench/rwgen.c $(PROTO_OBJS)
 
 # PromQL expressions in, verdicts and canonical forms out (t/040)
 $(PROMQL_PARSE): bench/promql_parse.c $(STORE_OBJS)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
+
+# N pprof files in, one merged gzip pprof out (t/050)
+$(PPROF_MERGE): bench/pprof_merge.c $(STORE_OBJS)
 	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
 
 deps:
@@ -166,6 +171,7 @@ static: deps
 prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
 	    TSDB_RWGEN=$(TOP)/$(RWGEN) TSDB_PROMQL_PARSE=$(TOP)/$(PROMQL_PARSE) \
+	    TSDB_PPROF_MERGE=$(TOP)/$(PPROF_MERGE) \
 	    prove -I t/lib -r t/
 
 # ngx_tsdb, VictoriaMetrics and Prometheus on the same load, one run;
