@@ -21,6 +21,16 @@
  * No shared-memory lock is held during LMDB work except the flusher
  * lock itself, which nobody waits for (trylock).
  *
+ * With threads (tsdb_zone thread_pool=, nginx's "default" pool unless
+ * named or "off") steps 1-5 run in the pool, so that the worker's
+ * event loop keeps serving while LMDB commits and syncs; the flusher
+ * lock, taken and released on the event loop, is held by the worker's
+ * pid until the task's completion event.  The task touches only the
+ * shared head, the thread-safe ts_db handle and memory of its own.
+ * At a worker's exit nginx's thread pool finishes queued tasks before
+ * our exit_process closes the index; an unreleased flusher lock is
+ * then taken over from the dead pid by the next timer.
+ *
  * Writers (ngx_http_tsdb_flush_observe(), called by the write path
  * after the head appends and by the timers): on seeing a new epoch E
  * they cut the WAL, remember the first segment S_E written after, and
@@ -66,6 +76,10 @@ typedef struct {
 
 
 static void ngx_http_tsdb_flush_handler(ngx_event_t *ev);
+#if (NGX_THREADS)
+static void ngx_http_tsdb_ckpt_thread(void *data, ngx_log_t *log);
+static void ngx_http_tsdb_ckpt_done(ngx_event_t *ev);
+#endif
 static void ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z);
 static ngx_int_t ngx_http_tsdb_ckpt_copy(ngx_http_tsdb_ckpt_t *ck);
 static ngx_int_t ngx_http_tsdb_ckpt_series(ngx_http_tsdb_ckpt_t *ck,
@@ -112,6 +126,24 @@ ngx_http_tsdb_flush_init_process(ngx_cycle_t *cycle,
     z->flush_ev.data = z;
     z->flush_ev.log = cycle->log;
     z->flush_ev.cancelable = 1;
+
+#if (NGX_THREADS)
+
+    if (z->thread_pool != NULL) {
+        z->ckpt_task = ngx_thread_task_alloc(cycle->pool,
+                                             sizeof(ngx_http_tsdb_zone_t *));
+        if (z->ckpt_task == NULL) {
+            return NGX_ERROR;
+        }
+
+        *(ngx_http_tsdb_zone_t **) z->ckpt_task->ctx = z;
+        z->ckpt_task->handler = ngx_http_tsdb_ckpt_thread;
+        z->ckpt_task->event.handler = ngx_http_tsdb_ckpt_done;
+        z->ckpt_task->event.data = z;
+        z->ckpt_task->event.log = cycle->log;
+    }
+
+#endif
 
     /* spread the workers' timers so a dead flusher is soon replaced */
     ngx_add_timer(&z->flush_ev, z->flush + ngx_random() % 1000);
@@ -292,18 +324,69 @@ ngx_http_tsdb_flush_handler(ngx_event_t *ev)
 
     (void) ngx_http_tsdb_flush_observe(z);
 
+    if (z->ckpt_busy) {
+        goto next;
+    }
+
     rc = ts_head_flush_trylock(&z->head);
 
-    if (rc >= 0) {
-        ngx_http_tsdb_checkpoint(z);
-        ts_head_flush_unlock(&z->head);
-        (void) ngx_http_tsdb_flush_observe(z);
+    if (rc < 0) {
+        goto next;
     }
+
+#if (NGX_THREADS)
+
+    if (z->thread_pool != NULL) {
+        if (ngx_thread_task_post(z->thread_pool, z->ckpt_task) == NGX_OK) {
+            z->ckpt_busy = 1;
+            goto next;
+        }
+
+        /* the pool's queue is full: checkpoint here rather than never */
+    }
+
+#endif
+
+    ngx_http_tsdb_checkpoint(z);
+    ts_head_flush_unlock(&z->head);
+    (void) ngx_http_tsdb_flush_observe(z);
+
+next:
 
     if (!ngx_exiting && !ngx_terminate && !ngx_quit) {
         ngx_add_timer(ev, z->flush);
     }
 }
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_tsdb_ckpt_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_tsdb_zone_t  *z = *(ngx_http_tsdb_zone_t **) data;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_CORE, log, 0,
+                   "tsdb zone \"%V\": checkpoint thread", &z->name);
+
+    ngx_http_tsdb_checkpoint(z);
+}
+
+
+static void
+ngx_http_tsdb_ckpt_done(ngx_event_t *ev)
+{
+    ngx_http_tsdb_zone_t  *z = ev->data;
+
+    z->ckpt_busy = 0;
+    ts_head_flush_unlock(&z->head);
+
+    /* the WAL below this worker's epoch segment may go now */
+
+    (void) ngx_http_tsdb_flush_observe(z);
+}
+
+#endif
 
 
 static void

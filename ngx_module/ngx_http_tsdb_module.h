@@ -9,6 +9,9 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_http.h>
+#if (NGX_THREADS)
+#include <ngx_thread_pool.h>
+#endif
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -55,6 +58,22 @@ typedef struct {
 #define NGX_HTTP_TSDB_FSYNC_ALWAYS  2
 
 
+/*
+ * A writer waiting for the WAL to be fsynced up to pos (wal_fsync=always
+ * with a thread pool); done is called on the event loop with NGX_OK,
+ * or NGX_ERROR if the fsync failed.
+ */
+typedef struct ngx_http_tsdb_sync_wait_s  ngx_http_tsdb_sync_wait_t;
+
+struct ngx_http_tsdb_sync_wait_s {
+    ngx_queue_t                 queue;
+    ts_wal_pos_t                pos;
+    void                      (*done)(ngx_http_tsdb_sync_wait_t *w,
+                                      ngx_int_t rc);
+    void                       *data;
+};
+
+
 /* One tsdb_zone: configuration, then per-process state. */
 typedef struct {
     ngx_str_t                   name;
@@ -81,6 +100,14 @@ typedef struct {
     uint32_t                    epoch_seg;      /* first segment after */
     ngx_uint_t                  checkpoints;
     ngx_event_t                 flush_ev;
+#if (NGX_THREADS)
+    ngx_thread_pool_t          *thread_pool;    /* NULL: event loop */
+    ngx_thread_task_t          *ckpt_task;
+    ngx_thread_task_t          *sync_task;
+#endif
+    ngx_queue_t                 sync_wait;      /* of sync_wait_t */
+    unsigned                    ckpt_busy:1;    /* task in flight */
+    unsigned                    sync_busy:1;
 } ngx_http_tsdb_zone_t;
 
 
@@ -156,6 +183,14 @@ ngx_int_t ngx_http_tsdb_flush_init_process(ngx_cycle_t *cycle,
 void ngx_http_tsdb_flush_exit_process(ngx_http_tsdb_zone_t *z);
 ngx_int_t ngx_http_tsdb_flush_observe(ngx_http_tsdb_zone_t *z);
 ngx_int_t ngx_http_tsdb_flush_floor(ngx_http_tsdb_zone_t *z, uint32_t ref);
+
+ngx_int_t ngx_http_tsdb_sync_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_zone_t *z);
+void ngx_http_tsdb_sync_exit_process(ngx_http_tsdb_zone_t *z);
+ngx_int_t ngx_http_tsdb_sync_async(ngx_http_tsdb_zone_t *z);
+void ngx_http_tsdb_sync_start(ngx_http_tsdb_zone_t *z);
+void ngx_http_tsdb_sync_wait(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_sync_wait_t *w);
 
 ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);

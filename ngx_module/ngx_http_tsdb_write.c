@@ -33,6 +33,9 @@ typedef struct {
     uint64_t                    duplicates;
     uint64_t                    series_created;
     ts_reject_t                 why;
+    ngx_http_request_t         *request;
+    ngx_http_tsdb_sync_wait_t   wait;         /* wal_fsync=always */
+    unsigned                    waiting:1;
 } ngx_http_tsdb_write_ctx_t;
 
 
@@ -61,9 +64,12 @@ static ngx_int_t ngx_http_tsdb_write_series(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
     ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_write_log(ngx_http_request_t *r,
-    ngx_http_tsdb_zone_t *z, ngx_http_tsdb_wal_batch_t *wb);
+    ngx_http_tsdb_write_ctx_t *ctx, ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z,
     uint8_t type, size_t size, ngx_http_tsdb_wal_batch_t *wb);
+static void ngx_http_tsdb_write_synced(ngx_http_tsdb_sync_wait_t *w,
+    ngx_int_t rc);
 static void ngx_http_tsdb_write_reply(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_set_header(ngx_http_request_t *r,
@@ -182,7 +188,36 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
         ngx_http_tsdb_write_process(r, ctx, buf, len);
     }
 
+    if (ctx->waiting) {
+        /* answered by ngx_http_tsdb_write_synced() */
+        r->main->blocked++;
+        ngx_http_tsdb_sync_wait(ctx->wait.data, &ctx->wait);
+        return;
+    }
+
     ngx_http_tsdb_write_reply(r, ctx);
+}
+
+
+static void
+ngx_http_tsdb_write_synced(ngx_http_tsdb_sync_wait_t *w, ngx_int_t rc)
+{
+    ngx_http_request_t         *r;
+    ngx_http_tsdb_write_ctx_t  *ctx;
+
+    ctx = ngx_queue_data(w, ngx_http_tsdb_write_ctx_t, wait);
+    r = ctx->request;
+
+    r->main->blocked--;
+    ctx->waiting = 0;
+
+    if (rc != NGX_OK) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "write-ahead log fsync failed");
+    }
+
+    ngx_http_tsdb_write_reply(r, ctx);
+    ngx_http_run_posted_requests(r->connection);
 }
 
 
@@ -236,7 +271,7 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
     ngx_memzero(&wb, sizeof(ngx_http_tsdb_wal_batch_t));
 
     if (ngx_http_tsdb_write_store(r, ctx, &req, &wb) != NGX_OK
-        || ngx_http_tsdb_write_log(r, lcf->zone, &wb) != NGX_OK)
+        || ngx_http_tsdb_write_log(r, ctx, lcf->zone, &wb) != NGX_OK)
     {
         if (ctx->status == 0) {
             ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -522,8 +557,8 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
 
 
 static ngx_int_t
-ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_zone_t *z,
-    ngx_http_tsdb_wal_batch_t *wb)
+ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
+    ngx_http_tsdb_zone_t *z, ngx_http_tsdb_wal_batch_t *wb)
 {
     int        rc;
     size_t     i;
@@ -548,10 +583,32 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_zone_t *z,
         goto failed;
     }
 
-    rc = (z->fsync == NGX_HTTP_TSDB_FSYNC_ALWAYS) ? ts_wal_sync(z->wal)
-                                                  : ts_wal_flush(z->wal);
+    /*
+     * wal_fsync=always: with a thread pool the records are written now
+     * and the answer waits for the group fsync that covers them.
+     */
+
+    if (z->fsync == NGX_HTTP_TSDB_FSYNC_ALWAYS
+        && ngx_http_tsdb_sync_async(z) != NGX_OK)
+    {
+        rc = ts_wal_sync(z->wal);
+
+    } else {
+        rc = ts_wal_flush(z->wal);
+    }
+
     if (rc != TS_OK) {
         goto failed;
+    }
+
+    if (z->fsync == NGX_HTTP_TSDB_FSYNC_ALWAYS
+        && ngx_http_tsdb_sync_async(z) == NGX_OK)
+    {
+        ctx->request = r;
+        ctx->wait.pos = ts_wal_written(z->wal);
+        ctx->wait.done = ngx_http_tsdb_write_synced;
+        ctx->wait.data = z;
+        ctx->waiting = 1;
     }
 
     for (i = 0; i < wb->nseries; i++) {

@@ -61,7 +61,7 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     u_char                *p;
     ssize_t                size;
-    ngx_str_t             *value, name, s;
+    ngx_str_t             *value, name, s, tp;
     ngx_int_t              t;
     ngx_uint_t             i;
     ngx_http_tsdb_zone_t  *z, **zp;
@@ -119,6 +119,7 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     z->retention = 15 * 86400 * 1000LL;
     z->fsync = NGX_HTTP_TSDB_FSYNC_1S;
     z->flush = 10000;
+    ngx_str_null(&tp);
 
     for (i = 2; i < cf->args->nelts; i++) {
 
@@ -160,6 +161,18 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "thread_pool=", 12) == 0) {
+            s.data = value[i].data + 12;
+            s.len = value[i].len - 12;
+
+            if (s.len == 0) {
+                goto invalid;
+            }
+
+            tp = s;
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "wal_fsync=off") == 0) {
             z->fsync = NGX_HTTP_TSDB_FSYNC_OFF;
             continue;
@@ -183,6 +196,17 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                            "tsdb zone \"%V\" needs path=DIR", &name);
         return NGX_CONF_ERROR;
     }
+
+#if (NGX_THREADS)
+
+    if (tp.len != 3 || ngx_strncmp(tp.data, "off", 3) != 0) {
+        z->thread_pool = ngx_thread_pool_add(cf, tp.len ? &tp : NULL);
+        if (z->thread_pool == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+#endif
 
     z->shm_zone = ngx_shared_memory_add(cf, &name, size,
                                         &ngx_http_tsdb_module);
@@ -653,7 +677,9 @@ ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,
             return NGX_ERROR;
         }
 
-        if (ngx_http_tsdb_flush_init_process(cycle, z[i]) != NGX_OK) {
+        if (ngx_http_tsdb_flush_init_process(cycle, z[i]) != NGX_OK
+            || ngx_http_tsdb_sync_init_process(cycle, z[i]) != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -685,6 +711,8 @@ ngx_http_tsdb_zones_exit_process(ngx_http_tsdb_main_conf_t *mcf)
             continue;
         }
 
+        ngx_http_tsdb_sync_exit_process(z[i]);
+
         if (z[i]->fsync != NGX_HTTP_TSDB_FSYNC_OFF
             && ts_wal_sync(z[i]->wal) != TS_OK)
         {
@@ -704,14 +732,9 @@ ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev)
 {
     ngx_http_tsdb_zone_t  *z = ev->data;
 
-    if (z->wal != NULL && ts_wal_sync(z->wal) != TS_OK) {
-        ngx_log_error(NGX_LOG_ALERT, ev->log, 0,
-                      "tsdb zone \"%V\": wal fsync failed: %s",
-                      &z->name, ts_wal_errmsg(z->wal));
+    /* in the thread pool if there is one, see ngx_http_tsdb_sync.c */
 
-        /* what the failed segment held is re-logged from here on */
-        ngx_memzero(z->logged, z->logged_size);
-    }
+    ngx_http_tsdb_sync_start(z);
 
     (void) ngx_http_tsdb_flush_observe(z);
 

@@ -548,9 +548,12 @@ ts_rw_request_free(ts_rw_request_t *req)
     unsigned             i;
 
     /* a pool (no free) gets it all back at once: skip the walk */
-    if (req->parent.free != NULL && req->pb != NULL) {
+    if (req->parent.free != NULL) {
 
-        if (req->version == TS_RW_V1) {
+        if (req->pb == NULL) {
+            /* nothing unpacked: the v1 fast path or an early failure */
+
+        } else if (req->version == TS_RW_V1) {
             prometheus__write_request__free_unpacked(req->pb, &req->alloc);
 
         } else {
@@ -1585,11 +1588,284 @@ ts_rw_v1_fill(ts_rw_request_t *req, const Prometheus__WriteRequest *wr,
 }
 
 
+/*
+ * The v1 fast path.  A WriteRequest whose series hold labels and float
+ * samples only, each field once per Label and Sample, no NUL in a
+ * string, no unknown field -- what Prometheus and vmagent send for
+ * samples -- is decoded straight from the wire with labels pointing
+ * into buf: no protobuf-c unpack, no allocation per message.  Anything
+ * else is declined before req changes and goes to protobuf-c, so the
+ * answers are the slow path's by construction.  The first pass checks
+ * and counts, the second fills and cannot fail.
+ */
+
+#define TS_RW_DECLINED  1
+
+
+static int
+ts_rw_fast_key(ts_pb_t *pb, uint32_t *field, unsigned *wt)
+{
+    uint64_t  key;
+
+    if (ts_pb_varint(pb, &key) != TS_OK || (key >> 3) > 31) {
+        return TS_RW_DECLINED;
+    }
+
+    *field = (uint32_t) (key >> 3);
+    *wt = (unsigned) (key & 7);
+
+    return TS_OK;
+}
+
+
+static int
+ts_rw_fast_sub(ts_pb_t *pb, ts_pb_t *sub)
+{
+    uint64_t  n;
+
+    if (ts_pb_varint(pb, &n) != TS_OK
+        || n > (uint64_t) (pb->end - pb->p))
+    {
+        return TS_RW_DECLINED;
+    }
+
+    sub->p = pb->p;
+    sub->end = pb->p + n;
+    pb->p += n;
+
+    return TS_OK;
+}
+
+
+/* Label { string name = 1; string value = 2; } */
+static int
+ts_rw_fast_label(ts_pb_t *pb, ts_label_t *l)
+{
+    ts_pb_t   sub;
+    uint32_t  f, seen;
+    unsigned  wt;
+
+    seen = 0;
+    l->name = "";
+    l->name_len = 0;
+    l->value = "";
+    l->value_len = 0;
+
+    while (pb->p < pb->end) {
+        if (ts_rw_fast_key(pb, &f, &wt) != TS_OK
+            || wt != 2 || (f != 1 && f != 2) || (seen & (1u << f))
+            || ts_rw_fast_sub(pb, &sub) != TS_OK
+            || sub.end - sub.p > (ptrdiff_t) TS_RW_LEN_MAX
+            || memchr(sub.p, 0, (size_t) (sub.end - sub.p)) != NULL)
+        {
+            return TS_RW_DECLINED;
+        }
+
+        seen |= 1u << f;
+
+        if (f == 1) {
+            l->name = (const char *) sub.p;
+            l->name_len = (uint32_t) (sub.end - sub.p);
+
+        } else {
+            l->value = (const char *) sub.p;
+            l->value_len = (uint32_t) (sub.end - sub.p);
+        }
+    }
+
+    return TS_OK;
+}
+
+
+/* Sample { double value = 1; int64 timestamp = 2; } */
+static int
+ts_rw_fast_sample(ts_pb_t *pb, ts_rw_sample_t *d)
+{
+    uint32_t  f, seen;
+    uint64_t  v;
+    unsigned  wt;
+
+    seen = 0;
+    d->t = 0;
+    d->v = 0;
+
+    while (pb->p < pb->end) {
+        if (ts_rw_fast_key(pb, &f, &wt) != TS_OK || (seen & (1u << f))) {
+            return TS_RW_DECLINED;
+        }
+
+        seen |= 1u << f;
+
+        if (f == 1 && wt == 1) {
+            if (pb->end - pb->p < 8) {
+                return TS_RW_DECLINED;
+            }
+
+            v = 0;
+
+            for (f = 0; f < 8; f++) {
+                v |= (uint64_t) pb->p[f] << (8 * f);
+            }
+
+            d->v = v;
+            pb->p += 8;
+            continue;
+        }
+
+        if (f == 2 && wt == 0 && ts_pb_varint(pb, &v) == TS_OK) {
+            d->t = (int64_t) v;
+            continue;
+        }
+
+        return TS_RW_DECLINED;
+    }
+
+    return TS_OK;
+}
+
+
+/*
+ * TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
+ * With s NULL only checks and counts into t; else fills from f.
+ */
+static int
+ts_rw_fast_series(ts_pb_t *pb, ts_rw_totals_t *t, ts_rw_fill_t *f,
+    ts_rw_series_t *s)
+{
+    ts_pb_t         sub;
+    uint32_t        field;
+    unsigned        wt;
+    ts_label_t      l, *lp;
+    ts_rw_sample_t  d, *dp;
+
+    if (s != NULL) {
+        s->labels = f->labels;
+        s->samples = f->samples;
+    }
+
+    while (pb->p < pb->end) {
+        if (ts_rw_fast_key(pb, &field, &wt) != TS_OK || wt != 2
+            || (field != 1 && field != 2)
+            || ts_rw_fast_sub(pb, &sub) != TS_OK)
+        {
+            return TS_RW_DECLINED;
+        }
+
+        if (field == 1) {
+            lp = (s != NULL) ? f->labels++ : &l;
+
+            if (ts_rw_fast_label(&sub, lp) != TS_OK) {
+                return TS_RW_DECLINED;
+            }
+
+            if (s != NULL) {
+                s->nlabels++;
+
+            } else {
+                t->labels++;
+            }
+
+            continue;
+        }
+
+        dp = (s != NULL) ? f->samples++ : &d;
+
+        if (ts_rw_fast_sample(&sub, dp) != TS_OK) {
+            return TS_RW_DECLINED;
+        }
+
+        if (s != NULL) {
+            s->nsamples++;
+
+        } else {
+            t->samples++;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+/* WriteRequest { repeated TimeSeries timeseries = 1; } */
+static int
+ts_rw_fast_walk(const uint8_t *buf, size_t len, ts_rw_totals_t *t,
+    ts_rw_fill_t *f, ts_rw_series_t *series, size_t *n)
+{
+    ts_pb_t   pb = { buf, buf + len }, sub;
+    uint32_t  field;
+    unsigned  wt;
+
+    *n = 0;
+
+    while (pb.p < pb.end) {
+        if (ts_rw_fast_key(&pb, &field, &wt) != TS_OK || wt != 2
+            || field != 1 || ts_rw_fast_sub(&pb, &sub) != TS_OK
+            || ts_rw_fast_series(&sub, t, f,
+                                 series != NULL ? &series[*n] : NULL)
+               != TS_OK)
+        {
+            return TS_RW_DECLINED;
+        }
+
+        (*n)++;
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
+{
+    int             rc;
+    size_t          i, n;
+    uint8_t        *mixed;
+    ts_rw_fill_t    f;
+    ts_rw_totals_t  t;
+
+    memset(&t, 0, sizeof(ts_rw_totals_t));
+
+    if (ts_rw_fast_walk(buf, len, &t, NULL, NULL, &n) != TS_OK) {
+        return TS_RW_DECLINED;
+    }
+
+    rc = ts_rw_too_many_series(req, n);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    req->series = ts_rw_array(req, n, sizeof(ts_rw_series_t), &rc);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    req->nseries = (uint32_t) n;
+
+    rc = ts_rw_alloc_totals(req, &t, &f, &mixed);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    (void) ts_rw_fast_walk(buf, len, &t, &f, req->series, &n);
+
+    for (i = 0; i < n; i++) {
+        ts_rw_series_finish(req, &req->series[i], mixed);
+    }
+
+    return TS_OK;
+}
+
+
 static int
 ts_rw_v1(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
     Prometheus__WriteRequest  *wr;
     int                        rc;
+
+    rc = ts_rw_v1_fast(req, buf, len);
+    if (rc != TS_RW_DECLINED) {
+        return rc;
+    }
 
     wr = prometheus__write_request__unpack(&req->alloc, len, buf);
     if (wr == NULL) {

@@ -19,9 +19,10 @@
  * decompressed size).
  *
  * Lifetime.  Decoded strings point into the unpacked message (labels,
- * v2 symbols, help, unit), so a ts_rw_request_t stays valid until
- * ts_rw_request_free() or the pool's end; the decompressed body may be
- * freed as soon as ts_rw_decode() returns.
+ * v2 symbols, help, unit) or, on the v1 fast path (labels and float
+ * samples only, see ts_rw.c), into the decompressed body itself; so
+ * the body must outlive the ts_rw_request_t, which stays valid until
+ * ts_rw_request_free() or the pool's end.
  *
  * Values are kept as IEEE-754 bits (uint64_t): the stale marker NaN
  * 0x7ff0000000000002 and every other NaN payload survive bit for bit.
