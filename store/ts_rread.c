@@ -30,19 +30,14 @@
  *     querier return less, and sending everything is always correct.
  *     External labels are not merged in (ngx_tsdb has none).
  *
- * Several sources: a query's series are collected from every source,
- * labels copied, sorted by (labels, source), and equal label sets read
- * as one series.  Its chunks are read in batches per source, and merged:
- * a chunk that overlaps neither the last sample sent nor another
- * source's next chunk goes as it is; otherwise samples are merged in
- * time order (equal timestamps: the earlier source wins, later copies
- * dropped) and re-encoded into XOR chunks of at most 120 samples until
- * every source is back at a chunk boundary.  The same merge covers a
- * head chunk that grew between two batches and shows up again.
+ * Several sources: a query's series come from a series set (ts_sset.h),
+ * which sorts them by labels, reads equal label sets as one series and
+ * merges their samples and chunks (equal timestamps: the earlier source
+ * wins); chunks that overlap nothing go as stored.
  *
  * Memory: the request is decoded and freed in ts_rread_open(); after
  * that, one query's entries and labels, one chunk batch per source of
- * the current series (TS_RR_BATCH_BYTES), one frame (or, for SAMPLES,
+ * the current series (ts_sset.h), one frame (or, for SAMPLES,
  * the whole response, as Prometheus buffers it).
  */
 
@@ -57,13 +52,8 @@
 #include "ts_chunk.h"
 #include "ts_crc32c.h"
 #include "ts_rread.h"
+#include "ts_sset.h"
 
-
-#define TS_RR_BATCH_BYTES    (64 * 1024)
-#define TS_RR_BATCH_CHUNKS   256
-#define TS_RR_BLOCK          (64 * 1024)
-#define TS_RR_ENC_CAP                                                     \
-    (TS_XOR_HEADER_SIZE + TS_XOR_SAMPLES_TARGET * TS_XOR_SAMPLE_MAX_BYTES)
 
 /* the largest block Go's snappy decoder accepts */
 #define TS_RR_MAX_RESPONSE   0xffffffffu
@@ -75,23 +65,6 @@
 #define TS_PB_VAR2           0x10
 #define TS_PB_VAR3           0x18
 #define TS_PB_F64_1          0x09       /* field 1, fixed64 */
-
-
-typedef struct {
-    uint8_t                *p;
-    size_t                  len;
-    size_t                  cap;
-} ts_rr_buf_t;
-
-
-typedef struct ts_rr_block_s  ts_rr_block_t;
-
-struct ts_rr_block_s {
-    ts_rr_block_t          *next;
-    size_t                  used;
-    size_t                  size;
-    uint64_t                data[];
-};
 
 
 typedef struct {
@@ -111,48 +84,11 @@ typedef struct {
 
 
 typedef struct {
-    const ts_label_t       *labels;
-    uint32_t                n;
-    uint32_t                src;
-    uint64_t                ref;
-} ts_rr_entry_t;
-
-
-typedef struct {
     int64_t                 mint;
     int64_t                 maxt;
     size_t                  off;
     size_t                  len;
 } ts_rr_cmeta_t;
-
-
-/* one source's chunks of the current series, a batch at a time */
-typedef struct {
-    const ts_source_t      *src;
-    uint64_t                ref;
-    int64_t                 next_mint;
-    int64_t                 maxt;
-    ts_rr_buf_t             data;
-    ts_rr_cmeta_t          *cm;
-    uint32_t                n;
-    uint32_t                i;
-    uint32_t                cmcap;
-    int                     more;       /* the source may have more */
-    int                     stopped;    /* the batch is full */
-    int                     err;
-    int                     active;     /* decoding cm[i] */
-    ts_xor_iter_t           it;
-    int64_t                 t;          /* next sample when active */
-    uint64_t                v;
-} ts_rr_cursor_t;
-
-
-typedef struct {
-    int64_t                 mint;
-    int64_t                 maxt;
-    const uint8_t          *data;
-    size_t                  len;
-} ts_rr_chunk_t;
 
 
 struct ts_rread_s {
@@ -169,34 +105,19 @@ struct ts_rread_s {
     int                     err;        /* sticky, with e */
     ts_rread_error_t        e;
 
-    ts_rr_entry_t          *ents;       /* current query's series */
-    uint32_t                nents;
-    uint32_t                ecap;
-    uint32_t                pos;        /* first entry of next series */
-    ts_rr_block_t          *blocks;     /* their labels */
-
-    ts_rr_cursor_t         *cur;        /* current series */
-    uint32_t                ncur;
-    uint32_t                curcap;
-    const ts_label_t       *labels;
+    ts_sset_t              *ss;         /* current query's series */
+    const ts_label_t       *labels;     /* current series */
     uint32_t                nlabels;
     int                     in_series;
     int                     sent;       /* frames of it went out */
-    int                     has_last;
-    int64_t                 last;       /* last sample time sent */
-    int64_t                 mint;
-    int64_t                 maxt;
     uint64_t                qsamples;
 
-    ts_xor_appender_t       a;          /* re-encoding */
-    uint8_t                 enc[TS_RR_ENC_CAP];
-
-    ts_rr_buf_t             out;        /* what next hands out */
-    ts_rr_buf_t             stage;      /* chunk bytes of a frame */
+    ts_buf_t                out;        /* what next hands out */
+    ts_buf_t                stage;      /* chunk bytes of a frame */
     ts_rr_cmeta_t          *staged;
     uint32_t                nstaged;
     uint32_t                stcap;
-    ts_rr_buf_t             rbuf;       /* SAMPLES, uncompressed */
+    ts_buf_t                rbuf;       /* SAMPLES, uncompressed */
 
     ts_rread_stats_t        st;
 };
@@ -217,40 +138,21 @@ static int ts_rr_query(ts_rread_t *rr, uint32_t i, const Prometheus__Query *pq,
     ts_rread_error_t *e);
 
 static int ts_rr_begin(ts_rread_t *rr);
-static void ts_rr_end(ts_rread_t *rr);
 static int ts_rr_streamed(ts_rread_t *rr);
 static int ts_rr_samples(ts_rread_t *rr);
 static int ts_rr_load(ts_rread_t *rr);
-static int ts_rr_load_source(ts_rread_t *rr, ts_rr_query_t *q, uint32_t s);
-static int ts_rr_entry(ts_rread_t *rr, uint32_t s, uint64_t ref,
-    const ts_label_t *l, uint32_t n);
-static int ts_rr_entry_cmp(const void *a, const void *b);
-static void ts_rr_unload(ts_rread_t *rr);
-static void *ts_rr_palloc(ts_rread_t *rr, size_t size);
 static int ts_rr_series(ts_rread_t *rr);
 
-static int ts_rr_refill(ts_rr_cursor_t *c);
-static int ts_rr_collect(void *data, const ts_source_chunk_t *ch);
-static int ts_rr_peek(ts_rr_cursor_t *c, ts_rr_cmeta_t **cm);
-static int ts_rr_open_chunk(ts_rr_cursor_t *c);
-static int ts_rr_step(ts_rr_cursor_t *c);
-static int ts_rr_pop(ts_rread_t *rr, int64_t *t, uint64_t *v);
-static int ts_rr_earliest(ts_rread_t *rr, ts_rr_cursor_t **cp);
-static int ts_rr_boundary(ts_rread_t *rr);
-static int ts_rr_next_chunk(ts_rread_t *rr, ts_rr_chunk_t *out);
-static int ts_rr_passthrough(ts_rread_t *rr, ts_rr_chunk_t *out);
-static int ts_rr_reencode(ts_rread_t *rr, ts_rr_chunk_t *out);
 
 static int ts_rr_frame(ts_rread_t *rr);
-static int ts_rr_stage(ts_rread_t *rr, const ts_rr_chunk_t *ch);
+static int ts_rr_stage(ts_rread_t *rr, const ts_sset_chunk_t *ch);
 static int ts_rr_frame_encode(ts_rread_t *rr);
 static int ts_rr_series_samples(ts_rread_t *rr);
-static int ts_rr_sample(ts_rr_buf_t *b, int64_t t, uint64_t v);
+static int ts_rr_sample(ts_buf_t *b, int64_t t, uint64_t v);
 static int ts_rr_compress(ts_rread_t *rr);
 
-static int ts_buf_reserve(ts_rr_buf_t *b, size_t more);
-static int ts_buf_open(ts_rr_buf_t *b, uint8_t tag, size_t *start);
-static void ts_buf_close(ts_rr_buf_t *b, size_t start);
+static int ts_buf_open(ts_buf_t *b, uint8_t tag, size_t *start);
+static void ts_buf_close(ts_buf_t *b, size_t start);
 static size_t ts_pb_vsize(uint64_t v);
 static uint8_t *ts_pb_varint(uint8_t *p, uint64_t v);
 static uint8_t *ts_pb_fixed64(uint8_t *p, uint64_t v);
@@ -282,6 +184,7 @@ ts_rread_open(ts_rread_t **rrp, const void *body, size_t len,
     int                       rc;
     ts_rread_t               *rr;
     ts_rr_alloc_t             ca;
+    ts_sset_conf_t            ssc;
     ts_rread_error_t          dummy;
     Prometheus__ReadRequest  *req;
 
@@ -309,6 +212,14 @@ ts_rread_open(ts_rread_t **rrp, const void *body, size_t len,
 
     if (nsrc > 0) {
         memcpy(rr->src, sources, nsrc * sizeof(ts_source_t *));
+    }
+
+    ssc.max_series = rr->conf.max_series;
+    ssc.trim_chunks = rr->conf.trim_chunks;
+
+    if (ts_sset_create(&rr->ss, sources, nsrc, &ssc) != TS_OK) {
+        ts_rread_free(rr);
+        return ts_rr_fail(e, TS_ERR_NOMEM, 0, "out of memory");
     }
 
     rc = ts_rr_decode(body, len, &rr->conf, alloc, &req, &ca, e);
@@ -371,7 +282,7 @@ ts_rread_next(ts_rread_t *rr, const uint8_t **p, size_t *len,
         if (rc == TS_OK) {
             rc = rr->type == TS_RREAD_SAMPLES ? ts_rr_samples(rr)
                                               : ts_rr_streamed(rr);
-            ts_rr_end(rr);
+            ts_sources_end(rr->src, rr->nsrc);
         }
 
         if (rc < 0) {
@@ -412,6 +323,7 @@ void
 ts_rread_stats(const ts_rread_t *rr, ts_rread_stats_t *st)
 {
     *st = rr->st;
+    st->reencoded = ts_sset_reencoded(rr->ss);
 }
 
 
@@ -424,21 +336,14 @@ ts_rread_free(ts_rread_t *rr)
         return;
     }
 
-    ts_rr_unload(rr);
+    ts_sset_free(rr->ss);
 
     for (i = 0; i < rr->nq; i++) {
         ts_selector_free(rr->q[i].sel);
     }
 
-    for (i = 0; i < rr->curcap; i++) {
-        free(rr->cur[i].data.p);
-        free(rr->cur[i].cm);
-    }
-
     free(rr->q);
     free(rr->src);
-    free(rr->ents);
-    free(rr->cur);
     free(rr->out.p);
     free(rr->stage.p);
     free(rr->staged);
@@ -685,41 +590,15 @@ ts_rr_query(ts_rread_t *rr, uint32_t i, const Prometheus__Query *pq,
 static int
 ts_rr_begin(ts_rread_t *rr)
 {
-    int       rc;
-    uint32_t  i;
+    int  rc;
 
-    for (i = 0; i < rr->nsrc; i++) {
-        if (rr->src[i]->begin == NULL) {
-            continue;
-        }
-
-        rc = rr->src[i]->begin(rr->src[i]->data);
-        if (rc != TS_OK) {
-            while (i-- > 0) {
-                if (rr->src[i]->end != NULL) {
-                    rr->src[i]->end(rr->src[i]->data);
-                }
-            }
-
-            return ts_rr_fail(&rr->e, rc, 0, "opening storage: %s",
-                              ts_strerror(rc));
-        }
+    rc = ts_sources_begin(rr->src, rr->nsrc);
+    if (rc != TS_OK) {
+        return ts_rr_fail(&rr->e, rc, 0, "opening storage: %s",
+                          ts_strerror(rc));
     }
 
     return TS_OK;
-}
-
-
-static void
-ts_rr_end(ts_rread_t *rr)
-{
-    uint32_t  i;
-
-    for (i = 0; i < rr->nsrc; i++) {
-        if (rr->src[i]->end != NULL) {
-            rr->src[i]->end(rr->src[i]->data);
-        }
-    }
 }
 
 
@@ -743,15 +622,16 @@ ts_rr_streamed(ts_rread_t *rr)
                 }
             }
 
-            if (rr->pos == rr->nents) {
-                ts_rr_unload(rr);
-                rr->qi++;
-                continue;
+            rc = ts_rr_series(rr);
+            if (rc < 0) {
+                return rc;
             }
 
-            rc = ts_rr_series(rr);
-            if (rc != TS_OK) {
-                return rc;
+            if (rc == 0) {
+                ts_sset_reset(rr->ss);
+                rr->loaded = 0;
+                rr->qi++;
+                continue;
             }
         }
 
@@ -793,19 +673,19 @@ ts_rr_samples(ts_rread_t *rr)
 
         rr->qsamples = 0;
 
-        while (rr->pos < rr->nents) {
-            rc = ts_rr_series(rr);
-
-            if (rc == TS_OK) {
-                rc = ts_rr_series_samples(rr);
-            }
-
+        while ((rc = ts_rr_series(rr)) == 1) {
+            rc = ts_rr_series_samples(rr);
             if (rc != TS_OK) {
                 return rc;
             }
         }
 
-        ts_rr_unload(rr);
+        if (rc < 0) {
+            return rc;
+        }
+
+        ts_sset_reset(rr->ss);
+        rr->loaded = 0;
         ts_buf_close(&rr->rbuf, qstart);
 
         if (rr->rbuf.len > TS_RR_MAX_RESPONSE) {
@@ -820,723 +700,49 @@ ts_rr_samples(ts_rread_t *rr)
 }
 
 
-/* selects, copies and sorts the series of query rr->qi */
+/* selects the series of query rr->qi */
 
 static int
 ts_rr_load(ts_rread_t *rr)
 {
     int             rc;
-    uint32_t        s, i, distinct;
+    char            msg[TS_SSET_MSG_SIZE];
     ts_rr_query_t  *q;
 
     q = &rr->q[rr->qi];
-    rr->nents = 0;
-    rr->pos = 0;
     rr->loaded = 1;
+    rr->in_series = 0;
 
-    if (q->mint > q->maxt) {
-        return TS_OK;
-    }
-
-    for (s = 0; s < rr->nsrc; s++) {
-        rc = ts_rr_load_source(rr, q, s);
-        if (rc != TS_OK) {
-            return rc;
-        }
-    }
-
-    if (rr->nents > 1) {
-        qsort(rr->ents, rr->nents, sizeof(ts_rr_entry_t), ts_rr_entry_cmp);
-    }
-
-    distinct = rr->nents > 0;
-
-    for (i = 1; i < rr->nents; i++) {
-        distinct += ts_labels_cmp(rr->ents[i - 1].labels, rr->ents[i - 1].n,
-                                  rr->ents[i].labels, rr->ents[i].n) != 0;
-    }
-
-    if (rr->conf.max_series && distinct > rr->conf.max_series) {
-        return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "query %u: exceeded "
-                          "series limit (%u)", rr->qi, rr->conf.max_series);
-    }
-
-    return TS_OK;
-}
-
-
-static int
-ts_rr_load_source(ts_rread_t *rr, ts_rr_query_t *q, uint32_t s)
-{
-    int                 rc;
-    uint32_t            n;
-    uint64_t            ref, hard;
-    ts_label_t          l[TS_SELECT_MAX_LABELS];
-    ts_select_t        *it;
-    const ts_source_t  *src;
-
-    src = rr->src[s];
-    hard = (uint64_t) rr->conf.max_series * rr->nsrc;
-
-    rc = ts_select_open(&it, q->sel, src);
-    if (rc != TS_OK) {
-        goto failed;
-    }
-
-    while ((rc = ts_select_next(it, &ref)) == 1) {
-        if (rr->conf.max_series && rr->nents >= hard) {
-            ts_select_close(it);
-            return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "query %u: exceeded "
-                              "series limit (%u)", rr->qi,
-                              rr->conf.max_series);
-        }
-
-        rc = src->labels(src->data, ref, l, TS_SELECT_MAX_LABELS, &n);
-
-        if (rc == TS_OK) {
-            rc = ts_rr_entry(rr, s, ref, l, n);
-
-        } else if (rc == TS_ERR_NOTFOUND) {
-            rc = TS_OK;
-        }
-
-        if (rc != TS_OK) {
-            break;
-        }
-    }
-
-    ts_select_close(it);
-
+    rc = ts_sset_select(rr->ss, q->sel, q->mint, q->maxt, msg, sizeof(msg));
     if (rc == TS_OK) {
         return TS_OK;
     }
 
-failed:
-
-    if (rc == TS_ERR_LIMIT) {
-        return ts_rr_fail(&rr->e, rc, 1, "query %u: regex match limit "
-                          "exceeded", rr->qi);
+    if (rc == TS_ERR_NOMEM) {
+        return ts_rr_fail(&rr->e, rc, 0, "out of memory");
     }
 
-    return ts_rr_fail(&rr->e, rc, 0, "query %u: selecting series: %s",
-                      rr->qi, ts_strerror(rc));
+    return ts_rr_fail(&rr->e, rc, rc == TS_ERR_LIMIT, "query %u: %s",
+                      rr->qi, msg);
 }
 
 
-/* copies the labels: an LMDB source's are gone after its end() */
-
-static int
-ts_rr_entry(ts_rread_t *rr, uint32_t s, uint64_t ref, const ts_label_t *l,
-    uint32_t n)
-{
-    char           *p;
-    void           *np;
-    size_t          size;
-    uint32_t        i, cap;
-    ts_label_t     *dst;
-    ts_rr_entry_t  *en;
-
-    if (rr->nents == rr->ecap) {
-        cap = rr->ecap ? rr->ecap * 2 : 256;
-
-        np = realloc(rr->ents, cap * sizeof(ts_rr_entry_t));
-        if (np == NULL) {
-            return TS_ERR_NOMEM;
-        }
-
-        rr->ents = np;
-        rr->ecap = cap;
-    }
-
-    size = n * sizeof(ts_label_t);
-
-    for (i = 0; i < n; i++) {
-        size += l[i].name_len + l[i].value_len;
-    }
-
-    dst = ts_rr_palloc(rr, size);
-    if (dst == NULL) {
-        return TS_ERR_NOMEM;
-    }
-
-    p = (char *) (dst + n);
-
-    for (i = 0; i < n; i++) {
-        dst[i] = l[i];
-        dst[i].name = memcpy(p, l[i].name, l[i].name_len);
-        p += l[i].name_len;
-        dst[i].value = memcpy(p, l[i].value, l[i].value_len);
-        p += l[i].value_len;
-    }
-
-    en = &rr->ents[rr->nents++];
-    en->labels = dst;
-    en->n = n;
-    en->src = s;
-    en->ref = ref;
-
-    return TS_OK;
-}
-
-
-static int
-ts_rr_entry_cmp(const void *a, const void *b)
-{
-    int                   rc;
-    const ts_rr_entry_t  *x, *y;
-
-    x = a;
-    y = b;
-
-    rc = ts_labels_cmp(x->labels, x->n, y->labels, y->n);
-    if (rc != 0) {
-        return rc;
-    }
-
-    if (x->src != y->src) {
-        return x->src < y->src ? -1 : 1;
-    }
-
-    return (x->ref > y->ref) - (x->ref < y->ref);
-}
-
-
-static void
-ts_rr_unload(ts_rread_t *rr)
-{
-    ts_rr_block_t  *b, *next;
-
-    for (b = rr->blocks; b != NULL; b = next) {
-        next = b->next;
-        free(b);
-    }
-
-    rr->blocks = NULL;
-    rr->nents = 0;
-    rr->pos = 0;
-    rr->loaded = 0;
-    rr->in_series = 0;
-}
-
-
-static void *
-ts_rr_palloc(ts_rread_t *rr, size_t size)
-{
-    void           *p;
-    size_t          bs;
-    ts_rr_block_t  *b;
-
-    size = (size + 7) & ~(size_t) 7;
-    b = rr->blocks;
-
-    if (b == NULL || b->size - b->used < size) {
-        bs = size > TS_RR_BLOCK ? size : TS_RR_BLOCK;
-
-        b = malloc(sizeof(ts_rr_block_t) + bs);
-        if (b == NULL) {
-            return NULL;
-        }
-
-        b->next = rr->blocks;
-        b->used = 0;
-        b->size = bs;
-        rr->blocks = b;
-    }
-
-    p = (uint8_t *) b->data + b->used;
-    b->used += size;
-
-    return p;
-}
-
-
-/* starts the series at rr->pos: one cursor per source holding it */
+/* 1 when the next series of the query is current, 0 at the end */
 
 static int
 ts_rr_series(ts_rread_t *rr)
 {
-    void            *p;
-    uint32_t         end, i, cap;
-    ts_rr_entry_t   *en;
-    ts_rr_cursor_t  *c;
-
-    en = &rr->ents[rr->pos];
-
-    for (end = rr->pos + 1; end < rr->nents; end++) {
-        if (ts_labels_cmp(en->labels, en->n, rr->ents[end].labels,
-                          rr->ents[end].n) != 0)
-        {
-            break;
-        }
-    }
-
-    if (end - rr->pos > rr->curcap) {
-        cap = end - rr->pos;
-
-        p = realloc(rr->cur, cap * sizeof(ts_rr_cursor_t));
-        if (p == NULL) {
-            return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
-        }
-
-        rr->cur = p;
-        memset(rr->cur + rr->curcap, 0,
-               (cap - rr->curcap) * sizeof(ts_rr_cursor_t));
-        rr->curcap = cap;
-    }
-
-    rr->ncur = end - rr->pos;
-    rr->mint = rr->q[rr->qi].mint;
-    rr->maxt = rr->q[rr->qi].maxt;
-
-    for (i = 0; i < rr->ncur; i++) {
-        c = &rr->cur[i];
-        c->src = rr->src[en[i].src];
-        c->ref = en[i].ref;
-        c->next_mint = rr->mint;
-        c->maxt = rr->maxt;
-        c->n = 0;
-        c->i = 0;
-        c->more = 1;
-        c->active = 0;
-        c->err = TS_OK;
-    }
-
-    rr->labels = en->labels;
-    rr->nlabels = en->n;
-    rr->has_last = 0;
-    rr->in_series = 1;
-    rr->sent = 0;
-    rr->pos = end;
-
-    return TS_OK;
-}
-
-
-static int
-ts_rr_refill(ts_rr_cursor_t *c)
-{
     int  rc;
 
-    c->n = 0;
-    c->i = 0;
-    c->data.len = 0;
-    c->stopped = 0;
-
-    if (!c->more) {
-        return TS_OK;
+    rc = ts_sset_next(rr->ss, &rr->labels, &rr->nlabels);
+    if (rc < 0) {
+        return ts_rr_fail(&rr->e, rc, 0, "out of memory");
     }
 
-    rc = c->src->chunks(c->src->data, c->ref, c->next_mint, c->maxt,
-                        ts_rr_collect, c);
-
-    if (rc == TS_ERR_NOTFOUND || rc > 0) {
-        rc = TS_OK;
-    }
-
-    rc = rc != TS_OK ? rc : c->err;
-    c->more = rc == TS_OK && c->stopped;
+    rr->in_series = rc;
+    rr->sent = 0;
 
     return rc;
-}
-
-
-static int
-ts_rr_collect(void *data, const ts_source_chunk_t *ch)
-{
-    void            *p;
-    uint32_t         cap;
-    ts_rr_cursor_t  *c;
-
-    c = data;
-
-    if (ch->encoding != TS_XOR_ENCODING || ch->len < TS_XOR_HEADER_SIZE
-        || ch->mint > ch->maxt)
-    {
-        return 0;
-    }
-
-    if (c->n > 0
-        && (c->n == TS_RR_BATCH_CHUNKS
-            || c->data.len + ch->len > TS_RR_BATCH_BYTES))
-    {
-        c->stopped = 1;
-        return 1;
-    }
-
-    if (c->n == c->cmcap) {
-        cap = c->cmcap ? c->cmcap * 2 : 16;
-
-        p = realloc(c->cm, cap * sizeof(ts_rr_cmeta_t));
-        if (p == NULL) {
-            c->err = TS_ERR_NOMEM;
-            return 1;
-        }
-
-        c->cm = p;
-        c->cmcap = cap;
-    }
-
-    if (ts_buf_reserve(&c->data, ch->len) != TS_OK) {
-        c->err = TS_ERR_NOMEM;
-        return 1;
-    }
-
-    c->cm[c->n].mint = ch->mint;
-    c->cm[c->n].maxt = ch->maxt;
-    c->cm[c->n].off = c->data.len;
-    c->cm[c->n].len = ch->len;
-    c->n++;
-
-    memcpy(c->data.p + c->data.len, ch->data, ch->len);
-    c->data.len += ch->len;
-
-    /* a chunk reaching the end of the range is the last one needed */
-
-    if (ch->maxt >= c->maxt) {
-        return 1;
-    }
-
-    c->next_mint = ch->maxt + 1;
-
-    return 0;
-}
-
-
-/* 1 with the cursor's next unopened chunk, 0 if none, or an error */
-
-static int
-ts_rr_peek(ts_rr_cursor_t *c, ts_rr_cmeta_t **cm)
-{
-    int  rc;
-
-    if (c->i == c->n) {
-        rc = ts_rr_refill(c);
-        if (rc < 0) {
-            return rc;
-        }
-
-        if (c->n == 0) {
-            return 0;
-        }
-    }
-
-    *cm = &c->cm[c->i];
-
-    return 1;
-}
-
-
-/* starts decoding cm[i]: 1 with its first sample, 0 if it has none */
-
-static int
-ts_rr_open_chunk(ts_rr_cursor_t *c)
-{
-    int             rc;
-    ts_rr_cmeta_t  *cm;
-
-    cm = &c->cm[c->i];
-    ts_xor_iter_init(&c->it, c->data.p + cm->off, cm->len);
-
-    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
-    if (rc < 0) {
-        return rc;
-    }
-
-    if (rc == 0) {
-        c->i++;
-        return 0;
-    }
-
-    c->active = 1;
-
-    return 1;
-}
-
-
-static int
-ts_rr_step(ts_rr_cursor_t *c)
-{
-    int  rc;
-
-    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
-
-    if (rc == 0) {
-        c->active = 0;
-        c->i++;
-    }
-
-    return rc < 0 ? rc : TS_OK;
-}
-
-
-/*
- * The next sample of the series in time order over all its sources:
- * 1, 0 at the end, or an error.  Samples outside [mint, maxt] and at or
- * before the last one returned are skipped.
- */
-
-static int
-ts_rr_pop(ts_rread_t *rr, int64_t *t, uint64_t *v)
-{
-    int              rc;
-    ts_rr_cursor_t  *c;
-
-    for ( ;; ) {
-        rc = ts_rr_earliest(rr, &c);
-        if (rc <= 0) {
-            return rc;
-        }
-
-        if (!c->active) {
-            rc = ts_rr_open_chunk(c);
-            if (rc <= 0) {
-                if (rc < 0) {
-                    return rc;
-                }
-
-                continue;
-            }
-        }
-
-        *t = c->t;
-        *v = c->v;
-
-        rc = ts_rr_step(c);
-        if (rc != TS_OK) {
-            return rc;
-        }
-
-        if ((rr->has_last && *t <= rr->last) || *t < rr->mint) {
-            continue;
-        }
-
-        if (*t > rr->maxt) {
-
-            /* the rest of this source is later still */
-
-            c->active = 0;
-            c->i = c->n;
-            c->more = 0;
-            continue;
-        }
-
-        rr->last = *t;
-        rr->has_last = 1;
-
-        return 1;
-    }
-}
-
-
-/*
- * 1 and the cursor whose next sample (the decoded one, or the first of
- * its next chunk) comes first, the earlier source on a tie; 0 if every
- * cursor is done; or an error.
- */
-
-static int
-ts_rr_earliest(ts_rread_t *rr, ts_rr_cursor_t **cp)
-{
-    int              rc;
-    int64_t          bt, kt;
-    uint32_t         k;
-    ts_rr_cmeta_t   *cm;
-    ts_rr_cursor_t  *c, *best;
-
-    best = NULL;
-    bt = 0;
-    cm = NULL;
-
-    for (k = 0; k < rr->ncur; k++) {
-        c = &rr->cur[k];
-
-        if (c->active) {
-            kt = c->t;
-
-        } else {
-            rc = ts_rr_peek(c, &cm);
-            if (rc < 0) {
-                return rc;
-            }
-
-            if (rc == 0) {
-                continue;
-            }
-
-            kt = cm->mint;
-        }
-
-        if (best == NULL || kt < bt) {
-            best = c;
-            bt = kt;
-        }
-    }
-
-    *cp = best;
-
-    return best != NULL;
-}
-
-
-static int
-ts_rr_boundary(ts_rread_t *rr)
-{
-    uint32_t  k;
-
-    for (k = 0; k < rr->ncur; k++) {
-        if (rr->cur[k].active) {
-            return 0;
-        }
-    }
-
-    return 1;
-}
-
-
-/* the series' next chunk to send: 1, 0 at its end, or an error */
-
-static int
-ts_rr_next_chunk(ts_rread_t *rr, ts_rr_chunk_t *out)
-{
-    int  rc;
-
-    for ( ;; ) {
-        if (ts_rr_boundary(rr)) {
-            rc = ts_rr_passthrough(rr, out);
-            if (rc != 2) {
-                return rc;
-            }
-        }
-
-        rc = ts_rr_reencode(rr, out);
-        if (rc != 0) {
-            return rc;
-        }
-    }
-}
-
-
-/*
- * All sources at chunk boundaries: 1 if the earliest chunk can go as it
- * is, 2 if it must be merged, 0 if no chunk is left, or an error.
- */
-
-static int
-ts_rr_passthrough(ts_rread_t *rr, ts_rr_chunk_t *out)
-{
-    int              rc;
-    int64_t          other;
-    uint32_t         k;
-    ts_rr_cmeta_t   *cm, *best;
-    ts_rr_cursor_t  *bc;
-
-    best = NULL;
-    bc = NULL;
-    cm = NULL;
-    other = INT64_MAX;
-
-    for (k = 0; k < rr->ncur; k++) {
-        rc = ts_rr_peek(&rr->cur[k], &cm);
-        if (rc < 0) {
-            return rc;
-        }
-
-        if (rc == 0) {
-            continue;
-        }
-
-        if (best == NULL || cm->mint < best->mint) {
-            if (best != NULL && best->mint < other) {
-                other = best->mint;
-            }
-
-            best = cm;
-            bc = &rr->cur[k];
-
-        } else if (cm->mint < other) {
-            other = cm->mint;
-        }
-    }
-
-    if (best == NULL) {
-        return 0;
-    }
-
-    if ((rr->has_last && best->mint <= rr->last) || best->maxt >= other
-        || (rr->conf.trim_chunks
-            && (best->mint < rr->mint || best->maxt > rr->maxt)))
-    {
-        return 2;
-    }
-
-    out->mint = best->mint;
-    out->maxt = best->maxt;
-    out->data = bc->data.p + best->off;
-    out->len = best->len;
-
-    bc->i++;
-    rr->last = best->maxt;
-    rr->has_last = 1;
-
-    return 1;
-}
-
-
-/*
- * Merges samples into a new chunk until it holds TS_XOR_SAMPLES_TARGET
- * or every source is back at a chunk boundary: 1 with the chunk, 0 if
- * no sample came, or an error.
- */
-
-static int
-ts_rr_reencode(ts_rread_t *rr, ts_rr_chunk_t *out)
-{
-    int       rc;
-    int64_t   t;
-    uint64_t  v;
-    uint32_t  n;
-
-    if (ts_xor_init(&rr->a, rr->enc, sizeof(rr->enc)) != TS_OK) {
-        return TS_ERR_INVALID;
-    }
-
-    n = 0;
-
-    while (n < TS_XOR_SAMPLES_TARGET) {
-        rc = ts_rr_pop(rr, &t, &v);
-        if (rc < 0) {
-            return rc;
-        }
-
-        if (rc == 0) {
-            break;
-        }
-
-        rc = ts_xor_append_bits(&rr->a, rr->enc, t, v);
-        if (rc != TS_OK) {
-            return rc;
-        }
-
-        if (n++ == 0) {
-            out->mint = t;
-        }
-
-        out->maxt = t;
-
-        if (ts_rr_boundary(rr)) {
-            break;
-        }
-    }
-
-    if (n == 0) {
-        return 0;
-    }
-
-    out->data = rr->enc;
-    out->len = ts_xor_bytes(&rr->a);
-    rr->st.reencoded++;
-
-    return 1;
 }
 
 
@@ -1545,14 +751,14 @@ ts_rr_reencode(ts_rread_t *rr, ts_rr_chunk_t *out)
 static int
 ts_rr_frame(ts_rread_t *rr)
 {
-    int            rc;
-    int64_t        left;
-    uint32_t       i;
-    ts_rr_chunk_t  ch;
+    int              rc;
+    int64_t          left;
+    uint32_t         i;
+    ts_sset_chunk_t  ch;
 
     rr->nstaged = 0;
     rr->stage.len = 0;
-    memset(&ch, 0, sizeof(ts_rr_chunk_t));
+    memset(&ch, 0, sizeof(ts_sset_chunk_t));
 
     left = (int64_t) rr->conf.max_bytes_in_frame;
 
@@ -1561,7 +767,7 @@ ts_rr_frame(ts_rread_t *rr)
     }
 
     for ( ;; ) {
-        rc = ts_rr_next_chunk(rr, &ch);
+        rc = ts_sset_chunk(rr->ss, &ch);
 
         if (rc == 0) {
             rr->in_series = 0;
@@ -1596,7 +802,7 @@ ts_rr_frame(ts_rread_t *rr)
 
 
 static int
-ts_rr_stage(ts_rread_t *rr, const ts_rr_chunk_t *ch)
+ts_rr_stage(ts_rread_t *rr, const ts_sset_chunk_t *ch)
 {
     void      *p;
     uint32_t   cap;
@@ -1734,7 +940,7 @@ ts_rr_series_samples(ts_rread_t *rr)
     rr->rbuf.len = (size_t) (p - rr->rbuf.p);
     n = 0;
 
-    while ((rc = ts_rr_pop(rr, &t, &v)) == 1) {
+    while ((rc = ts_sset_sample(rr->ss, &t, &v)) == 1) {
         if (rr->conf.max_samples && ++rr->qsamples > rr->conf.max_samples) {
             return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "exceeded sample "
                               "limit (%llu)",
@@ -1769,7 +975,7 @@ ts_rr_series_samples(ts_rread_t *rr)
 /* a Sample field; proto3 leaves zeros out (-0.0 and NaNs have bits) */
 
 static int
-ts_rr_sample(ts_rr_buf_t *b, int64_t t, uint64_t v)
+ts_rr_sample(ts_buf_t *b, int64_t t, uint64_t v)
 {
     size_t    body;
     uint8_t  *p;
@@ -1822,39 +1028,7 @@ ts_rr_compress(ts_rread_t *rr)
     rr->out.len = n;
 
     free(rr->rbuf.p);
-    memset(&rr->rbuf, 0, sizeof(ts_rr_buf_t));
-
-    return TS_OK;
-}
-
-
-static int
-ts_buf_reserve(ts_rr_buf_t *b, size_t more)
-{
-    void    *p;
-    size_t   cap;
-
-    if (b->cap - b->len >= more) {
-        return TS_OK;
-    }
-
-    cap = b->cap ? b->cap : 256;
-
-    while (cap - b->len < more) {
-        if (cap > SIZE_MAX / 2) {
-            return TS_ERR_NOMEM;
-        }
-
-        cap *= 2;
-    }
-
-    p = realloc(b->p, cap);
-    if (p == NULL) {
-        return TS_ERR_NOMEM;
-    }
-
-    b->p = p;
-    b->cap = cap;
+    memset(&rr->rbuf, 0, sizeof(ts_buf_t));
 
     return TS_OK;
 }
@@ -1867,7 +1041,7 @@ ts_buf_reserve(ts_rr_buf_t *b, size_t more)
  */
 
 static int
-ts_buf_open(ts_rr_buf_t *b, uint8_t tag, size_t *start)
+ts_buf_open(ts_buf_t *b, uint8_t tag, size_t *start)
 {
     if (ts_buf_reserve(b, 6) != TS_OK) {
         return TS_ERR_NOMEM;
@@ -1884,7 +1058,7 @@ ts_buf_open(ts_rr_buf_t *b, uint8_t tag, size_t *start)
 /* writes the field's length and moves its content up to it */
 
 static void
-ts_buf_close(ts_rr_buf_t *b, size_t start)
+ts_buf_close(ts_buf_t *b, size_t start)
 {
     size_t  body, vs;
 

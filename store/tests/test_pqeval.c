@@ -1,0 +1,842 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * ts_pqeval: Prometheus's "load / eval" test files (promql/testdata of
+ * 2.42, ported cases under store/tests/data/promql/) run against the
+ * real head: "load <step>" appends the series' samples (expanding
+ * a+bxN, _ and stale), "eval instant at <time> <expr>" evaluates and
+ * compares the result's labels and values (relative 1e-10, NaN equal to
+ * NaN; in order for eval_ordered), "eval_fail" expects an error,
+ * "clear" starts a fresh head.  Every case is counted; the summary line
+ * gives passed and failed.  Plus direct cases: range queries, limits,
+ * the JSON writer.
+ */
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "ts_head.h"
+#include "ts_pqeval.h"
+#include "ts_pqjson.h"
+#include "ts_promql.h"
+
+
+#define T_SIZE      (64 * 1024 * 1024)
+#define T_LINE      4096
+#define T_MAXEXP    512
+#define T_DATA      "store/tests/data/promql"
+
+
+typedef struct {
+    ts_label_t      l[64];
+    uint32_t        n;
+    char            buf[2048];
+    double          v;
+    int             matched;
+} t_exp_t;
+
+
+typedef struct {
+    void           *mem;
+    ts_head_t       head;
+    uint32_t        tenant;
+    int             passed;
+    int             failed;
+    const char     *file;
+    int             line;
+} t_env_t;
+
+
+static t_env_t  t_env;
+
+
+static int
+t_alive(int64_t pid)
+{
+    (void) pid;
+
+    return 1;
+}
+
+
+static void
+t_clear(void)
+{
+    if (t_env.mem != NULL) {
+        munmap(t_env.mem, T_SIZE);
+    }
+
+    t_env.mem = mmap(NULL, T_SIZE, PROT_READ | PROT_WRITE,
+                     MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(t_env.mem != MAP_FAILED);
+    assert_int_equal(ts_head_open(&t_env.head, t_env.mem, T_SIZE, getpid(),
+                                  t_alive), TS_OK);
+    assert_int_equal(ts_head_tenant(&t_env.head, "t", 1, &t_env.tenant),
+                     TS_OK);
+}
+
+
+/* "5m", "1h30m", "10s", "0"; ms */
+
+static int64_t
+t_duration(const char *s)
+{
+    char     *end;
+    double    n;
+    int64_t   ms;
+
+    ms = 0;
+
+    while (*s) {
+        n = strtod(s, &end);
+
+        if (end == s) {
+            break;
+        }
+
+        s = end;
+
+        if (s[0] == 'm' && s[1] == 's') {
+            ms += (int64_t) n;
+            s += 2;
+
+        } else if (*s == 's') {
+            ms += (int64_t) (n * 1000);
+            s++;
+
+        } else if (*s == 'm') {
+            ms += (int64_t) (n * 60000);
+            s++;
+
+        } else if (*s == 'h') {
+            ms += (int64_t) (n * 3600000);
+            s++;
+
+        } else if (*s == 'd') {
+            ms += (int64_t) (n * 86400000);
+            s++;
+
+        } else {
+            ms += (int64_t) (n * 1000);
+        }
+    }
+
+    return ms;
+}
+
+
+static double
+t_number(const char *s, char **end)
+{
+    if (strncmp(s, "Inf", 3) == 0 || strncmp(s, "+Inf", 4) == 0) {
+        *end = (char *) s + (s[0] == '+' ? 4 : 3);
+        return INFINITY;
+    }
+
+    if (strncmp(s, "-Inf", 4) == 0) {
+        *end = (char *) s + 4;
+        return -INFINITY;
+    }
+
+    if (strncmp(s, "NaN", 3) == 0) {
+        *end = (char *) s + 3;
+        return NAN;
+    }
+
+    return strtod(s, end);
+}
+
+
+/* a series descriptor through the PromQL parser: its = matchers */
+
+static int
+t_labels(const char *s, size_t len, t_exp_t *x)
+{
+    char                     *p;
+    uint32_t                  i;
+    ts_promql_t              *pq;
+    const ts_promql_expr_t   *e;
+
+    x->n = 0;
+
+    if (ts_promql_parse(s, len, NULL, &pq, NULL) != TS_OK) {
+        return -1;
+    }
+
+    e = ts_promql_root(pq);
+
+    if (e->kind != TS_PQ_VECTOR) {
+        ts_promql_free(pq);
+        return -1;
+    }
+
+    p = x->buf;
+
+    for (i = 0; i < e->u.vector.nmatchers && x->n < 64; i++) {
+        const ts_matcher_t  *m = &e->u.vector.matchers[i];
+
+        if (m->value_len == 0
+            || (size_t) (p - x->buf) + m->name_len + m->value_len
+               > sizeof(x->buf))
+        {
+            continue;
+        }
+
+        x->l[x->n].name = memcpy(p, m->name, m->name_len);
+        x->l[x->n].name_len = (uint32_t) m->name_len;
+        p += m->name_len;
+        x->l[x->n].value = memcpy(p, m->value, m->value_len);
+        x->l[x->n].value_len = (uint32_t) m->value_len;
+        p += m->value_len;
+        x->n++;
+    }
+
+    ts_promql_free(pq);
+    ts_labels_sort(x->l, x->n);
+
+    return 0;
+}
+
+
+/* the end of a series descriptor: after its closing brace or name */
+
+static size_t
+t_desc_len(const char *s)
+{
+    int     quote;
+    size_t  i;
+
+    quote = 0;
+
+    for (i = 0; s[i]; i++) {
+        if (quote) {
+            if (s[i] == '\\' && s[i + 1]) {
+                i++;
+
+            } else if (s[i] == '"') {
+                quote = 0;
+            }
+
+            continue;
+        }
+
+        if (s[i] == '"') {
+            quote = 1;
+
+        } else if (s[i] == '}') {
+            return i + 1;
+
+        } else if ((s[i] == ' ' || s[i] == '\t') && strchr(s, '{') == NULL)
+        {
+            return i;
+
+        } else if ((s[i] == ' ' || s[i] == '\t')
+                   && strchr(s, '{') > s + i)
+        {
+            return i;
+        }
+    }
+
+    return i;
+}
+
+
+static void
+t_load_line(const char *line, int64_t step)
+{
+    int       rc;
+    char     *p, *end, num[64];
+    double    a, b, v;
+    size_t    len;
+    int64_t   t, times, k;
+    uint32_t  ref;
+    uint64_t  bits;
+    t_exp_t   x;
+
+    while (*line == ' ' || *line == '\t') {
+        line++;
+    }
+
+    len = t_desc_len(line);
+    assert_int_equal(t_labels(line, len, &x), 0);
+
+    rc = ts_head_series(&t_env.head, t_env.tenant, x.l, x.n,
+                        ts_labels_hash(x.l, x.n), 0, &ref);
+    assert_true(rc >= 0);
+
+    p = (char *) line + len;
+    t = 0;
+
+    for ( ;; ) {
+        while (*p == ' ' || *p == '\t') {
+            p++;
+        }
+
+        if (*p == '\0' || *p == '\n' || *p == '#') {
+            break;
+        }
+
+        if (*p == '_' || strncmp(p, "stale", 5) == 0) {
+            int  stale = *p == 's';
+
+            p += stale ? 5 : 1;
+            times = 1;
+
+            if (*p == 'x') {
+                times = strtoll(p + 1, &p, 10);
+            }
+
+            for (k = 0; k < times; k++) {
+                if (stale) {
+                    bits = 0x7ff0000000000002ull;
+                    assert_int_equal(ts_head_append(&t_env.head, ref, t,
+                                                    bits), TS_OK);
+                }
+
+                t += step;
+            }
+
+            continue;
+        }
+
+        a = t_number(p, &end);
+
+        if (end == p) {
+            fprintf(stderr, "%s:%d: bad load value: %s", t_env.file,
+                    t_env.line, line);
+        }
+
+        assert_true(end != p);
+        p = end;
+        b = 0;
+        times = 0;
+
+        if ((*p == '+' || *p == '-') && strchr(p, 'x') != NULL) {
+            int  neg = *p == '-';
+
+            /* up to the x: strtod would read "0x10" as hex */
+
+            len = strcspn(p + 1, "x");
+            snprintf(num, sizeof(num), "%.*s", (int) len, p + 1);
+            b = t_number(num, &end);
+            b = neg ? -b : b;
+            p += 1 + len;
+
+            if (*p != 'x') {
+                fprintf(stderr, "%s:%d: bad load value: %s", t_env.file,
+                    t_env.line, line);
+            }
+
+            assert_true(*p == 'x');
+            times = strtoll(p + 1, &p, 10);
+        }
+
+        for (k = 0; k <= times; k++) {
+            v = a + b * (double) k;
+            memcpy(&bits, &v, sizeof(bits));
+            assert_int_equal(ts_head_append(&t_env.head, ref, t, bits),
+                             TS_OK);
+            t += step;
+        }
+    }
+}
+
+
+static int
+t_close(double a, double b)
+{
+    if (isnan(a) || isnan(b)) {
+        return isnan(a) && isnan(b);
+    }
+
+    if (a == b) {
+        return 1;
+    }
+
+    return fabs(a - b) <= 1e-10 * fmax(fabs(a), fabs(b))
+           || fabs(a - b) < 1e-300;
+}
+
+
+static void
+t_report(const char *expr, const char *why)
+{
+    t_env.failed++;
+    fprintf(stderr, "%s:%d: %s: %s\n", t_env.file, t_env.line, expr, why);
+}
+
+
+/* compares a result with the expected lines */
+
+static void
+t_check(const char *expr, const ts_pqeval_result_t *res, t_exp_t *x,
+    int nx, int ordered)
+{
+    char                       why[256];
+    double                     v;
+    int64_t                    t;
+    uint32_t                   i, n;
+    int                        k;
+    const ts_pqeval_series_t  *s;
+
+    if (ts_pqeval_result_type(res) == TS_PQ_TYPE_SCALAR) {
+        ts_pqeval_result_scalar(res, &t, &v, NULL, NULL);
+
+        if (nx != 1 || !t_close(v, x[0].v)) {
+            snprintf(why, sizeof(why), "scalar %.17g, want %.17g", v,
+                     nx ? x[0].v : NAN);
+            t_report(expr, why);
+            return;
+        }
+
+        t_env.passed++;
+        return;
+    }
+
+    n = ts_pqeval_result_count(res);
+
+    if ((int) n != nx) {
+        snprintf(why, sizeof(why), "%u series, want %d", n, nx);
+        t_report(expr, why);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        s = ts_pqeval_result_series(res, i);
+
+        for (k = 0; k < nx; k++) {
+            if (!x[k].matched && (!ordered || k == (int) i)
+                && ts_labels_cmp(s->labels, s->nlabels, x[k].l, x[k].n)
+                   == 0)
+            {
+                break;
+            }
+        }
+
+        if (k == nx) {
+            snprintf(why, sizeof(why), "unexpected series %u (%.*s=%.*s...)",
+                     i, s->nlabels ? (int) s->labels[0].name_len : 0,
+                     s->nlabels ? s->labels[0].name : "",
+                     s->nlabels ? (int) s->labels[0].value_len : 0,
+                     s->nlabels ? s->labels[0].value : "");
+            t_report(expr, why);
+            return;
+        }
+
+        x[k].matched = 1;
+
+        if (s->npoints == 0 || !t_close(s->points[s->npoints - 1].v,
+                                        x[k].v))
+        {
+            snprintf(why, sizeof(why), "series %u: %.17g, want %.17g", i,
+                     s->npoints ? s->points[s->npoints - 1].v : NAN,
+                     x[k].v);
+            t_report(expr, why);
+            return;
+        }
+    }
+
+    t_env.passed++;
+}
+
+
+static void
+t_eval(const char *line0, FILE *f, char *line)
+{
+    int                  rc, fail, ordered, nx;
+    char                *expr, *at, *end, *p;
+    size_t               len;
+    int64_t              t;
+    t_exp_t             *x;
+    ts_source_t         *src[1];
+    ts_promql_t         *pq;
+    ts_source_head_t     hs;
+    ts_pqeval_error_t    err;
+    ts_pqeval_result_t  *res;
+    char                 cmd[T_LINE];
+
+    snprintf(cmd, sizeof(cmd), "%s", line0);
+    fail = strncmp(cmd, "eval_fail", 9) == 0;
+    ordered = strncmp(cmd, "eval_ordered", 12) == 0;
+
+    at = strstr(cmd, " at ");
+    assert_non_null(at);
+    at += 4;
+    end = strchr(at, ' ');
+    assert_non_null(end);
+    *end = '\0';
+    t = t_duration(at);
+    expr = end + 1;
+    expr[strcspn(expr, "\n")] = '\0';
+
+    x = calloc(T_MAXEXP, sizeof(t_exp_t));
+    assert_non_null(x);
+    nx = 0;
+
+    /* the expected lines follow, indented */
+
+    for ( ;; ) {
+        long  pos = ftell(f);
+
+        if (fgets(line, T_LINE, f) == NULL) {
+            break;
+        }
+
+        if (line[0] != ' ' && line[0] != '\t') {
+            fseek(f, pos, SEEK_SET);
+            break;
+        }
+
+        t_env.line++;
+        p = line + strspn(line, " \t");
+
+        if (*p == '\n' || *p == '\0') {
+            break;
+        }
+
+        assert_true(nx < T_MAXEXP);
+
+        if ((*p >= '0' && *p <= '9') || *p == '-' || *p == '+'
+            || *p == '.' || strncmp(p, "NaN", 3) == 0
+            || strncmp(p, "Inf", 3) == 0)
+        {
+            x[nx].n = 0;
+            x[nx].v = t_number(p, &end);
+            nx++;
+            continue;
+        }
+
+        len = t_desc_len(p);
+
+        if (len == 2 && memcmp(p, "{}", 2) == 0) {
+            x[nx].n = 0;
+            x[nx].v = t_number(p + 2 + strspn(p + 2, " \t"), &end);
+            nx++;
+            continue;
+        }
+
+        if (t_labels(p, len, &x[nx]) != 0) {
+            t_report(expr, "bad expected line");
+            free(x);
+            return;
+        }
+
+        x[nx].v = t_number(p + len + strspn(p + len, " \t"), &end);
+        nx++;
+    }
+
+    rc = ts_promql_parse(expr, strlen(expr), NULL, &pq, NULL);
+
+    if (rc != TS_OK) {
+        if (fail) {
+            t_env.passed++;
+
+        } else {
+            t_report(expr, "does not parse");
+        }
+
+        free(x);
+        return;
+    }
+
+    ts_source_head_init(&hs, &t_env.head, "t", 1);
+    src[0] = &hs.src;
+
+    rc = ts_pqeval_instant(ts_promql_root(pq), src, 1, t, NULL, &res, &err);
+
+    if (fail) {
+        if (rc == TS_OK) {
+            t_report(expr, "no error");
+            ts_pqeval_result_free(res);
+
+        } else {
+            t_env.passed++;
+        }
+
+    } else if (rc != TS_OK) {
+        t_report(expr, err.msg);
+
+    } else {
+        t_check(expr, res, x, nx, ordered);
+        ts_pqeval_result_free(res);
+    }
+
+    ts_promql_free(pq);
+    free(x);
+}
+
+
+static void
+t_run_file(const char *path)
+{
+    FILE     *f;
+    char      line[T_LINE];
+    int64_t   step;
+    int       loading;
+
+    f = fopen(path, "r");
+    assert_non_null(f);
+
+    t_env.file = path;
+    t_env.line = 0;
+    loading = 0;
+    step = 0;
+    t_clear();
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        t_env.line++;
+
+        if (line[0] == '#' || line[0] == '\n') {
+            loading = 0;
+            continue;
+        }
+
+        if (line[0] == ' ' || line[0] == '\t') {
+            if (loading) {
+                t_load_line(line, step);
+            }
+
+            continue;
+        }
+
+        loading = 0;
+
+        if (strncmp(line, "load ", 5) == 0) {
+            line[strcspn(line, "\n")] = '\0';
+            step = t_duration(line + 5);
+            loading = 1;
+
+        } else if (strncmp(line, "clear", 5) == 0) {
+            t_clear();
+
+        } else if (strncmp(line, "eval", 4) == 0) {
+            t_eval(line, f, line);
+        }
+    }
+
+    fclose(f);
+}
+
+
+static int
+t_name_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+
+static void
+test_testdata(void **state)
+{
+    int             i, n;
+    DIR            *d;
+    char           *names[64], path[512];
+    struct dirent  *de;
+
+    (void) state;
+
+    d = opendir(T_DATA);
+    assert_non_null(d);
+    n = 0;
+
+    while ((de = readdir(d)) != NULL && n < 64) {
+        size_t  len = strlen(de->d_name);
+
+        if (len > 5 && strcmp(de->d_name + len - 5, ".test") == 0) {
+            names[n++] = strdup(de->d_name);
+        }
+    }
+
+    closedir(d);
+    qsort(names, (size_t) n, sizeof(char *), t_name_cmp);
+
+    for (i = 0; i < n; i++) {
+        int  p0 = t_env.passed, f0 = t_env.failed;
+
+        snprintf(path, sizeof(path), "%s/%s", T_DATA, names[i]);
+        t_run_file(path);
+        fprintf(stderr, "promql testdata %s: %d passed, %d failed\n",
+                names[i], t_env.passed - p0, t_env.failed - f0);
+        free(names[i]);
+    }
+
+    fprintf(stderr, "promql testdata: %d eval cases passed, %d failed\n",
+            t_env.passed, t_env.failed);
+
+    if (t_env.mem != NULL) {
+        munmap(t_env.mem, T_SIZE);
+        t_env.mem = NULL;
+    }
+
+    assert_int_equal(t_env.failed, 0);
+}
+
+
+/* expected bodies as Prometheus 2.42 answered the same queries */
+
+typedef struct {
+    const char      *name;
+    const char      *query;
+    int64_t          start;
+    int64_t          end;           /* 0: instant */
+    int64_t          step;
+    const char      *want;
+} t_json_t;
+
+
+static const t_json_t  t_json[] = {
+    { "vector_tiny_value", "vector(1e-7)", 1700000000500, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{},"
+      "\"value\":[1700000000.500,\"1e-07\"]}]}" },
+    { "vector_huge_value", "vector(1.5e21)", 1700000000500, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{},"
+      "\"value\":[1700000000.500,\"1.5e+21\"]}]}" },
+    { "vector_shortest", "vector(123456789012345678)", 1700000000500, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{},"
+      "\"value\":[1700000000.500,\"123456789012345680\"]}]}" },
+    { "vector_neg_zero", "vector(-0.0)", 1700000000500, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{},"
+      "\"value\":[1700000000.500,\"-0\"]}]}" },
+    { "scalar_inf", "1/0", 1700000000500, 0, 0,
+      "{\"resultType\":\"scalar\",\"result\":[1700000000.5,"
+      "\"+Inf\"]}" },
+    { "scalar_tiny", "scalar(vector(1e-7))", 1700000000001, 0, 0,
+      "{\"resultType\":\"scalar\",\"result\":[1700000000.001,"
+      "\"0.0000001\"]}" },
+    { "scalar_huge", "1.5e21", 1700000000001, 0, 0,
+      "{\"resultType\":\"scalar\",\"result\":[1700000000.001,"
+      "\"1500000000000000000000\"]}" },
+    { "time", "time()", 1700000000500, 0, 0,
+      "{\"resultType\":\"scalar\",\"result\":[1700000000.5,"
+      "\"1700000000.5\"]}" },
+    { "string", "\"a<b\"", 1700000000001, 0, 0,
+      "{\"resultType\":\"string\",\"result\":[1700000000.001,"
+      "\"a\\u003cb\"]}" },
+    { "html_escape", "label_replace(vector(1),\"a\",\"<&>\",\"\",\"\")",
+      1700000000001, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{\"a\":"
+      "\"\\u003c\\u0026\\u003e\"},\"value\":[1700000000.001,\"1\"]}]}" },
+    { "empty_vector", "nonexistent", 1700000000001, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[]}" },
+    { "subquery_top", "vector(1)[2m:1m]", 1700000000001, 0, 0,
+      "{\"resultType\":\"matrix\",\"result\":[{\"metric\":{},"
+      "\"values\":[[1699999920,\"1\"],[1699999980,\"1\"]]}]}" },
+    { "range", "vector(1)", 1700000000000, 1700000060000, 30000,
+      "{\"resultType\":\"matrix\",\"result\":[{\"metric\":{},"
+      "\"values\":[[1700000000,\"1\"],[1700000030,\"1\"],"
+      "[1700000060,\"1\"]]}]}" },
+};
+
+
+static void
+test_json(void **state)
+{
+    int                  rc;
+    size_t               i;
+    ts_buf_t             out;
+    ts_promql_t         *pq;
+    ts_pqeval_error_t    err;
+    ts_pqeval_result_t  *res;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(t_json) / sizeof(t_json[0]); i++) {
+        const t_json_t  *c = &t_json[i];
+
+        assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
+                                         &pq, NULL), TS_OK);
+
+        if (c->end) {
+            rc = ts_pqeval_range(ts_promql_root(pq), NULL, 0, c->start,
+                                 c->end, c->step, NULL, &res, &err);
+
+        } else {
+            rc = ts_pqeval_instant(ts_promql_root(pq), NULL, 0, c->start,
+                                   NULL, &res, &err);
+        }
+
+        if (rc != TS_OK) {
+            fail_msg("%s: %s", c->name, err.msg);
+        }
+
+        memset(&out, 0, sizeof(ts_buf_t));
+        assert_int_equal(ts_pqjson_data(res, &out), TS_OK);
+        assert_int_equal(ts_buf_reserve(&out, 1), TS_OK);
+        out.p[out.len] = '\0';
+
+        if (strcmp((char *) out.p, c->want) != 0) {
+            fail_msg("%s:\n got %s\nwant %s", c->name, out.p, c->want);
+        }
+
+        free(out.p);
+        ts_pqeval_result_free(res);
+        ts_promql_free(pq);
+    }
+}
+
+
+/* errors: Prometheus's type and words */
+
+static void
+test_errors(void **state)
+{
+    ts_promql_t         *pq;
+    ts_pqeval_conf_t     conf;
+    ts_pqeval_error_t    err;
+    ts_pqeval_result_t  *res;
+
+    (void) state;
+
+    ts_pqeval_conf_default(&conf);
+    conf.max_samples = 10;
+
+    assert_int_equal(ts_promql_parse("vector(1)[1h:1m]", 16, NULL, &pq,
+                                     NULL), TS_OK);
+    assert_int_equal(ts_pqeval_instant(ts_promql_root(pq), NULL, 0, 0,
+                                       &conf, &res, &err), TS_ERR_LIMIT);
+    assert_int_equal(err.type, TS_PQE_EXECUTION);
+    assert_string_equal(err.msg, "query processing would load too many "
+                        "samples into memory in query execution");
+
+    assert_int_equal(ts_pqeval_range(ts_promql_root(pq), NULL, 0, 0, 60000,
+                                     1000, NULL, &res, &err),
+                     TS_ERR_INVALID);
+    assert_int_equal(err.type, TS_PQE_BAD_DATA);
+    assert_string_equal(err.msg, "invalid expression type \"range vector\" "
+                        "for range query, must be Scalar or instant Vector");
+    ts_promql_free(pq);
+
+    assert_int_equal(ts_promql_parse("vector(1)", 9, NULL, &pq, NULL),
+                     TS_OK);
+    assert_int_equal(ts_pqeval_range(ts_promql_root(pq), NULL, 0, 0,
+                                     11000000, 1000, NULL, &res, &err),
+                     TS_ERR_INVALID);
+    assert_string_equal(err.msg, "exceeded maximum resolution of 11000 "
+                        "points per timeseries. Try decreasing the query "
+                        "resolution (?step=XX)");
+    ts_promql_free(pq);
+}
+
+
+int
+main(void)
+{
+    const struct CMUnitTest  tests[] = {
+        cmocka_unit_test(test_testdata),
+        cmocka_unit_test(test_json),
+        cmocka_unit_test(test_errors),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,218 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * Internals of the PromQL evaluator shared by ts_pqeval*.c.
+ *
+ * Every node evaluates, as in Prometheus's engine, to a matrix over the
+ * evaluator's steps: a series per label set with a point at each step
+ * where it has a value (a scalar is one series without labels and a
+ * point at every step).  Functions, aggregations and binary operators
+ * are step functions from vectors to a vector, run by ts_pq_steps().
+ *
+ * Errors unwind with longjmp to the entry point: every allocation is
+ * tracked by the evaluator (ts_pq_alloc()), so nothing leaks and no
+ * caller checks a return code.
+ */
+
+#ifndef TS_PQEVAL_INT_H
+#define TS_PQEVAL_INT_H
+
+
+#include <setjmp.h>
+
+#include "ts_pqeval.h"
+#include "ts_sset.h"
+
+
+#define TS_PQ_STALE_BITS  0x7ff0000000000002ull
+
+
+typedef struct ts_pq_ls_s  ts_pq_ls_t;
+
+/* a label set, interned per evaluation; immutable */
+struct ts_pq_ls_s {
+    ts_label_t             *l;
+    uint32_t                n;
+    uint64_t                hash;
+    ts_pq_ls_t             *noname;     /* without __name__, cached */
+};
+
+
+typedef struct {
+    const ts_pq_ls_t       *ls;
+    int64_t                 t;
+    double                  v;
+} ts_pq_sample_t;
+
+
+typedef struct {
+    ts_pq_sample_t         *s;
+    uint32_t                n;
+    uint32_t                cap;
+} ts_pq_vec_t;
+
+
+typedef ts_pqeval_point_t  ts_pq_point_t;
+
+
+typedef struct {
+    const ts_pq_ls_t       *ls;
+    ts_pq_point_t          *p;
+    uint32_t                n;
+    uint32_t                cap;
+    uint32_t                cur;        /* cursor of the step loop */
+} ts_pq_series_t;
+
+
+typedef struct {
+    ts_pq_series_t         *s;
+    uint32_t                n;
+    uint32_t                cap;
+} ts_pq_mat_t;
+
+
+typedef struct {
+    ts_promql_type_t        type;
+    ts_pq_mat_t             m;          /* scalar, vector, matrix */
+    ts_promql_str_t         str;
+} ts_pq_val_t;
+
+
+/* a series per label set while steps append to it */
+typedef struct {
+    ts_pq_mat_t            *m;
+    uint32_t               *slot;       /* series index + 1, 0: free */
+    uint32_t                mask;
+} ts_pq_map_t;
+
+
+typedef struct ts_pq_mem_s  ts_pq_mem_t;
+
+struct ts_pq_mem_s {
+    ts_pq_mem_t            *prev;
+    ts_pq_mem_t            *next;
+    size_t                  size;
+};
+
+
+typedef struct {
+    ts_pqeval_conf_t        conf;
+    ts_source_t           **src;
+    uint32_t                nsrc;
+
+    int64_t                 start;      /* of the current evaluation */
+    int64_t                 end;
+    int64_t                 interval;
+    int64_t                 qstart;     /* the query's, for @ start() */
+    int64_t                 qend;
+
+    uint64_t                samples;
+    size_t                  mem;
+    ts_pq_mem_t             head;       /* every allocation */
+    uint8_t                *arena;
+    size_t                  arena_left;
+    int64_t                 deadline;   /* CLOCK_MONOTONIC ms, 0: none */
+    uint32_t                ticks;
+
+    ts_pqeval_error_t      *err;
+    jmp_buf                 jb;
+} ts_pq_ev_t;
+
+
+/* the arguments of a step function at one step */
+typedef struct {
+    const ts_promql_expr_t *e;          /* the call, aggregate, binary */
+    int64_t                 ts;
+    ts_pq_vec_t            *vec;        /* per argument */
+    double                 *scalar;     /* per argument */
+    ts_pq_val_t            *val;        /* per argument, whole */
+    ts_pq_vec_t            *out;
+    void                   *data;
+} ts_pq_step_t;
+
+typedef void (*ts_pq_step_pt)(ts_pq_ev_t *ev, ts_pq_step_t *st);
+
+
+/* the window of a range argument: raw points or a subquery's */
+typedef struct {
+    ts_pq_mat_t             m;
+    int64_t                 range;
+    int64_t                 offset;
+    int                     has_at;
+    int64_t                 at;
+} ts_pq_range_t;
+
+
+/* ts_pqeval.c */
+void ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
+    const char *fmt, ...) __attribute__((noreturn, format(printf, 4, 5)));
+void *ts_pq_alloc(ts_pq_ev_t *ev, size_t size);
+void *ts_pq_realloc(ts_pq_ev_t *ev, void *p, size_t size);
+void ts_pq_free(ts_pq_ev_t *ev, void *p);
+void *ts_pq_palloc(ts_pq_ev_t *ev, size_t size);
+void ts_pq_tick(ts_pq_ev_t *ev);
+void ts_pq_samples(ts_pq_ev_t *ev, int64_t n);
+
+const ts_pq_ls_t *ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n);
+const ts_pq_ls_t *ts_pq_ls_noname(ts_pq_ev_t *ev, const ts_pq_ls_t *ls);
+const ts_label_t *ts_pq_ls_get(const ts_pq_ls_t *ls, const char *name,
+    size_t len);
+/* ls with name set to value ("" removes it) */
+const ts_pq_ls_t *ts_pq_ls_set(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const char *name, size_t nlen, const char *value, size_t vlen);
+int ts_pq_ls_equal(const ts_pq_ls_t *a, const ts_pq_ls_t *b);
+int ts_pq_ls_in(const ts_promql_labels_t *names, const char *name,
+    size_t len);
+/* the labels kept (keep 1: those named; 0: all but those and __name__) */
+const ts_pq_ls_t *ts_pq_ls_filter(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const ts_promql_labels_t *names, int keep, int drop_name);
+/* a signature of ls for matching (on/ignoring) or grouping */
+uint64_t ts_pq_ls_sig(const ts_pq_ls_t *ls, const ts_promql_labels_t *names,
+    int on);
+int ts_pq_ls_sig_equal(const ts_pq_ls_t *a, const ts_pq_ls_t *b,
+    const ts_promql_labels_t *names, int on);
+size_t ts_pq_ls_format(const ts_pq_ls_t *ls, char *buf, size_t size);
+
+void ts_pq_vec_push(ts_pq_ev_t *ev, ts_pq_vec_t *v, const ts_pq_ls_t *ls,
+    int64_t t, double val);
+void ts_pq_series_push(ts_pq_ev_t *ev, ts_pq_series_t *s, int64_t t,
+    double v);
+ts_pq_series_t *ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m,
+    const ts_pq_ls_t *ls);
+void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
+/* fails unless every series has its own label set */
+void ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m);
+
+void ts_pq_eval(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+void ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_val_t *args, uint32_t nargs, ts_pq_step_pt fn, void *data,
+    ts_pq_val_t *out);
+void ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
+    ts_pq_val_t *v);
+void ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_range_t *r);
+uint32_t ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s,
+    int64_t ts, uint32_t *lo);
+const ts_promql_expr_t *ts_pq_unparen(const ts_promql_expr_t *e);
+int ts_pq_is_stale(double v);
+
+/* Go's float semantics */
+double ts_pq_go_min(double a, double b);
+double ts_pq_go_max(double a, double b);
+void ts_pq_go_format(double v, char *buf, size_t size);
+
+/* ts_pqeval_fn.c */
+void ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+double ts_pq_quantile(double q, double *v, uint32_t n);
+
+/* ts_pqeval_agg.c */
+void ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_val_t *v);
+
+/* ts_pqeval_bin.c */
+void ts_pq_binary(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_val_t *v);
+double ts_pq_binop(ts_promql_op_t op, double l, double r, int *keep);
+
+
+#endif /* TS_PQEVAL_INT_H */

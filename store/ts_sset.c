@@ -1,0 +1,980 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * Series sets (ts_sset.h).  Invariants:
+ *
+ *   - ents[0 .. nents) are the selected (labels, source, ref) triples
+ *     sorted by labels then source; a series is the run of entries with
+ *     equal labels, pos the first entry of the next one.
+ *   - Per current series one cursor per entry of its run reads that
+ *     source's chunks in batches (TS_SS_BATCH_BYTES or
+ *     TS_SS_BATCH_CHUNKS), starting after the last chunk it took.
+ *   - last is the newest timestamp given out for the series: samples
+ *     and chunks at or before it are dropped or merged, so the output
+ *     is strictly increasing whatever the sources hold.
+ *   - Labels live in blocks freed by reset; nothing points into a
+ *     source's memory after the call that read it returns.
+ */
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ts_chunk.h"
+#include "ts_sset.h"
+
+
+#define TS_SS_BATCH_BYTES    (64 * 1024)
+#define TS_SS_BATCH_CHUNKS   256
+#define TS_SS_BLOCK          (64 * 1024)
+#define TS_SS_ENC_CAP                                                     \
+    (TS_XOR_HEADER_SIZE + TS_XOR_SAMPLES_TARGET * TS_XOR_SAMPLE_MAX_BYTES)
+
+
+typedef struct ts_ss_block_s  ts_ss_block_t;
+
+struct ts_ss_block_s {
+    ts_ss_block_t          *next;
+    size_t                  used;
+    size_t                  size;
+    uint64_t                data[];
+};
+
+
+typedef struct {
+    const ts_label_t       *labels;
+    uint32_t                n;
+    uint32_t                src;
+    uint64_t                ref;
+} ts_ss_entry_t;
+
+
+typedef struct {
+    int64_t                 mint;
+    int64_t                 maxt;
+    size_t                  off;
+    size_t                  len;
+} ts_ss_cmeta_t;
+
+
+/* one source's chunks of the current series, a batch at a time */
+typedef struct {
+    const ts_source_t      *src;
+    uint64_t                ref;
+    int64_t                 next_mint;
+    int64_t                 maxt;
+    ts_buf_t                data;
+    ts_ss_cmeta_t          *cm;
+    uint32_t                n;
+    uint32_t                i;
+    uint32_t                cmcap;
+    int                     more;       /* the source may have more */
+    int                     stopped;    /* the batch is full */
+    int                     err;
+    int                     active;     /* decoding cm[i] */
+    ts_xor_iter_t           it;
+    int64_t                 t;          /* next sample when active */
+    uint64_t                v;
+} ts_ss_cursor_t;
+
+
+struct ts_sset_s {
+    ts_sset_conf_t          conf;
+    ts_source_t           **src;
+    uint32_t                nsrc;
+
+    ts_ss_entry_t          *ents;
+    uint32_t                nents;
+    uint32_t                ecap;
+    uint32_t                distinct;
+    uint32_t                pos;        /* first entry of next series */
+    ts_ss_block_t          *blocks;     /* their labels */
+    char                   *msg;        /* of the select under way */
+    size_t                  msglen;
+
+    ts_ss_cursor_t         *cur;        /* current series */
+    uint32_t                ncur;
+    uint32_t                curcap;
+    int                     has_last;
+    int64_t                 last;       /* last sample time given */
+    int64_t                 mint;
+    int64_t                 maxt;
+
+    uint64_t                reencoded;
+    ts_xor_appender_t       a;          /* re-encoding */
+    uint8_t                 enc[TS_SS_ENC_CAP];
+};
+
+
+static int ts_ss_fail(ts_sset_t *ss, int rc, const char *fmt, ...);
+static int ts_ss_load_source(ts_sset_t *ss, ts_selector_t *sel, uint32_t s);
+static int ts_ss_entry(ts_sset_t *ss, uint32_t s, uint64_t ref,
+    const ts_label_t *l, uint32_t n);
+static int ts_ss_entry_cmp(const void *a, const void *b);
+static void *ts_ss_palloc(ts_sset_t *ss, size_t size);
+static int ts_ss_refill(ts_ss_cursor_t *c);
+static int ts_ss_collect(void *data, const ts_source_chunk_t *ch);
+static int ts_ss_peek(ts_ss_cursor_t *c, ts_ss_cmeta_t **cm);
+static int ts_ss_open_chunk(ts_ss_cursor_t *c);
+static int ts_ss_step(ts_ss_cursor_t *c);
+static int ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp);
+static int ts_ss_boundary(ts_sset_t *ss);
+static int ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out);
+static int ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out);
+
+
+int
+ts_sset_create(ts_sset_t **ssp, ts_source_t *const *src, uint32_t nsrc,
+    const ts_sset_conf_t *conf)
+{
+    ts_sset_t  *ss;
+
+    ss = calloc(1, sizeof(ts_sset_t));
+    if (ss == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    ss->src = malloc((nsrc ? nsrc : 1) * sizeof(ts_source_t *));
+    if (ss->src == NULL) {
+        free(ss);
+        return TS_ERR_NOMEM;
+    }
+
+    if (nsrc > 0) {
+        memcpy(ss->src, src, nsrc * sizeof(ts_source_t *));
+    }
+
+    ss->nsrc = nsrc;
+
+    if (conf != NULL) {
+        ss->conf = *conf;
+    }
+
+    *ssp = ss;
+
+    return TS_OK;
+}
+
+
+void
+ts_sset_free(ts_sset_t *ss)
+{
+    uint32_t  i;
+
+    if (ss == NULL) {
+        return;
+    }
+
+    ts_sset_reset(ss);
+
+    for (i = 0; i < ss->curcap; i++) {
+        free(ss->cur[i].data.p);
+        free(ss->cur[i].cm);
+    }
+
+    free(ss->cur);
+    free(ss->ents);
+    free(ss->src);
+    free(ss);
+}
+
+
+int
+ts_sset_select(ts_sset_t *ss, ts_selector_t *sel, int64_t mint,
+    int64_t maxt, char *msg, size_t msglen)
+{
+    int       rc;
+    uint32_t  s, i;
+
+    ts_sset_reset(ss);
+
+    ss->msg = msg;
+    ss->msglen = msglen;
+    ss->mint = mint;
+    ss->maxt = maxt;
+
+    if (mint > maxt) {
+        return TS_OK;
+    }
+
+    for (s = 0; s < ss->nsrc; s++) {
+        rc = ts_ss_load_source(ss, sel, s);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    if (ss->nents > 1) {
+        qsort(ss->ents, ss->nents, sizeof(ts_ss_entry_t), ts_ss_entry_cmp);
+    }
+
+    ss->distinct = ss->nents > 0;
+
+    for (i = 1; i < ss->nents; i++) {
+        ss->distinct += ts_labels_cmp(ss->ents[i - 1].labels,
+                                      ss->ents[i - 1].n, ss->ents[i].labels,
+                                      ss->ents[i].n) != 0;
+    }
+
+    if (ss->conf.max_series && ss->distinct > ss->conf.max_series) {
+        return ts_ss_fail(ss, TS_ERR_LIMIT, "exceeded series limit (%u)",
+                          ss->conf.max_series);
+    }
+
+    return TS_OK;
+}
+
+
+uint32_t
+ts_sset_count(const ts_sset_t *ss)
+{
+    return ss->distinct;
+}
+
+
+/* starts the series at ss->pos: one cursor per source holding it */
+
+int
+ts_sset_next(ts_sset_t *ss, const ts_label_t **l, uint32_t *n)
+{
+    void            *p;
+    uint32_t         end, i, cap;
+    ts_ss_entry_t   *en;
+    ts_ss_cursor_t  *c;
+
+    if (ss->pos >= ss->nents) {
+        ss->ncur = 0;
+        return 0;
+    }
+
+    en = &ss->ents[ss->pos];
+
+    for (end = ss->pos + 1; end < ss->nents; end++) {
+        if (ts_labels_cmp(en->labels, en->n, ss->ents[end].labels,
+                          ss->ents[end].n) != 0)
+        {
+            break;
+        }
+    }
+
+    if (end - ss->pos > ss->curcap) {
+        cap = end - ss->pos;
+
+        p = realloc(ss->cur, cap * sizeof(ts_ss_cursor_t));
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        ss->cur = p;
+        memset(ss->cur + ss->curcap, 0,
+               (cap - ss->curcap) * sizeof(ts_ss_cursor_t));
+        ss->curcap = cap;
+    }
+
+    ss->ncur = end - ss->pos;
+
+    for (i = 0; i < ss->ncur; i++) {
+        c = &ss->cur[i];
+        c->src = ss->src[en[i].src];
+        c->ref = en[i].ref;
+        c->next_mint = ss->mint;
+        c->maxt = ss->maxt;
+        c->n = 0;
+        c->i = 0;
+        c->more = 1;
+        c->active = 0;
+        c->err = TS_OK;
+    }
+
+    *l = en->labels;
+    *n = en->n;
+    ss->has_last = 0;
+    ss->pos = end;
+
+    return 1;
+}
+
+
+uint64_t
+ts_sset_reencoded(const ts_sset_t *ss)
+{
+    return ss->reencoded;
+}
+
+
+void
+ts_sset_reset(ts_sset_t *ss)
+{
+    ts_ss_block_t  *b, *next;
+
+    for (b = ss->blocks; b != NULL; b = next) {
+        next = b->next;
+        free(b);
+    }
+
+    ss->blocks = NULL;
+    ss->nents = 0;
+    ss->distinct = 0;
+    ss->pos = 0;
+    ss->ncur = 0;
+}
+
+
+int
+ts_sources_begin(ts_source_t *const *src, uint32_t n)
+{
+    int       rc;
+    uint32_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (src[i]->begin == NULL) {
+            continue;
+        }
+
+        rc = src[i]->begin(src[i]->data);
+        if (rc != TS_OK) {
+            ts_sources_end(src, i);
+            return rc;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+void
+ts_sources_end(ts_source_t *const *src, uint32_t n)
+{
+    uint32_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (src[i]->end != NULL) {
+            src[i]->end(src[i]->data);
+        }
+    }
+}
+
+
+static int
+ts_ss_fail(ts_sset_t *ss, int rc, const char *fmt, ...)
+{
+    va_list  args;
+
+    if (ss->msg != NULL && ss->msglen > 0) {
+        va_start(args, fmt);
+        vsnprintf(ss->msg, ss->msglen, fmt, args);
+        va_end(args);
+    }
+
+    return rc;
+}
+
+
+static int
+ts_ss_load_source(ts_sset_t *ss, ts_selector_t *sel, uint32_t s)
+{
+    int                 rc;
+    uint32_t            n;
+    uint64_t            ref, hard;
+    ts_label_t          l[TS_SELECT_MAX_LABELS];
+    ts_select_t        *it;
+    const ts_source_t  *src;
+
+    src = ss->src[s];
+    hard = (uint64_t) ss->conf.max_series * ss->nsrc;
+
+    rc = ts_select_open(&it, sel, src);
+    if (rc != TS_OK) {
+        goto failed;
+    }
+
+    while ((rc = ts_select_next(it, &ref)) == 1) {
+        if (ss->conf.max_series && ss->nents >= hard) {
+            ts_select_close(it);
+            return ts_ss_fail(ss, TS_ERR_LIMIT, "exceeded series limit "
+                              "(%u)", ss->conf.max_series);
+        }
+
+        rc = src->labels(src->data, ref, l, TS_SELECT_MAX_LABELS, &n);
+
+        if (rc == TS_OK) {
+            rc = ts_ss_entry(ss, s, ref, l, n);
+
+        } else if (rc == TS_ERR_NOTFOUND) {
+            rc = TS_OK;
+        }
+
+        if (rc != TS_OK) {
+            break;
+        }
+    }
+
+    ts_select_close(it);
+
+    if (rc == TS_OK) {
+        return TS_OK;
+    }
+
+failed:
+
+    if (rc == TS_ERR_LIMIT) {
+        return ts_ss_fail(ss, rc, "regex match limit exceeded");
+    }
+
+    return ts_ss_fail(ss, rc, "selecting series: %s", ts_strerror(rc));
+}
+
+/* copies the labels: an LMDB source's are gone after its end() */
+
+static int
+ts_ss_entry(ts_sset_t *ss, uint32_t s, uint64_t ref, const ts_label_t *l,
+    uint32_t n)
+{
+    char           *p;
+    void           *np;
+    size_t          size;
+    uint32_t        i, cap;
+    ts_label_t     *dst;
+    ts_ss_entry_t  *en;
+
+    if (ss->nents == ss->ecap) {
+        cap = ss->ecap ? ss->ecap * 2 : 256;
+
+        np = realloc(ss->ents, cap * sizeof(ts_ss_entry_t));
+        if (np == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        ss->ents = np;
+        ss->ecap = cap;
+    }
+
+    size = n * sizeof(ts_label_t);
+
+    for (i = 0; i < n; i++) {
+        size += l[i].name_len + l[i].value_len;
+    }
+
+    dst = ts_ss_palloc(ss, size);
+    if (dst == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    p = (char *) (dst + n);
+
+    for (i = 0; i < n; i++) {
+        dst[i] = l[i];
+        dst[i].name = memcpy(p, l[i].name, l[i].name_len);
+        p += l[i].name_len;
+        dst[i].value = memcpy(p, l[i].value, l[i].value_len);
+        p += l[i].value_len;
+    }
+
+    en = &ss->ents[ss->nents++];
+    en->labels = dst;
+    en->n = n;
+    en->src = s;
+    en->ref = ref;
+
+    return TS_OK;
+}
+
+static int
+ts_ss_entry_cmp(const void *a, const void *b)
+{
+    int                   rc;
+    const ts_ss_entry_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    rc = ts_labels_cmp(x->labels, x->n, y->labels, y->n);
+    if (rc != 0) {
+        return rc;
+    }
+
+    if (x->src != y->src) {
+        return x->src < y->src ? -1 : 1;
+    }
+
+    return (x->ref > y->ref) - (x->ref < y->ref);
+}
+
+static void *
+ts_ss_palloc(ts_sset_t *ss, size_t size)
+{
+    void           *p;
+    size_t          bs;
+    ts_ss_block_t  *b;
+
+    size = (size + 7) & ~(size_t) 7;
+    b = ss->blocks;
+
+    if (b == NULL || b->size - b->used < size) {
+        bs = size > TS_SS_BLOCK ? size : TS_SS_BLOCK;
+
+        b = malloc(sizeof(ts_ss_block_t) + bs);
+        if (b == NULL) {
+            return NULL;
+        }
+
+        b->next = ss->blocks;
+        b->used = 0;
+        b->size = bs;
+        ss->blocks = b;
+    }
+
+    p = (uint8_t *) b->data + b->used;
+    b->used += size;
+
+    return p;
+}
+
+static int
+ts_ss_refill(ts_ss_cursor_t *c)
+{
+    int  rc;
+
+    c->n = 0;
+    c->i = 0;
+    c->data.len = 0;
+    c->stopped = 0;
+
+    if (!c->more) {
+        return TS_OK;
+    }
+
+    rc = c->src->chunks(c->src->data, c->ref, c->next_mint, c->maxt,
+                        ts_ss_collect, c);
+
+    if (rc == TS_ERR_NOTFOUND || rc > 0) {
+        rc = TS_OK;
+    }
+
+    rc = rc != TS_OK ? rc : c->err;
+    c->more = rc == TS_OK && c->stopped;
+
+    return rc;
+}
+
+static int
+ts_ss_collect(void *data, const ts_source_chunk_t *ch)
+{
+    void            *p;
+    uint32_t         cap;
+    ts_ss_cursor_t  *c;
+
+    c = data;
+
+    if (ch->encoding != TS_XOR_ENCODING || ch->len < TS_XOR_HEADER_SIZE
+        || ch->mint > ch->maxt)
+    {
+        return 0;
+    }
+
+    if (c->n > 0
+        && (c->n == TS_SS_BATCH_CHUNKS
+            || c->data.len + ch->len > TS_SS_BATCH_BYTES))
+    {
+        c->stopped = 1;
+        return 1;
+    }
+
+    if (c->n == c->cmcap) {
+        cap = c->cmcap ? c->cmcap * 2 : 16;
+
+        p = realloc(c->cm, cap * sizeof(ts_ss_cmeta_t));
+        if (p == NULL) {
+            c->err = TS_ERR_NOMEM;
+            return 1;
+        }
+
+        c->cm = p;
+        c->cmcap = cap;
+    }
+
+    if (ts_buf_reserve(&c->data, ch->len) != TS_OK) {
+        c->err = TS_ERR_NOMEM;
+        return 1;
+    }
+
+    c->cm[c->n].mint = ch->mint;
+    c->cm[c->n].maxt = ch->maxt;
+    c->cm[c->n].off = c->data.len;
+    c->cm[c->n].len = ch->len;
+    c->n++;
+
+    memcpy(c->data.p + c->data.len, ch->data, ch->len);
+    c->data.len += ch->len;
+
+    /* a chunk reaching the end of the range is the last one needed */
+
+    if (ch->maxt >= c->maxt) {
+        return 1;
+    }
+
+    c->next_mint = ch->maxt + 1;
+
+    return 0;
+}
+
+/* 1 with the cursor's next unopened chunk, 0 if none, or an error */
+
+static int
+ts_ss_peek(ts_ss_cursor_t *c, ts_ss_cmeta_t **cm)
+{
+    int  rc;
+
+    if (c->i == c->n) {
+        rc = ts_ss_refill(c);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (c->n == 0) {
+            return 0;
+        }
+    }
+
+    *cm = &c->cm[c->i];
+
+    return 1;
+}
+
+/* starts decoding cm[i]: 1 with its first sample, 0 if it has none */
+
+static int
+ts_ss_open_chunk(ts_ss_cursor_t *c)
+{
+    int             rc;
+    ts_ss_cmeta_t  *cm;
+
+    cm = &c->cm[c->i];
+    ts_xor_iter_init(&c->it, c->data.p + cm->off, cm->len);
+
+    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+    if (rc < 0) {
+        return rc;
+    }
+
+    if (rc == 0) {
+        c->i++;
+        return 0;
+    }
+
+    c->active = 1;
+
+    return 1;
+}
+
+static int
+ts_ss_step(ts_ss_cursor_t *c)
+{
+    int  rc;
+
+    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+
+    if (rc == 0) {
+        c->active = 0;
+        c->i++;
+    }
+
+    return rc < 0 ? rc : TS_OK;
+}
+
+/*
+ * The next sample of the series in time order over all its sources:
+ * 1, 0 at the end, or an error.  Samples outside [mint, maxt] and at or
+ * before the last one returned are skipped.
+ */
+
+int
+ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
+{
+    int              rc;
+    ts_ss_cursor_t  *c;
+
+    for ( ;; ) {
+        rc = ts_ss_earliest(ss, &c);
+        if (rc <= 0) {
+            return rc;
+        }
+
+        if (!c->active) {
+            rc = ts_ss_open_chunk(c);
+            if (rc <= 0) {
+                if (rc < 0) {
+                    return rc;
+                }
+
+                continue;
+            }
+        }
+
+        *t = c->t;
+        *v = c->v;
+
+        rc = ts_ss_step(c);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        if ((ss->has_last && *t <= ss->last) || *t < ss->mint) {
+            continue;
+        }
+
+        if (*t > ss->maxt) {
+
+            /* the rest of this source is later still */
+
+            c->active = 0;
+            c->i = c->n;
+            c->more = 0;
+            continue;
+        }
+
+        ss->last = *t;
+        ss->has_last = 1;
+
+        return 1;
+    }
+}
+
+/*
+ * 1 and the cursor whose next sample (the decoded one, or the first of
+ * its next chunk) comes first, the earlier source on a tie; 0 if every
+ * cursor is done; or an error.
+ */
+
+static int
+ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp)
+{
+    int              rc;
+    int64_t          bt, kt;
+    uint32_t         k;
+    ts_ss_cmeta_t   *cm;
+    ts_ss_cursor_t  *c, *best;
+
+    best = NULL;
+    bt = 0;
+    cm = NULL;
+
+    for (k = 0; k < ss->ncur; k++) {
+        c = &ss->cur[k];
+
+        if (c->active) {
+            kt = c->t;
+
+        } else {
+            rc = ts_ss_peek(c, &cm);
+            if (rc < 0) {
+                return rc;
+            }
+
+            if (rc == 0) {
+                continue;
+            }
+
+            kt = cm->mint;
+        }
+
+        if (best == NULL || kt < bt) {
+            best = c;
+            bt = kt;
+        }
+    }
+
+    *cp = best;
+
+    return best != NULL;
+}
+
+static int
+ts_ss_boundary(ts_sset_t *ss)
+{
+    uint32_t  k;
+
+    for (k = 0; k < ss->ncur; k++) {
+        if (ss->cur[k].active) {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+/* the series' next chunk to send: 1, 0 at its end, or an error */
+
+int
+ts_sset_chunk(ts_sset_t *ss, ts_sset_chunk_t *out)
+{
+    int  rc;
+
+    for ( ;; ) {
+        if (ts_ss_boundary(ss)) {
+            rc = ts_ss_passthrough(ss, out);
+            if (rc != 2) {
+                return rc;
+            }
+        }
+
+        rc = ts_ss_reencode(ss, out);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+}
+
+/*
+ * All sources at chunk boundaries: 1 if the earliest chunk can go as it
+ * is, 2 if it must be merged, 0 if no chunk is left, or an error.
+ */
+
+static int
+ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out)
+{
+    int              rc;
+    int64_t          other;
+    uint32_t         k;
+    ts_ss_cmeta_t   *cm, *best;
+    ts_ss_cursor_t  *bc;
+
+    best = NULL;
+    bc = NULL;
+    cm = NULL;
+    other = INT64_MAX;
+
+    for (k = 0; k < ss->ncur; k++) {
+        rc = ts_ss_peek(&ss->cur[k], &cm);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 0) {
+            continue;
+        }
+
+        if (best == NULL || cm->mint < best->mint) {
+            if (best != NULL && best->mint < other) {
+                other = best->mint;
+            }
+
+            best = cm;
+            bc = &ss->cur[k];
+
+        } else if (cm->mint < other) {
+            other = cm->mint;
+        }
+    }
+
+    if (best == NULL) {
+        return 0;
+    }
+
+    if ((ss->has_last && best->mint <= ss->last) || best->maxt >= other
+        || (ss->conf.trim_chunks
+            && (best->mint < ss->mint || best->maxt > ss->maxt)))
+    {
+        return 2;
+    }
+
+    out->mint = best->mint;
+    out->maxt = best->maxt;
+    out->data = bc->data.p + best->off;
+    out->len = best->len;
+
+    bc->i++;
+    ss->last = best->maxt;
+    ss->has_last = 1;
+
+    return 1;
+}
+
+/*
+ * Merges samples into a new chunk until it holds TS_XOR_SAMPLES_TARGET
+ * or every source is back at a chunk boundary: 1 with the chunk, 0 if
+ * no sample came, or an error.
+ */
+
+static int
+ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
+{
+    int       rc;
+    int64_t   t;
+    uint64_t  v;
+    uint32_t  n;
+
+    if (ts_xor_init(&ss->a, ss->enc, sizeof(ss->enc)) != TS_OK) {
+        return TS_ERR_INVALID;
+    }
+
+    n = 0;
+
+    while (n < TS_XOR_SAMPLES_TARGET) {
+        rc = ts_sset_sample(ss, &t, &v);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        rc = ts_xor_append_bits(&ss->a, ss->enc, t, v);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        if (n++ == 0) {
+            out->mint = t;
+        }
+
+        out->maxt = t;
+
+        if (ts_ss_boundary(ss)) {
+            break;
+        }
+    }
+
+    if (n == 0) {
+        return 0;
+    }
+
+    out->data = ss->enc;
+    out->len = ts_xor_bytes(&ss->a);
+    ss->reencoded++;
+
+    return 1;
+}
+
+int
+ts_buf_reserve(ts_buf_t *b, size_t more)
+{
+    void    *p;
+    size_t   cap;
+
+    if (b->cap - b->len >= more) {
+        return TS_OK;
+    }
+
+    cap = b->cap ? b->cap : 256;
+
+    while (cap - b->len < more) {
+        if (cap > SIZE_MAX / 2) {
+            return TS_ERR_NOMEM;
+        }
+
+        cap *= 2;
+    }
+
+    p = realloc(b->p, cap);
+    if (p == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    b->p = p;
+    b->cap = cap;
+
+    return TS_OK;
+}
