@@ -2844,12 +2844,347 @@ test_random_vs_reference(void **state)
 }
 
 
+
+/* hand-worked chunks, field by field in docs/format/chunk.md */
+
+static void
+test_worked_examples(void **state)
+{
+    size_t           n, len;
+    uint8_t          want[64];
+    th_h_t           s[2];
+    th_drv_t         d;
+    tr_head_t       *ref;
+    static const int32_t  sp0[] = { 0, 2 }, sp1[] = { 1, 1 };
+    static const int64_t  a0[] = { 1, 1 }, a1[] = { 2, 2 }, f[] = { 4 };
+
+    (void) state;
+
+    ref = calloc(1, sizeof(tr_head_t));
+    assert_non_null(ref);
+
+    /* integer: two buckets; the sum's first XOR opens a window */
+    th_mk(&s[0], 0, 0, 0, 0.0, 0, sp0, 1, a0, 2, NULL, 0, NULL, 0, 1.5, 0,
+          0);
+    th_mk(&s[1], 0, 0, 0, 0.0, 0, sp0, 1, a1, 2, NULL, 0, NULL, 0, 3.0, 0,
+          0);
+    s[0].t = 1000;
+    s[1].t = 2000;
+
+    th_drv_init(&d, 0);
+    th_drv_append(&d, &s[0]);
+    th_drv_append(&d, &s[1]);
+    th_drv_close(&d);
+
+    n = th_unhex("0002000046478fa243ff80000000000008bc7d12612fffc4", want);
+    len = d.lens[0];
+    th_check("integer", d.nchunks == 1 && len == n);
+    th_check("integer", memcmp(d.chunks[0], want, n) == 0);
+    th_drv_free(&d);
+
+    /* float: one bucket, then a sample that repeats every value */
+    th_mk(&s[0], 0, 1, 0, 0x1p-128, 0, sp1, 1, f, 1, NULL, 0, NULL, 0, 0.5,
+          0, 0);
+    s[0].t = 1000;
+    s[0].fcnt = 2.0;
+    s[1] = s[0];
+    s[1].t = 16000;
+
+    th_drv_init(&d, 0);
+    th_drv_append(&d, &s[0]);
+    th_drv_append(&d, &s[1]);
+    th_drv_close(&d);
+
+    n = th_unhex("00020074463178fa10000000000000000000000000000000"
+                 "0ff800000000000010000000000000003e0ea600", want);
+    th_check("float", d.nchunks == 1 && d.lens[0] == n);
+    th_check("float", memcmp(d.chunks[0], want, n) == 0);
+
+    tr_head_append(ref, &s[0]);
+    tr_head_append(ref, &s[1]);
+    tr_head_close(ref);
+    th_compare("float", ref, &d);
+
+    tr_head_free(ref);
+    th_drv_free(&d);
+    free(ref);
+}
+
+
+/* the bits of buf from bit "from" as '0'/'1' */
+
+static void
+th_bitstr(const uint8_t *buf, size_t from, size_t n, char *out)
+{
+    size_t  i;
+
+    for (i = 0; i < n; i++) {
+        out[i] = (buf[(from + i) >> 3] >> (7 - ((from + i) & 7)) & 1)
+                 ? '1' : '0';
+    }
+
+    out[n] = '\0';
+}
+
+
+static void
+th_squeeze(const char *in, char *out)
+{
+    for ( /* void */ ; *in; in++) {
+        if (*in == '0' || *in == '1') {
+            *out++ = *in;
+        }
+    }
+
+    *out = '\0';
+}
+
+
+/*
+ * One case per varbit bucket edge.  An empty stale first sample puts
+ * its t (signed) at bit 35 and its count (unsigned) right after.
+ */
+
+typedef struct {
+    const char   *name;
+    int           uns;
+    uint64_t      v;
+    const char   *bits;
+} th_vb_t;
+
+
+static const th_vb_t  th_vbs[] = {
+    { "0", 0, 0, "0" },
+    { "1", 0, 1, "10 001" },
+    { "-1", 0, (uint64_t) -1, "10 111" },
+    { "4, 3-bit max", 0, 4, "10 100" },
+    { "-3, 3-bit min", 0, (uint64_t) -3, "10 101" },
+    { "5", 0, 5, "110 000101" },
+    { "-4", 0, (uint64_t) -4, "110 111100" },
+    { "32, 6-bit max", 0, 32, "110 100000" },
+    { "-31", 0, (uint64_t) -31, "110 100001" },
+    { "33", 0, 33, "1110 000100001" },
+    { "256, 9-bit max", 0, 256, "1110 100000000" },
+    { "257", 0, 257, "11110 000100000001" },
+    { "2048, 12-bit max", 0, 2048, "11110 100000000000" },
+    { "-2047", 0, (uint64_t) -2047, "11110 100000000001" },
+    { "2049", 0, 2049, "111110 000000100000000001" },
+    { "131072, 18-bit max", 0, 131072, "111110 100000000000000000" },
+    { "131073", 0, 131073, "1111110 0000000100000000000000001" },
+    { "16777216, 25-bit max", 0, 16777216,
+      "1111110 1000000000000000000000000" },
+    { "16777217", 0, 16777217,
+      "11111110 00000000000000000000000000000001000000000000000000000001" },
+    { "2^55, 56-bit max", 0, 1ULL << 55,
+      "11111110 10000000000000000000000000000000000000000000000000000000" },
+    { "-(2^55 - 1)", 0, (uint64_t) -((1LL << 55) - 1),
+      "11111110 10000000000000000000000000000000000000000000000000000001" },
+    { "2^55 + 1, 64-bit", 0, (1ULL << 55) + 1,
+      "11111111 0000000010000000000000000000000000000000000000000000000000"
+      "000001" },
+    { "INT64_MIN", 0, 1ULL << 63,
+      "11111111 1000000000000000000000000000000000000000000000000000000000"
+      "000000" },
+    { "u 0", 1, 0, "0" },
+    { "u 7, 3-bit max", 1, 7, "10 111" },
+    { "u 8", 1, 8, "110 001000" },
+    { "u 63", 1, 63, "110 111111" },
+    { "u 511", 1, 511, "1110 111111111" },
+    { "u 4095", 1, 4095, "11110 111111111111" },
+    { "u 262143", 1, 262143, "111110 111111111111111111" },
+    { "u 33554431", 1, 33554431, "1111110 1111111111111111111111111" },
+    { "u 2^56 - 1", 1, (1ULL << 56) - 1,
+      "11111110 11111111111111111111111111111111111111111111111111111111" },
+    { "u 2^56", 1, 1ULL << 56,
+      "11111111 0000000100000000000000000000000000000000000000000000000000"
+      "000000" },
+    { "u max", 1, UINT64_MAX,
+      "11111111 1111111111111111111111111111111111111111111111111111111111"
+      "111111" },
+};
+
+
+static void
+test_varbit_edges(void **state)
+{
+    char             want[128], got[128];
+    size_t           i, n;
+    th_h_t           s, out;
+    th_drv_t         d;
+    tr_head_t       *ref;
+    int              rc;
+    const th_vb_t   *c;
+
+    (void) state;
+
+    ref = calloc(1, sizeof(tr_head_t));
+    assert_non_null(ref);
+
+    for (i = 0; i < sizeof(th_vbs) / sizeof(th_vbs[0]); i++) {
+        c = &th_vbs[i];
+
+        /* an integer histogram without buckets, count in the t slot */
+        memset(&s, 0, sizeof(s));
+        s.t = c->uns ? 0 : (int64_t) c->v;
+        s.cnt = c->uns ? c->v : 0;
+        s.sum = th_bits(1.0);
+
+        th_drv_init(&d, 0);
+        th_drv_append(&d, &s);
+        th_drv_close(&d);
+
+        th_squeeze(c->bits, want);
+        n = strlen(want);
+        th_bitstr(d.chunks[0], c->uns ? 36 : 35, n, got);
+        th_check(c->name, strcmp(got, want) == 0);
+
+        th_check(c->name, th_decode(d.chunks[0], d.lens[0], TS_HIST_ENCODING,
+                                    &out, 1, &rc) == 1 && rc == 0);
+        th_check(c->name, th_same(&out, &s));
+
+        memset(ref, 0, sizeof(tr_head_t));
+        tr_head_append(ref, &s);
+        tr_head_close(ref);
+        th_compare(c->name, ref, &d);
+        tr_head_free(ref);
+        th_drv_free(&d);
+    }
+
+    free(ref);
+}
+
+
+/* zero thresholds and custom bounds: their bytes and what comes back */
+
+typedef struct {
+    const char   *name;
+    double        v;
+    const char   *bits;
+    double        back;
+} th_fl_t;
+
+
+static const th_fl_t  th_zts_edges[] = {
+    { "0", 0.0, "00000000", 0.0 },
+    { "-0.0 is 0", -0.0, "00000000", 0.0 },
+    { "2^-128, the default", 0x1p-128, "01110100", 0x1p-128 },
+    { "2^-243, smallest byte", 0x1p-243, "00000001", 0x1p-243 },
+    { "2^10, largest byte", 0x1p10, "11111110", 0x1p10 },
+    { "2^11 raw", 0x1p11, "11111111 0100000010100000", 0x1p11 },
+    { "2^-244 raw", 0x1p-244, "11111111 0011000010110000", 0x1p-244 },
+    { "0.001 raw", 0.001, "11111111 0011111101010000", 0.001 },
+    { "-0.5 raw", -0.5, "11111111 1011111111100000", -0.5 },
+};
+
+
+static const th_fl_t  th_cb_edges[] = {
+    { "0", 0.0, "10 001", 0.0 },
+    { "-0.0 as 0", -0.0, "10 001", 0.0 },
+    { "0.001", 0.001, "10 010", 0.001 },
+    { "0.25", 0.25, "1110 011111011", 0.25 },
+    { "33554.43, 25-bit max", 33554.43,
+      "1111110 1111111111111111111111111", 33554.43 },
+    { "33554.431 raw", 33554.431, "0 0100000011100000011000", 33554.431 },
+    { "0.0005 raw", 0.0005, "0 0011111101000000011000", 0.0005 },
+    { "-1 raw", -1.0, "0 1011111111110000", -1.0 },
+    { "1e9 raw", 1e9, "0 0100000111001101110011", 1e9 },
+};
+
+
+static void
+test_threshold_and_bounds(void **state)
+{
+    int              rc;
+    char             want[128], got[128];
+    size_t           i, n;
+    th_h_t           s, out;
+    th_drv_t         d;
+    tr_head_t       *ref;
+    const th_fl_t   *c;
+
+    (void) state;
+
+    ref = calloc(1, sizeof(tr_head_t));
+    assert_non_null(ref);
+
+    for (i = 0; i < sizeof(th_zts_edges) / sizeof(th_zts_edges[0]); i++) {
+        c = &th_zts_edges[i];
+
+        memset(&s, 0, sizeof(s));
+        s.t = 1;
+        s.zt = c->v;
+        s.sum = th_bits(2.0);
+
+        th_drv_init(&d, 0);
+        th_drv_append(&d, &s);
+        th_drv_close(&d);
+
+        th_squeeze(c->bits, want);
+        n = strlen(want);
+        th_bitstr(d.chunks[0], 24, n, got);
+        th_check(c->name, strcmp(got, want) == 0);
+
+        th_decode(d.chunks[0], d.lens[0], TS_HIST_ENCODING, &out, 1, &rc);
+        th_check(c->name, rc == 0 && th_bits(out.zt) == th_bits(c->back));
+
+        memset(ref, 0, sizeof(tr_head_t));
+        tr_head_append(ref, &s);
+        tr_head_close(ref);
+        th_check(c->name, ref->lens[0] == d.lens[0]
+                          && memcmp(ref->chunks[0], d.chunks[0],
+                                    d.lens[0]) == 0);
+        tr_head_free(ref);
+        th_drv_free(&d);
+    }
+
+    /* custom bounds follow zt 0, schema -53 and two empty span lists */
+    for (i = 0; i < sizeof(th_cb_edges) / sizeof(th_cb_edges[0]); i++) {
+        c = &th_cb_edges[i];
+
+        memset(&s, 0, sizeof(s));
+        s.t = 1;
+        s.schema = -53;
+        s.ncv = 1;
+        s.cv[0] = c->v;
+        s.sum = th_bits(2.0);
+
+        th_drv_init(&d, 0);
+        th_drv_append(&d, &s);
+        th_drv_close(&d);
+
+        /* 8 + 13 (schema) + 1 + 1 + 5 (count 1) bits before the bound */
+        th_squeeze(c->bits, want);
+        n = strlen(want);
+        th_bitstr(d.chunks[0], 24 + 28, n, got);
+        th_check(c->name, strcmp(got, want) == 0);
+
+        th_decode(d.chunks[0], d.lens[0], TS_HIST_ENCODING, &out, 1, &rc);
+        th_check(c->name, rc == 0 && out.ncv == 1
+                          && th_bits(out.cv[0]) == th_bits(c->back));
+
+        memset(ref, 0, sizeof(tr_head_t));
+        tr_head_append(ref, &s);
+        tr_head_close(ref);
+        th_check(c->name, ref->lens[0] == d.lens[0]
+                          && memcmp(ref->chunks[0], d.chunks[0],
+                                    d.lens[0]) == 0);
+        tr_head_free(ref);
+        th_drv_free(&d);
+    }
+
+    free(ref);
+}
+
+
 int
 main(void)
 {
     const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_prometheus_chunks),
         cmocka_unit_test(test_random_vs_reference),
+        cmocka_unit_test(test_worked_examples),
+        cmocka_unit_test(test_varbit_edges),
+        cmocka_unit_test(test_threshold_and_bounds),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
