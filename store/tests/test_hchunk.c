@@ -3176,6 +3176,384 @@ test_threshold_and_bounds(void **state)
 }
 
 
+
+/* a small integer histogram at t with buckets {0, 1} counting c, 2c */
+
+static void
+th_small(th_h_t *s, int64_t t, int64_t c, int flt, unsigned hint)
+{
+    static const int32_t  sp[] = { 0, 2 };
+    int64_t               abs[2];
+
+    abs[0] = c;
+    abs[1] = 2 * c;
+    th_mk(s, 0, flt, 0, 0x1p-128, c, sp, 1, abs, 2, NULL, 0, NULL, 0,
+          (double) c, 0, hint);
+    s->t = t;
+}
+
+
+static void
+th_stale_at(th_h_t *s, int64_t t, int flt, unsigned hint)
+{
+    memset(s, 0, sizeof(th_h_t));
+    s->t = t;
+    s->flt = flt;
+    s->sum = TH_STALE;
+    s->hint = hint;
+}
+
+
+/* one named case per append decision, for both encodings */
+
+typedef struct {
+    const char   *name;
+    unsigned      hint0;      /* of the chunk's samples */
+    int           stale0;     /* the chunk ends in a stale marker */
+    int           op;         /* what the next sample changes */
+    unsigned      hint1;
+    int           rc;
+    unsigned      hdr_int;
+    unsigned      hdr_float;
+} th_rule_t;
+
+
+enum { TH_SAME, TH_LESS, TH_STALE1, TH_SCHEMA, TH_ZT, TH_NEWB, TH_ZLESS,
+       TH_FLIP };
+
+
+static const th_rule_t  th_rules[] = {
+    { "more of the same", 0, 0, TH_SAME, 0, TS_OK, 0, 0 },
+    { "count shrinks", 0, 0, TH_LESS, 0, TS_HIST_CUT, TS_HIST_HDR_RESET,
+      TS_HIST_HDR_RESET },
+    { "explicit reset hint", 0, 0, TH_SAME, TS_HIST_HINT_RESET,
+      TS_HIST_CUT, TS_HIST_HDR_RESET, TS_HIST_HDR_RESET },
+    { "stale marker appends", 0, 0, TH_STALE1, 0, TS_OK, 0, 0 },
+    { "stale after stale", 0, 1, TH_STALE1, 0, TS_OK, 0, 0 },
+    { "sample after stale", 0, 1, TH_SAME, 0, TS_HIST_CUT,
+      TS_HIST_HDR_UNKNOWN, TS_HIST_HDR_UNKNOWN },
+    { "schema change", 0, 0, TH_SCHEMA, 0, TS_HIST_CUT,
+      TS_HIST_HDR_UNKNOWN, TS_HIST_HDR_UNKNOWN },
+    { "zero threshold change", 0, 0, TH_ZT, 0, TS_HIST_CUT,
+      TS_HIST_HDR_UNKNOWN, TS_HIST_HDR_UNKNOWN },
+    { "zero count shrinks", 0, 0, TH_ZLESS, 0, TS_HIST_CUT,
+      TS_HIST_HDR_RESET, TS_HIST_HDR_RESET },
+    { "new bucket recodes", 0, 0, TH_NEWB, 0, TS_HIST_RECODE, 0, 0 },
+    { "gauge after counter", 0, 0, TH_SAME, TS_HIST_HINT_GAUGE,
+      TS_HIST_CUT, TS_HIST_HDR_GAUGE, TS_HIST_HDR_GAUGE },
+    { "counter after gauge", TS_HIST_HINT_GAUGE, 0, TH_SAME, 0,
+      TS_HIST_CUT, TS_HIST_HDR_NOT_RESET, TS_HIST_HDR_UNKNOWN },
+    { "stale counter marker after gauge", TS_HIST_HINT_GAUGE, 0,
+      TH_STALE1, 0, TS_HIST_CUT, TS_HIST_HDR_NOT_RESET,
+      TS_HIST_HDR_UNKNOWN },
+    { "gauge count shrinks", TS_HIST_HINT_GAUGE, 0, TH_LESS,
+      TS_HIST_HINT_GAUGE, TS_OK, 0, 0 },
+    { "gauge after stale", TS_HIST_HINT_GAUGE, 1, TH_SAME,
+      TS_HIST_HINT_GAUGE, TS_HIST_CUT, TS_HIST_HDR_GAUGE,
+      TS_HIST_HDR_GAUGE },
+    { "gauge schema change", TS_HIST_HINT_GAUGE, 0, TH_SCHEMA,
+      TS_HIST_HINT_GAUGE, TS_HIST_CUT, TS_HIST_HDR_GAUGE,
+      TS_HIST_HDR_GAUGE },
+    { "other encoding", 0, 0, TH_FLIP, 0, TS_HIST_CUT, TS_HIST_HDR_UNKNOWN,
+      TS_HIST_HDR_UNKNOWN },
+};
+
+
+static void
+test_append_rules(void **state)
+{
+    int               rc, flt;
+    size_t            i;
+    unsigned          hdr;
+    th_h_t            s[3];
+    ts_hist_t         h;
+    th_drv_t          d;
+    const th_rule_t  *c;
+
+    (void) state;
+
+    for (flt = 0; flt < 2; flt++) {
+        for (i = 0; i < sizeof(th_rules) / sizeof(th_rules[0]); i++) {
+            c = &th_rules[i];
+
+            th_small(&s[0], 1000, 5, flt, c->hint0);
+            th_small(&s[1], 2000, 6, flt, c->hint0);
+
+            if (c->stale0) {
+                th_stale_at(&s[1], 2000, flt, c->hint0);
+            }
+
+            th_small(&s[2], 3000, 7, flt, c->hint1);
+
+            switch (c->op) {
+            case TH_LESS:
+                th_small(&s[2], 3000, 4, flt, c->hint1);
+                break;
+            case TH_STALE1:
+                th_stale_at(&s[2], 3000, flt, c->hint1);
+                break;
+            case TH_SCHEMA:
+                s[2].schema = 1;
+                break;
+            case TH_ZT:
+                s[2].zt = 0x1p-127;
+                break;
+            case TH_NEWB:
+                s[2].ps[0].length = 3;
+                s[2].np = 3;
+                s[2].pd[2] = 1;
+                s[2].pc[2] = 1;
+                break;
+            case TH_ZLESS:
+                s[2].zcnt = 1;
+                s[2].fzcnt = 0.5;
+                break;
+            case TH_FLIP:
+                s[2].flt = !flt;
+                break;
+            }
+
+            th_drv_init(&d, 0);
+            th_drv_append(&d, &s[0]);
+            th_drv_append(&d, &s[1]);
+
+            th_view(&s[2], &h);
+            hdr = 0xff;
+            rc = ts_hist_append(d.a, d.buf, s[2].t, &h, &hdr);
+
+            th_check(c->name, rc == c->rc);
+            th_check(c->name, rc != TS_HIST_CUT
+                              || hdr == (flt ? c->hdr_float : c->hdr_int));
+            th_check(c->name, ts_hist_count(d.a) == 2 + (rc == TS_OK));
+            th_drv_free(&d);
+        }
+    }
+}
+
+
+static void
+test_invalid_input(void **state)
+{
+    size_t          len;
+    unsigned        hdr;
+    uint8_t         buf[64], big[TH_CAP];
+    th_h_t          s, bad;
+    ts_hist_t       h;
+    ts_hist_app_t  *a;
+
+    (void) state;
+
+    a = aligned_alloc(8, 4096);
+    assert_non_null(a);
+
+    th_small(&s, 1000, 5, 0, 0);
+    th_view(&s, &h);
+
+    /* blocks, buffers */
+    len = ts_hist_app_size(&h);
+    th_check("block size", len > sizeof(ts_hist_app_t) && len < 4096);
+    th_check("short block", ts_hist_start(a, len - 1, big, sizeof(big), 0,
+                                          s.t, &h) == TS_ERR_INVALID);
+    th_check("misaligned block",
+             ts_hist_start((ts_hist_app_t *) ((char *) a + 4), len, big,
+                           sizeof(big), 0, s.t, &h) == TS_ERR_INVALID);
+    th_check("cap 2", ts_hist_start(a, len, big, 2, 0, s.t, &h)
+                      == TS_ERR_INVALID);
+    th_check("cap too big", ts_hist_start(a, len, big, TS_HIST_MAX_CAP + 1,
+                                          0, s.t, &h) == TS_ERR_INVALID);
+    th_check("first sample too big", ts_hist_start(a, len, buf, 12, 0, s.t,
+                                                   &h) == TS_ERR_FULL);
+    th_check("append before start", ts_hist_append(a, buf, s.t, &h, &hdr)
+                                    == TS_ERR_INVALID);
+
+    /* malformed histograms */
+    bad = s;
+    bad.np = 3;
+    th_view(&bad, &h);
+    th_check("buckets not as spans", ts_hist_app_size(&h) == 0);
+
+    bad = s;
+    bad.nps = 2;
+    bad.ps[1].offset = -1;
+    bad.ps[1].length = 0;
+    th_view(&bad, &h);
+    th_check("negative later offset", ts_hist_app_size(&h) == 0);
+
+    bad = s;
+    bad.schema = 9;
+    th_view(&bad, &h);
+    th_check("schema 9", ts_hist_app_size(&h) == 0);
+
+    bad = s;
+    bad.ncv = 1;
+    th_view(&bad, &h);
+    th_check("custom values, schema 0", ts_hist_app_size(&h) == 0);
+
+    bad = s;
+    th_view(&bad, &h);
+    h.pos_deltas = NULL;
+    th_check("no bucket array", ts_hist_app_size(&h) == 0);
+
+    /* a stale marker needs no layout, whatever it carries */
+    bad = s;
+    bad.sum = TH_STALE;
+    bad.np = 7;
+    th_view(&bad, &h);
+    th_check("stale", ts_hist_app_size(&h) == sizeof(ts_hist_app_t));
+
+    /* out of order, and nothing changes */
+    th_view(&s, &h);
+    assert_int_equal(ts_hist_start(a, len, big, sizeof(big), 0, 1000, &h),
+                     TS_OK);
+    th_check("same t", ts_hist_append(a, big, 1000, &h, &hdr)
+                       == TS_ERR_OUT_OF_ORDER);
+    th_check("earlier t", ts_hist_append(a, big, 999, &h, &hdr)
+                          == TS_ERR_OUT_OF_ORDER);
+    th_check("unchanged", ts_hist_count(a) == 1);
+
+    bad = s;
+    bad.np = 1;
+    th_view(&bad, &h);
+    th_check("append malformed", ts_hist_append(a, big, 2000, &h, &hdr)
+                                 == TS_ERR_INVALID);
+    th_check("no recode size", ts_hist_recode_size(a, &h) == 0);
+
+    free(a);
+}
+
+
+/* TS_ERR_FULL changes nothing; the 65535th sample is the last */
+
+static void
+test_full(void **state)
+{
+    int             rc;
+    size_t          len, size;
+    uint8_t        *buf, *copy;
+    uint32_t        i, n;
+    uint64_t        pub;
+    th_h_t          s;
+    ts_hist_t       h;
+    ts_hist_app_t  *a;
+
+    (void) state;
+
+    buf = malloc(TH_CAP);
+    copy = malloc(TH_CAP);
+    a = aligned_alloc(8, 4096);
+    assert_non_null(buf);
+    assert_non_null(copy);
+    assert_non_null(a);
+
+    th_small(&s, 1000, 5, 0, 0);
+    th_view(&s, &h);
+    size = ts_hist_app_size(&h);
+
+    for (len = 20; len < 40; len++) {
+        th_small(&s, 1000, 5, 0, 0);
+        th_view(&s, &h);
+        rc = ts_hist_start(a, size, buf, len, 0, s.t, &h);
+
+        if (rc == TS_ERR_FULL) {
+            continue;
+        }
+
+        assert_int_equal(rc, TS_OK);
+
+        for (n = 1; ; n++) {
+            th_small(&s, 1000 + 1000 * n, 5 + n * n * 100, 0, 0);
+            th_view(&s, &h);
+            pub = a->pub;
+            memcpy(copy, buf, len);
+
+            rc = ts_hist_append(a, buf, s.t, &h, NULL);
+
+            if (rc == TS_ERR_FULL) {
+                th_check("full", a->pub == pub);
+                th_check("full", memcmp(copy, buf, ts_hist_bytes(a)) == 0);
+                break;
+            }
+
+            assert_int_equal(rc, TS_OK);
+            th_check("fits", ts_hist_bytes(a) <= len);
+        }
+    }
+
+    /* stale markers take 4 bits: 65535 fit in 32 KiB */
+    th_stale_at(&s, 1, 0, 0);
+    th_view(&s, &h);
+    assert_int_equal(ts_hist_start(a, 4096, buf, TH_CAP, 0, 1, &h), TS_OK);
+
+    for (i = 2; (rc = ts_hist_append(a, buf, i, &h, NULL)) == TS_OK; i++) {
+        /* void */
+    }
+
+    th_check("65535", rc == TS_ERR_FULL && ts_hist_count(a) == 65535);
+    th_check("65535", ts_hist_bytes(a) < TH_CAP);
+
+    free(a);
+    free(copy);
+    free(buf);
+}
+
+
+/*
+ * Where Prometheus 3's adjustForInserts() lists a run of trailing
+ * inserted buckets as one index repeated, we write the right layout.
+ */
+
+static void
+test_adjust_for_inserts_deviation(void **state)
+{
+    int                   rc;
+    uint32_t              m;
+    th_h_t                s[3], out[3];
+    th_drv_t              d;
+    tr_head_t            *ref;
+    static const int32_t  sp0[] = { 0, 3, 2, 2 }, sp1[] = { -3, 1, 2, 3 };
+    static const int64_t  a0[] = { 1, 1, 1, 0, 0 }, a1[] = { 1, 2, 2, 2 };
+
+    (void) state;
+
+    ref = calloc(1, sizeof(tr_head_t));
+    assert_non_null(ref);
+
+    /* buckets 0 1 2 5 6 (5, 6 empty), then -3 0 1 2: 5 and 6 go missing */
+    th_mk(&s[0], 0, 0, 0, 0.0, 0, sp0, 2, a0, 5, NULL, 0, NULL, 0, 1, 0, 0);
+    th_mk(&s[1], 1, 0, 0, 0.0, 0, sp0, 2, a0, 5, NULL, 0, NULL, 0, 1, 0, 0);
+    th_mk(&s[2], 2, 0, 0, 0.0, 0, sp1, 2, a1, 4, NULL, 0, NULL, 0, 2, 0, 0);
+
+    tr_bug = 0;
+    th_drv_init(&d, 0);
+
+    for (m = 0; m < 3; m++) {
+        tr_head_append(ref, &s[m]);
+        th_drv_append(&d, &s[m]);
+    }
+
+    tr_head_close(ref);
+    th_drv_close(&d);
+
+    th_check("go", tr_bug == 1);
+    th_check("recoded", d.nchunks == 1 && d.recodes == 1);
+
+    m = th_decode(d.chunks[0], d.lens[0], TS_HIST_ENCODING, out, 3, &rc);
+    th_check("decodes", rc == 0 && m == 3);
+    th_check("layout -3 0 1 2 5 6", out[2].nps == 3
+             && out[2].ps[0].offset == -3 && out[2].ps[0].length == 1
+             && out[2].ps[1].offset == 2 && out[2].ps[1].length == 3
+             && out[2].ps[2].offset == 2 && out[2].ps[2].length == 2);
+
+    for (m = 0; m < 3; m++) {
+        th_check("same counts", th_equiv(&out[m], &s[m]));
+    }
+
+    tr_head_free(ref);
+    th_drv_free(&d);
+    free(ref);
+}
+
+
 int
 main(void)
 {
@@ -3185,6 +3563,10 @@ main(void)
         cmocka_unit_test(test_worked_examples),
         cmocka_unit_test(test_varbit_edges),
         cmocka_unit_test(test_threshold_and_bounds),
+        cmocka_unit_test(test_append_rules),
+        cmocka_unit_test(test_invalid_input),
+        cmocka_unit_test(test_full),
+        cmocka_unit_test(test_adjust_for_inserts_deviation),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
