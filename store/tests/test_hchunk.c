@@ -3554,6 +3554,375 @@ test_adjust_for_inserts_deviation(void **state)
 }
 
 
+
+/* a few chunks of both encodings for the decoder tests */
+
+static void
+th_some_chunks(th_drv_t *d, int flt)
+{
+    uint32_t  i, n;
+    th_h_t   *s;
+    th_gen_t  g;
+
+    s = malloc(TH_MAXN * sizeof(th_h_t));
+    assert_non_null(s);
+
+    th_rng_state = 0x1234567 + (uint64_t) flt;
+    th_gen_init(&g);
+    g.flt = flt;
+    n = 120;
+
+    for (i = 0; i < n; i++) {
+        th_gen_next(&g, &s[i]);
+        s[i].flt = flt;
+    }
+
+    th_drv_init(d, 30);
+
+    for (i = 0; i < n; i++) {
+        th_drv_append(d, &s[i]);
+    }
+
+    th_drv_close(d);
+    free(s);
+}
+
+
+/* every truncation is an error after the samples that fit */
+
+static void
+test_truncation(void **state)
+{
+    int        rc, flt;
+    size_t     cut;
+    uint32_t   i, m, full;
+    th_h_t    *all, *part;
+    th_drv_t   d;
+
+    (void) state;
+
+    all = malloc(TH_MAXN * sizeof(th_h_t));
+    part = malloc(TH_MAXN * sizeof(th_h_t));
+    assert_non_null(all);
+    assert_non_null(part);
+
+    for (flt = 0; flt < 2; flt++) {
+        th_some_chunks(&d, flt);
+
+        for (i = 0; i < d.nchunks; i++) {
+            full = th_decode(d.chunks[i], d.lens[i],
+                             flt ? TS_FHIST_ENCODING : TS_HIST_ENCODING,
+                             all, TH_MAXN, &rc);
+            th_check("whole", rc == 0);
+
+            for (cut = 0; cut < d.lens[i]; cut++) {
+                m = th_decode(d.chunks[i], cut,
+                              flt ? TS_FHIST_ENCODING : TS_HIST_ENCODING,
+                              part, TH_MAXN, &rc);
+
+                th_check("truncated", rc == TS_ERR_CORRUPT && m < full);
+
+                while (m--) {
+                    th_check("prefix", th_same(&part[m], &all[m]));
+                }
+            }
+        }
+
+        th_drv_free(&d);
+    }
+
+    free(part);
+    free(all);
+}
+
+
+/* hand-made layouts: a bit writer, then the decoder's verdict */
+
+typedef struct {
+    uint8_t   b[256];
+    size_t    bits;
+} th_bw_t;
+
+
+static void
+th_bw(th_bw_t *w, const char *bits)
+{
+    for ( /* void */ ; *bits; bits++) {
+        if (*bits != '0' && *bits != '1') {
+            continue;
+        }
+
+        if (*bits == '1') {
+            w->b[w->bits >> 3] |= (uint8_t) (0x80 >> (w->bits & 7));
+        }
+
+        w->bits++;
+    }
+}
+
+
+typedef struct {
+    const char   *name;
+    const char   *bits;      /* after the 3-byte header, count 2 */
+    unsigned      enc;
+} th_bad_t;
+
+
+static const th_bad_t  th_bads[] = {
+    { "schema 9", "00000000 1110 000001001 0 0 0 0 0"
+      " 00000000 00000000 00000000 00000000 00000000 00000000 00000000"
+      " 00000000", TS_HIST_ENCODING },
+    { "schema -5", "00000000 110 111011 0 0 0 0 0 00000000 00000000"
+      " 00000000 00000000 00000000 00000000 00000000 00000000",
+      TS_HIST_ENCODING },
+    { "span length over 32 bits", "00000000 0 10001"
+      " 11111111 0000000000000000000000000000000100000000000000000000000000"
+      "000000 0 0", TS_HIST_ENCODING },
+    { "span offset over 32 bits", "00000000 0 10001 10001"
+      " 11111110 00000000000000000000000010000000000000000000000000000000"
+      " 0", TS_HIST_ENCODING },
+    { "later span offset negative", "00000000 0 10010 10001 0 10001 10111"
+      " 0", TS_HIST_ENCODING },
+    { "more buckets than bits", "00000000 0 10001"
+      " 1111110 1111111111111111111111111 0 0 0 0 0", TS_HIST_ENCODING },
+    { "more spans than bits", "00000000 0 1111110"
+      " 1111111111111111111111111 0 0", TS_HIST_ENCODING },
+    { "float buckets need 64 bits", "00000000 0 10001 1110 100000000 0 0"
+      " 0 00000000 00000000 00000000 00000000 00000000 00000000 00000000"
+      " 00000000 00000000", TS_FHIST_ENCODING },
+    { "time stands still", "00000000 0 0 0 0 0 0"
+      " 0011111111110000000000000000000000000000000000000000000000000000"
+      " 0 0 0 0", TS_HIST_ENCODING },
+    { "time goes back", "00000000 0 0 0 10 001 0 0"
+      " 0011111111110000000000000000000000000000000000000000000000000000"
+      " 10 111 0 0 0", TS_HIST_ENCODING },
+    { "window wider than 64", "00000000 0 0 0 0 0 0"
+      " 0011111111110000000000000000000000000000000000000000000000000000"
+      " 10 001 0 0 11 11111 111111", TS_HIST_ENCODING },
+    { "custom count over the bits", "00000000 1110 111001011 0 0"
+      " 1111110 1111111111111111111111111", TS_HIST_ENCODING },
+    { "unknown encoding", "00000000 0 0 0 0 0 0", 4 },
+};
+
+
+static void
+test_malformed(void **state)
+{
+    int              rc;
+    size_t           i, len;
+    uint8_t         *mem;
+    int64_t          t;
+    ts_hist_t        h;
+    th_bw_t          w;
+    ts_hist_iter_t   it;
+    const th_bad_t  *c;
+
+    (void) state;
+
+    mem = aligned_alloc(8, TH_MEM);
+    assert_non_null(mem);
+
+    for (i = 0; i < sizeof(th_bads) / sizeof(th_bads[0]); i++) {
+        c = &th_bads[i];
+
+        memset(&w, 0, sizeof(w));
+        th_bw(&w, "00000000 00000010 00000000");
+        th_bw(&w, c->bits);
+        len = (w.bits + 7) / 8;
+
+        ts_hist_iter_init(&it, w.b, len, c->enc, mem, TH_MEM);
+
+        while ((rc = ts_hist_iter_next(&it, &t, &h)) == 1) {
+            /* void */
+        }
+
+        th_check(c->name, rc == TS_ERR_CORRUPT);
+        th_check(c->name, ts_hist_iter_next(&it, &t, &h) == TS_ERR_CORRUPT);
+        th_check(c->name, ts_hist_iter_need(w.b, len, c->enc) < TH_MEM);
+    }
+
+    /* shorter than a header, no samples, a sample count beyond the data */
+    ts_hist_iter_init(&it, w.b, 2, TS_HIST_ENCODING, mem, TH_MEM);
+    th_check("2 bytes", ts_hist_iter_next(&it, &t, &h) == TS_ERR_CORRUPT);
+
+    memset(w.b, 0, sizeof(w.b));
+    ts_hist_iter_init(&it, w.b, 3, TS_HIST_ENCODING, mem, TH_MEM);
+    th_check("empty", ts_hist_iter_next(&it, &t, &h) == 0);
+
+    w.b[1] = 1;
+    ts_hist_iter_init(&it, w.b, 3, TS_HIST_ENCODING, mem, TH_MEM);
+    th_check("count 1, no data",
+             ts_hist_iter_next(&it, &t, &h) == TS_ERR_CORRUPT);
+
+    free(mem);
+}
+
+
+/* the scratch memory: exactly ts_hist_iter_need() bytes suffice */
+
+static void
+test_iter_memory(void **state)
+{
+    int             rc, flt;
+    size_t          need;
+    uint8_t        *mem;
+    int64_t         t;
+    uint32_t        i;
+    ts_hist_t       h;
+    th_drv_t        d;
+    ts_hist_iter_t  it;
+    unsigned        enc;
+
+    (void) state;
+
+    for (flt = 0; flt < 2; flt++) {
+        th_some_chunks(&d, flt);
+        enc = flt ? TS_FHIST_ENCODING : TS_HIST_ENCODING;
+
+        for (i = 0; i < d.nchunks; i++) {
+            need = ts_hist_iter_need(d.chunks[i], d.lens[i], enc);
+            mem = aligned_alloc(8, (need + 7) & ~(size_t) 7);
+            assert_non_null(mem);
+
+            ts_hist_iter_init(&it, d.chunks[i], d.lens[i], enc, mem, need);
+
+            while ((rc = ts_hist_iter_next(&it, &t, &h)) == 1) {
+                /* void */
+            }
+
+            th_check("need", rc == 0);
+
+            if (need > 8) {
+                ts_hist_iter_init(&it, d.chunks[i], d.lens[i], enc, mem,
+                                  need - 8);
+                th_check("short", ts_hist_iter_next(&it, &t, &h)
+                                  == TS_ERR_FULL);
+                th_check("sticky", ts_hist_iter_next(&it, &t, &h)
+                                   == TS_ERR_FULL);
+            }
+
+            ts_hist_iter_init(&it, d.chunks[i], d.lens[i], enc, mem + 1,
+                              need);
+            th_check("misaligned", ts_hist_iter_next(&it, &t, &h)
+                                   == TS_ERR_FULL);
+            free(mem);
+        }
+
+        th_drv_free(&d);
+    }
+}
+
+
+/*
+ * A writer killed anywhere: the block's state and the bytes after the
+ * published end are garbage, recovery rebuilds them, and appending goes
+ * on exactly as without the crash.  Snapshots taken meanwhile are the
+ * published chunk.
+ */
+
+static void
+test_recover_and_snapshot(void **state)
+{
+    int             flt;
+    size_t          len, size, need;
+    uint8_t        *snap, *buf2;
+    uint32_t        i, n, bits;
+    th_h_t         *s;
+    th_gen_t        g;
+    th_drv_t        d, e;
+    ts_hist_app_t  *a2;
+
+    (void) state;
+
+    s = malloc(TH_MAXN * sizeof(th_h_t));
+    snap = malloc(TH_CAP);
+    assert_non_null(s);
+    assert_non_null(snap);
+
+    for (flt = 0; flt < 2; flt++) {
+        th_rng_state = 0xabcdef + (uint64_t) flt;
+        th_gen_init(&g);
+        n = 100;
+
+        for (i = 0; i < n; i++) {
+            th_gen_next(&g, &s[i]);
+            s[i].flt = flt;
+        }
+
+        th_drv_init(&d, 0);
+        th_drv_init(&e, 0);
+
+        for (i = 0; i < n; i++) {
+            th_drv_append(&d, &s[i]);
+
+            /* e crashes after every append and recovers */
+            th_drv_append(&e, &s[i]);
+
+            size = e.a->size;
+            a2 = aligned_alloc(8, (size + 7) & ~(size_t) 7);
+            buf2 = malloc(e.cap);
+            assert_non_null(a2);
+            assert_non_null(buf2);
+
+            memset(a2, 0x5a, size);
+            a2->pub = e.a->pub;
+            a2->size = e.a->size;
+            a2->cap = e.a->cap;
+            a2->is_float = e.a->is_float;
+
+            bits = (uint32_t) e.a->pub;
+            memset(buf2, 0xa5, e.cap);
+            memcpy(buf2, e.buf, (bits + 7) / 8);
+            buf2[0] = 0xff;
+
+            if (bits & 7) {
+                buf2[bits >> 3] |= (uint8_t) (0xff >> (bits & 7));
+            }
+
+            len = TH_CAP;
+            th_check("snapshot", ts_hist_snapshot(e.a, e.buf, snap, &len)
+                                 == TS_OK && len == ts_hist_bytes(e.a));
+            th_check("snapshot", memcmp(snap, e.buf, len) == 0);
+
+            len = 2;
+            th_check("small", ts_hist_snapshot(e.a, e.buf, snap, &len)
+                              == TS_ERR_FULL);
+
+            th_check("recover", ts_hist_recover(a2, buf2) == TS_OK);
+            th_check("state", memcmp(a2, e.a, sizeof(ts_hist_app_t)) == 0);
+            /* the arrays in use; float windows may leave padding */
+            need = sizeof(ts_hist_app_t)
+                   + 8 * ((size_t) a2->n_pos_spans + a2->n_neg_spans
+                          + a2->n_custom)
+                   + ((size_t) a2->n_pos + a2->n_neg) * (flt ? 10 : 16);
+            th_check("arrays", need <= size && memcmp(a2, e.a, need) == 0);
+            th_check("bytes", memcmp(buf2, e.buf, (bits + 7) / 8) == 0);
+
+            free(e.a);
+            free(e.buf);
+            e.a = a2;
+            e.buf = buf2;
+        }
+
+        th_drv_close(&d);
+        th_drv_close(&e);
+
+        th_check("same chunks", d.nchunks == e.nchunks);
+
+        for (i = 0; i < d.nchunks; i++) {
+            th_check("same chunks", d.lens[i] == e.lens[i]
+                     && memcmp(d.chunks[i], e.chunks[i], d.lens[i]) == 0);
+        }
+
+        th_drv_free(&d);
+        th_drv_free(&e);
+    }
+
+    free(snap);
+    free(s);
+}
+
+
 int
 main(void)
 {
@@ -3567,6 +3936,10 @@ main(void)
         cmocka_unit_test(test_invalid_input),
         cmocka_unit_test(test_full),
         cmocka_unit_test(test_adjust_for_inserts_deviation),
+        cmocka_unit_test(test_truncation),
+        cmocka_unit_test(test_malformed),
+        cmocka_unit_test(test_iter_memory),
+        cmocka_unit_test(test_recover_and_snapshot),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
