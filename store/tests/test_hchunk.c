@@ -2569,8 +2569,12 @@ th_gen_side(const th_gen_t *g, int side, th_h_t *s)
             gap -= z;
         }
 
-        cut = weird && len[r] > 1 && th_rand() % 2 ? 1 + th_rand() % (len[r] - 1)
-                                                   : len[r];
+        cut = len[r];
+
+        if (weird && len[r] > 1 && th_rand() % 2) {
+            cut = 1 + th_rand() % (len[r] - 1);
+        }
+
         sp[ns].offset = (int32_t) gap;
         sp[ns++].length = cut;
 
