@@ -41,17 +41,6 @@
 #define TS_XOR_NO_WINDOW     0xff
 
 
-/* one value, encoded but not written yet */
-typedef struct {
-    uint64_t   sig;         /* significant bits of the XOR */
-    uint32_t   ctl;         /* '0', '10' or '11' + leading + width */
-    uint8_t    nctl;
-    uint8_t    nsig;
-    uint8_t    leading;
-    uint8_t    trailing;
-} ts_xor_val_t;
-
-
 static unsigned ts_xor_dod(uint64_t dod, uint64_t *code);
 static void ts_xor_value(const ts_xor_appender_t *a, uint64_t v,
     ts_xor_val_t *x);
@@ -863,4 +852,87 @@ ts_xor_read_value(ts_xor_iter_t *it)
     it->v ^= ts_xor_read(it, width) << trailing;
 
     return TS_OK;
+}
+
+
+/*
+ * The bit stream and XOR value field, exported for the histogram chunk
+ * codec (ts_hchunk.c), which writes the same fields.  Thin wrappers: the
+ * XOR chunk itself keeps using the inline functions above.
+ */
+
+uint32_t
+ts_xor_bits_put(uint8_t *buf, size_t cap, uint32_t pos, uint64_t u,
+    unsigned n)
+{
+    return ts_xor_put(buf, cap, pos, u, n);
+}
+
+
+uint64_t
+ts_xor_bits_peek(const uint8_t *data, size_t len, uint64_t pos)
+{
+    ts_xor_iter_t  it;
+
+    it.data = data;
+    it.len = len;
+    it.pos = pos;
+
+    return ts_xor_peek(&it);
+}
+
+
+uint64_t
+ts_xor_bits_read(const uint8_t *data, size_t len, uint64_t *pos, unsigned n)
+{
+    uint64_t       u;
+    ts_xor_iter_t  it;
+
+    it.data = data;
+    it.len = len;
+    it.pos = *pos;
+
+    u = ts_xor_read(&it, n);
+    *pos = it.pos;
+
+    return u;
+}
+
+
+void
+ts_xor_val_encode(uint64_t prev, uint8_t leading, uint8_t trailing,
+    uint64_t v, ts_xor_val_t *x)
+{
+    ts_xor_appender_t  a;
+
+    a.v = prev;
+    a.leading = leading;
+    a.trailing = trailing;
+
+    ts_xor_value(&a, v, x);
+}
+
+
+int
+ts_xor_val_decode(const uint8_t *data, size_t len, uint64_t *pos,
+    uint64_t *v, uint8_t *leading, uint8_t *trailing)
+{
+    int            rc;
+    ts_xor_iter_t  it;
+
+    it.data = data;
+    it.len = len;
+    it.pos = *pos;
+    it.v = *v;
+    it.leading = *leading;
+    it.trailing = *trailing;
+
+    rc = ts_xor_read_value(&it);
+
+    *pos = it.pos;
+    *v = it.v;
+    *leading = it.leading;
+    *trailing = it.trailing;
+
+    return rc;
 }

@@ -144,4 +144,50 @@ int ts_xor_iter_next(ts_xor_iter_t *it, int64_t *t, double *v);
 int ts_xor_iter_next_bits(ts_xor_iter_t *it, int64_t *t, uint64_t *v);
 
 
+/*
+ * Shared with the histogram chunk codec (ts_hchunk.c), which writes the
+ * same MSB-first bit stream and Gorilla XOR value fields.
+ */
+
+/* one XOR value field, computed but not written yet */
+typedef struct {
+    uint64_t        sig;        /* significant bits of the XOR */
+    uint32_t        ctl;        /* '0', '10' or '11' + leading + width */
+    uint8_t         nctl;
+    uint8_t         nsig;       /* 0: no significant bits follow */
+    uint8_t         leading;    /* the window after this value */
+    uint8_t         trailing;
+} ts_xor_val_t;
+
+/*
+ * Writes the n (0 < n <= 64) low bits of u at bit pos, returns pos + n.
+ * Bits before pos in the same byte are kept, later bytes of an 8-byte
+ * window may be overwritten: the caller checked pos + n <= cap * 8.
+ */
+uint32_t ts_xor_bits_put(uint8_t *buf, size_t cap, uint32_t pos, uint64_t u,
+    unsigned n);
+
+/* the 64 bits at bit pos, zeros past len; never reads outside data */
+uint64_t ts_xor_bits_peek(const uint8_t *data, size_t len, uint64_t pos);
+
+/* reads n (0 < n <= 64) bits at *pos and advances it; zeros past len */
+uint64_t ts_xor_bits_read(const uint8_t *data, size_t len, uint64_t *pos,
+    unsigned n);
+
+/*
+ * Go's xorWrite: the field for value v after prev with the window
+ * (leading, trailing); leading 0xff means no window yet.
+ */
+void ts_xor_val_encode(uint64_t prev, uint8_t leading, uint8_t trailing,
+    uint64_t v, ts_xor_val_t *x);
+
+/*
+ * Go's xorRead at *pos: updates *v and the window, advances *pos.
+ * TS_ERR_CORRUPT if a new window is wider than 64 bits.  Bits past len
+ * read as zeros: the caller checks *pos against its end afterwards.
+ */
+int ts_xor_val_decode(const uint8_t *data, size_t len, uint64_t *pos,
+    uint64_t *v, uint8_t *leading, uint8_t *trailing);
+
+
 #endif /* TS_CHUNK_H */
