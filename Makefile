@@ -37,6 +37,7 @@ ASAN_OBJS := $(patsubst %.c,$(BUILD)/asan/%.o,$(STORE_SRCS) $(PROTO_SRCS))
 TESTS := $(patsubst store/tests/%.c,$(BUILD)/tests/%,$(TEST_SRCS))
 ASAN_TESTS := $(patsubst store/tests/%.c,$(BUILD)/asan-tests/%,$(TEST_SRCS))
 FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(STORE_SRCS) $(PROTO_SRCS))
 PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
 RWGEN := $(BUILD)/rwgen
 PROMQL_PARSE := $(BUILD)/promql_parse
@@ -142,11 +143,17 @@ asan: deps $(ASAN_TESTS)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1 .ci/run-unit $(ASAN_TESTS)
 
-$(BUILD)/fuzz/%: fuzz/%.c $(STORE_SRCS) $(PROTO_SRCS) $(HDRS)
+# the store compiled once with the fuzzer's instrumentation, then linked
+# into each target
+$(BUILD)/fuzzobj/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	clang $(STORE_CFLAGS) -fsanitize=fuzzer-no-link,address,undefined \
+	    -fno-sanitize-recover=all -c $< -o $@
+
+$(BUILD)/fuzz/%: fuzz/%.c $(FUZZ_OBJS)
 	@mkdir -p $(dir $@)
 	clang $(STORE_CFLAGS) -fsanitize=fuzzer,address,undefined \
-	    -fno-sanitize-recover=all $< $(STORE_SRCS) $(PROTO_SRCS) \
-	    -o $@ $(LIBS)
+	    -fno-sanitize-recover=all $< $(FUZZ_OBJS) -o $@ $(LIBS)
 
 fuzz-build: deps $(FUZZERS)
 

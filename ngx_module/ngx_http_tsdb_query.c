@@ -98,8 +98,7 @@ static ngx_int_t ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_eval(ngx_http_tsdb_query_ctx_t *ctx);
-static void ngx_http_tsdb_query_series(ngx_http_tsdb_query_ctx_t *ctx);
-static void ngx_http_tsdb_query_values(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx,
@@ -916,11 +915,8 @@ ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx)
 
     case NGX_HTTP_TSDB_EP_SERIES:
     case NGX_HTTP_TSDB_EP_LABELS:
-        ngx_http_tsdb_query_series(ctx);
-        break;
-
     case NGX_HTTP_TSDB_EP_LABEL_VALUES:
-        ngx_http_tsdb_query_values(ctx);
+        ngx_http_tsdb_query_listing(ctx);
         break;
 
     case NGX_HTTP_TSDB_EP_METADATA:
@@ -1079,47 +1075,91 @@ ngx_http_tsdb_sets_labels(ngx_http_tsdb_sets_t *s, ts_buf_t *tmp,
 }
 
 
+/* what the listing endpoints collect from each selected series */
+
+typedef struct {
+    ngx_http_tsdb_query_ctx_t  *ctx;
+    ngx_http_tsdb_sets_t        sets;
+    ts_buf_t                    tmp;
+} ngx_http_tsdb_listing_t;
+
+
+static ngx_int_t
+ngx_http_tsdb_listing_add(ngx_http_tsdb_listing_t *ls, const ts_label_t *l,
+    uint32_t n)
+{
+    uint32_t  j;
+
+    switch (ls->ctx->ep) {
+
+    case NGX_HTTP_TSDB_EP_SERIES:
+        return ngx_http_tsdb_sets_labels(&ls->sets, &ls->tmp, l, n);
+
+    case NGX_HTTP_TSDB_EP_LABELS:
+        for (j = 0; j < n; j++) {
+            if (ngx_http_tsdb_sets_add(&ls->sets, l[j].name, l[j].name_len)
+                != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+
+    default:
+        for (j = 0; j < n; j++) {
+            if (l[j].name_len == ls->ctx->label.len
+                && ngx_strncmp(l[j].name, ls->ctx->label.data,
+                               l[j].name_len) == 0)
+            {
+                return ngx_http_tsdb_sets_add(&ls->sets, l[j].value,
+                                              l[j].value_len);
+            }
+        }
+
+        return NGX_OK;
+    }
+}
+
+
 /*
- * series: the label sets of every match[]; labels: their names (every
- * series when no match[] is given).  Sorted, without duplicates.
+ * The series of every match[] in [start, end] (no match[]: every series
+ * with a name) into ls.  NGX_ERROR with the answer set on failure.
  */
 
-static void
-ngx_http_tsdb_query_series(ngx_http_tsdb_query_ctx_t *ctx)
+static ngx_int_t
+ngx_http_tsdb_listing_select(ngx_http_tsdb_listing_t *ls)
 {
-    int                      rc;
-    char                     msg[TS_SSET_MSG_SIZE];
-    size_t                   i, k, len;
-    uint32_t                 n, j, nl;
-    ts_buf_t                 tmp;
-    ts_sset_t               *ss;
-    ts_matcher_t             any;
-    ts_sset_conf_t           sc;
-    ts_selector_t           *sel;
-    const uint8_t           *p, *q, *e;
-    const ts_label_t        *l;
-    ngx_http_tsdb_sets_t     sets;
-    const ts_promql_expr_t  *v;
+    int                        rc;
+    char                       msg[TS_SSET_MSG_SIZE];
+    uint32_t                   n;
+    ngx_uint_t                 i;
+    ts_sset_t                 *ss;
+    ts_matcher_t               any;
+    ts_sset_conf_t             sc;
+    ts_selector_t             *sel;
+    const ts_label_t          *l;
+    const ts_promql_expr_t    *v;
+    ngx_http_tsdb_query_ctx_t *ctx;
 
-    ngx_memzero(&sets, sizeof(ngx_http_tsdb_sets_t));
-    ngx_memzero(&tmp, sizeof(ts_buf_t));
-    ngx_memzero(&sc, sizeof(ts_sset_conf_t));
-    sc.max_series = ctx->conf.max_series;
-
-    ss = NULL;
-    sel = NULL;
-
-    if (ts_sset_create(&ss, ctx->src, ctx->nsrc, &sc) != TS_OK) {
-        goto nomem;
-    }
-
-    /* no match[] (labels only): every series with a name */
+    ctx = ls->ctx;
 
     any.type = TS_MATCH_RE;
     any.name = TS_METRIC_NAME_LABEL;
     any.name_len = TS_METRIC_NAME_LABEL_LEN;
     any.value = ".+";
     any.value_len = 2;
+
+    ngx_memzero(&sc, sizeof(ts_sset_conf_t));
+    sc.max_series = ctx->conf.max_series;
+
+    if (ts_sset_create(&ss, ctx->src, ctx->nsrc, &sc) != TS_OK) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "out of memory");
+        return NGX_ERROR;
+    }
+
+    rc = TS_OK;
 
     for (i = 0; i < (ctx->nmatch ? ctx->nmatch : 1); i++) {
         if (ctx->nmatch) {
@@ -1140,153 +1180,175 @@ ngx_http_tsdb_query_series(ngx_http_tsdb_query_ctx_t *ctx)
         if (rc != TS_OK) {
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
                                       "%s", msg);
-            goto done;
+            break;
         }
 
         rc = ts_sset_select(ss, sel, ctx->start, ctx->end, msg, sizeof(msg));
-        if (rc != TS_OK) {
+
+        if (rc == TS_OK) {
+            while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
+                if (ngx_http_tsdb_listing_add(ls, l, n) != NGX_OK) {
+                    rc = TS_ERR_NOMEM;
+                    ngx_memcpy(msg, "out of memory", sizeof("out of memory"));
+                    break;
+                }
+            }
+
+            ts_sset_reset(ss);
+        }
+
+        ts_selector_free(sel);
+
+        if (rc < 0) {
             ngx_http_tsdb_query_error(ctx, rc == TS_ERR_LIMIT
                                            ? 422
                                            : NGX_HTTP_INTERNAL_SERVER_ERROR,
                                       rc == TS_ERR_LIMIT ? "execution"
                                                          : "internal",
-                                      "%s", msg);
-            goto done;
+                                      "%s", rc == TS_ERR_LIMIT
+                                            || rc == TS_ERR_NOMEM
+                                            ? msg : "reading series failed");
+            break;
         }
 
-        while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
-            if (ctx->ep == NGX_HTTP_TSDB_EP_SERIES) {
-                if (ngx_http_tsdb_sets_labels(&sets, &tmp, l, n) != NGX_OK) {
-                    goto nomem;
-                }
-
-                continue;
-            }
-
-            for (j = 0; j < n; j++) {
-                if (ngx_http_tsdb_sets_add(&sets, l[j].name, l[j].name_len)
-                    != NGX_OK)
-                {
-                    goto nomem;
-                }
-            }
-        }
-
-        ts_sset_reset(ss);
-        ts_selector_free(sel);
-        sel = NULL;
-
-        if (rc < 0) {
-            ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                      "internal", "reading series failed");
-            goto done;
-        }
+        rc = TS_OK;
     }
 
-    ngx_http_tsdb_sets_sort(&sets);
+    ts_sset_free(ss);
+
+    return rc == TS_OK ? NGX_OK : NGX_ERROR;
+}
+
+
+/* the set, sorted and without duplicates, as a JSON array of strings */
+
+static ngx_int_t
+ngx_http_tsdb_listing_strings(ngx_http_tsdb_query_ctx_t *ctx,
+    ngx_http_tsdb_sets_t *sets)
+{
+    size_t          k;
+    uint32_t        nl;
+    const uint8_t  *p;
 
     if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
-        goto nomem;
+        return NGX_ERROR;
     }
 
     ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
                                "\"data\":[") - ctx->out.p;
 
-    for (k = 0; k < sets.n; k++) {
-        if (k && ngx_http_tsdb_sets_cmp(&sets.off[k - 1], &sets.off[k],
-                                        &sets)
+    for (k = 0; k < sets->n; k++) {
+        if (k && ngx_http_tsdb_sets_cmp(&sets->off[k - 1], &sets->off[k],
+                                        sets)
                  == 0)
         {
             continue;
         }
 
-        p = sets.strs.p + sets.off[k];
+        p = sets->strs.p + sets->off[k];
         ngx_memcpy(&nl, p, 4);
-        p += 4;
-        e = p + nl;
 
-        if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
-            goto nomem;
+        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+            return NGX_ERROR;
         }
 
         if (ctx->out.p[ctx->out.len - 1] != '[') {
             ctx->out.p[ctx->out.len++] = ',';
         }
 
-        if (ctx->ep == NGX_HTTP_TSDB_EP_LABELS) {
-            if (ts_pqjson_string((char *) p, nl, &ctx->out) != TS_OK) {
-                goto nomem;
-            }
-
-            continue;
+        if (ts_pqjson_string((char *) p + 4, nl, &ctx->out) != TS_OK) {
+            return NGX_ERROR;
         }
-
-        ctx->out.p[ctx->out.len++] = '{';
-
-        while (p < e) {
-            q = memchr(p, '\0', e - p);
-            len = q - p;
-
-            if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
-                goto nomem;
-            }
-
-            if (ctx->out.p[ctx->out.len - 1] != '{') {
-                ctx->out.p[ctx->out.len++] = ',';
-            }
-
-            if (ts_pqjson_string((char *) p, len, &ctx->out) != TS_OK
-                || ts_buf_reserve(&ctx->out, 1) != TS_OK)
-            {
-                goto nomem;
-            }
-
-            ctx->out.p[ctx->out.len++] = ':';
-            p = q + 1;
-            q = memchr(p, '\0', e - p);
-
-            if (ts_pqjson_string((char *) p, q - p, &ctx->out) != TS_OK) {
-                goto nomem;
-            }
-
-            p = q + 1;
-        }
-
-        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
-            goto nomem;
-        }
-
-        ctx->out.p[ctx->out.len++] = '}';
     }
 
     if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
-        goto nomem;
+        return NGX_ERROR;
     }
 
     ctx->out.p[ctx->out.len++] = ']';
     ctx->out.p[ctx->out.len++] = '}';
     ctx->status = NGX_HTTP_OK;
 
-    goto done;
+    return NGX_OK;
+}
 
-nomem:
 
-    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                              "out of memory");
+/* the set of serialized label sets as a JSON array of objects */
 
-done:
+static ngx_int_t
+ngx_http_tsdb_listing_sets(ngx_http_tsdb_query_ctx_t *ctx,
+    ngx_http_tsdb_sets_t *sets)
+{
+    size_t          k;
+    uint32_t        nl, i;
+    const uint8_t  *p, *e, *q;
 
-    if (sel != NULL) {
-        ts_selector_free(sel);
+    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+        return NGX_ERROR;
     }
 
-    if (ss != NULL) {
-        ts_sset_free(ss);
+    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
+                               "\"data\":[") - ctx->out.p;
+
+    for (k = 0; k < sets->n; k++) {
+        if (k && ngx_http_tsdb_sets_cmp(&sets->off[k - 1], &sets->off[k],
+                                        sets)
+                 == 0)
+        {
+            continue;
+        }
+
+        p = sets->strs.p + sets->off[k];
+        ngx_memcpy(&nl, p, 4);
+        p += 4;
+        e = p + nl;
+
+        if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->out.p[ctx->out.len - 1] != '[') {
+            ctx->out.p[ctx->out.len++] = ',';
+        }
+
+        ctx->out.p[ctx->out.len++] = '{';
+
+        /* name NUL value NUL ...: strings alternate with ':' and ',' */
+
+        for (i = 0; p < e; i++) {
+            q = memchr(p, '\0', e - p);
+
+            if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+                return NGX_ERROR;
+            }
+
+            if (i) {
+                ctx->out.p[ctx->out.len++] = (i & 1) ? ':' : ',';
+            }
+
+            if (ts_pqjson_string((char *) p, q - p, &ctx->out) != TS_OK) {
+                return NGX_ERROR;
+            }
+
+            p = q + 1;
+        }
+
+        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->out.p[ctx->out.len++] = '}';
     }
 
-    free(sets.off);
-    free(sets.strs.p);
-    free(tmp.p);
+    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->out.p[ctx->out.len++] = ']';
+    ctx->out.p[ctx->out.len++] = '}';
+    ctx->status = NGX_HTTP_OK;
+
+    return NGX_OK;
 }
 
 
@@ -1297,160 +1359,66 @@ ngx_http_tsdb_query_value(void *data, const char *s, size_t len)
 }
 
 
-/* label/NAME/values: from the matched series, or every source's index */
+/*
+ * series: the label sets of every match[]; labels: their names (every
+ * series with a name when no match[] is given); label/NAME/values: the
+ * values from those series, or from every source's index without
+ * match[].  Sorted, without duplicates.
+ */
 
 static void
-ngx_http_tsdb_query_values(ngx_http_tsdb_query_ctx_t *ctx)
+ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx)
 {
-    int                    rc;
-    size_t                 k;
-    uint32_t               i, n, j, nl;
-    const uint8_t         *p;
-    ts_sset_t             *ss;
-    ts_selector_t         *sel;
-    ts_sset_conf_t         sc;
-    const ts_label_t      *l;
-    ngx_http_tsdb_sets_t   sets;
-    char                   msg[TS_SSET_MSG_SIZE];
-    const ts_promql_expr_t *v;
+    int                      rc;
+    uint32_t                 i;
+    ngx_int_t                ok;
+    ngx_http_tsdb_listing_t  ls;
 
-    ngx_memzero(&sets, sizeof(ngx_http_tsdb_sets_t));
-    ngx_memzero(&sc, sizeof(ts_sset_conf_t));
-    sc.max_series = ctx->conf.max_series;
-    ss = NULL;
-    sel = NULL;
+    ngx_memzero(&ls, sizeof(ngx_http_tsdb_listing_t));
+    ls.ctx = ctx;
 
-    if (ctx->nmatch == 0) {
-        if (ts_sources_begin(ctx->src, ctx->nsrc) != TS_OK) {
-            goto failed;
+    if (ctx->ep == NGX_HTTP_TSDB_EP_LABEL_VALUES && ctx->nmatch == 0) {
+        rc = ts_sources_begin(ctx->src, ctx->nsrc);
+
+        if (rc == TS_OK) {
+            for (i = 0; i < ctx->nsrc && rc == TS_OK; i++) {
+                rc = ctx->src[i]->label_values(ctx->src[i]->data,
+                                               (char *) ctx->label.data,
+                                               ctx->label.len,
+                                               ngx_http_tsdb_query_value,
+                                               &ls.sets);
+            }
+
+            ts_sources_end(ctx->src, ctx->nsrc);
         }
-
-        rc = TS_OK;
-
-        for (i = 0; i < ctx->nsrc && rc == TS_OK; i++) {
-            rc = ctx->src[i]->label_values(ctx->src[i]->data,
-                                           (char *) ctx->label.data,
-                                           ctx->label.len,
-                                           ngx_http_tsdb_query_value, &sets);
-        }
-
-        ts_sources_end(ctx->src, ctx->nsrc);
 
         if (rc != TS_OK) {
-            goto failed;
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "internal", "reading label values "
+                                      "failed");
+            goto done;
         }
 
-    } else {
-        if (ts_sset_create(&ss, ctx->src, ctx->nsrc, &sc) != TS_OK) {
-            goto failed;
-        }
-
-        for (k = 0; k < ctx->nmatch; k++) {
-            v = ts_promql_root(ctx->match[k]);
-            while (v->kind == TS_PQ_PAREN) {
-                v = v->u.paren;
-            }
-
-            if (ts_selector_compile(&sel, v->u.vector.matchers,
-                                    v->u.vector.nmatchers, &ctx->conf.select,
-                                    msg, sizeof(msg)) != TS_OK)
-            {
-                ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST,
-                                          "bad_data", "%s", msg);
-                goto done;
-            }
-
-            if (ts_sset_select(ss, sel, ctx->start, ctx->end, msg,
-                               sizeof(msg)) != TS_OK)
-            {
-                ngx_http_tsdb_query_error(ctx, 422, "execution", "%s", msg);
-                goto done;
-            }
-
-            while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
-                for (j = 0; j < n; j++) {
-                    if (l[j].name_len == ctx->label.len
-                        && ngx_strncmp(l[j].name, ctx->label.data,
-                                       ctx->label.len) == 0
-                        && ngx_http_tsdb_sets_add(&sets, l[j].value,
-                                                  l[j].value_len)
-                           != NGX_OK)
-                    {
-                        goto failed;
-                    }
-                }
-            }
-
-            ts_sset_reset(ss);
-            ts_selector_free(sel);
-            sel = NULL;
-
-            if (rc < 0) {
-                goto failed;
-            }
-        }
+    } else if (ngx_http_tsdb_listing_select(&ls) != NGX_OK) {
+        goto done;
     }
 
-    ngx_http_tsdb_sets_sort(&sets);
+    ngx_http_tsdb_sets_sort(&ls.sets);
 
-    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
-        goto failed;
+    ok = (ctx->ep == NGX_HTTP_TSDB_EP_SERIES)
+         ? ngx_http_tsdb_listing_sets(ctx, &ls.sets)
+         : ngx_http_tsdb_listing_strings(ctx, &ls.sets);
+
+    if (ok != NGX_OK) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "out of memory");
     }
-
-    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
-                               "\"data\":[") - ctx->out.p;
-
-    for (k = 0; k < sets.n; k++) {
-        if (k && ngx_http_tsdb_sets_cmp(&sets.off[k - 1], &sets.off[k],
-                                        &sets)
-                 == 0)
-        {
-            continue;
-        }
-
-        p = sets.strs.p + sets.off[k];
-        ngx_memcpy(&nl, p, 4);
-
-        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
-            goto failed;
-        }
-
-        if (ctx->out.p[ctx->out.len - 1] != '[') {
-            ctx->out.p[ctx->out.len++] = ',';
-        }
-
-        if (ts_pqjson_string((char *) p + 4, nl, &ctx->out) != TS_OK) {
-            goto failed;
-        }
-    }
-
-    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
-        goto failed;
-    }
-
-    ctx->out.p[ctx->out.len++] = ']';
-    ctx->out.p[ctx->out.len++] = '}';
-    ctx->status = NGX_HTTP_OK;
-
-    goto done;
-
-failed:
-
-    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
-                              "reading label values failed");
 
 done:
 
-    if (sel != NULL) {
-        ts_selector_free(sel);
-    }
-
-    if (ss != NULL) {
-        ts_sset_free(ss);
-    }
-
-    free(sets.off);
-    free(sets.strs.p);
+    free(ls.sets.off);
+    free(ls.sets.strs.p);
+    free(ls.tmp.p);
 }
 
 

@@ -27,6 +27,7 @@ typedef struct {
 } ngx_http_tsdb_sync_ctx_t;
 
 
+static void ngx_http_tsdb_sync_failed(ngx_http_tsdb_zone_t *z);
 static void ngx_http_tsdb_sync_wake(ngx_http_tsdb_zone_t *z, ngx_int_t rc);
 #if (NGX_THREADS)
 static void ngx_http_tsdb_sync_end(ngx_http_tsdb_zone_t *z);
@@ -157,13 +158,7 @@ here:
     }
 
     if (ts_wal_sync(z->wal) != TS_OK) {
-        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
-                      "tsdb zone \"%V\": wal fsync failed: %s",
-                      &z->name, ts_wal_errmsg(z->wal));
-
-        /* what the failed segment held is re-logged from here on */
-        ngx_memzero(z->logged, z->logged_size);
-        ngx_http_tsdb_sync_wake(z, NGX_ERROR);
+        ngx_http_tsdb_sync_failed(z);
         return;
     }
 
@@ -207,12 +202,7 @@ ngx_http_tsdb_sync_end(ngx_http_tsdb_zone_t *z)
     z->sync_busy = 0;
 
     if (ts_wal_sync_end(z->wal, &ctx->job) != TS_OK) {
-        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
-                      "tsdb zone \"%V\": wal fsync failed: %s",
-                      &z->name, ts_wal_errmsg(z->wal));
-
-        ngx_memzero(z->logged, z->logged_size);
-        ngx_http_tsdb_sync_wake(z, NGX_ERROR);
+        ngx_http_tsdb_sync_failed(z);
         return;
     }
 
@@ -220,6 +210,19 @@ ngx_http_tsdb_sync_end(ngx_http_tsdb_zone_t *z)
 }
 
 #endif
+
+
+static void
+ngx_http_tsdb_sync_failed(ngx_http_tsdb_zone_t *z)
+{
+    ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                  "tsdb zone \"%V\": wal fsync failed: %s",
+                  &z->name, ts_wal_errmsg(z->wal));
+
+    /* what the failed segment held is re-logged from here on */
+    ngx_memzero(z->logged, z->logged_size);
+    ngx_http_tsdb_sync_wake(z, NGX_ERROR);
+}
 
 
 /*
