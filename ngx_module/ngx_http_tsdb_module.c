@@ -43,6 +43,10 @@ static ngx_http_tsdb_location_t  ngx_http_tsdb_remote_read = {
     NGX_HTTP_TSDB_REMOTE_READ, ngx_http_tsdb_read_handler
 };
 
+static ngx_http_tsdb_location_t  ngx_http_tsdb_query = {
+    NGX_HTTP_TSDB_QUERY, ngx_http_tsdb_query_handler
+};
+
 
 static ngx_command_t  ngx_http_tsdb_commands[] = {
 
@@ -73,6 +77,34 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_tsdb_remote_read },
+
+    { ngx_string("tsdb_query"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tsdb_zone_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_tsdb_query },
+
+    { ngx_string("tsdb_query_max_samples"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, query_max_samples),
+      NULL },
+
+    { ngx_string("tsdb_query_max_series"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, query_max_series),
+      NULL },
+
+    { ngx_string("tsdb_query_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_tsdb_loc_conf_t, query_timeout),
+      NULL },
 
     { ngx_string("tsdb_tenant"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -234,6 +266,9 @@ ngx_http_tsdb_create_loc_conf(ngx_conf_t *cf)
     lcf->max_name_length = NGX_CONF_UNSET_UINT;
     lcf->max_value_length = NGX_CONF_UNSET_UINT;
     lcf->max_series_per_tenant = NGX_CONF_UNSET_UINT;
+    lcf->query_max_samples = NGX_CONF_UNSET;
+    lcf->query_max_series = NGX_CONF_UNSET;
+    lcf->query_timeout = NGX_CONF_UNSET_MSEC;
 
     return lcf;
 }
@@ -260,6 +295,14 @@ ngx_http_tsdb_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
                               prev->max_value_length, 2048);
     ngx_conf_merge_uint_value(conf->max_series_per_tenant,
                               prev->max_series_per_tenant, 150000);
+
+    /* Prometheus's query.max-samples and query.timeout */
+    ngx_conf_merge_value(conf->query_max_samples, prev->query_max_samples,
+                         50000000);
+    ngx_conf_merge_value(conf->query_max_series, prev->query_max_series,
+                         1000000);
+    ngx_conf_merge_msec_value(conf->query_timeout, prev->query_timeout,
+                              120000);
 
     if (conf->tenant == NULL) {
         conf->tenant = prev->tenant;

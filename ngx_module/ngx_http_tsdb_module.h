@@ -143,6 +143,9 @@ typedef struct {
     ngx_uint_t                  max_name_length;
     ngx_uint_t                  max_value_length;
     ngx_uint_t                  max_series_per_tenant;
+    ngx_int_t                   query_max_samples;
+    ngx_int_t                   query_max_series;
+    ngx_msec_t                  query_timeout;
     ts_limits_t                 limits;
 } ngx_http_tsdb_loc_conf_t;
 
@@ -197,6 +200,7 @@ void ngx_http_tsdb_sync_wait(ngx_http_tsdb_zone_t *z,
 
 ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_query_handler(ngx_http_request_t *r);
 
 ngx_int_t ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf,
     size_t *len);

@@ -51,6 +51,8 @@ my %expect = (
         [ 'POST /api/v1/write', \@rw, write_body(), 204, qr/^$/ ],
         [ 'GET /metrics', [], undef, 200,
           qr/^tsdb_remote_write_samples_total\{result="written"\} 1$/m ],
+        [ 'GET /api/v1/query?query=count(up%7Bjob%3D%22example%22%7D)', [],
+          undef, 200, qr/"result":\[\{"metric":\{\},"value":\[[\d.]+,"1"\]/ ],
     ],
 );
 

@@ -1,0 +1,1815 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * tsdb_query: the Prometheus HTTP API (api/v1) over a zone.
+ *
+ * The endpoint is what follows "api/v1/" in the URI, so the location's
+ * prefix does not matter (/api/v1/..., /prometheus/api/v1/...): query,
+ * query_range, series, labels, label/NAME/values, metadata and
+ * status/buildinfo.  Parameters come from the query string and, for
+ * POST, an application/x-www-form-urlencoded body, as Prometheus reads
+ * them (r.FormValue: the body's value first).  Answers are Prometheus's
+ * JSON envelopes; errors {"status":"error","errorType":...,"error":...}
+ * with its HTTP codes (bad_data 400, execution 422, timeout 503,
+ * internal 500).
+ *
+ * Everything that reads series (the PromQL evaluation and the listing
+ * endpoints) runs in the zone's thread pool when there is one, so a
+ * long query never stalls the worker's event loop; the request waits
+ * for the task's completion event.  The task touches only the shared
+ * head, the thread-safe LMDB handle and memory of the request's ctx.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include <math.h>
+#include <time.h>
+
+#include "ngx_http_tsdb_module.h"
+#include "ts_pqeval.h"
+#include "ts_pqjson.h"
+#include "ts_promql.h"
+#include "ts_source_db.h"
+#include "ts_sset.h"
+
+
+#define NGX_HTTP_TSDB_API_PREFIX     "api/v1/"
+#define NGX_HTTP_TSDB_PROM_VERSION   "2.42.0"
+#define NGX_HTTP_TSDB_MAX_MATCH      64
+#define NGX_HTTP_TSDB_TIME_MIN       (-9223372036854LL)      /* s */
+#define NGX_HTTP_TSDB_TIME_MAX       9223372036854LL
+
+
+typedef enum {
+    NGX_HTTP_TSDB_EP_QUERY = 0,
+    NGX_HTTP_TSDB_EP_QUERY_RANGE,
+    NGX_HTTP_TSDB_EP_SERIES,
+    NGX_HTTP_TSDB_EP_LABELS,
+    NGX_HTTP_TSDB_EP_LABEL_VALUES,
+    NGX_HTTP_TSDB_EP_METADATA,
+    NGX_HTTP_TSDB_EP_BUILDINFO
+} ngx_http_tsdb_ep_e;
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_http_tsdb_ep_e          ep;
+    ngx_str_t                   label;        /* label/NAME/values */
+    ngx_array_t                 args;         /* ngx_keyval_t, decoded */
+    ngx_str_t                   tenant;
+
+    ts_source_head_t            hs;
+    ts_source_db_t              ds;
+    ts_source_t                *src[2];
+    uint32_t                    nsrc;
+
+    ts_promql_t                *pq;           /* query, query_range */
+    ts_promql_t                *match[NGX_HTTP_TSDB_MAX_MATCH];
+    ngx_uint_t                  nmatch;
+    int64_t                     start;        /* ms */
+    int64_t                     end;
+    int64_t                     step;
+    ngx_int_t                   limit;        /* metadata; -1: none */
+    ngx_str_t                   metric;       /* metadata */
+    ts_pqeval_conf_t            conf;
+
+    ts_buf_t                    out;          /* the JSON answer */
+    ngx_uint_t                  status;
+} ngx_http_tsdb_query_ctx_t;
+
+
+static void ngx_http_tsdb_query_body(ngx_http_request_t *r);
+static void ngx_http_tsdb_query_start(ngx_http_request_t *r,
+    ngx_http_tsdb_query_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_query_endpoint(ngx_http_tsdb_query_ctx_t *ctx,
+    ngx_str_t *uri);
+static ngx_int_t ngx_http_tsdb_query_args(ngx_http_tsdb_query_ctx_t *ctx,
+    u_char *p, size_t len);
+static ngx_str_t *ngx_http_tsdb_query_arg(ngx_http_tsdb_query_ctx_t *ctx,
+    const char *name);
+static ngx_int_t ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx,
+    int64_t def_start, int64_t def_end);
+static ngx_int_t ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms);
+static ngx_int_t ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms);
+static ngx_int_t ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_eval(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_series(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_values(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx,
+    ngx_uint_t status, const char *type, const char *fmt, ...);
+static void ngx_http_tsdb_query_send(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_cleanup(void *data);
+#if (NGX_THREADS)
+static void ngx_http_tsdb_query_thread(void *data, ngx_log_t *log);
+static void ngx_http_tsdb_query_done(ngx_event_t *ev);
+#endif
+
+
+ngx_int_t
+ngx_http_tsdb_query_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_pool_cleanup_t         *cln;
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_loc_conf_t   *lcf;
+    ngx_http_tsdb_query_ctx_t  *ctx;
+
+    if (!(r->method & (NGX_HTTP_GET | NGX_HTTP_POST | NGX_HTTP_HEAD))) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    req = ngx_http_tsdb_metrics_begin(r, NGX_HTTP_TSDB_QUERY);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_tsdb_query_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    req->data = ctx;
+    ctx->request = r;
+    ctx->zone = lcf->zone;
+    ctx->limit = -1;
+
+    if (ngx_array_init(&ctx->args, r->pool, 8, sizeof(ngx_keyval_t))
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    cln->handler = ngx_http_tsdb_query_cleanup;
+    cln->data = ctx;
+
+    if (r->method != NGX_HTTP_POST) {
+        rc = ngx_http_discard_request_body(r);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        r->main->count++;
+        ngx_http_tsdb_query_start(r, ctx);
+
+        return NGX_DONE;
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_tsdb_query_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_tsdb_query_body(ngx_http_request_t *r)
+{
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_query_ctx_t  *ctx;
+
+    req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
+    ctx = req->data;
+
+    ngx_http_tsdb_query_start(r, ctx);
+}
+
+
+/* Parses everything on the event loop, then runs the work. */
+
+static void
+ngx_http_tsdb_query_start(ngx_http_request_t *r,
+    ngx_http_tsdb_query_ctx_t *ctx)
+{
+    u_char                    *body;
+    size_t                     len;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    if (ngx_http_tsdb_query_endpoint(ctx, &r->uri) != NGX_OK) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_NOT_FOUND, "not_found",
+                                  "unknown API endpoint");
+        goto send;
+    }
+
+    /* r.FormValue: the body's parameters before the query string's */
+
+    if (r->method == NGX_HTTP_POST
+        && r->headers_in.content_type != NULL
+        && ngx_strlcasestrn(r->headers_in.content_type->value.data,
+               r->headers_in.content_type->value.data
+               + r->headers_in.content_type->value.len,
+               (u_char *) "application/x-www-form-urlencoded", 33 - 1)
+           != NULL)
+    {
+        if (ngx_http_tsdb_body(r, &body, &len) != NGX_OK
+            || ngx_http_tsdb_query_args(ctx, body, len) != NGX_OK)
+        {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "cannot read the form body");
+            goto send;
+        }
+    }
+
+    if (ngx_http_tsdb_query_args(ctx, r->args.data, r->args.len) != NGX_OK
+        || ngx_http_tsdb_tenant(r, lcf, &ctx->tenant) != NGX_OK)
+    {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "invalid parameters or tenant id");
+        goto send;
+    }
+
+    ts_pqeval_conf_default(&ctx->conf);
+    ctx->conf.max_samples = lcf->query_max_samples;
+    ctx->conf.max_series = (uint32_t) lcf->query_max_series;
+    ctx->conf.timeout = (int64_t) lcf->query_timeout;
+
+    if (ngx_http_tsdb_query_prepare(ctx) != NGX_OK) {
+        goto send;
+    }
+
+    ts_source_head_init(&ctx->hs, &ctx->zone->head,
+                        (char *) ctx->tenant.data, ctx->tenant.len);
+    ctx->src[0] = &ctx->hs.src;
+    ctx->nsrc = 1;
+
+    if (ctx->zone->db != NULL) {
+        ts_source_db_init(&ctx->ds, ctx->zone->db,
+                          (char *) ctx->tenant.data, ctx->tenant.len);
+        ctx->src[ctx->nsrc++] = &ctx->ds.src;
+    }
+
+#if (NGX_THREADS)
+
+    if (ctx->zone->thread_pool != NULL && ctx->ep != NGX_HTTP_TSDB_EP_BUILDINFO)
+    {
+        ngx_thread_task_t  *task;
+
+        task = ngx_thread_task_alloc(r->pool,
+                                     sizeof(ngx_http_tsdb_query_ctx_t *));
+        if (task != NULL) {
+            *(ngx_http_tsdb_query_ctx_t **) task->ctx = ctx;
+            task->handler = ngx_http_tsdb_query_thread;
+            task->event.handler = ngx_http_tsdb_query_done;
+            task->event.data = ctx;
+            task->event.log = r->connection->log;
+
+            if (ngx_thread_task_post(ctx->zone->thread_pool, task)
+                == NGX_OK)
+            {
+                r->main->blocked++;
+                return;
+            }
+        }
+
+        /* no task: the work runs here */
+    }
+
+#endif
+
+    ngx_http_tsdb_query_run(ctx);
+
+send:
+
+    ngx_http_tsdb_query_send(ctx);
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_tsdb_query_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_tsdb_query_ctx_t  *ctx = *(ngx_http_tsdb_query_ctx_t **) data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "tsdb query thread");
+
+    ngx_http_tsdb_query_run(ctx);
+}
+
+
+static void
+ngx_http_tsdb_query_done(ngx_event_t *ev)
+{
+    ngx_connection_t           *c;
+    ngx_http_request_t         *r;
+    ngx_http_tsdb_query_ctx_t  *ctx = ev->data;
+
+    r = ctx->request;
+    c = r->connection;
+
+    r->main->blocked--;
+
+    ngx_http_tsdb_query_send(ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+/* the part of the URI after "api/v1/" */
+
+static ngx_int_t
+ngx_http_tsdb_query_endpoint(ngx_http_tsdb_query_ctx_t *ctx, ngx_str_t *uri)
+{
+    u_char     *p, *last;
+    ngx_str_t   ep;
+
+    last = uri->data + uri->len;
+    p = ngx_strlcasestrn(uri->data, last, (u_char *) NGX_HTTP_TSDB_API_PREFIX,
+                         sizeof(NGX_HTTP_TSDB_API_PREFIX) - 2);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    ep.data = p + sizeof(NGX_HTTP_TSDB_API_PREFIX) - 1;
+    ep.len = last - ep.data;
+
+#define ngx_http_tsdb_ep_is(s)                                            \
+    (ep.len == sizeof(s) - 1 && ngx_strncmp(ep.data, s, ep.len) == 0)
+
+    if (ngx_http_tsdb_ep_is("query")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_QUERY;
+
+    } else if (ngx_http_tsdb_ep_is("query_range")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_QUERY_RANGE;
+
+    } else if (ngx_http_tsdb_ep_is("series")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_SERIES;
+
+    } else if (ngx_http_tsdb_ep_is("labels")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_LABELS;
+
+    } else if (ngx_http_tsdb_ep_is("metadata")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_METADATA;
+
+    } else if (ngx_http_tsdb_ep_is("status/buildinfo")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_BUILDINFO;
+
+    } else if (ep.len > sizeof("label//values") - 1
+               && ngx_strncmp(ep.data, "label/", 6) == 0
+               && ngx_strncmp(ep.data + ep.len - 7, "/values", 7) == 0)
+    {
+        ctx->ep = NGX_HTTP_TSDB_EP_LABEL_VALUES;
+        ctx->label.data = ep.data + 6;
+        ctx->label.len = ep.len - 6 - 7;
+
+    } else {
+        return NGX_DECLINED;
+    }
+
+#undef ngx_http_tsdb_ep_is
+
+    return NGX_OK;
+}
+
+
+/* "a=b&c=d": decoded pairs appended; "+" is a space, %XX a byte */
+
+static ngx_int_t
+ngx_http_tsdb_query_args(ngx_http_tsdb_query_ctx_t *ctx, u_char *p,
+    size_t len)
+{
+    u_char        *end, *amp, *eq, *s, *d;
+    ngx_str_t     *out;
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    end = p + len;
+
+    while (p < end) {
+        amp = ngx_strlchr(p, end, '&');
+        if (amp == NULL) {
+            amp = end;
+        }
+
+        if (amp == p) {
+            p++;
+            continue;
+        }
+
+        kv = ngx_array_push(&ctx->args);
+        if (kv == NULL) {
+            return NGX_ERROR;
+        }
+
+        eq = ngx_strlchr(p, amp, '=');
+
+        for (i = 0; i < 2; i++) {
+            out = i ? &kv->value : &kv->key;
+
+            if (i == 0) {
+                s = p;
+                d = eq ? eq : amp;
+
+            } else {
+                s = eq ? eq + 1 : amp;
+                d = amp;
+            }
+
+            out->data = ngx_pnalloc(ctx->request->pool, (d - s) + 1);
+            if (out->data == NULL) {
+                return NGX_ERROR;
+            }
+
+            out->len = 0;
+
+            while (s < d) {
+                if (*s == '+') {
+                    out->data[out->len++] = ' ';
+                    s++;
+
+                } else if (*s == '%' && d - s >= 3
+                           && ngx_hextoi(s + 1, 2) != NGX_ERROR)
+                {
+                    out->data[out->len++] = (u_char) ngx_hextoi(s + 1, 2);
+                    s += 3;
+
+                } else {
+                    out->data[out->len++] = *s++;
+                }
+            }
+
+            out->data[out->len] = '\0';
+        }
+
+        p = amp + 1;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_str_t *
+ngx_http_tsdb_query_arg(ngx_http_tsdb_query_ctx_t *ctx, const char *name)
+{
+    size_t         n;
+    ngx_uint_t     i;
+    ngx_keyval_t  *kv;
+
+    n = ngx_strlen(name);
+    kv = ctx->args.elts;
+
+    for (i = 0; i < ctx->args.nelts; i++) {
+        if (kv[i].key.len == n && ngx_strncmp(kv[i].key.data, name, n) == 0) {
+            return &kv[i].value;
+        }
+    }
+
+    return NULL;
+}
+
+
+/* Parameters, PromQL and selectors, checked as Prometheus checks them. */
+
+static ngx_int_t
+ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    char                fmt[TS_PROMQL_MSG_SIZE + 64];
+    int64_t             now, t;
+    ngx_str_t          *q, *v;
+    ngx_int_t           n;
+    ts_promql_error_t   err;
+
+    now = (int64_t) ngx_time() * 1000;
+
+    v = ngx_http_tsdb_query_arg(ctx, "timeout");
+    if (v != NULL) {
+        if (ngx_http_tsdb_query_duration(v, &t) != NGX_OK) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"timeout\": cannot "
+                                      "parse \"%V\" to a valid duration", v);
+            return NGX_ERROR;
+        }
+
+        if (t > 0 && (ctx->conf.timeout == 0 || t < ctx->conf.timeout)) {
+            ctx->conf.timeout = t;
+        }
+    }
+
+    switch (ctx->ep) {
+
+    case NGX_HTTP_TSDB_EP_QUERY:
+    case NGX_HTTP_TSDB_EP_QUERY_RANGE:
+        break;
+
+    case NGX_HTTP_TSDB_EP_SERIES:
+    case NGX_HTTP_TSDB_EP_LABELS:
+    case NGX_HTTP_TSDB_EP_LABEL_VALUES:
+        if (ctx->ep == NGX_HTTP_TSDB_EP_LABEL_VALUES
+            && !ts_label_name_valid((char *) ctx->label.data,
+                                    ctx->label.len))
+        {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid label name: \"%V\"",
+                                      &ctx->label);
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_tsdb_query_times(ctx, NGX_HTTP_TSDB_TIME_MIN * 1000,
+                                      NGX_HTTP_TSDB_TIME_MAX * 1000)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (ngx_http_tsdb_query_matches(ctx) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->ep == NGX_HTTP_TSDB_EP_SERIES && ctx->nmatch == 0) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "no match[] parameter provided");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    case NGX_HTTP_TSDB_EP_METADATA:
+        v = ngx_http_tsdb_query_arg(ctx, "limit");
+        if (v != NULL && v->len) {
+            n = ngx_atoi(v->data, v->len);
+            if (n == NGX_ERROR && !(v->len == 2 && v->data[0] == '-')) {
+                ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                          "bad_data", "limit must be a "
+                                          "number");
+                return NGX_ERROR;
+            }
+
+            ctx->limit = n;
+        }
+
+        v = ngx_http_tsdb_query_arg(ctx, "metric");
+        if (v != NULL) {
+            ctx->metric = *v;
+        }
+
+        return NGX_OK;
+
+    default:
+        return NGX_OK;
+    }
+
+    q = ngx_http_tsdb_query_arg(ctx, "query");
+    if (q == NULL) {
+        q = &ctx->label;        /* empty */
+    }
+
+    if (ctx->ep == NGX_HTTP_TSDB_EP_QUERY) {
+        v = ngx_http_tsdb_query_arg(ctx, "time");
+        ctx->start = now;
+
+        if (v != NULL && v->len
+            && ngx_http_tsdb_query_time(v, &ctx->start) != NGX_OK)
+        {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"time\": cannot "
+                                      "parse \"%V\" to a valid timestamp", v);
+            return NGX_ERROR;
+        }
+
+    } else {
+        if (ngx_http_tsdb_query_times(ctx, NGX_ERROR, NGX_ERROR) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        v = ngx_http_tsdb_query_arg(ctx, "step");
+        if (v == NULL || ngx_http_tsdb_query_duration(v, &ctx->step)
+                         != NGX_OK)
+        {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"step\": cannot "
+                                      "parse \"%V\" to a valid duration",
+                                      v ? v : &ctx->label);
+            return NGX_ERROR;
+        }
+
+        if (ctx->end < ctx->start) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "end timestamp must not be before "
+                                      "start time");
+            return NGX_ERROR;
+        }
+
+        if (ctx->step <= 0) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "zero or negative query resolution "
+                                      "step widths are not accepted. Try a "
+                                      "positive integer");
+            return NGX_ERROR;
+        }
+
+        if ((ctx->end - ctx->start) / ctx->step > 11000) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "exceeded maximum resolution of "
+                                      "11,000 points per timeseries. Try "
+                                      "decreasing the query resolution "
+                                      "(?step=XX)");
+            return NGX_ERROR;
+        }
+    }
+
+    if (ts_promql_parse((char *) q->data, q->len, NULL, &ctx->pq, &err)
+        != TS_OK)
+    {
+        (void) ts_promql_error_format(&err, fmt, sizeof(fmt));
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "invalid parameter \"query\": %s", fmt);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/* start and end; NGX_ERROR as a default means "required" */
+
+static ngx_int_t
+ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx, int64_t def_start,
+    int64_t def_end)
+{
+    ngx_str_t  *v;
+    ngx_uint_t  i;
+    int64_t    *t[2], def[2];
+    const char *name[2] = { "start", "end" };
+
+    t[0] = &ctx->start;
+    t[1] = &ctx->end;
+    def[0] = def_start;
+    def[1] = def_end;
+
+    for (i = 0; i < 2; i++) {
+        v = ngx_http_tsdb_query_arg(ctx, name[i]);
+
+        if ((v == NULL || v->len == 0) && def[i] != NGX_ERROR) {
+            *t[i] = def[i];
+            continue;
+        }
+
+        if (v == NULL || ngx_http_tsdb_query_time(v, t[i]) != NGX_OK) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"%s\": cannot "
+                                      "parse \"%V\" to a valid timestamp",
+                                      name[i], v ? v : &ctx->label);
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->end < ctx->start && ctx->ep != NGX_HTTP_TSDB_EP_QUERY_RANGE) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "end timestamp must not be before start "
+                                  "time");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Unix seconds with a fraction, or RFC 3339 ("2006-01-02T15:04:05Z",
+ * fraction and a numeric zone allowed), as Prometheus's parseTime.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms)
+{
+    int         n, y, mo, d, h, mi, se, sign, zh, zm;
+    char        buf[64], *end;
+    double      f, frac;
+    struct tm   tm;
+
+    if (s->len == 0 || s->len >= sizeof(buf)) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(buf, s->data, s->len);
+    buf[s->len] = '\0';
+
+    f = strtod(buf, &end);
+    if (*end == '\0' && end != buf) {
+        if (!isfinite(f) || f > 9223372036854.0 || f < -9223372036854.0) {
+            return NGX_ERROR;
+        }
+
+        *ms = (int64_t) llround(f * 1000.0);
+        return NGX_OK;
+    }
+
+    n = 0;
+    if (sscanf(buf, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &se,
+               &n) != 6 || n != 19)
+    {
+        return NGX_ERROR;
+    }
+
+    end = buf + n;
+    frac = 0;
+
+    if (*end == '.') {
+        frac = strtod(end, &end);
+    }
+
+    sign = 0;
+    zh = 0;
+    zm = 0;
+
+    if (*end == 'Z' || *end == 'z') {
+        end++;
+
+    } else if ((*end == '+' || *end == '-')
+               && sscanf(end + 1, "%2d:%2d", &zh, &zm) == 2
+               && ngx_strlen(end) == 6)
+    {
+        sign = (*end == '-') ? -1 : 1;
+        end += 6;
+
+    } else {
+        return NGX_ERROR;
+    }
+
+    if (*end != '\0' || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23
+        || mi > 59 || se > 60)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&tm, sizeof(struct tm));
+    tm.tm_year = y - 1900;
+    tm.tm_mon = mo - 1;
+    tm.tm_mday = d;
+    tm.tm_hour = h;
+    tm.tm_min = mi;
+    tm.tm_sec = se;
+
+    *ms = ((int64_t) timegm(&tm) - sign * (zh * 3600 + zm * 60)) * 1000
+          + (int64_t) llround(frac * 1000.0);
+
+    return NGX_OK;
+}
+
+
+/* seconds with a fraction, or a Prometheus duration: 1h30m, 5m, 100ms */
+
+static ngx_int_t
+ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms)
+{
+    char      buf[64], *end;
+    double    f;
+    int64_t   total, n, unit;
+    u_char   *p, *last;
+
+    if (s->len == 0 || s->len >= sizeof(buf)) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(buf, s->data, s->len);
+    buf[s->len] = '\0';
+
+    f = strtod(buf, &end);
+    if (*end == '\0' && end != buf) {
+        if (!isfinite(f) || f > 9223372036854.0 || f < -9223372036854.0) {
+            return NGX_ERROR;
+        }
+
+        *ms = (int64_t) llround(f * 1000.0);
+        return NGX_OK;
+    }
+
+    p = s->data;
+    last = s->data + s->len;
+    total = 0;
+
+    while (p < last) {
+        if (*p < '0' || *p > '9') {
+            return NGX_ERROR;
+        }
+
+        n = 0;
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            if (n > 922337203685LL) {
+                return NGX_ERROR;
+            }
+
+            n = n * 10 + (*p++ - '0');
+        }
+
+        if (p == last) {
+            return NGX_ERROR;
+        }
+
+        if (last - p >= 2 && p[0] == 'm' && p[1] == 's') {
+            unit = 1;
+            p += 2;
+
+        } else {
+            switch (*p++) {
+            case 'y': unit = 365LL * 86400000; break;
+            case 'w': unit = 7LL * 86400000; break;
+            case 'd': unit = 86400000; break;
+            case 'h': unit = 3600000; break;
+            case 'm': unit = 60000; break;
+            case 's': unit = 1000; break;
+            default: return NGX_ERROR;
+            }
+        }
+
+        if (n > INT64_MAX / unit || total > INT64_MAX - n * unit) {
+            return NGX_ERROR;
+        }
+
+        total += n * unit;
+    }
+
+    *ms = total;
+
+    return NGX_OK;
+}
+
+
+/* every match[] must be an instant vector selector */
+
+static ngx_int_t
+ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    char                     fmt[TS_PROMQL_MSG_SIZE + 64];
+    ngx_uint_t               i;
+    ngx_keyval_t            *kv;
+    ts_promql_error_t        err;
+    const ts_promql_expr_t  *e;
+
+    kv = ctx->args.elts;
+
+    for (i = 0; i < ctx->args.nelts; i++) {
+        if (kv[i].key.len != 7
+            || ngx_strncmp(kv[i].key.data, "match[]", 7) != 0)
+        {
+            continue;
+        }
+
+        if (ctx->nmatch == NGX_HTTP_TSDB_MAX_MATCH) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "too many match[] parameters");
+            return NGX_ERROR;
+        }
+
+        if (ts_promql_parse((char *) kv[i].value.data, kv[i].value.len,
+                            NULL, &ctx->match[ctx->nmatch], &err)
+            != TS_OK)
+        {
+            (void) ts_promql_error_format(&err, fmt, sizeof(fmt));
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"match[]\": %s",
+                                      fmt);
+            return NGX_ERROR;
+        }
+
+        e = ts_promql_root(ctx->match[ctx->nmatch++]);
+
+        while (e->kind == TS_PQ_PAREN) {
+            e = e->u.paren;
+        }
+
+        if (e->kind != TS_PQ_VECTOR) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"match[]\": "
+                                      "1:1: parse error: expected a vector "
+                                      "selector");
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* In the thread pool, or on the event loop without one. */
+
+static void
+ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    switch (ctx->ep) {
+
+    case NGX_HTTP_TSDB_EP_QUERY:
+    case NGX_HTTP_TSDB_EP_QUERY_RANGE:
+        ngx_http_tsdb_query_eval(ctx);
+        break;
+
+    case NGX_HTTP_TSDB_EP_SERIES:
+    case NGX_HTTP_TSDB_EP_LABELS:
+        ngx_http_tsdb_query_series(ctx);
+        break;
+
+    case NGX_HTTP_TSDB_EP_LABEL_VALUES:
+        ngx_http_tsdb_query_values(ctx);
+        break;
+
+    case NGX_HTTP_TSDB_EP_METADATA:
+        ngx_http_tsdb_query_metadata(ctx);
+        break;
+
+    case NGX_HTTP_TSDB_EP_BUILDINFO:
+        ngx_http_tsdb_query_buildinfo(ctx);
+        break;
+    }
+}
+
+
+static void
+ngx_http_tsdb_query_eval(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    int                  rc;
+    ngx_uint_t           status;
+    ts_pqeval_error_t    err;
+    ts_pqeval_result_t  *res;
+
+    res = NULL;
+
+    if (ctx->ep == NGX_HTTP_TSDB_EP_QUERY) {
+        rc = ts_pqeval_instant(ts_promql_root(ctx->pq), ctx->src, ctx->nsrc,
+                               ctx->start, &ctx->conf, &res, &err);
+
+    } else {
+        rc = ts_pqeval_range(ts_promql_root(ctx->pq), ctx->src, ctx->nsrc,
+                             ctx->start, ctx->end, ctx->step, &ctx->conf,
+                             &res, &err);
+    }
+
+    if (rc != TS_OK) {
+        status = err.type == TS_PQE_BAD_DATA ? NGX_HTTP_BAD_REQUEST
+                 : err.type == TS_PQE_EXECUTION ? 422
+                 : err.type == TS_PQE_TIMEOUT ? NGX_HTTP_SERVICE_UNAVAILABLE
+                 : NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ngx_http_tsdb_query_error(ctx, status, ts_pqeval_errtype_name(err.type),
+                                  "%s", err.msg);
+        return;
+    }
+
+    if (ts_pqjson_success(res, &ctx->out) == TS_OK) {
+        ctx->status = NGX_HTTP_OK;
+
+    } else {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "out of memory");
+    }
+
+    ts_pqeval_result_free(res);
+}
+
+
+/* label sets: a growing array of copies, then sorted and deduplicated */
+
+typedef struct {
+    ts_buf_t                    strs;         /* serialized label sets */
+    size_t                     *off;          /* into strs */
+    size_t                      n;
+    size_t                      cap;
+} ngx_http_tsdb_sets_t;
+
+
+static ngx_int_t
+ngx_http_tsdb_sets_add(ngx_http_tsdb_sets_t *s, const char *p, size_t len)
+{
+    size_t  *off;
+
+    if (s->n == s->cap) {
+        s->cap = s->cap ? s->cap * 2 : 256;
+        off = realloc(s->off, s->cap * sizeof(size_t));
+        if (off == NULL) {
+            return NGX_ERROR;
+        }
+
+        s->off = off;
+    }
+
+    /* u32 length, then the bytes */
+
+    if (ts_buf_reserve(&s->strs, 4 + len) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    s->off[s->n++] = s->strs.len;
+    ngx_memcpy(s->strs.p + s->strs.len, &len, 4);
+    ngx_memcpy(s->strs.p + s->strs.len + 4, p, len);
+    s->strs.len += 4 + len;
+
+    return NGX_OK;
+}
+
+
+/* bytewise, shorter first; qsort_r(): queries run in several threads */
+
+static int
+ngx_http_tsdb_sets_cmp(const void *a, const void *b, void *arg)
+{
+    int                    rc;
+    uint32_t               la, lb;
+    const uint8_t         *pa, *pb;
+    ngx_http_tsdb_sets_t  *s = arg;
+
+    pa = s->strs.p + *(const size_t *) a;
+    pb = s->strs.p + *(const size_t *) b;
+    ngx_memcpy(&la, pa, 4);
+    ngx_memcpy(&lb, pb, 4);
+
+    rc = memcmp(pa + 4, pb + 4, la < lb ? la : lb);
+
+    return rc ? rc : (la > lb) - (la < lb);
+}
+
+
+static void
+ngx_http_tsdb_sets_sort(ngx_http_tsdb_sets_t *s)
+{
+    if (s->n > 1) {
+        qsort_r(s->off, s->n, sizeof(size_t), ngx_http_tsdb_sets_cmp, s);
+    }
+}
+
+
+/*
+ * A label set serialized as name NUL value NUL per label: names and
+ * stored values hold no NUL, so the bytes sort as Prometheus sorts
+ * label sets (pairwise, a prefix first).
+ */
+
+static ngx_int_t
+ngx_http_tsdb_sets_labels(ngx_http_tsdb_sets_t *s, ts_buf_t *tmp,
+    const ts_label_t *l, uint32_t n)
+{
+    uint32_t  i;
+
+    tmp->len = 0;
+
+    for (i = 0; i < n; i++) {
+        if (ts_buf_reserve(tmp, l[i].name_len + l[i].value_len + 2)
+            != TS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(tmp->p + tmp->len, l[i].name, l[i].name_len);
+        tmp->len += l[i].name_len;
+        tmp->p[tmp->len++] = '\0';
+        ngx_memcpy(tmp->p + tmp->len, l[i].value, l[i].value_len);
+        tmp->len += l[i].value_len;
+        tmp->p[tmp->len++] = '\0';
+    }
+
+    return ngx_http_tsdb_sets_add(s, (char *) tmp->p, tmp->len);
+}
+
+
+/*
+ * series: the label sets of every match[]; labels: their names (every
+ * series when no match[] is given).  Sorted, without duplicates.
+ */
+
+static void
+ngx_http_tsdb_query_series(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    int                      rc;
+    char                     msg[TS_SSET_MSG_SIZE];
+    size_t                   i, k, len;
+    uint32_t                 n, j, nl;
+    ts_buf_t                 tmp;
+    ts_sset_t               *ss;
+    ts_matcher_t             any;
+    ts_sset_conf_t           sc;
+    ts_selector_t           *sel;
+    const uint8_t           *p, *q, *e;
+    const ts_label_t        *l;
+    ngx_http_tsdb_sets_t     sets;
+    const ts_promql_expr_t  *v;
+
+    ngx_memzero(&sets, sizeof(ngx_http_tsdb_sets_t));
+    ngx_memzero(&tmp, sizeof(ts_buf_t));
+    ngx_memzero(&sc, sizeof(ts_sset_conf_t));
+    sc.max_series = ctx->conf.max_series;
+
+    ss = NULL;
+    sel = NULL;
+
+    if (ts_sset_create(&ss, ctx->src, ctx->nsrc, &sc) != TS_OK) {
+        goto nomem;
+    }
+
+    /* no match[] (labels only): every series with a name */
+
+    any.type = TS_MATCH_RE;
+    any.name = TS_METRIC_NAME_LABEL;
+    any.name_len = TS_METRIC_NAME_LABEL_LEN;
+    any.value = ".+";
+    any.value_len = 2;
+
+    for (i = 0; i < (ctx->nmatch ? ctx->nmatch : 1); i++) {
+        if (ctx->nmatch) {
+            v = ts_promql_root(ctx->match[i]);
+            while (v->kind == TS_PQ_PAREN) {
+                v = v->u.paren;
+            }
+
+            rc = ts_selector_compile(&sel, v->u.vector.matchers,
+                                     v->u.vector.nmatchers,
+                                     &ctx->conf.select, msg, sizeof(msg));
+
+        } else {
+            rc = ts_selector_compile(&sel, &any, 1, &ctx->conf.select, msg,
+                                     sizeof(msg));
+        }
+
+        if (rc != TS_OK) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "%s", msg);
+            goto done;
+        }
+
+        rc = ts_sset_select(ss, sel, ctx->start, ctx->end, msg, sizeof(msg));
+        if (rc != TS_OK) {
+            ngx_http_tsdb_query_error(ctx, rc == TS_ERR_LIMIT
+                                           ? 422
+                                           : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      rc == TS_ERR_LIMIT ? "execution"
+                                                         : "internal",
+                                      "%s", msg);
+            goto done;
+        }
+
+        while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
+            if (ctx->ep == NGX_HTTP_TSDB_EP_SERIES) {
+                if (ngx_http_tsdb_sets_labels(&sets, &tmp, l, n) != NGX_OK) {
+                    goto nomem;
+                }
+
+                continue;
+            }
+
+            for (j = 0; j < n; j++) {
+                if (ngx_http_tsdb_sets_add(&sets, l[j].name, l[j].name_len)
+                    != NGX_OK)
+                {
+                    goto nomem;
+                }
+            }
+        }
+
+        ts_sset_reset(ss);
+        ts_selector_free(sel);
+        sel = NULL;
+
+        if (rc < 0) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                      "internal", "reading series failed");
+            goto done;
+        }
+    }
+
+    ngx_http_tsdb_sets_sort(&sets);
+
+    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+        goto nomem;
+    }
+
+    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
+                               "\"data\":[") - ctx->out.p;
+
+    for (k = 0; k < sets.n; k++) {
+        if (k && ngx_http_tsdb_sets_cmp(&sets.off[k - 1], &sets.off[k],
+                                        &sets)
+                 == 0)
+        {
+            continue;
+        }
+
+        p = sets.strs.p + sets.off[k];
+        ngx_memcpy(&nl, p, 4);
+        p += 4;
+        e = p + nl;
+
+        if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+            goto nomem;
+        }
+
+        if (ctx->out.p[ctx->out.len - 1] != '[') {
+            ctx->out.p[ctx->out.len++] = ',';
+        }
+
+        if (ctx->ep == NGX_HTTP_TSDB_EP_LABELS) {
+            if (ts_pqjson_string((char *) p, nl, &ctx->out) != TS_OK) {
+                goto nomem;
+            }
+
+            continue;
+        }
+
+        ctx->out.p[ctx->out.len++] = '{';
+
+        while (p < e) {
+            q = memchr(p, '\0', e - p);
+            len = q - p;
+
+            if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+                goto nomem;
+            }
+
+            if (ctx->out.p[ctx->out.len - 1] != '{') {
+                ctx->out.p[ctx->out.len++] = ',';
+            }
+
+            if (ts_pqjson_string((char *) p, len, &ctx->out) != TS_OK
+                || ts_buf_reserve(&ctx->out, 1) != TS_OK)
+            {
+                goto nomem;
+            }
+
+            ctx->out.p[ctx->out.len++] = ':';
+            p = q + 1;
+            q = memchr(p, '\0', e - p);
+
+            if (ts_pqjson_string((char *) p, q - p, &ctx->out) != TS_OK) {
+                goto nomem;
+            }
+
+            p = q + 1;
+        }
+
+        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+            goto nomem;
+        }
+
+        ctx->out.p[ctx->out.len++] = '}';
+    }
+
+    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+        goto nomem;
+    }
+
+    ctx->out.p[ctx->out.len++] = ']';
+    ctx->out.p[ctx->out.len++] = '}';
+    ctx->status = NGX_HTTP_OK;
+
+    goto done;
+
+nomem:
+
+    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "out of memory");
+
+done:
+
+    if (sel != NULL) {
+        ts_selector_free(sel);
+    }
+
+    if (ss != NULL) {
+        ts_sset_free(ss);
+    }
+
+    free(sets.off);
+    free(sets.strs.p);
+    free(tmp.p);
+}
+
+
+static int
+ngx_http_tsdb_query_value(void *data, const char *s, size_t len)
+{
+    return ngx_http_tsdb_sets_add(data, s, len) == NGX_OK ? 0 : -1;
+}
+
+
+/* label/NAME/values: from the matched series, or every source's index */
+
+static void
+ngx_http_tsdb_query_values(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    int                    rc;
+    size_t                 k;
+    uint32_t               i, n, j, nl;
+    const uint8_t         *p;
+    ts_sset_t             *ss;
+    ts_selector_t         *sel;
+    ts_sset_conf_t         sc;
+    const ts_label_t      *l;
+    ngx_http_tsdb_sets_t   sets;
+    char                   msg[TS_SSET_MSG_SIZE];
+    const ts_promql_expr_t *v;
+
+    ngx_memzero(&sets, sizeof(ngx_http_tsdb_sets_t));
+    ngx_memzero(&sc, sizeof(ts_sset_conf_t));
+    sc.max_series = ctx->conf.max_series;
+    ss = NULL;
+    sel = NULL;
+
+    if (ctx->nmatch == 0) {
+        if (ts_sources_begin(ctx->src, ctx->nsrc) != TS_OK) {
+            goto failed;
+        }
+
+        rc = TS_OK;
+
+        for (i = 0; i < ctx->nsrc && rc == TS_OK; i++) {
+            rc = ctx->src[i]->label_values(ctx->src[i]->data,
+                                           (char *) ctx->label.data,
+                                           ctx->label.len,
+                                           ngx_http_tsdb_query_value, &sets);
+        }
+
+        ts_sources_end(ctx->src, ctx->nsrc);
+
+        if (rc != TS_OK) {
+            goto failed;
+        }
+
+    } else {
+        if (ts_sset_create(&ss, ctx->src, ctx->nsrc, &sc) != TS_OK) {
+            goto failed;
+        }
+
+        for (k = 0; k < ctx->nmatch; k++) {
+            v = ts_promql_root(ctx->match[k]);
+            while (v->kind == TS_PQ_PAREN) {
+                v = v->u.paren;
+            }
+
+            if (ts_selector_compile(&sel, v->u.vector.matchers,
+                                    v->u.vector.nmatchers, &ctx->conf.select,
+                                    msg, sizeof(msg)) != TS_OK)
+            {
+                ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                          "bad_data", "%s", msg);
+                goto done;
+            }
+
+            if (ts_sset_select(ss, sel, ctx->start, ctx->end, msg,
+                               sizeof(msg)) != TS_OK)
+            {
+                ngx_http_tsdb_query_error(ctx, 422, "execution", "%s", msg);
+                goto done;
+            }
+
+            while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
+                for (j = 0; j < n; j++) {
+                    if (l[j].name_len == ctx->label.len
+                        && ngx_strncmp(l[j].name, ctx->label.data,
+                                       ctx->label.len) == 0
+                        && ngx_http_tsdb_sets_add(&sets, l[j].value,
+                                                  l[j].value_len)
+                           != NGX_OK)
+                    {
+                        goto failed;
+                    }
+                }
+            }
+
+            ts_sset_reset(ss);
+            ts_selector_free(sel);
+            sel = NULL;
+
+            if (rc < 0) {
+                goto failed;
+            }
+        }
+    }
+
+    ngx_http_tsdb_sets_sort(&sets);
+
+    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+        goto failed;
+    }
+
+    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
+                               "\"data\":[") - ctx->out.p;
+
+    for (k = 0; k < sets.n; k++) {
+        if (k && ngx_http_tsdb_sets_cmp(&sets.off[k - 1], &sets.off[k],
+                                        &sets)
+                 == 0)
+        {
+            continue;
+        }
+
+        p = sets.strs.p + sets.off[k];
+        ngx_memcpy(&nl, p, 4);
+
+        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+            goto failed;
+        }
+
+        if (ctx->out.p[ctx->out.len - 1] != '[') {
+            ctx->out.p[ctx->out.len++] = ',';
+        }
+
+        if (ts_pqjson_string((char *) p + 4, nl, &ctx->out) != TS_OK) {
+            goto failed;
+        }
+    }
+
+    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+        goto failed;
+    }
+
+    ctx->out.p[ctx->out.len++] = ']';
+    ctx->out.p[ctx->out.len++] = '}';
+    ctx->status = NGX_HTTP_OK;
+
+    goto done;
+
+failed:
+
+    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "reading label values failed");
+
+done:
+
+    if (sel != NULL) {
+        ts_selector_free(sel);
+    }
+
+    if (ss != NULL) {
+        ts_sset_free(ss);
+    }
+
+    free(sets.off);
+    free(sets.strs.p);
+}
+
+
+static const char  *ngx_http_tsdb_metric_types[] = {
+    "unknown", "counter", "gauge", "histogram", "gaugehistogram",
+    "summary", "info", "stateset"
+};
+
+
+typedef struct {
+    ngx_http_tsdb_query_ctx_t  *ctx;
+    uint32_t                    tenant;
+    ngx_http_tsdb_sets_t        sets;         /* name \0 type help \0 unit */
+} ngx_http_tsdb_meta_walk_t;
+
+
+static ngx_int_t
+ngx_http_tsdb_meta_add(ngx_http_tsdb_meta_walk_t *w, const char *name,
+    size_t nlen, uint32_t type, const char *help, size_t hlen,
+    const char *unit, size_t ulen)
+{
+    ts_buf_t   b;
+    ngx_int_t  rc;
+
+    if (w->ctx->metric.len
+        && (nlen != w->ctx->metric.len
+            || ngx_strncmp(name, w->ctx->metric.data, nlen) != 0))
+    {
+        return NGX_OK;
+    }
+
+    ngx_memzero(&b, sizeof(ts_buf_t));
+
+    if (ts_buf_reserve(&b, nlen + hlen + ulen + 3) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(b.p, name, nlen);
+    b.p[nlen] = 0;
+    b.p[nlen + 1] = (uint8_t) (type < 8 ? type : 0);
+    ngx_memcpy(b.p + nlen + 2, help, hlen);
+    b.p[nlen + 2 + hlen] = 0;
+    ngx_memcpy(b.p + nlen + 3 + hlen, unit, ulen);
+
+    rc = ngx_http_tsdb_sets_add(&w->sets, (char *) b.p,
+                                nlen + hlen + ulen + 3);
+    free(b.p);
+
+    return rc;
+}
+
+
+static int
+ngx_http_tsdb_meta_head(void *data, const ts_meta_entry_t *e)
+{
+    ngx_http_tsdb_meta_walk_t  *w = data;
+
+    if (e->tenant != w->tenant) {
+        return 0;
+    }
+
+    return ngx_http_tsdb_meta_add(w, e->name, e->name_len, e->type, e->help,
+                                  e->help_len, e->unit, e->unit_len)
+           == NGX_OK ? 0 : -1;
+}
+
+
+static int
+ngx_http_tsdb_meta_db(void *data, const ts_db_metadata_t *md)
+{
+    return ngx_http_tsdb_meta_add(data, md->name, md->name_len, md->type,
+                                  md->help, md->help_len, md->unit,
+                                  md->unit_len)
+           == NGX_OK ? 0 : -1;
+}
+
+
+static int
+ngx_http_tsdb_meta_cmp(const void *a, const void *b, void *arg)
+{
+    int                    rc;
+    size_t                 x, y;
+    ngx_http_tsdb_sets_t  *s = arg;
+
+    x = *(const size_t *) a;
+    y = *(const size_t *) b;
+
+    rc = ngx_strcmp(s->strs.p + x + 4, s->strs.p + y + 4);
+
+    return rc ? rc : (x > y) - (x < y);
+}
+
+
+/*
+ * metadata: the zone's table and the index, per family one entry (the
+ * table's when both have it: it is the newer), as a JSON object sorted
+ * by name as Go prints maps; limit caps the number of families.
+ */
+
+static void
+ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    int                         rc;
+    size_t                      k, nl, hl;
+    uint32_t                    len, tid, count;
+    const uint8_t              *p, *prev;
+    ts_db_rtxn_t               *t;
+    ngx_http_tsdb_meta_walk_t   w;
+
+    ngx_memzero(&w, sizeof(ngx_http_tsdb_meta_walk_t));
+    w.ctx = ctx;
+
+    if (ts_head_tenant_find(&ctx->zone->head, (char *) ctx->tenant.data,
+                            ctx->tenant.len, &w.tenant) == TS_OK
+        && ts_meta_each(&ctx->zone->meta, ngx_http_tsdb_meta_head, &w)
+           != TS_OK)
+    {
+        goto failed;
+    }
+
+    /* the table's entries sort before the index's: same key, lower offset */
+
+    if (ctx->zone->db != NULL) {
+        rc = ts_db_rtxn_begin(ctx->zone->db, &t);
+
+        if (rc == TS_OK) {
+            rc = ts_db_tenant(t, (char *) ctx->tenant.data, ctx->tenant.len,
+                              &tid);
+
+            if (rc == TS_OK) {
+                rc = ts_db_metadata_list(t, tid, ngx_http_tsdb_meta_db, &w);
+            }
+
+            if (rc == TS_ERR_NOTFOUND) {
+                rc = TS_OK;
+            }
+
+            ts_db_rtxn_abort(t);
+        }
+
+        if (rc != TS_OK) {
+            goto failed;
+        }
+    }
+
+    /* by name, then by position: the table's entry first */
+
+    if (w.sets.n > 1) {
+        qsort_r(w.sets.off, w.sets.n, sizeof(size_t),
+                ngx_http_tsdb_meta_cmp, &w.sets);
+    }
+
+    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+        goto failed;
+    }
+
+    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
+                               "\"data\":{") - ctx->out.p;
+    prev = NULL;
+    count = 0;
+
+    for (k = 0; k < w.sets.n; k++) {
+        p = w.sets.strs.p + w.sets.off[k];
+        ngx_memcpy(&len, p, 4);
+        p += 4;
+
+        if (prev != NULL && ngx_strcmp(prev, p) == 0) {
+            continue;
+        }
+
+        if (ctx->limit >= 0 && count == (uint32_t) ctx->limit) {
+            break;
+        }
+
+        prev = p;
+        count++;
+
+        nl = ngx_strlen(p);
+        hl = ngx_strlen(p + nl + 2);
+
+        if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+            goto failed;
+        }
+
+        if (ctx->out.p[ctx->out.len - 1] != '{') {
+            ctx->out.p[ctx->out.len++] = ',';
+        }
+
+        if (ts_pqjson_string((char *) p, nl, &ctx->out) != TS_OK
+            || ts_buf_reserve(&ctx->out, 64) != TS_OK)
+        {
+            goto failed;
+        }
+
+        ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len,
+                                   ":[{\"type\":\"%s\",\"help\":",
+                                   ngx_http_tsdb_metric_types[p[nl + 1]])
+                       - ctx->out.p;
+
+        if (ts_pqjson_string((char *) p + nl + 2, hl, &ctx->out) != TS_OK
+            || ts_buf_reserve(&ctx->out, 16) != TS_OK)
+        {
+            goto failed;
+        }
+
+        ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len, ",\"unit\":")
+                       - ctx->out.p;
+
+        if (ts_pqjson_string((char *) p + nl + 3 + hl,
+                             len - (nl + 3 + hl), &ctx->out) != TS_OK
+            || ts_buf_reserve(&ctx->out, 8) != TS_OK)
+        {
+            goto failed;
+        }
+
+        ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len, "}]")
+                       - ctx->out.p;
+    }
+
+    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
+        goto failed;
+    }
+
+    ctx->out.p[ctx->out.len++] = '}';
+    ctx->out.p[ctx->out.len++] = '}';
+    ctx->status = NGX_HTTP_OK;
+
+    goto done;
+
+failed:
+
+    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR, "internal",
+                              "reading metadata failed");
+
+done:
+
+    free(w.sets.off);
+    free(w.sets.strs.p);
+}
+
+
+/* the API level we implement, and who we are */
+
+static void
+ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    if (ts_buf_reserve(&ctx->out, 256) != TS_OK) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "out of memory");
+        return;
+    }
+
+    ctx->out.len = ngx_sprintf(ctx->out.p,
+                       "{\"status\":\"success\",\"data\":{"
+                       "\"version\":\"" NGX_HTTP_TSDB_PROM_VERSION "\","
+                       "\"revision\":\"ngx_tsdb/" NGX_HTTP_TSDB_VERSION "\","
+                       "\"branch\":\"\",\"buildUser\":\"\","
+                       "\"buildDate\":\"\",\"goVersion\":\"\"}}")
+                   - ctx->out.p;
+    ctx->status = NGX_HTTP_OK;
+}
+
+
+/* Prometheus's error envelope; the message is one line */
+
+static void
+ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx, ngx_uint_t status,
+    const char *type, const char *fmt, ...)
+{
+    u_char   msg[1024], *last;
+    va_list  args;
+
+    va_start(args, fmt);
+    last = ngx_vslprintf(msg, msg + sizeof(msg), fmt, args);
+    va_end(args);
+
+    ctx->out.len = 0;
+    ctx->status = status;
+
+    if (ts_pqjson_error(type, (char *) msg, last - msg, &ctx->out) != TS_OK) {
+        ctx->status = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        ctx->out.len = 0;
+    }
+}
+
+
+static void
+ngx_http_tsdb_query_send(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_uint_t           level;
+    ngx_chain_t          out;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->out.len == 0) {
+        ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    if (ctx->status >= NGX_HTTP_BAD_REQUEST) {
+        level = (ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                ? NGX_LOG_WARN : NGX_LOG_INFO;
+        ngx_log_error(level, r->connection->log, 0, "tsdb query: %ui %*s",
+                      ctx->status, ngx_min(ctx->out.len, 300), ctx->out.p);
+    }
+
+    r->headers_out.status = ctx->status;
+    r->headers_out.content_length_n = ctx->out.len;
+    ngx_str_set(&r->headers_out.content_type, "application/json");
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        ngx_http_finalize_request(r, rc);
+        return;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    /* the memory is freed with the request's pool (the cleanup) */
+
+    b->pos = ctx->out.p;
+    b->last = ctx->out.p + ctx->out.len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+}
+
+
+static void
+ngx_http_tsdb_query_cleanup(void *data)
+{
+    ngx_http_tsdb_query_ctx_t  *ctx = data;
+
+    ngx_uint_t  i;
+
+    if (ctx->pq != NULL) {
+        ts_promql_free(ctx->pq);
+    }
+
+    for (i = 0; i < ctx->nmatch; i++) {
+        ts_promql_free(ctx->match[i]);
+    }
+
+    if (ctx->nsrc > 1) {
+        ts_source_db_free(&ctx->ds);
+    }
+
+    free(ctx->out.p);
+}
