@@ -32,10 +32,11 @@ static void ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op,
     ts_pq_group_t *g, const ts_pq_sample_t *s, int64_t k);
 static void ts_pq_heap_put(ts_pq_ev_t *ev, ts_pq_vec_t *h,
     const ts_pq_sample_t *s, int64_t k, int top);
-static int ts_pq_top_less(double a, double b);
-static int ts_pq_top_cmp(const void *a, const void *b);
-static int ts_pq_bottom_less(double a, double b);
-static int ts_pq_bottom_cmp(const void *a, const void *b);
+static int ts_pq_heap_less(const ts_pq_vec_t *h, uint32_t i, uint32_t j,
+    int top);
+static void ts_pq_swap(ts_pq_sample_t *s, uint32_t i, uint32_t j);
+static int ts_pq_sort_less(const ts_pq_sample_t *a,
+    const ts_pq_sample_t *b, int desc);
 
 
 void
@@ -227,13 +228,11 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
 
         case TS_PQ_AGG_TOPK:
         case TS_PQ_AGG_BOTTOMK:
-            qsort(g[i].heap.s, g[i].heap.n, sizeof(ts_pq_sample_t),
-                  a->op == TS_PQ_AGG_TOPK ? ts_pq_top_cmp
-                                          : ts_pq_bottom_cmp);
+            ts_pq_go_sort(ev, g[i].heap.s, g[i].heap.n,
+                          a->op == TS_PQ_AGG_TOPK);
 
             for (j = 0; j < g[i].heap.n; j++) {
-                smp = g[i].heap.s[a->op == TS_PQ_AGG_TOPK
-                                  ? g[i].heap.n - 1 - j : j];
+                smp = g[i].heap.s[j];
                 ts_pq_vec_push(ev, st->out, smp.ls, st->ts, smp.v);
             }
 
@@ -323,98 +322,164 @@ ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op, ts_pq_group_t *g,
 
 
 /*
- * Keeps the k best samples: for topk the lowest kept one is replaced
- * by a larger value (a NaN is the lowest), for bottomk the other way.
- * A linear scan for the worst: k is small in practice.
+ * Keeps the k best samples exactly as Prometheus 2.42 does, in Go's
+ * container/heap over vectorByValueHeap (topk) or
+ * vectorByReverseValueHeap (bottomk), the worst kept sample at [0]: a
+ * sample better than that one, or any sample when that one is NaN,
+ * takes its place: in place for k == 1, else by heap.Pop() and
+ * heap.Push().  The same heap operations keep the same one of equal
+ * values and leave the same order for the final sort.
  */
 
 static void
 ts_pq_heap_put(ts_pq_ev_t *ev, ts_pq_vec_t *h, const ts_pq_sample_t *s,
     int64_t k, int top)
 {
-    uint32_t  i, w;
+    double    w;
+    uint32_t  i, c, n;
 
-    if ((int64_t) h->n < k) {
-        ts_pq_vec_push(ev, h, s->ls, s->t, s->v);
+    if ((int64_t) h->n == k) {
+        w = h->s[0].v;
+
+        if (!(top ? w < s->v : w > s->v) && !isnan(w)) {
+            return;
+        }
+
+        if (k == 1) {
+            h->s[0] = *s;
+            return;
+        }
+
+        /* heap.Pop: the top to the end, down() over the rest, drop it */
+
+        n = h->n - 1;
+        ts_pq_swap(h->s, 0, n);
+
+        for (i = 0; 2 * i + 1 < n; i = c) {
+            c = 2 * i + 1;
+
+            if (c + 1 < n && ts_pq_heap_less(h, c + 1, c, top)) {
+                c++;
+            }
+
+            if (!ts_pq_heap_less(h, c, i, top)) {
+                break;
+            }
+
+            ts_pq_swap(h->s, i, c);
+        }
+
+        h->n = n;
+    }
+
+    /* heap.Push: append, up() */
+
+    ts_pq_vec_push(ev, h, s->ls, s->t, s->v);
+
+    for (c = h->n - 1; c > 0; c = i) {
+        i = (c - 1) / 2;
+
+        if (!ts_pq_heap_less(h, c, i, top)) {
+            break;
+        }
+
+        ts_pq_swap(h->s, i, c);
+    }
+}
+
+
+/* the heaps' Less: NaN first, then the smaller (top) or larger value */
+
+static int
+ts_pq_heap_less(const ts_pq_vec_t *h, uint32_t i, uint32_t j, int top)
+{
+    if (isnan(h->s[i].v)) {
+        return 1;
+    }
+
+    return top ? h->s[i].v < h->s[j].v : h->s[i].v > h->s[j].v;
+}
+
+
+static void
+ts_pq_swap(ts_pq_sample_t *s, uint32_t i, uint32_t j)
+{
+    ts_pq_sample_t  t;
+
+    t = s[i];
+    s[i] = s[j];
+    s[j] = t;
+}
+
+
+/*
+ * Go's sort.Sort(sort.Reverse(h)) of those heaps, as sort, sort_desc,
+ * topk and bottomk do: larger values first if desc, else smaller; NaN
+ * last either way.  Go 1.19 (Debian's Prometheus 2.42) sorts up to 12
+ * elements by insertion with that Less, exactly as here, ties and NaNs
+ * included; more by pdqsort, here a stable merge sort, so equal values
+ * among more than 12 may come in another order.
+ */
+
+void
+ts_pq_go_sort(ts_pq_ev_t *ev, ts_pq_sample_t *s, uint32_t n, int desc)
+{
+    uint32_t         i, j, w, l, r, le, re;
+    ts_pq_sample_t  *tmp, *from, *to, *t;
+
+    if (n <= 12) {
+        for (i = 1; i < n; i++) {
+            for (j = i; j > 0 && ts_pq_sort_less(&s[j], &s[j - 1], desc);
+                 j--)
+            {
+                ts_pq_swap(s, j, j - 1);
+            }
+        }
+
         return;
     }
 
-    w = 0;
+    tmp = ts_pq_alloc(ev, n * sizeof(ts_pq_sample_t));
+    from = s;
+    to = tmp;
 
-    for (i = 1; i < h->n; i++) {
-        if (top ? ts_pq_top_less(h->s[i].v, h->s[w].v)
-                : ts_pq_bottom_less(h->s[i].v, h->s[w].v))
-        {
-            w = i;
+    for (w = 1; w < n; w *= 2) {
+        for (i = 0; i < n; i += 2 * w) {
+            l = i;
+            le = i + w < n ? i + w : n;
+            r = le;
+            re = i + 2 * w < n ? i + 2 * w : n;
+
+            for (j = i; j < re; j++) {
+                to[j] = (r < re && (l == le
+                                    || ts_pq_sort_less(&from[r], &from[l],
+                                                       desc)))
+                        ? from[r++] : from[l++];
+            }
         }
+
+        t = from;
+        from = to;
+        to = t;
     }
 
-    if (top) {
-        if (h->s[w].v < s->v || (isnan(h->s[w].v) && !isnan(s->v))) {
-            h->s[w] = *s;
-        }
-
-    } else if (h->s[w].v > s->v || (isnan(h->s[w].v) && !isnan(s->v))) {
-        h->s[w] = *s;
+    if (from != s) {
+        memcpy(s, from, n * sizeof(ts_pq_sample_t));
     }
+
+    ts_pq_free(ev, tmp);
 }
 
 
-/* vectorByReverseValueHeap's Less: NaN, then larger first */
+/* sort.Reverse's Less(a, b): the heap's Less(b, a) */
 
 static int
-ts_pq_bottom_less(double a, double b)
+ts_pq_sort_less(const ts_pq_sample_t *a, const ts_pq_sample_t *b,
+    int desc)
 {
-    if (isnan(a)) {
+    if (isnan(b->v)) {
         return 1;
     }
 
-    return a > b;
-}
-
-
-static int
-ts_pq_bottom_cmp(const void *a, const void *b)
-{
-    double  x, y;
-
-    x = ((const ts_pq_sample_t *) a)->v;
-    y = ((const ts_pq_sample_t *) b)->v;
-
-    /* ascending, NaN last: sort.Reverse of the reverse heap */
-
-    if (ts_pq_bottom_less(y, x)) {
-        return -1;
-    }
-
-    return ts_pq_bottom_less(x, y) ? 1 : 0;
-}
-
-
-/* vectorByValueHeap's Less: NaN below everything */
-
-static int
-ts_pq_top_less(double a, double b)
-{
-    if (isnan(a)) {
-        return 1;
-    }
-
-    return a < b;
-}
-
-
-static int
-ts_pq_top_cmp(const void *a, const void *b)
-{
-    double  x, y;
-
-    x = ((const ts_pq_sample_t *) a)->v;
-    y = ((const ts_pq_sample_t *) b)->v;
-
-    if (ts_pq_top_less(x, y)) {
-        return -1;
-    }
-
-    return ts_pq_top_less(y, x) ? 1 : 0;
+    return desc ? b->v < a->v : b->v > a->v;
 }

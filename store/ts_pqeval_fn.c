@@ -13,7 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -893,48 +892,92 @@ ts_pq_math(ts_promql_fn_t fn, double x, int *ok)
 }
 
 
-/* Go's time.Unix(int64(x), 0).UTC() fields */
+/*
+ * Go's time.Unix(int64(x), 0).UTC() fields with Go's arithmetic (time.go
+ * absDate): int64(x) of NaN, an infinity or a value out of range is
+ * INT64_MIN on amd64, and the seconds since the absolute zero year wrap
+ * in uint64, so Prometheus answers those with a day in the year
+ * 292277026596, not NaN.
+ */
+
+#define TS_PQ_UNIX_TO_ABS  (62135596800ull + 9223371966579724800ull)
+#define TS_PQ_ABS_ZERO_YEAR  (-292277022399ll)
 
 static double
 ts_pq_date(ts_promql_fn_t fn, double x)
 {
-    int        mdays;
-    time_t     t;
-    struct tm  tm;
+    static const int  before[] = { 0, 31, 59, 90, 120, 151, 181, 212, 243,
+                                   273, 304, 334, 365 };
+    int64_t   year, sec;
+    uint64_t  abs, d, n, y;
+    int       day, mon, leap;
 
-    t = (time_t) x;
+    sec = (isnan(x) || x >= 9223372036854775807.0
+           || x < -9223372036854775807.0)
+          ? INT64_MIN : (int64_t) x;
+    abs = (uint64_t) sec + TS_PQ_UNIX_TO_ABS;
 
-    if (gmtime_r(&t, &tm) == NULL) {
-        return NAN;
+    switch (fn) {
+    case TS_PQ_FN_HOUR:
+        return (double) (abs % 86400 / 3600);
+    case TS_PQ_FN_MINUTE:
+        return (double) (abs % 3600 / 60);
+    case TS_PQ_FN_DAY_OF_WEEK:
+        return (double) ((abs + 86400) % 604800 / 86400);
+    default:
+        break;
+    }
+
+    /* 400, 100, 4 and 1 year cycles, as absDate() */
+
+    d = abs / 86400;
+    n = d / 146097;
+    y = 400 * n;
+    d -= 146097 * n;
+    n = d / 36524;
+    n -= n >> 2;
+    y += 100 * n;
+    d -= 36524 * n;
+    n = d / 1461;
+    y += 4 * n;
+    d -= 1461 * n;
+    n = d / 365;
+    n -= n >> 2;
+    y += n;
+    d -= 365 * n;
+
+    year = (int64_t) y + TS_PQ_ABS_ZERO_YEAR;
+    day = (int) d;
+    leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+
+    if (fn == TS_PQ_FN_YEAR) {
+        return (double) year;
+    }
+
+    if (fn == TS_PQ_FN_DAY_OF_YEAR) {
+        return day + 1;
+    }
+
+    if (leap && day == 31 + 29 - 1) {
+        mon = 1;
+        day = 29;
+
+    } else {
+        day -= leap && day > 31 + 29 - 1;
+        mon = day / 31;
+        if (day >= before[mon + 1]) {
+            mon++;
+        }
+        day = day - before[mon] + 1;
     }
 
     switch (fn) {
     case TS_PQ_FN_DAY_OF_MONTH:
-        return tm.tm_mday;
-    case TS_PQ_FN_DAY_OF_WEEK:
-        return tm.tm_wday;
-    case TS_PQ_FN_DAY_OF_YEAR:
-        return tm.tm_yday + 1;
-    case TS_PQ_FN_HOUR:
-        return tm.tm_hour;
-    case TS_PQ_FN_MINUTE:
-        return tm.tm_min;
+        return day;
     case TS_PQ_FN_MONTH:
-        return tm.tm_mon + 1;
-    case TS_PQ_FN_YEAR:
-        return tm.tm_year + 1900;
+        return mon + 1;
     default:
-        mdays = tm.tm_mon == 1 ? 28 : (tm.tm_mon == 3 || tm.tm_mon == 5
-                                       || tm.tm_mon == 8 || tm.tm_mon == 10)
-                                      ? 30 : 31;
-        t = (time_t) tm.tm_year + 1900;
-
-        if (tm.tm_mon == 1 && t % 4 == 0 && (t % 100 != 0 || t % 400 == 0))
-        {
-            mdays = 29;
-        }
-
-        return mdays;
+        return mon == 1 ? 28 + leap : before[mon + 1] - before[mon];
     }
 }
 
@@ -1448,14 +1491,6 @@ ts_pq_label_join(ts_pq_ev_t *ev, ts_pq_step_t *st)
 }
 
 
-static int
-ts_pq_sample_cmp(const void *a, const void *b)
-{
-    return ts_pq_double_cmp(&((const ts_pq_sample_t *) a)->v,
-                            &((const ts_pq_sample_t *) b)->v);
-}
-
-
 static void
 ts_pq_sort(ts_pq_ev_t *ev, ts_pq_step_t *st, int desc)
 {
@@ -1464,12 +1499,9 @@ ts_pq_sort(ts_pq_ev_t *ev, ts_pq_step_t *st, int desc)
 
     in = &st->vec[0];
 
-    if (in->n > 1) {
-        qsort(in->s, in->n, sizeof(ts_pq_sample_t), ts_pq_sample_cmp);
-    }
+    ts_pq_go_sort(ev, in->s, in->n, desc);
 
     for (i = 0; i < in->n; i++) {
-        ts_pq_vec_push(ev, st->out, in->s[desc ? in->n - 1 - i : i].ls,
-                       st->ts, in->s[desc ? in->n - 1 - i : i].v);
+        ts_pq_vec_push(ev, st->out, in->s[i].ls, st->ts, in->s[i].v);
     }
 }

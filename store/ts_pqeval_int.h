@@ -208,6 +208,9 @@ double ts_pq_quantile(double q, double *v, uint32_t n);
 /* ts_pqeval_agg.c */
 void ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *v);
+/* Prometheus's sort order: sort.Sort(sort.Reverse(value heap)) */
+void ts_pq_go_sort(ts_pq_ev_t *ev, ts_pq_sample_t *s, uint32_t n,
+    int desc);
 
 /* ts_pqeval_bin.c */
 void ts_pq_binary(ts_pq_ev_t *ev, const ts_promql_expr_t *e,

@@ -16,6 +16,7 @@ use Test::Nginx::Tsdb::Server;
 
 our @EXPORT_OK = qw(slurp rwgen fixtures write_fixtures metric
                     prometheus prometheus_stop prometheus_api
+                    prometheus_flags prometheus_post
                     remote_read_yml uri_escape @RW_V1);
 
 our $PROMETHEUS = '/usr/bin/prometheus';
@@ -134,6 +135,26 @@ sub prometheus {
 }
 
 
+# prometheus() with extra command-line @flags (for instance
+# --web.enable-remote-write-receiver): a wrapper script in
+# servroot/$name that execs $PROMETHEUS with them.
+sub prometheus_flags {
+    my ($srv, $name, $yml, $port, @flags) = @_;
+    my $dir = $srv->servroot . "/$name";
+    my $wrapper = "$dir/prometheus.sh";
+
+    make_path($dir);
+    open my $fh, '>', $wrapper or die "$wrapper: $!";
+    print $fh "#!/bin/sh\nexec $PROMETHEUS",
+              (map { " '$_'" } @flags), ' "$@"', "\n";
+    close $fh;
+    chmod 0755, $wrapper or die "$wrapper: $!";
+
+    local $PROMETHEUS = $wrapper;
+    return prometheus($srv, $name, $yml, $port);
+}
+
+
 sub prometheus_stop {
     my ($pid) = @_;
 
@@ -149,6 +170,17 @@ sub prometheus_api {
         "GET $path HTTP/1.0\r\n\r\n", 60, 0) };
 
     return $res ? $res->{body} // '' : '';
+}
+
+
+# POST $body to a Prometheus with @headers; the response (status, body)
+sub prometheus_post {
+    my ($port, $path, $body, @headers) = @_;
+    my ($raw) = Test::Nginx::Tsdb::Server::build_request("POST $path",
+                                                          \@headers, $body);
+
+    return Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port, $raw,
+                                               60, 0);
 }
 
 
