@@ -49,7 +49,8 @@ typedef enum {
     NGX_HTTP_TSDB_EP_LABELS,
     NGX_HTTP_TSDB_EP_LABEL_VALUES,
     NGX_HTTP_TSDB_EP_METADATA,
-    NGX_HTTP_TSDB_EP_BUILDINFO
+    NGX_HTTP_TSDB_EP_BUILDINFO,
+    NGX_HTTP_TSDB_EP_TSDB
 } ngx_http_tsdb_ep_e;
 
 
@@ -101,6 +102,7 @@ static void ngx_http_tsdb_query_eval(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_status(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx,
     ngx_uint_t status, const char *type, const char *fmt, ...);
 static void ngx_http_tsdb_query_send(ngx_http_tsdb_query_ctx_t *ctx);
@@ -363,6 +365,9 @@ ngx_http_tsdb_query_endpoint(ngx_http_tsdb_query_ctx_t *ctx, ngx_str_t *uri)
     } else if (ngx_http_tsdb_ep_is("status/buildinfo")) {
         ctx->ep = NGX_HTTP_TSDB_EP_BUILDINFO;
 
+    } else if (ngx_http_tsdb_ep_is("status/tsdb")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_TSDB;
+
     } else if (ep.len > sizeof("label//values") - 1
                && ngx_strncmp(ep.data, "label/", 6) == 0
                && ngx_strncmp(ep.data + ep.len - 7, "/values", 7) == 0)
@@ -538,6 +543,26 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
                                       "no match[] parameter provided");
             return NGX_ERROR;
+        }
+
+        return NGX_OK;
+
+    case NGX_HTTP_TSDB_EP_TSDB:
+        ctx->start = NGX_HTTP_TSDB_TIME_MIN * 1000;
+        ctx->end = NGX_HTTP_TSDB_TIME_MAX * 1000;
+        ctx->limit = 10;
+
+        v = ngx_http_tsdb_query_arg(ctx, "limit");
+        if (v != NULL && v->len) {
+            n = ngx_atoi(v->data, v->len);
+            if (n == NGX_ERROR || n == 0) {
+                ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                          "bad_data", "limit must be a "
+                                          "positive number");
+                return NGX_ERROR;
+            }
+
+            ctx->limit = n;
         }
 
         return NGX_OK;
@@ -926,6 +951,10 @@ ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx)
     case NGX_HTTP_TSDB_EP_BUILDINFO:
         ngx_http_tsdb_query_buildinfo(ctx);
         break;
+
+    case NGX_HTTP_TSDB_EP_TSDB:
+        ngx_http_tsdb_query_status(ctx);
+        break;
     }
 }
 
@@ -1081,16 +1110,64 @@ typedef struct {
     ngx_http_tsdb_query_ctx_t  *ctx;
     ngx_http_tsdb_sets_t        sets;
     ts_buf_t                    tmp;
+
+    /* status/tsdb: metric names in sets, name=value pairs here */
+    ngx_http_tsdb_sets_t        pairs;
+    uint64_t                    series;
+    uint64_t                    chunks;
+    int64_t                     mint;
+    int64_t                     maxt;
 } ngx_http_tsdb_listing_t;
 
 
 static ngx_int_t
-ngx_http_tsdb_listing_add(ngx_http_tsdb_listing_t *ls, const ts_label_t *l,
-    uint32_t n)
+ngx_http_tsdb_listing_add(ngx_http_tsdb_listing_t *ls, ts_sset_t *ss,
+    const ts_label_t *l, uint32_t n)
 {
-    uint32_t  j;
+    int              rc;
+    uint32_t         j;
+    ts_sset_chunk_t  ch;
 
     switch (ls->ctx->ep) {
+
+    case NGX_HTTP_TSDB_EP_TSDB:
+        ls->series++;
+
+        for (j = 0; j < n; j++) {
+            ls->tmp.len = 0;
+
+            if (ts_buf_reserve(&ls->tmp, l[j].name_len + l[j].value_len + 1)
+                != TS_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(ls->tmp.p, l[j].name, l[j].name_len);
+            ls->tmp.p[l[j].name_len] = '=';
+            ngx_memcpy(ls->tmp.p + l[j].name_len + 1, l[j].value,
+                       l[j].value_len);
+
+            if (ngx_http_tsdb_sets_add(&ls->pairs, (char *) ls->tmp.p,
+                                       l[j].name_len + 1 + l[j].value_len)
+                != NGX_OK
+                || (l[j].name_len == TS_METRIC_NAME_LABEL_LEN
+                    && ngx_strncmp(l[j].name, TS_METRIC_NAME_LABEL,
+                                   TS_METRIC_NAME_LABEL_LEN) == 0
+                    && ngx_http_tsdb_sets_add(&ls->sets, l[j].value,
+                                              l[j].value_len)
+                       != NGX_OK))
+            {
+                return NGX_ERROR;
+            }
+        }
+
+        while ((rc = ts_sset_chunk(ss, &ch)) == 1) {
+            ls->chunks++;
+            ls->mint = ngx_min(ls->mint, ch.mint);
+            ls->maxt = ngx_max(ls->maxt, ch.maxt);
+        }
+
+        return rc == 0 ? NGX_OK : NGX_ERROR;
 
     case NGX_HTTP_TSDB_EP_SERIES:
         return ngx_http_tsdb_sets_labels(&ls->sets, &ls->tmp, l, n);
@@ -1187,7 +1264,7 @@ ngx_http_tsdb_listing_select(ngx_http_tsdb_listing_t *ls)
 
         if (rc == TS_OK) {
             while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
-                if (ngx_http_tsdb_listing_add(ls, l, n) != NGX_OK) {
+                if (ngx_http_tsdb_listing_add(ls, ss, l, n) != NGX_OK) {
                     rc = TS_ERR_NOMEM;
                     ngx_memcpy(msg, "out of memory", sizeof("out of memory"));
                     break;
@@ -1657,6 +1734,232 @@ done:
 
     free(w.sets.off);
     free(w.sets.strs.p);
+}
+
+
+/* runs of equal keys in a sorted set, most first */
+
+typedef struct {
+    size_t                      off;        /* of the run's first entry */
+    uint32_t                    len;        /* of its key */
+    uint64_t                    count;
+} ngx_http_tsdb_run_t;
+
+
+static int
+ngx_http_tsdb_run_cmp(const void *a, const void *b, void *arg)
+{
+    int                         rc;
+    ngx_http_tsdb_sets_t       *s = arg;
+    const ngx_http_tsdb_run_t  *x = a, *y = b;
+
+    if (x->count != y->count) {
+        return x->count < y->count ? 1 : -1;
+    }
+
+    rc = ngx_memcmp(s->strs.p + x->off + 4, s->strs.p + y->off + 4,
+                    ngx_min(x->len, y->len));
+
+    return rc ? rc : (x->len > y->len) - (x->len < y->len);
+}
+
+
+/*
+ * The runs of a sorted set, sorted by count.  by_name: entries are
+ * "name=value" pairs, counted once per distinct pair under their name,
+ * adding 1 or, with bytes, the value's length.
+ */
+
+static ngx_http_tsdb_run_t *
+ngx_http_tsdb_runs(ngx_http_tsdb_sets_t *s, ngx_uint_t by_name,
+    ngx_uint_t bytes, size_t *nruns)
+{
+    size_t                k, n;
+    uint32_t              len, key;
+    uint64_t              add;
+    const uint8_t        *p, *eq;
+    ngx_http_tsdb_run_t  *r;
+
+    r = malloc((s->n ? s->n : 1) * sizeof(ngx_http_tsdb_run_t));
+    if (r == NULL) {
+        return NULL;
+    }
+
+    n = 0;
+
+    for (k = 0; k < s->n; k++) {
+        if (by_name && k
+            && ngx_http_tsdb_sets_cmp(&s->off[k - 1], &s->off[k], s) == 0)
+        {
+            continue;
+        }
+
+        p = s->strs.p + s->off[k];
+        ngx_memcpy(&len, p, 4);
+        key = len;
+
+        if (by_name) {
+            eq = memchr(p + 4, '=', len);
+            key = eq - (p + 4);
+        }
+
+        add = bytes ? len - key - 1 : 1;
+
+        if (n && r[n - 1].len == key
+            && ngx_memcmp(s->strs.p + r[n - 1].off + 4, p + 4, key) == 0)
+        {
+            r[n - 1].count += add;
+            continue;
+        }
+
+        r[n].off = s->off[k];
+        r[n].len = key;
+        r[n].count = add;
+        n++;
+    }
+
+    if (n > 1) {
+        qsort_r(r, n, sizeof(ngx_http_tsdb_run_t), ngx_http_tsdb_run_cmp, s);
+    }
+
+    *nruns = n;
+
+    return r;
+}
+
+
+/* "NAME":[{"name":..,"value":N},...] with the first limit runs */
+
+static ngx_int_t
+ngx_http_tsdb_status_list(ngx_http_tsdb_query_ctx_t *ctx, const char *name,
+    ngx_http_tsdb_sets_t *s, ngx_http_tsdb_run_t *r, size_t n)
+{
+    size_t  k;
+
+    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len, ",\"%s\":[", name)
+                   - ctx->out.p;
+
+    for (k = 0; k < n && k < (size_t) ctx->limit; k++) {
+        if (ts_buf_reserve(&ctx->out, 16) != TS_OK) {
+            return NGX_ERROR;
+        }
+
+        ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len, "%s{\"name\":",
+                                   k ? "," : "")
+                       - ctx->out.p;
+
+        if (ts_pqjson_string((char *) s->strs.p + r[k].off + 4, r[k].len,
+                             &ctx->out) != TS_OK
+            || ts_buf_reserve(&ctx->out, 48) != TS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        ctx->out.len = ngx_sprintf(ctx->out.p + ctx->out.len,
+                                   ",\"value\":%uL}", r[k].count)
+                       - ctx->out.p;
+    }
+
+    if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ctx->out.p[ctx->out.len++] = ']';
+
+    return NGX_OK;
+}
+
+
+/*
+ * status/tsdb: cardinality as Prometheus reports it, over every series
+ * of the tenant (head and index): the top `limit` metric names by
+ * series, label names by distinct values and by their values' bytes,
+ * and label pairs by series.
+ */
+
+static void
+ngx_http_tsdb_query_status(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    size_t                   i, n[4];
+    ngx_int_t                ok;
+    ngx_http_tsdb_run_t     *r[4];
+    ngx_http_tsdb_listing_t  ls;
+
+    ngx_memzero(&ls, sizeof(ngx_http_tsdb_listing_t));
+    ngx_memzero(r, sizeof(r));
+    ls.ctx = ctx;
+    ls.mint = INT64_MAX;
+    ls.maxt = INT64_MIN;
+
+    if (ngx_http_tsdb_listing_select(&ls) != NGX_OK) {
+        goto done;
+    }
+
+    ngx_http_tsdb_sets_sort(&ls.sets);
+    ngx_http_tsdb_sets_sort(&ls.pairs);
+
+    r[0] = ngx_http_tsdb_runs(&ls.sets, 0, 0, &n[0]);
+    r[1] = ngx_http_tsdb_runs(&ls.pairs, 1, 0, &n[1]);
+    r[2] = ngx_http_tsdb_runs(&ls.pairs, 1, 1, &n[2]);
+    r[3] = ngx_http_tsdb_runs(&ls.pairs, 0, 0, &n[3]);
+
+    ok = NGX_ERROR;
+
+    if (r[0] && r[1] && r[2] && r[3]
+        && ts_buf_reserve(&ctx->out, 256) == TS_OK)
+    {
+        if (ls.series == 0) {
+            ls.mint = 0;
+            ls.maxt = 0;
+        }
+
+        /* n[3]: the distinct name=value pairs */
+
+        ctx->out.len = ngx_sprintf(ctx->out.p,
+                           "{\"status\":\"success\",\"data\":{\"headStats\":"
+                           "{\"numSeries\":%uL,\"numLabelPairs\":%uz,"
+                           "\"chunkCount\":%uL,\"minTime\":%L,"
+                           "\"maxTime\":%L}",
+                           ls.series, n[3], ls.chunks, ls.mint, ls.maxt)
+                       - ctx->out.p;
+
+        if (ngx_http_tsdb_status_list(ctx, "seriesCountByMetricName",
+                                      &ls.sets, r[0], n[0]) == NGX_OK
+            && ngx_http_tsdb_status_list(ctx, "labelValueCountByLabelName",
+                                         &ls.pairs, r[1], n[1]) == NGX_OK
+            && ngx_http_tsdb_status_list(ctx, "memoryInBytesByLabelName",
+                                         &ls.pairs, r[2], n[2]) == NGX_OK
+            && ngx_http_tsdb_status_list(ctx, "seriesCountByLabelValuePair",
+                                         &ls.pairs, r[3], n[3]) == NGX_OK
+            && ts_buf_reserve(&ctx->out, 2) == TS_OK)
+        {
+            ctx->out.p[ctx->out.len++] = '}';
+            ctx->out.p[ctx->out.len++] = '}';
+            ctx->status = NGX_HTTP_OK;
+            ok = NGX_OK;
+        }
+    }
+
+    if (ok != NGX_OK) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "out of memory");
+    }
+
+done:
+
+    for (i = 0; i < 4; i++) {
+        free(r[i]);
+    }
+
+    free(ls.sets.off);
+    free(ls.sets.strs.p);
+    free(ls.pairs.off);
+    free(ls.pairs.strs.p);
+    free(ls.tmp.p);
 }
 
 

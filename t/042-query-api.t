@@ -15,7 +15,7 @@ use JSON::PP;
 
 my $PROMTOOL = '/usr/bin/promtool';
 plan skip_all => "$PROMTOOL not installed" unless -x $PROMTOOL;
-plan tests => 32;
+plan tests => 35;
 
 my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
@@ -113,6 +113,19 @@ is_deeply($d->{data}, { go_goroutines => [ { type => 'gauge',
 
 ($st, $d) = api('/api/v1/metadata?limit=3');
 is(scalar keys %{ $d->{data} }, 3, 'metadata: limit');
+
+($st, $d) = api('/api/v1/status/tsdb?limit=2');
+is($json->encode($d->{data}{headStats}),
+   '{"chunkCount":3,"maxTime":' . ($T0 + 7 * 15000) . ',"minTime":' . $T0
+   . ',"numLabelPairs":5,"numSeries":3}', 'status/tsdb: head stats');
+is($json->encode($d->{data}{seriesCountByLabelValuePair}),
+   '[{"name":"__name__=req_total","value":3},{"name":"job=api","value":3}]',
+   'status/tsdb: series by label pair, the top 2');
+is($json->encode([ $d->{data}{labelValueCountByLabelName},
+                   $d->{data}{memoryInBytesByLabelName} ]),
+   '[[{"name":"i","value":3},{"name":"__name__","value":1}],'
+   . '[{"name":"__name__","value":9},{"name":"i","value":3}]]',
+   'status/tsdb: values and bytes by label name');
 
 ($st, $d) = api('/api/v1/status/buildinfo');
 is($d->{data}{version}, '2.42.0', 'buildinfo: the API level');
