@@ -1297,64 +1297,15 @@ ngx_http_tsdb_listing_select(ngx_http_tsdb_listing_t *ls)
 }
 
 
-/* the set, sorted and without duplicates, as a JSON array of strings */
+/*
+ * The set, sorted, without duplicates, as the answer's JSON array: of
+ * strings, or with sets_of_labels, of objects from serialized label
+ * sets (name NUL value NUL ...).
+ */
 
 static ngx_int_t
-ngx_http_tsdb_listing_strings(ngx_http_tsdb_query_ctx_t *ctx,
-    ngx_http_tsdb_sets_t *sets)
-{
-    size_t          k;
-    uint32_t        nl;
-    const uint8_t  *p;
-
-    if (ts_buf_reserve(&ctx->out, 64) != TS_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->out.len = ngx_sprintf(ctx->out.p, "{\"status\":\"success\","
-                               "\"data\":[") - ctx->out.p;
-
-    for (k = 0; k < sets->n; k++) {
-        if (k && ngx_http_tsdb_sets_cmp(&sets->off[k - 1], &sets->off[k],
-                                        sets)
-                 == 0)
-        {
-            continue;
-        }
-
-        p = sets->strs.p + sets->off[k];
-        ngx_memcpy(&nl, p, 4);
-
-        if (ts_buf_reserve(&ctx->out, 1) != TS_OK) {
-            return NGX_ERROR;
-        }
-
-        if (ctx->out.p[ctx->out.len - 1] != '[') {
-            ctx->out.p[ctx->out.len++] = ',';
-        }
-
-        if (ts_pqjson_string((char *) p + 4, nl, &ctx->out) != TS_OK) {
-            return NGX_ERROR;
-        }
-    }
-
-    if (ts_buf_reserve(&ctx->out, 2) != TS_OK) {
-        return NGX_ERROR;
-    }
-
-    ctx->out.p[ctx->out.len++] = ']';
-    ctx->out.p[ctx->out.len++] = '}';
-    ctx->status = NGX_HTTP_OK;
-
-    return NGX_OK;
-}
-
-
-/* the set of serialized label sets as a JSON array of objects */
-
-static ngx_int_t
-ngx_http_tsdb_listing_sets(ngx_http_tsdb_query_ctx_t *ctx,
-    ngx_http_tsdb_sets_t *sets)
+ngx_http_tsdb_listing_json(ngx_http_tsdb_query_ctx_t *ctx,
+    ngx_http_tsdb_sets_t *sets, ngx_uint_t sets_of_labels)
 {
     size_t          k;
     uint32_t        nl, i;
@@ -1388,9 +1339,17 @@ ngx_http_tsdb_listing_sets(ngx_http_tsdb_query_ctx_t *ctx,
             ctx->out.p[ctx->out.len++] = ',';
         }
 
+        if (!sets_of_labels) {
+            if (ts_pqjson_string((char *) p, nl, &ctx->out) != TS_OK) {
+                return NGX_ERROR;
+            }
+
+            continue;
+        }
+
         ctx->out.p[ctx->out.len++] = '{';
 
-        /* name NUL value NUL ...: strings alternate with ':' and ',' */
+        /* strings alternate with ':' and ',' */
 
         for (i = 0; p < e; i++) {
             q = memchr(p, '\0', e - p);
@@ -1482,9 +1441,8 @@ ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx)
 
     ngx_http_tsdb_sets_sort(&ls.sets);
 
-    ok = (ctx->ep == NGX_HTTP_TSDB_EP_SERIES)
-         ? ngx_http_tsdb_listing_sets(ctx, &ls.sets)
-         : ngx_http_tsdb_listing_strings(ctx, &ls.sets);
+    ok = ngx_http_tsdb_listing_json(ctx, &ls.sets,
+                                    ctx->ep == NGX_HTTP_TSDB_EP_SERIES);
 
     if (ok != NGX_OK) {
         ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
