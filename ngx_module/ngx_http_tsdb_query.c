@@ -94,6 +94,8 @@ static ngx_str_t *ngx_http_tsdb_query_arg(ngx_http_tsdb_query_ctx_t *ctx,
 static ngx_int_t ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx,
     int64_t def_start, int64_t def_end);
+static ngx_int_t ngx_http_tsdb_query_seconds(ngx_str_t *s, char *buf,
+    size_t size, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx);
@@ -709,6 +711,42 @@ ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx, int64_t def_start,
 
 
 /*
+ * s as seconds with a fraction (times and durations both allow it):
+ * NGX_OK, NGX_ERROR if out of range, NGX_DECLINED if not a number, with
+ * s copied into buf NUL-terminated for the caller's own syntax.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_query_seconds(ngx_str_t *s, char *buf, size_t size,
+    int64_t *ms)
+{
+    char    *end;
+    double   f;
+
+    if (s->len == 0 || s->len >= size) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(buf, s->data, s->len);
+    buf[s->len] = '\0';
+
+    f = strtod(buf, &end);
+
+    if (*end != '\0' || end == buf) {
+        return NGX_DECLINED;
+    }
+
+    if (!isfinite(f) || f > 9223372036854.0 || f < -9223372036854.0) {
+        return NGX_ERROR;
+    }
+
+    *ms = (int64_t) llround(f * 1000.0);
+
+    return NGX_OK;
+}
+
+
+/*
  * Unix seconds with a fraction, or RFC 3339 ("2006-01-02T15:04:05Z",
  * fraction and a numeric zone allowed), as Prometheus's parseTime.
  */
@@ -718,24 +756,13 @@ ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms)
 {
     int         n, y, mo, d, h, mi, se, sign, zh, zm;
     char        buf[64], *end;
-    double      f, frac;
+    double      frac;
+    ngx_int_t   rc;
     struct tm   tm;
 
-    if (s->len == 0 || s->len >= sizeof(buf)) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(buf, s->data, s->len);
-    buf[s->len] = '\0';
-
-    f = strtod(buf, &end);
-    if (*end == '\0' && end != buf) {
-        if (!isfinite(f) || f > 9223372036854.0 || f < -9223372036854.0) {
-            return NGX_ERROR;
-        }
-
-        *ms = (int64_t) llround(f * 1000.0);
-        return NGX_OK;
+    rc = ngx_http_tsdb_query_seconds(s, buf, sizeof(buf), ms);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     n = 0;
@@ -796,26 +823,14 @@ ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms)
 static ngx_int_t
 ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms)
 {
-    char      buf[64], *end;
-    double    f;
-    int64_t   total, n, unit;
-    u_char   *p, *last;
+    char       buf[64];
+    int64_t    total, n, unit;
+    u_char    *p, *last;
+    ngx_int_t  rc;
 
-    if (s->len == 0 || s->len >= sizeof(buf)) {
-        return NGX_ERROR;
-    }
-
-    ngx_memcpy(buf, s->data, s->len);
-    buf[s->len] = '\0';
-
-    f = strtod(buf, &end);
-    if (*end == '\0' && end != buf) {
-        if (!isfinite(f) || f > 9223372036854.0 || f < -9223372036854.0) {
-            return NGX_ERROR;
-        }
-
-        *ms = (int64_t) llround(f * 1000.0);
-        return NGX_OK;
+    rc = ngx_http_tsdb_query_seconds(s, buf, sizeof(buf), ms);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     p = s->data;
