@@ -90,7 +90,9 @@ static ngx_int_t ngx_http_tsdb_ckpt_series(ngx_http_tsdb_ckpt_t *ck,
     uint32_t ref);
 static int ngx_http_tsdb_ckpt_chunk(void *data, const ts_head_chunk_t *c);
 static int ngx_http_tsdb_ckpt_add(ngx_http_tsdb_ckpt_t *ck, int64_t mint,
-    int64_t maxt, const uint8_t *data, size_t len);
+    int64_t maxt, unsigned enc, const uint8_t *data, size_t len);
+static int ngx_http_tsdb_ckpt_trim_hist(ngx_http_tsdb_ckpt_t *ck,
+    const ts_head_chunk_t *c);
 static int ngx_http_tsdb_ckpt_trim(ngx_http_tsdb_ckpt_t *ck,
     const ts_head_chunk_t *c);
 static int ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z,
@@ -562,10 +564,13 @@ ngx_http_tsdb_ckpt_chunk(void *data, const ts_head_chunk_t *c)
     }
 
     if (c->mint <= ck->base) {
-        return ngx_http_tsdb_ckpt_trim(ck, c);
+        return c->encoding == TS_XOR_ENCODING
+               ? ngx_http_tsdb_ckpt_trim(ck, c)
+               : ngx_http_tsdb_ckpt_trim_hist(ck, c);
     }
 
-    return ngx_http_tsdb_ckpt_add(ck, c->mint, c->maxt, c->data, c->len);
+    return ngx_http_tsdb_ckpt_add(ck, c->mint, c->maxt, c->encoding,
+                                  c->data, c->len);
 }
 
 
@@ -612,13 +617,83 @@ ngx_http_tsdb_ckpt_trim(ngx_http_tsdb_ckpt_t *ck, const ts_head_chunk_t *c)
         return 1;
     }
 
-    return ngx_http_tsdb_ckpt_add(ck, mint, c->maxt, out, len);
+    return ngx_http_tsdb_ckpt_add(ck, mint, c->maxt, TS_XOR_ENCODING, out,
+                                  len);
+}
+
+
+/* The same for a histogram chunk: one layout, so every append fits. */
+
+static int
+ngx_http_tsdb_ckpt_trim_hist(ngx_http_tsdb_ckpt_t *ck,
+    const ts_head_chunk_t *c)
+{
+    int              rc;
+    void            *mem;
+    size_t           need, asize, len;
+    int64_t          t, mint;
+    uint8_t         *blk, out[TS_HEAD_CHUNK_MAX];
+    unsigned         hdr;
+    ts_hist_t        h;
+    ts_hist_app_t   *a;
+    ts_hist_iter_t   it;
+
+    need = ts_hist_iter_need(c->data, c->len, c->encoding);
+    mem = ngx_alloc(need + TS_HEAD_HIST_BLOCK, ngx_cycle->log);
+    if (mem == NULL) {
+        ck->idx = -2;
+        return 1;
+    }
+
+    blk = (uint8_t *) mem + ((need + 7) & ~(size_t) 7);
+    a = (ts_hist_app_t *) blk;
+    asize = 0;
+    mint = INT64_MIN;
+    ts_hist_iter_init(&it, c->data, c->len, c->encoding, mem, need);
+
+    while ((rc = ts_hist_iter_next(&it, &t, &h)) == 1) {
+        if (t <= ck->base) {
+            continue;
+        }
+
+        if (mint == INT64_MIN) {
+            mint = t;
+            hdr = it.header == TS_HIST_HDR_GAUGE ? TS_HIST_HDR_GAUGE
+                                                 : TS_HIST_HDR_UNKNOWN;
+            asize = (ts_hist_app_size(&h) + 7) & ~(size_t) 7;
+            rc = asize && asize <= TS_HEAD_HIST_BLOCK / 2
+                 ? ts_hist_start(a, asize, blk + asize,
+                                 TS_HEAD_HIST_BLOCK - asize, hdr, t, &h)
+                 : TS_ERR_INVALID;
+
+        } else {
+            rc = ts_hist_append(a, blk + asize, t, &h, NULL);
+        }
+
+        if (rc != TS_OK) {
+            break;
+        }
+    }
+
+    len = sizeof(out);
+
+    if (rc != 0 || mint == INT64_MIN
+        || ts_hist_snapshot(a, blk + asize, out, &len) != TS_OK)
+    {
+        ngx_free(mem);
+        ck->idx = -2;
+        return 1;
+    }
+
+    ngx_free(mem);
+
+    return ngx_http_tsdb_ckpt_add(ck, mint, c->maxt, c->encoding, out, len);
 }
 
 
 static int
 ngx_http_tsdb_ckpt_add(ngx_http_tsdb_ckpt_t *ck, int64_t mint,
-    int64_t maxt, const uint8_t *data, size_t len)
+    int64_t maxt, unsigned enc, const uint8_t *data, size_t len)
 {
     size_t                 tlen;
     uint32_t               tenant, n, idx;
@@ -647,7 +722,7 @@ ngx_http_tsdb_ckpt_add(ngx_http_tsdb_ckpt_t *ck, int64_t mint,
     }
 
     if (ts_db_batch_chunk(ck->batch, (uint32_t) ck->idx, mint, maxt,
-                          TS_XOR_ENCODING, data, len)
+                          enc, data, len)
         != TS_OK)
     {
         ck->idx = -2;

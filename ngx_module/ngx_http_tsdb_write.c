@@ -31,6 +31,7 @@ typedef struct {
     ts_rw_counts_t              written;
     uint64_t                    rejected;
     uint64_t                    duplicates;
+    uint64_t                    hduplicates;  /* histograms */
     uint64_t                    series_created;
     uint64_t                    meta_rejected;
     ts_reject_t                 why;
@@ -47,6 +48,8 @@ typedef struct {
     size_t                      nlabels;
     ts_walrec_sample_t         *samples;
     size_t                      nsamples;
+    ts_walrec_hist_t           *hists;
+    size_t                      nhists;
     ts_meta_record_t           *meta;
     size_t                      nmeta;
 } ngx_http_tsdb_wal_batch_t;
@@ -69,6 +72,13 @@ static void ngx_http_tsdb_write_relog(ngx_http_tsdb_zone_t *z,
 static ngx_int_t ngx_http_tsdb_write_series(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
     ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_hists(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
+    ngx_http_tsdb_wal_batch_t *wb);
+static ngx_int_t ngx_http_tsdb_write_result(ngx_http_tsdb_write_ctx_t *ctx,
+    ts_rw_series_t *s, int rc);
+static void ngx_http_tsdb_write_relog_ref(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_wal_batch_t *wb, uint64_t ref);
 static ngx_int_t ngx_http_tsdb_write_log(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ngx_http_tsdb_zone_t *z,
     ngx_http_tsdb_wal_batch_t *wb);
@@ -287,8 +297,9 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
         return;
     }
 
-    ngx_http_tsdb_metrics_count(r, 0, ctx->written.samples);
-    ngx_http_tsdb_metrics_count(r, 1, ctx->duplicates);
+    ngx_http_tsdb_metrics_count(r, 0, ctx->written.samples
+                                      + ctx->written.histograms);
+    ngx_http_tsdb_metrics_count(r, 1, ctx->duplicates + ctx->hduplicates);
     ngx_http_tsdb_metrics_count(r, 2, ctx->rejected);
     ngx_http_tsdb_metrics_count(r, 3, ctx->series_created);
 
@@ -343,9 +354,11 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
 
     wb->samples = ngx_palloc(r->pool, (req->decoded.samples + 1)
                                       * sizeof(ts_walrec_sample_t));
+    wb->hists = ngx_palloc(r->pool, (req->decoded.histograms + 1)
+                                    * sizeof(ts_walrec_hist_t));
     wb->series = ngx_palloc(r->pool, (req->nseries + 1)
                                      * sizeof(ts_walrec_series_t));
-    if (wb->samples == NULL || wb->series == NULL) {
+    if (wb->samples == NULL || wb->hists == NULL || wb->series == NULL) {
         return NGX_ERROR;
     }
 
@@ -558,20 +571,35 @@ ngx_http_tsdb_write_relog(ngx_http_tsdb_zone_t *z,
     wb->nseries = 0;
 
     for (k = 0; k < wb->nsamples; k++) {
-        ref = wb->samples[k].ref;
-
-        if (k && ref == wb->samples[k - 1].ref) {
-            continue;
-        }
-
-        if (z->logged[(ref - 1) / 8] & (1 << ((ref - 1) % 8))) {
-            continue;
-        }
-
-        wb->series[wb->nseries].ref = ref;
-        wb->series[wb->nseries].nlabels = 0;
-        wb->nseries++;
+        ngx_http_tsdb_write_relog_ref(z, wb, wb->samples[k].ref);
     }
+
+    for (k = 0; k < wb->nhists; k++) {
+        ngx_http_tsdb_write_relog_ref(z, wb, wb->hists[k].ref);
+    }
+
+    /* the bits marked what is listed; write_log sets them once logged */
+
+    for (k = 0; k < wb->nseries; k++) {
+        ref = wb->series[k].ref;
+        z->logged[(ref - 1) / 8] &= (uint8_t) ~(1 << ((ref - 1) % 8));
+    }
+}
+
+
+static void
+ngx_http_tsdb_write_relog_ref(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_wal_batch_t *wb, uint64_t ref)
+{
+    if (z->logged[(ref - 1) / 8] & (1 << ((ref - 1) % 8))) {
+        return;
+    }
+
+    z->logged[(ref - 1) / 8] |= (uint8_t) (1 << ((ref - 1) % 8));
+
+    wb->series[wb->nseries].ref = ref;
+    wb->series[wb->nseries].nlabels = 0;
+    wb->nseries++;
 }
 
 
@@ -583,7 +611,7 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
     int                        rc;
     int64_t                    oldest;
     uint32_t                   k, logged;
-    const ts_label_t          *name;
+    ngx_int_t                  res;
     ts_walrec_sample_t        *o;
     ngx_http_tsdb_zone_t      *z;
     ngx_http_tsdb_loc_conf_t  *lcf;
@@ -609,25 +637,13 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
                                 s->samples[k].v);
         }
 
-        if (rc == TS_ERR_FULL) {
-            ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
-                                     "zone full");
+        res = ngx_http_tsdb_write_result(ctx, s, rc);
+
+        if (res == NGX_ERROR) {
             return NGX_ERROR;
         }
 
-        if (rc < 0) {
-            ctx->rejected++;
-
-            if (ctx->why.code == TS_REJECT_NONE) {
-                name = ts_labels_find(s->labels, s->nlabels,
-                                      TS_METRIC_NAME_LABEL,
-                                      TS_METRIC_NAME_LABEL_LEN);
-                ts_reject_set(&ctx->why, TS_REJECT_TOO_MANY_SAMPLES,
-                              "%s for a series of %s", ts_strerror(rc),
-                              strlen(ts_strerror(rc)), name->value,
-                              (size_t) name->value_len);
-            }
-
+        if (res == NGX_DECLINED) {
             continue;
         }
 
@@ -645,11 +661,14 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
         logged = 1;
     }
 
-    ctx->rejected += s->nhistograms;
+    if (s->nhistograms) {
+        k = (uint32_t) wb->nhists;
 
-    if (s->nhistograms && ctx->why.code == TS_REJECT_NONE) {
-        ts_reject_set(&ctx->why, TS_REJECT_INVALID_HISTOGRAM,
-                      "native histogram samples are not stored yet");
+        if (ngx_http_tsdb_write_hists(r, ctx, s, ref, wb) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        logged |= wb->nhists > k;
     }
 
     if (logged && !(z->logged[(ref - 1) / 8] & (1 << ((ref - 1) % 8)))) {
@@ -663,6 +682,118 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
 
 
 static ngx_int_t
+ngx_http_tsdb_write_hists(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
+    ngx_http_tsdb_wal_batch_t *wb)
+{
+    int                        rc;
+    int64_t                    oldest;
+    uint32_t                   k;
+    ngx_int_t                  res;
+    ts_walrec_hist_t          *o;
+    ngx_http_tsdb_zone_t      *z;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+    const ts_rw_histogram_t   *h;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+    z = lcf->zone;
+    oldest = (int64_t) ngx_time() * 1000 - z->retention;
+
+    for (k = 0; k < s->nhistograms; k++) {
+        h = &s->histograms[k];
+        o = &wb->hists[wb->nhists];
+
+        /* the same fields; spans have the same layout */
+
+        o->ref = ref;
+        o->t = h->t;
+        o->h.sum = h->sum;
+        o->h.zero_threshold = h->zero_threshold;
+        o->h.count = h->count;
+        o->h.zero_count = h->zero_count;
+        o->h.fcount = h->fcount;
+        o->h.fzero_count = h->fzero_count;
+        o->h.schema = h->schema;
+        o->h.is_float = h->is_float;
+        o->h.reset_hint = h->reset_hint;
+        o->h.n_neg_spans = h->n_neg_spans;
+        o->h.n_pos_spans = h->n_pos_spans;
+        o->h.neg_spans = (const ts_hspan_t *) h->neg_spans;
+        o->h.pos_spans = (const ts_hspan_t *) h->pos_spans;
+        o->h.n_neg = h->n_neg;
+        o->h.n_pos = h->n_pos;
+        o->h.neg_deltas = h->neg_deltas;
+        o->h.pos_deltas = h->pos_deltas;
+        o->h.neg_counts = h->neg_counts;
+        o->h.pos_counts = h->pos_counts;
+        o->h.n_custom = h->n_custom;
+        o->h.custom_values = h->custom_values;
+
+        rc = h->t < oldest ? TS_ERR_TOO_OLD
+                           : ts_head_append_hist(&z->head, ref, h->t, &o->h);
+
+        res = ngx_http_tsdb_write_result(ctx, s, rc);
+
+        if (res == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (res == NGX_DECLINED) {
+            continue;
+        }
+
+        if (rc == TS_HEAD_DUPLICATE) {
+            ctx->hduplicates++;
+
+        } else {
+            ctx->written.histograms++;
+        }
+
+        wb->nhists++;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * A head append's result: NGX_OK to log the sample, NGX_DECLINED when
+ * it was rejected (counted, the first reason kept), NGX_ERROR when the
+ * zone is full (the request fails).
+ */
+
+static ngx_int_t
+ngx_http_tsdb_write_result(ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s,
+    int rc)
+{
+    const ts_label_t  *name;
+
+    if (rc >= 0) {
+        return NGX_OK;
+    }
+
+    if (rc == TS_ERR_FULL) {
+        ngx_http_tsdb_write_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                 "zone full");
+        return NGX_ERROR;
+    }
+
+    ctx->rejected++;
+
+    if (ctx->why.code == TS_REJECT_NONE) {
+        name = ts_labels_find(s->labels, s->nlabels, TS_METRIC_NAME_LABEL,
+                              TS_METRIC_NAME_LABEL_LEN);
+        ts_reject_set(&ctx->why, TS_REJECT_TOO_MANY_SAMPLES,
+                      "%s for a series of %s", ts_strerror(rc),
+                      strlen(ts_strerror(rc)), name->value,
+                      (size_t) name->value_len);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
 ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
     ngx_http_tsdb_zone_t *z, ngx_http_tsdb_wal_batch_t *wb)
 {
@@ -670,7 +801,7 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
     size_t     i;
     uint32_t   ref;
 
-    if (wb->nsamples == 0 && wb->nmeta == 0) {
+    if (wb->nsamples == 0 && wb->nhists == 0 && wb->nmeta == 0) {
         return NGX_OK;
     }
 
@@ -693,6 +824,14 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
     if (wb->nsamples
         && ngx_http_tsdb_wal_record(z, TS_WALREC_SAMPLES,
                ts_walrec_samples_size(wb->samples, wb->nsamples), wb)
+           != NGX_OK)
+    {
+        goto failed;
+    }
+
+    if (wb->nhists
+        && ngx_http_tsdb_wal_record(z, TS_WALREC_HISTOGRAM_SAMPLES,
+               ts_walrec_hists_size(wb->hists, wb->nhists), wb)
            != NGX_OK)
     {
         goto failed;
@@ -764,6 +903,9 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
     } else if (type == TS_META_WAL_TYPE) {
         rc = ts_meta_record_encode(p, size, wb->meta, wb->nmeta, &len);
 
+    } else if (type == TS_WALREC_HISTOGRAM_SAMPLES) {
+        rc = ts_walrec_hists_encode(p, size, wb->hists, wb->nhists, &len);
+
     } else {
         rc = ts_walrec_samples_encode(p, size, wb->samples, wb->nsamples,
                                       &len);
@@ -800,7 +942,8 @@ ngx_http_tsdb_write_reply(ngx_http_request_t *r,
                 "X-Prometheus-Remote-Write-Samples-Written",
                 ctx->written.samples + ctx->duplicates) != NGX_OK
             || ngx_http_tsdb_set_header(r,
-                "X-Prometheus-Remote-Write-Histograms-Written", 0) != NGX_OK
+                "X-Prometheus-Remote-Write-Histograms-Written",
+                ctx->written.histograms + ctx->hduplicates) != NGX_OK
             || ngx_http_tsdb_set_header(r,
                 "X-Prometheus-Remote-Write-Exemplars-Written", 0) != NGX_OK))
     {

@@ -30,6 +30,11 @@ typedef struct {
     ngx_http_tsdb_sample_t     *samples;
     size_t                      nsamples;
     size_t                      cap;
+    ts_walrec_hist_t           *hists;      /* arrays in blocks */
+    size_t                      nhists;
+    size_t                      hcap;
+    void                       *blocks;     /* their arrays */
+    size_t                      used;       /* in the newest block */
     ngx_log_t                  *log;
     ts_head_t                  *head;
     ts_meta_t                  *meta;
@@ -52,7 +57,12 @@ static int ngx_http_tsdb_replay_samples(ngx_http_tsdb_replay_t *rp,
     const ts_wal_rec_t *rec);
 static void ngx_http_tsdb_replay_report(void *data,
     const ts_wal_report_t *rep);
+static int ngx_http_tsdb_replay_hists(ngx_http_tsdb_replay_t *rp,
+    const ts_wal_rec_t *rec);
+static int ngx_http_tsdb_replay_hist(ngx_http_tsdb_replay_t *rp,
+    ts_walrec_reader_t *rd, size_t len);
 static int ngx_http_tsdb_sample_cmp(const void *a, const void *b);
+static int ngx_http_tsdb_hist_cmp(const void *a, const void *b);
 static void ngx_http_tsdb_replay_apply(ngx_http_tsdb_replay_t *rp);
 static void ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev);
 
@@ -394,6 +404,7 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
 {
     int                     rc;
     char                    err[TS_WAL_ERR_MAX];
+    void                   *p;
     size_t                  i, n;
     u_char                  path[NGX_MAX_PATH];
     ts_wal_set_t           *set;
@@ -452,6 +463,13 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
 
     ngx_free(ctx.map);
     ngx_free(ctx.samples);
+    ngx_free(ctx.hists);
+
+    while (ctx.blocks) {
+        p = ctx.blocks;
+        ctx.blocks = *(void **) p;
+        ngx_free(p);
+    }
     ts_wal_set_close(set);
 
     return NGX_OK;
@@ -470,6 +488,9 @@ ngx_http_tsdb_replay_record(void *data, const ts_wal_rec_t *rec)
 
     case TS_WALREC_SAMPLES:
         return ngx_http_tsdb_replay_samples(rp, rec);
+
+    case TS_WALREC_HISTOGRAM_SAMPLES:
+        return ngx_http_tsdb_replay_hists(rp, rec);
 
     /*
      * directories replay one after the other: for a family changed in
@@ -644,6 +665,99 @@ ngx_http_tsdb_replay_samples(ngx_http_tsdb_replay_t *rp,
 }
 
 
+/*
+ * Histograms keep their spans and buckets in one block per record, 8
+ * bytes per payload byte (what ts_walrec_hists_next() may need for all
+ * of its entries), chained through their first word and freed after
+ * the apply.
+ */
+
+static int
+ngx_http_tsdb_replay_hists(ngx_http_tsdb_replay_t *rp,
+    const ts_wal_rec_t *rec)
+{
+    int                  rc;
+    void               **blk;
+    ts_walrec_reader_t   rd;
+
+    if (ts_walrec_hists_open(&rd, rec->payload, rec->len, NULL) != TS_OK) {
+        rp->bad++;
+        return TS_OK;
+    }
+
+    blk = ngx_alloc(sizeof(uint64_t) + 8 * rec->len, rp->log);
+    if (blk == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    *blk = rp->blocks;
+    rp->blocks = blk;
+
+    while ((rc = ngx_http_tsdb_replay_hist(rp, &rd, rec->len)) == TS_OK) {
+        /* void */
+    }
+
+    if (rc == TS_ERR_NOMEM) {
+        return rc;
+    }
+
+    if (rc != TS_ERR_NOTFOUND) {
+        rp->bad++;
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ngx_http_tsdb_replay_hist(ngx_http_tsdb_replay_t *rp, ts_walrec_reader_t *rd,
+    size_t len)
+{
+    int                rc;
+    void              *p;
+    size_t             cap;
+    u_char            *mem;
+    ts_walrec_hist_t   h;
+
+    mem = (u_char *) rp->blocks + sizeof(uint64_t) + rp->used;
+
+    rc = ts_walrec_hists_next(rd, &h, mem, 8 * len - rp->used);
+    if (rc != TS_OK) {
+        rp->used = 0;
+        return rc;
+    }
+
+    rp->used += 8 * ((size_t) h.h.n_pos_spans + h.h.n_neg_spans
+                     + h.h.n_pos + h.h.n_neg + h.h.n_custom);
+
+    if (h.ref >= rp->nmap || rp->map[h.ref] == 0) {
+        rp->bad++;
+        return TS_OK;
+    }
+
+    if (rp->nhists == rp->hcap) {
+        cap = rp->hcap ? rp->hcap * 2 : 256;
+        p = ngx_alloc(cap * sizeof(ts_walrec_hist_t), rp->log);
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        if (rp->hists) {
+            ngx_memcpy(p, rp->hists, rp->nhists * sizeof(ts_walrec_hist_t));
+            ngx_free(rp->hists);
+        }
+
+        rp->hists = p;
+        rp->hcap = cap;
+    }
+
+    h.ref = rp->map[h.ref];
+    rp->hists[rp->nhists++] = h;
+
+    return TS_OK;
+}
+
+
 static void
 ngx_http_tsdb_replay_report(void *data, const ts_wal_report_t *rep)
 {
@@ -669,18 +783,50 @@ ngx_http_tsdb_sample_cmp(const void *a, const void *b)
 }
 
 
+static int
+ngx_http_tsdb_hist_cmp(const void *a, const void *b)
+{
+    const ts_walrec_hist_t  *x = a, *y = b;
+
+    if (x->ref != y->ref) {
+        return x->ref < y->ref ? -1 : 1;
+    }
+
+    return x->t < y->t ? -1 : (x->t > y->t);
+}
+
+
+/* floats and histograms of a series go in together, by time */
+
 static void
 ngx_http_tsdb_replay_apply(ngx_http_tsdb_replay_t *rp)
 {
-    int     rc;
-    size_t  i;
+    int                      rc;
+    size_t                   i, j;
+    ngx_http_tsdb_sample_t  *s;
+    ts_walrec_hist_t        *h;
 
     ngx_qsort(rp->samples, rp->nsamples, sizeof(ngx_http_tsdb_sample_t),
               ngx_http_tsdb_sample_cmp);
+    ngx_qsort(rp->hists, rp->nhists, sizeof(ts_walrec_hist_t),
+              ngx_http_tsdb_hist_cmp);
 
-    for (i = 0; i < rp->nsamples; i++) {
-        rc = ts_head_append(rp->head, rp->samples[i].ref, rp->samples[i].t,
-                            rp->samples[i].v);
+    for (i = 0, j = 0; i < rp->nsamples || j < rp->nhists; /* void */) {
+        s = i < rp->nsamples ? &rp->samples[i] : NULL;
+        h = j < rp->nhists ? &rp->hists[j] : NULL;
+
+        if (h == NULL
+            || (s != NULL
+                && (s->ref < h->ref || (s->ref == h->ref && s->t <= h->t))))
+        {
+            rc = ts_head_append(rp->head, s->ref, s->t, s->v);
+            i++;
+
+        } else {
+            rc = ts_head_append_hist(rp->head, (uint32_t) h->ref, h->t,
+                                     &h->h);
+            j++;
+        }
 
         if (rc != TS_OK && rc != TS_HEAD_DUPLICATE) {
             rp->bad++;

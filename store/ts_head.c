@@ -16,8 +16,11 @@
  * the pid of a dead process there, and the next process to want the
  * lock takes it over and repairs first:
  *   - series lock: the open chunk's appender state is rebuilt from what
- *     was published (ts_xor_recover()); a half-written sample is gone,
- *     and it was never acknowledged.
+ *     was published (ts_xor_recover() or ts_hist_recover()); a
+ *     half-written sample is gone, and it was never acknowledged.  A
+ *     histogram chunk cut short in a recode was not published yet (its
+ *     chunk and block are lost until the zone is rebuilt), or was and
+ *     the old one was not freed yet (then that one is lost).
  *   - global lock: a series whose creation was cut short (hdr->intent)
  *     is linked into its bucket and its postings completed; both steps
  *     are idempotent.  Arena bytes or a chunk taken but not linked are
@@ -29,22 +32,34 @@
  * again, except chunks: a chunk's appender publishes (count, length)
  * with one store, and a chunk that is freed bumps its generation first,
  * so a reader that sees the generation change under it starts over.
+ *
+ * Histogram chunks.  A chunk slot's encoding and block are set before
+ * the chunk is linked and never change while it is; the appender block
+ * and the chunk buffer (TS_HEAD_HIST_BLOCK bytes from the arena, on a
+ * free list of their own once freed) go with the slot.  A recode writes
+ * a new chunk, links it in place of the old one, then frees the old one:
+ * a reader copying the old one sees its generation change and starts
+ * over, as after a release.
  */
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "ts_chunk.h"
+#include "ts_hchunk.h"
 #include "ts_head.h"
 #include "ts_plock.h"
 
 
 #define TS_HEAD_MAGIC        0x44485354u      /* "TSHD" */
-#define TS_HEAD_VERSION      3u
+#define TS_HEAD_VERSION      4u
 #define TS_HEAD_ALIGN        64
 #define TS_HEAD_SERIES_COST  1024
 #define TS_HEAD_POSTINGS_N   14
 #define TS_HEAD_READ_RETRIES 8
+
+/* an iterator's scratch memory for a head histogram chunk */
+#define TS_HEAD_HIST_SCRATCH (TS_HEAD_HIST_BLOCK / 2)
 
 #define TS_PAIR_TENANT       0
 #define TS_PAIR_NAME         1
@@ -104,7 +119,9 @@ typedef struct {
     uint32_t                prev;           /* older chunk; free list */
     uint32_t                series;
     int64_t                 mint;
-    ts_xor_appender_t       a;
+    ts_xor_appender_t       a;          /* XOR chunks */
+    uint32_t                enc;        /* TS_XOR_ENCODING, TS_HIST_... */
+    uint32_t                blk;        /* histogram: arena offset */
 } ts_hchunk_hdr_t;
 
 
@@ -114,6 +131,21 @@ typedef struct {
     ts_hchunk_hdr_t         h;
     uint8_t                 data[TS_HEAD_CHUNK_DATA];
 } ts_hchunk_t;
+
+
+/* walks one side's buckets of a histogram by index */
+typedef struct {
+    const ts_hspan_t       *spans;
+    const int64_t          *deltas;
+    const double           *counts;
+    uint32_t                ns;
+    uint32_t                nb;
+    uint32_t                si;
+    uint32_t                bi;
+    uint32_t                left;
+    int64_t                 idx;
+    uint64_t                acc;
+} ts_head_bw_t;
 
 
 struct ts_head_hdr_s {
@@ -155,6 +187,8 @@ struct ts_head_hdr_s {
     uint64_t                ckpt_epoch;     /* seq_cst */
     uint64_t                ckpt_done;
     uint64_t                chunks_released;
+    uint32_t                hist_free;      /* free histogram blocks */
+    uint32_t                hist_live;
 };
 
 
@@ -195,10 +229,34 @@ static uint32_t ts_head_pair_get(ts_head_hdr_t *hdr, uint32_t tenant,
     const char *value, size_t vlen);
 static int ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair,
     uint32_t ref);
+static uint32_t ts_head_chunk_get(ts_head_t *h, int hist);
+static void ts_head_chunk_link(ts_head_hdr_t *hdr, uint32_t ref,
+    uint32_t id, uint32_t prev, int64_t mint);
 static uint32_t ts_head_chunk_new(ts_head_t *h, uint32_t ref,
     uint32_t prev, int64_t t, uint64_t v);
+static ts_hist_app_t *ts_head_hist_at(ts_head_hdr_t *hdr,
+    const ts_hchunk_t *c);
+static uint8_t *ts_head_hist_buf(ts_hist_app_t *a);
+static int64_t ts_head_chunk_last(ts_head_hdr_t *hdr, ts_hchunk_t *c);
+static void ts_head_chunk_recover(ts_head_hdr_t *hdr, uint32_t id);
+static void ts_head_series_lock(ts_head_t *h, ts_hseries_t *s);
+static int ts_head_hist_new(ts_head_t *h, uint32_t ref, uint32_t prev,
+    int64_t t, const ts_hist_t *hist, unsigned header);
+static int ts_head_hist_add(ts_head_t *h, uint32_t ref, uint32_t id,
+    int64_t t, const ts_hist_t *hist);
+static int ts_head_hist_recode(ts_head_t *h, uint32_t ref, uint32_t id,
+    int64_t t, const ts_hist_t *hist);
 static int ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t,
-    uint64_t v);
+    uint64_t v, const ts_hist_t *hist);
+static int ts_head_find_hist(ts_hchunk_t *c, ts_hist_app_t *a, int64_t t,
+    const ts_hist_t *hist);
+static int ts_head_hist_eq(const ts_hist_t *a, const ts_hist_t *b);
+static int ts_head_hist_side_eq(const ts_hist_t *a, const ts_hist_t *b,
+    int neg);
+static void ts_head_bw_init(ts_head_bw_t *w, const ts_hist_t *h, int neg);
+static int ts_head_bw_next(ts_head_bw_t *w, int64_t *idx, uint64_t *v);
+static int ts_head_snapshot_hist(ts_head_hdr_t *hdr, ts_hchunk_t *hc,
+    ts_head_chunk_t *c);
 static int ts_head_snapshot(ts_head_hdr_t *hdr, uint32_t id,
     ts_head_chunk_t *c, uint32_t *prev);
 static int ts_head_list_str(ts_head_hdr_t *hdr, uint32_t pair, int value,
@@ -497,20 +555,13 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
     }
 
     s = ts_head_series_at(hdr, ref);
-    id = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
-
-    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1) {
-        /* the last writer died here: rebuild its appender state */
-        id = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
-        if (id) {
-            c = ts_head_chunk_at(hdr, id);
-            (void) ts_xor_recover(&c->h.a, c->data);
-        }
-    }
+    ts_head_series_lock(h, s);
 
     id = s->head;
 
-    if (t <= s->floor && (id == 0 || t > ts_head_chunk_at(hdr, id)->h.a.t)) {
+    if (t <= s->floor
+        && (id == 0 || t > ts_head_chunk_last(hdr, ts_head_chunk_at(hdr, id))))
+    {
         /* persisted and released: cannot be checked, take as a retry */
         rc = TS_HEAD_DUPLICATE;
         goto done;
@@ -524,8 +575,8 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
 
     c = ts_head_chunk_at(hdr, id);
 
-    if (t <= c->h.a.t) {
-        rc = ts_head_find_sample(hdr, id, t, v);
+    if (t <= ts_head_chunk_last(hdr, c)) {
+        rc = ts_head_find_sample(hdr, id, t, v, NULL);
 
         if (rc == TS_ERR_OUT_OF_ORDER && t <= s->floor) {
             rc = TS_HEAD_DUPLICATE;
@@ -536,7 +587,11 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
 
     rc = TS_ERR_FULL;
 
-    if (ts_xor_count(&c->h.a) < TS_XOR_SAMPLES_TARGET) {
+    /* after a histogram chunk, a float sample starts an XOR chunk */
+
+    if (c->h.enc == TS_XOR_ENCODING
+        && ts_xor_count(&c->h.a) < TS_XOR_SAMPLES_TARGET)
+    {
         rc = ts_xor_append_bits(&c->h.a, c->data, t, v);
     }
 
@@ -547,6 +602,59 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
     }
 
 done:
+
+    ts_plock_unlock(&s->lock, h->pid);
+
+    if (rc == TS_OK) {
+        __atomic_fetch_add(&hdr->samples, 1, __ATOMIC_RELAXED);
+    }
+
+    return rc;
+}
+
+
+int
+ts_head_append_hist(ts_head_t *h, uint32_t ref, int64_t t,
+    const ts_hist_t *hist)
+{
+    int             rc;
+    uint32_t        id;
+    ts_hchunk_t    *c;
+    ts_hseries_t   *s;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        return TS_ERR_INVALID;
+    }
+
+    s = ts_head_series_at(hdr, ref);
+    ts_head_series_lock(h, s);
+
+    id = s->head;
+    c = id ? ts_head_chunk_at(hdr, id) : NULL;
+
+    if (t <= s->floor && (c == NULL || t > ts_head_chunk_last(hdr, c))) {
+        /* persisted and released: cannot be checked, take as a retry */
+        rc = TS_HEAD_DUPLICATE;
+
+    } else if (c != NULL && t <= ts_head_chunk_last(hdr, c)) {
+        rc = ts_head_find_sample(hdr, id, t, 0, hist);
+
+        if (rc == TS_ERR_OUT_OF_ORDER && t <= s->floor) {
+            rc = TS_HEAD_DUPLICATE;
+        }
+
+    } else if (c == NULL || c->h.enc == TS_XOR_ENCODING) {
+        rc = ts_head_hist_new(h, ref, id, t, hist,
+                              ts_hist_cut_header(NULL, hist));
+
+    } else {
+        rc = ts_head_hist_add(h, ref, id, t, hist);
+    }
 
     ts_plock_unlock(&s->lock, h->pid);
 
@@ -834,15 +942,10 @@ ts_head_floor(ts_head_t *h, uint32_t ref, int64_t *base, int *known)
 void
 ts_head_floor_init(ts_head_t *h, uint32_t ref, int64_t t)
 {
-    ts_hchunk_t    *c;
     ts_hseries_t   *s;
 
     s = ts_head_series_at(h->hdr, ref);
-
-    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1 && s->head) {
-        c = ts_head_chunk_at(h->hdr, s->head);
-        (void) ts_xor_recover(&c->h.a, c->data);
-    }
+    ts_head_series_lock(h, s);
 
     if (!s->known) {
         s->base = t;
@@ -884,14 +987,7 @@ ts_head_release(ts_head_t *h, uint32_t ref, int64_t upto, uint32_t *freed)
     }
 
     s = ts_head_series_at(hdr, ref);
-
-    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1) {
-        id = s->head;
-        if (id) {
-            c = ts_head_chunk_at(hdr, id);
-            (void) ts_xor_recover(&c->h.a, c->data);
-        }
-    }
+    ts_head_series_lock(h, s);
 
     if (upto > s->floor) {
         __atomic_store_n(&s->floor, upto, __ATOMIC_RELAXED);
@@ -903,7 +999,7 @@ ts_head_release(ts_head_t *h, uint32_t ref, int64_t upto, uint32_t *freed)
     while (id) {
         c = ts_head_chunk_at(hdr, id);
 
-        if (link != NULL && c->h.a.t <= upto) {
+        if (link != NULL && ts_head_chunk_last(hdr, c) <= upto) {
             break;
         }
 
@@ -1566,21 +1662,38 @@ ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair, uint32_t ref)
 
 
 /*
- * Starts a chunk with one sample and makes it the series' newest.
- * Called with the series locked; takes the global lock to allocate.
+ * Takes a free chunk slot, with a histogram block when hist is set,
+ * under the global lock; 0 when the head is full.  The slot is not
+ * linked yet: the caller fills it, then ts_head_chunk_link().
  */
 
 static uint32_t
-ts_head_chunk_new(ts_head_t *h, uint32_t ref, uint32_t prev, int64_t t,
-    uint64_t v)
+ts_head_chunk_get(ts_head_t *h, int hist)
 {
-    uint32_t        id;
+    uint32_t        id, blk;
     ts_hchunk_t    *c;
     ts_head_hdr_t  *hdr;
 
     hdr = h->hdr;
+    blk = 0;
 
     ts_head_lock(h);
+
+    if (hist) {
+        blk = hdr->hist_free;
+
+        if (blk) {
+            memcpy(&hdr->hist_free, ts_head_arena(hdr, blk),
+                   sizeof(uint32_t));
+
+        } else {
+            blk = ts_head_alloc(hdr, TS_HEAD_HIST_BLOCK);
+            if (blk == 0) {
+                ts_head_unlock(h);
+                return 0;
+            }
+        }
+    }
 
     id = hdr->chunks_free;
 
@@ -1594,38 +1707,145 @@ ts_head_chunk_new(ts_head_t *h, uint32_t ref, uint32_t prev, int64_t t,
         c->h.gen = 0;
 
     } else {
+        if (blk) {
+            memcpy(ts_head_arena(hdr, blk), &hdr->hist_free,
+                   sizeof(uint32_t));
+            hdr->hist_free = blk;
+        }
+
         ts_head_unlock(h);
         return 0;
     }
 
     hdr->chunks_live++;
+    hdr->hist_live += blk ? 1 : 0;
+
+    c->h.enc = TS_XOR_ENCODING;
+    c->h.blk = blk;
 
     ts_head_unlock(h);
-
-    c->h.prev = prev;
-    c->h.series = ref;
-    c->h.mint = t;
-
-    if (ts_xor_init(&c->h.a, c->data, TS_HEAD_CHUNK_DATA) != TS_OK
-        || ts_xor_append_bits(&c->h.a, c->data, t, v) != TS_OK)
-    {
-        return 0;
-    }
-
-    __atomic_store_n(&ts_head_series_at(hdr, ref)->head, id,
-                     __ATOMIC_RELEASE);
 
     return id;
 }
 
 
+/* Makes a filled chunk the series' newest; the series is locked. */
+
+static void
+ts_head_chunk_link(ts_head_hdr_t *hdr, uint32_t ref, uint32_t id,
+    uint32_t prev, int64_t mint)
+{
+    ts_hchunk_t  *c;
+
+    c = ts_head_chunk_at(hdr, id);
+    c->h.prev = prev;
+    c->h.series = ref;
+    c->h.mint = mint;
+
+    __atomic_store_n(&ts_head_series_at(hdr, ref)->head, id,
+                     __ATOMIC_RELEASE);
+}
+
+
+/* Starts an XOR chunk with one sample; called with the series locked. */
+
+static uint32_t
+ts_head_chunk_new(ts_head_t *h, uint32_t ref, uint32_t prev, int64_t t,
+    uint64_t v)
+{
+    uint32_t      id;
+    ts_hchunk_t  *c;
+
+    id = ts_head_chunk_get(h, 0);
+    if (id == 0) {
+        return 0;
+    }
+
+    c = ts_head_chunk_at(h->hdr, id);
+
+    if (ts_xor_init(&c->h.a, c->data, TS_HEAD_CHUNK_DATA) != TS_OK
+        || ts_xor_append_bits(&c->h.a, c->data, t, v) != TS_OK)
+    {
+        ts_head_chunk_free(h, id);
+        return 0;
+    }
+
+    ts_head_chunk_link(h->hdr, ref, id, prev, t);
+
+    return id;
+}
+
+
+static ts_hist_app_t *
+ts_head_hist_at(ts_head_hdr_t *hdr, const ts_hchunk_t *c)
+{
+    return ts_head_arena(hdr, c->h.blk);
+}
+
+
+static uint8_t *
+ts_head_hist_buf(ts_hist_app_t *a)
+{
+    return (uint8_t *) a + a->size;
+}
+
+
+/* the newest timestamp of a chunk; the series is locked */
+
+static int64_t
+ts_head_chunk_last(ts_head_hdr_t *hdr, ts_hchunk_t *c)
+{
+    if (c->h.enc == TS_XOR_ENCODING) {
+        return c->h.a.t;
+    }
+
+    return ts_head_hist_at(hdr, c)->t;
+}
+
+
+static void
+ts_head_chunk_recover(ts_head_hdr_t *hdr, uint32_t id)
+{
+    ts_hist_app_t  *a;
+    ts_hchunk_t    *c;
+
+    c = ts_head_chunk_at(hdr, id);
+
+    if (c->h.enc == TS_XOR_ENCODING) {
+        (void) ts_xor_recover(&c->h.a, c->data);
+        return;
+    }
+
+    a = ts_head_hist_at(hdr, c);
+    (void) ts_hist_recover(a, ts_head_hist_buf(a));
+}
+
+
+/* locks a series; a dead writer's open chunk is repaired first */
+
+static void
+ts_head_series_lock(ts_head_t *h, ts_hseries_t *s)
+{
+    uint32_t  id;
+
+    if (ts_plock_lock(&s->lock, h->pid, h->alive) == 1) {
+        id = __atomic_load_n(&s->head, __ATOMIC_ACQUIRE);
+        if (id) {
+            ts_head_chunk_recover(h->hdr, id);
+        }
+    }
+}
+
+
 /*
- * t is not after the newest sample: a retry of a stored sample is
+ * t is not after the newest sample: a retry of a stored sample (the
+ * value bits v, or the histogram hist when not NULL) is
  * TS_HEAD_DUPLICATE, anything else is rejected.  The series is locked.
  */
 
 static int
-ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t, uint64_t v)
+ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t, uint64_t v,
+    const ts_hist_t *hist)
 {
     int             rc;
     int64_t         st;
@@ -1636,26 +1856,71 @@ ts_head_find_sample(ts_head_hdr_t *hdr, uint32_t id, int64_t t, uint64_t v)
     while (id) {
         c = ts_head_chunk_at(hdr, id);
 
-        if (c->h.mint <= t) {
-            ts_xor_iter_init_live(&it, &c->h.a, c->data);
-
-            while ((rc = ts_xor_iter_next_bits(&it, &st, &sv)) == 1) {
-                if (st == t) {
-                    return sv == v ? TS_HEAD_DUPLICATE : TS_ERR_DUPLICATE;
-                }
-
-                if (st > t) {
-                    break;
-                }
-            }
-
-            return TS_ERR_OUT_OF_ORDER;
+        if (c->h.mint > t) {
+            id = c->h.prev;
+            continue;
         }
 
-        id = c->h.prev;
+        if (c->h.enc != TS_XOR_ENCODING) {
+            return ts_head_find_hist(c, ts_head_hist_at(hdr, c), t, hist);
+        }
+
+        ts_xor_iter_init_live(&it, &c->h.a, c->data);
+
+        while ((rc = ts_xor_iter_next_bits(&it, &st, &sv)) == 1) {
+            if (st == t) {
+                return hist == NULL && sv == v ? TS_HEAD_DUPLICATE
+                                               : TS_ERR_DUPLICATE;
+            }
+
+            if (st > t) {
+                break;
+            }
+        }
+
+        return TS_ERR_OUT_OF_ORDER;
     }
 
     return TS_ERR_OUT_OF_ORDER;
+}
+
+
+/* the same for a histogram chunk; hist NULL: a float sample */
+
+static int
+ts_head_find_hist(ts_hchunk_t *c, ts_hist_app_t *a, int64_t t,
+    const ts_hist_t *hist)
+{
+    int              rc;
+    void            *mem;
+    size_t           need;
+    int64_t          st;
+    uint8_t         *buf;
+    ts_hist_t        sh;
+    ts_hist_iter_t   it;
+
+    buf = ts_head_hist_buf(a);
+    need = ts_hist_iter_need(buf, ts_hist_bytes(a), c->h.enc);
+
+    mem = malloc(need);
+    if (mem == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    ts_hist_iter_init_live(&it, a, buf, mem, need);
+    rc = TS_ERR_OUT_OF_ORDER;
+
+    while (ts_hist_iter_next(&it, &st, &sh) == 1 && st <= t) {
+        if (st == t) {
+            rc = hist != NULL && ts_head_hist_eq(&sh, hist)
+                 ? TS_HEAD_DUPLICATE : TS_ERR_DUPLICATE;
+            break;
+        }
+    }
+
+    free(mem);
+
+    return rc;
 }
 
 
@@ -1672,7 +1937,12 @@ ts_head_snapshot(ts_head_hdr_t *hdr, uint32_t id, ts_head_chunk_t *c,
     hc = ts_head_chunk_at(hdr, id);
     c->len = sizeof(c->data);
     c->mint = hc->h.mint;
+    c->encoding = hc->h.enc;
     *prev = __atomic_load_n(&hc->h.prev, __ATOMIC_ACQUIRE);
+
+    if (c->encoding != TS_XOR_ENCODING) {
+        return ts_head_snapshot_hist(hdr, hc, c);
+    }
 
     if (ts_xor_snapshot(&hc->h.a, hc->data, c->data, &c->len) != TS_OK) {
         return TS_ERR_CORRUPT;
@@ -1742,5 +2012,348 @@ ts_head_chunk_free(ts_head_t *h, uint32_t id)
     hdr->chunks_live--;
     hdr->chunks_released++;
 
+    if (c->h.blk) {
+        /* a free block's first word links the free list */
+        memcpy(ts_head_arena(hdr, c->h.blk), &hdr->hist_free,
+               sizeof(uint32_t));
+        hdr->hist_free = c->h.blk;
+        hdr->hist_live--;
+        c->h.blk = 0;
+    }
+
     ts_head_unlock(h);
+}
+
+
+/*
+ * Starts a histogram chunk with one sample after prev and links it.
+ * The appender takes the start of the block, the chunk buffer the rest.
+ */
+
+static int
+ts_head_hist_new(ts_head_t *h, uint32_t ref, uint32_t prev, int64_t t,
+    const ts_hist_t *hist, unsigned header)
+{
+    int             rc;
+    size_t          asize;
+    uint32_t        id;
+    ts_hchunk_t    *c;
+    ts_hist_app_t  *a;
+
+    asize = ts_hist_app_size(hist);
+    if (asize == 0) {
+        return TS_ERR_INVALID;
+    }
+
+    asize = (asize + 7) & ~(size_t) 7;
+    if (asize > TS_HEAD_HIST_BLOCK / 2) {
+        return TS_ERR_LIMIT;
+    }
+
+    id = ts_head_chunk_get(h, 1);
+    if (id == 0) {
+        return TS_ERR_FULL;
+    }
+
+    c = ts_head_chunk_at(h->hdr, id);
+    c->h.enc = hist->is_float ? TS_FHIST_ENCODING : TS_HIST_ENCODING;
+    a = ts_head_hist_at(h->hdr, c);
+
+    rc = ts_hist_start(a, asize, (uint8_t *) a + asize,
+                       TS_HEAD_HIST_BLOCK - asize, header, t, hist);
+    if (rc != TS_OK) {
+        ts_head_chunk_free(h, id);
+        return rc == TS_ERR_FULL ? TS_ERR_LIMIT : TS_ERR_INVALID;
+    }
+
+    ts_head_chunk_link(h->hdr, ref, id, prev, t);
+
+    return TS_OK;
+}
+
+
+/* Appends to the open histogram chunk id, cutting or recoding it. */
+
+static int
+ts_head_hist_add(ts_head_t *h, uint32_t ref, uint32_t id, int64_t t,
+    const ts_hist_t *hist)
+{
+    int             rc;
+    unsigned        hdr;
+    ts_hchunk_t    *c;
+    ts_hist_app_t  *a;
+
+    c = ts_head_chunk_at(h->hdr, id);
+    a = ts_head_hist_at(h->hdr, c);
+    hdr = TS_HIST_HDR_UNKNOWN;
+
+    /* Prometheus's head cuts near 1 KiB once a chunk has 10 samples */
+
+    if (ts_hist_count(a) >= TS_HIST_MIN_SAMPLES
+        && ts_hist_bytes(a) >= TS_HIST_TARGET_BYTES)
+    {
+        rc = TS_ERR_FULL;
+
+    } else {
+        rc = ts_hist_append(a, ts_head_hist_buf(a), t, hist, &hdr);
+    }
+
+    switch (rc) {
+
+    case TS_HIST_CUT:
+        return ts_head_hist_new(h, ref, id, t, hist, hdr);
+
+    case TS_HIST_RECODE:
+        rc = ts_head_hist_recode(h, ref, id, t, hist);
+        if (rc != TS_ERR_FULL) {
+            return rc;
+        }
+
+        return ts_head_hist_new(h, ref, id, t, hist, TS_HIST_HDR_NOT_RESET);
+
+    case TS_ERR_FULL:
+        return ts_head_hist_new(h, ref, id, t, hist,
+                                ts_hist_cut_header(a, hist));
+
+    default:
+        return rc;
+    }
+}
+
+
+/*
+ * Writes chunk id again with the buckets hist brings, plus hist, into a
+ * new chunk that takes its place; the old one is freed after.
+ * TS_ERR_FULL: the caller cuts a new chunk instead.
+ */
+
+static int
+ts_head_hist_recode(ts_head_t *h, uint32_t ref, uint32_t id, int64_t t,
+    const ts_hist_t *hist)
+{
+    int             rc;
+    void           *mem;
+    size_t          nasize, need;
+    uint8_t        *buf;
+    uint32_t        nid;
+    ts_hchunk_t    *c, *nc;
+    ts_hist_app_t  *a, *na;
+
+    c = ts_head_chunk_at(h->hdr, id);
+    a = ts_head_hist_at(h->hdr, c);
+    buf = ts_head_hist_buf(a);
+
+    nasize = (ts_hist_recode_size(a, hist) + 7) & ~(size_t) 7;
+    if (nasize == 0 || nasize > TS_HEAD_HIST_BLOCK / 2) {
+        return TS_ERR_FULL;
+    }
+
+    need = ts_hist_iter_need(buf, ts_hist_bytes(a), c->h.enc);
+
+    mem = malloc(need);
+    if (mem == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    nid = ts_head_chunk_get(h, 1);
+    if (nid == 0) {
+        free(mem);
+        return TS_ERR_FULL;
+    }
+
+    nc = ts_head_chunk_at(h->hdr, nid);
+    nc->h.enc = c->h.enc;
+    na = ts_head_hist_at(h->hdr, nc);
+
+    rc = ts_hist_recode(a, buf, na, nasize, (uint8_t *) na + nasize,
+                        TS_HEAD_HIST_BLOCK - nasize, t, hist, mem, need);
+    free(mem);
+
+    if (rc != TS_OK) {
+        ts_head_chunk_free(h, nid);
+        return rc == TS_ERR_FULL ? TS_ERR_FULL : TS_ERR_CORRUPT;
+    }
+
+    ts_head_chunk_link(h->hdr, ref, nid, c->h.prev, c->h.mint);
+    ts_head_chunk_free(h, id);
+
+    return TS_OK;
+}
+
+
+/* the same histogram: what a reader of either would see */
+
+static int
+ts_head_hist_eq(const ts_hist_t *a, const ts_hist_t *b)
+{
+    if (a->sum == TS_HIST_STALE_SUM || b->sum == TS_HIST_STALE_SUM) {
+        return a->sum == b->sum;
+    }
+
+    if (a->is_float != b->is_float || a->schema != b->schema
+        || a->sum != b->sum
+        || memcmp(&a->zero_threshold, &b->zero_threshold, 8) != 0
+        || a->n_custom != b->n_custom
+        || (a->n_custom
+            && memcmp(a->custom_values, b->custom_values,
+                      a->n_custom * sizeof(double)) != 0))
+    {
+        return 0;
+    }
+
+    if (a->is_float
+        ? memcmp(&a->fcount, &b->fcount, 8) != 0
+          || memcmp(&a->fzero_count, &b->fzero_count, 8) != 0
+        : a->count != b->count || a->zero_count != b->zero_count)
+    {
+        return 0;
+    }
+
+    return ts_head_hist_side_eq(a, b, 0) && ts_head_hist_side_eq(a, b, 1);
+}
+
+
+/* the non-empty buckets of one side, by index, with equal counts */
+
+static int
+ts_head_hist_side_eq(const ts_hist_t *a, const ts_hist_t *b, int neg)
+{
+    int          ra, rb;
+    int64_t      ia, ib;
+    uint64_t     va, vb;
+    ts_head_bw_t  wa, wb;
+
+    ts_head_bw_init(&wa, a, neg);
+    ts_head_bw_init(&wb, b, neg);
+
+    for ( ;; ) {
+        ra = ts_head_bw_next(&wa, &ia, &va);
+        rb = ts_head_bw_next(&wb, &ib, &vb);
+
+        if (ra != rb) {
+            return 0;
+        }
+
+        if (ra == 0) {
+            return 1;
+        }
+
+        if (ia != ib || va != vb) {
+            return 0;
+        }
+    }
+}
+
+
+static void
+ts_head_bw_init(ts_head_bw_t *w, const ts_hist_t *h, int neg)
+{
+    memset(w, 0, sizeof(ts_head_bw_t));
+
+    w->spans = neg ? h->neg_spans : h->pos_spans;
+    w->ns = neg ? h->n_neg_spans : h->n_pos_spans;
+    w->nb = neg ? h->n_neg : h->n_pos;
+
+    if (h->is_float) {
+        w->counts = neg ? h->neg_counts : h->pos_counts;
+
+    } else {
+        w->deltas = neg ? h->neg_deltas : h->pos_deltas;
+    }
+}
+
+
+/* 1 and the next non-empty bucket's index and count (bits), or 0 */
+
+static int
+ts_head_bw_next(ts_head_bw_t *w, int64_t *idx, uint64_t *v)
+{
+    double  f;
+
+    for ( ;; ) {
+        while (w->left == 0) {
+            if (w->si == w->ns) {
+                return 0;
+            }
+
+            w->idx += w->spans[w->si].offset;
+            w->left = w->spans[w->si].length;
+            w->si++;
+        }
+
+        if (w->bi == w->nb) {
+            return 0;
+        }
+
+        if (w->deltas != NULL) {
+            w->acc += (uint64_t) w->deltas[w->bi];
+            *v = w->acc;
+
+        } else {
+            f = w->counts[w->bi];
+            f = f == 0 ? 0 : f;
+            memcpy(v, &f, 8);
+        }
+
+        *idx = w->idx++;
+        w->left--;
+        w->bi++;
+
+        if (*v != 0) {
+            return 1;
+        }
+    }
+}
+
+
+/*
+ * Copies a histogram chunk.  Nothing is trusted: the block may be freed
+ * and reused under the reader, who then sees the generation change.
+ */
+
+static int
+ts_head_snapshot_hist(ts_head_hdr_t *hdr, ts_hchunk_t *hc,
+    ts_head_chunk_t *c)
+{
+    int              rc;
+    int64_t          t;
+    uint32_t         blk, asz;
+    uint64_t         mem[TS_HEAD_HIST_SCRATCH / 8];
+    ts_hist_t        sh;
+    ts_hist_app_t   *a;
+    ts_hist_iter_t   it;
+
+    blk = __atomic_load_n(&hc->h.blk, __ATOMIC_RELAXED);
+
+    if (blk == 0 || (uint64_t) blk + TS_HEAD_HIST_BLOCK > hdr->arena_size
+        || (c->encoding != TS_HIST_ENCODING
+            && c->encoding != TS_FHIST_ENCODING))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    a = ts_head_arena(hdr, blk);
+    asz = __atomic_load_n(&a->size, __ATOMIC_RELAXED);
+
+    if (asz == 0 || asz > TS_HEAD_HIST_BLOCK / 2) {
+        return TS_ERR_CORRUPT;
+    }
+
+    c->len = TS_HEAD_HIST_BLOCK - asz;
+
+    if (ts_hist_snapshot(a, (uint8_t *) a + asz, c->data, &c->len) != TS_OK)
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    c->samples = 0;
+    c->maxt = c->mint;
+    ts_hist_iter_init(&it, c->data, c->len, c->encoding, mem, sizeof(mem));
+
+    while ((rc = ts_hist_iter_next(&it, &t, &sh)) == 1) {
+        c->maxt = t;
+        c->samples++;
+    }
+
+    return rc == 0 ? TS_OK : TS_ERR_CORRUPT;
 }

@@ -3,7 +3,8 @@
  *
  * The head: the in-memory part of a zone, kept in one shared memory
  * region that every nginx worker maps.  It holds tenants, series (labels
- * and a chain of Prometheus XOR chunks), and postings (label pair ->
+ * and a chain of chunks: Prometheus XOR chunks for float samples,
+ * histogram chunks for native histograms), and postings (label pair ->
  * ascending series refs).  Writers serialize per series; readers never
  * lock.  See ts_head.c for the invariants and what a crash leaves.
  */
@@ -13,10 +14,19 @@
 
 
 #include "ts_core.h"
+#include "ts_hchunk.h"
 #include "ts_labels.h"
 
 
 #define TS_HEAD_CHUNK_SIZE     256
+
+/*
+ * A histogram chunk's appender and buffer share one arena block of this
+ * size; the appender may take at most half of it.  TS_HEAD_CHUNK_MAX is
+ * the largest chunk a ts_head_chunk_t carries.
+ */
+#define TS_HEAD_HIST_BLOCK     8192
+#define TS_HEAD_CHUNK_MAX      TS_HEAD_HIST_BLOCK
 #define TS_HEAD_MAX_TENANTS    1024
 #define TS_HEAD_TENANT_LEN     128
 #define TS_HEAD_MAX_LABELS     256
@@ -63,8 +73,9 @@ typedef struct {
     int64_t                 mint;
     int64_t                 maxt;
     uint32_t                samples;
+    uint32_t                encoding;   /* TS_XOR_ENCODING, TS_HIST_... */
     size_t                  len;
-    uint8_t                 data[TS_HEAD_CHUNK_SIZE];
+    uint8_t                 data[TS_HEAD_CHUNK_MAX];
 } ts_head_chunk_t;
 
 
@@ -119,6 +130,18 @@ uint32_t ts_head_tenant_series(ts_head_t *h, uint32_t tenant);
  * chunk is free.
  */
 int ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v);
+
+/*
+ * Appends a native histogram, with ts_head_append()'s results (a
+ * duplicate is the same timestamp and the same histogram: counts, sum,
+ * schema, zero bucket, custom bounds and bucket counts by index).  A
+ * chunk is cut on a switch between floats and histograms, when
+ * ts_hist_append() says so, and near TS_HIST_TARGET_BYTES; a chunk is
+ * recoded when buckets appear.  TS_ERR_INVALID for a malformed
+ * histogram, TS_ERR_LIMIT for one too large for TS_HEAD_HIST_BLOCK.
+ */
+int ts_head_append_hist(ts_head_t *h, uint32_t ref, int64_t t,
+    const ts_hist_t *hist);
 
 /* Labels of a series, pointing into the shared region. */
 int ts_head_labels(ts_head_t *h, uint32_t ref, ts_label_t *out,

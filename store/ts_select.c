@@ -1704,7 +1704,7 @@ ts_source_head_chunk(void *data, const ts_head_chunk_t *c)
     sc.mint = c->mint;
     sc.maxt = c->maxt;
     sc.samples = c->samples;
-    sc.encoding = TS_XOR_ENCODING;
+    sc.encoding = c->encoding;
     sc.data = c->data;
     sc.len = c->len;
 

@@ -29,6 +29,7 @@
 #define TS_WALREC_SERIES_MIN   2       /* ref + label count */
 #define TS_WALREC_LABEL_MIN    2       /* two empty strings */
 #define TS_WALREC_PACKED_MIN   1       /* a layout-2 control byte */
+#define TS_WALREC_HIST_MIN     27      /* a histogram without buckets */
 
 /* layout-2 control byte: value kind, delta flags, reserved bits */
 #define TS_WALREC_C_KIND       0x0f
@@ -78,6 +79,21 @@ static int ts_walrec_int(uint64_t v, uint64_t *zz);
 static uint8_t *ts_walrec_put_packed(uint8_t *p,
     const ts_walrec_packed_t *pk);
 static int ts_walrec_get_packed(ts_walrec_reader_t *rd);
+static size_t ts_walrec_hist_size(const ts_walrec_hist_t *s);
+static uint8_t *ts_walrec_put64(uint8_t *p, uint64_t v);
+static uint8_t *ts_walrec_put_varint(uint8_t *p, int64_t v);
+static uint8_t *ts_walrec_put_hist(uint8_t *p, const ts_walrec_hist_t *s);
+static int ts_walrec_get_varint(ts_walrec_reader_t *rd, int64_t *v);
+static int ts_walrec_get_count(ts_walrec_reader_t *rd, size_t min,
+    uint32_t *n);
+static void *ts_walrec_take(uint8_t **mem, size_t *left, size_t n);
+static int ts_walrec_get_spans(ts_walrec_reader_t *rd, uint8_t **mem,
+    size_t *left, const ts_hspan_t **out, uint32_t *n);
+static int ts_walrec_get_buckets(ts_walrec_reader_t *rd, int fl,
+    uint8_t **mem, size_t *left, const int64_t **deltas,
+    const double **counts, uint32_t *n);
+static int ts_walrec_get_hist(ts_walrec_reader_t *rd, ts_walrec_hist_t *s,
+    uint8_t *mem, size_t left);
 
 
 static size_t
@@ -699,6 +715,412 @@ ts_walrec_samples_decode(const void *payload, size_t len,
     }
 
     return ts_walrec_end(&rd) == TS_ERR_NOTFOUND ? TS_OK : TS_ERR_CORRUPT;
+}
+
+
+/* HISTOGRAM_SAMPLES */
+
+
+static size_t
+ts_walrec_hist_size(const ts_walrec_hist_t *s)
+{
+    size_t            n;
+    uint32_t          i, k;
+    const ts_hist_t  *h;
+    const ts_hspan_t *sp;
+
+    h = &s->h;
+    n = ts_walrec_uvarint_len(s->ref)
+        + ts_walrec_uvarint_len(ts_walrec_zigzag((uint64_t) s->t)) + 1
+        + ts_walrec_uvarint_len(ts_walrec_zigzag((uint64_t) (int64_t)
+                                                 h->schema))
+        + 16;
+
+    n += h->is_float ? 16 : ts_walrec_uvarint_len(h->count)
+                            + ts_walrec_uvarint_len(h->zero_count);
+
+    for (k = 0; k < 2; k++) {
+        sp = k ? h->neg_spans : h->pos_spans;
+        n += ts_walrec_uvarint_len(k ? h->n_neg_spans : h->n_pos_spans);
+
+        for (i = 0; i < (k ? h->n_neg_spans : h->n_pos_spans); i++) {
+            n += ts_walrec_uvarint_len(ts_walrec_zigzag((uint64_t) (int64_t)
+                                                        sp[i].offset))
+                 + ts_walrec_uvarint_len(sp[i].length);
+        }
+    }
+
+    for (k = 0; k < 2; k++) {
+        n += ts_walrec_uvarint_len(k ? h->n_neg : h->n_pos);
+
+        for (i = 0; i < (k ? h->n_neg : h->n_pos); i++) {
+            n += h->is_float ? 8
+                 : ts_walrec_uvarint_len(ts_walrec_zigzag((uint64_t)
+                       (k ? h->neg_deltas[i] : h->pos_deltas[i])));
+        }
+    }
+
+    return n + ts_walrec_uvarint_len(h->n_custom) + 8 * (size_t) h->n_custom;
+}
+
+
+size_t
+ts_walrec_hists_size(const ts_walrec_hist_t *s, size_t n)
+{
+    size_t  i, size;
+
+    size = 1 + ts_walrec_uvarint_len(n);
+
+    for (i = 0; i < n; i++) {
+        size += ts_walrec_hist_size(&s[i]);
+    }
+
+    return size;
+}
+
+
+static uint8_t *
+ts_walrec_put64(uint8_t *p, uint64_t v)
+{
+    int  i;
+
+    for (i = 0; i < 8; i++) {
+        p[i] = (uint8_t) (v >> (8 * i));
+    }
+
+    return p + 8;
+}
+
+
+static uint8_t *
+ts_walrec_put_varint(uint8_t *p, int64_t v)
+{
+    return ts_walrec_put_uvarint(p, ts_walrec_zigzag((uint64_t) v));
+}
+
+
+static uint8_t *
+ts_walrec_put_hist(uint8_t *p, const ts_walrec_hist_t *s)
+{
+    uint32_t          i, k, ns, nb;
+    const ts_hist_t  *h;
+    const ts_hspan_t *sp;
+
+    h = &s->h;
+    p = ts_walrec_put_uvarint(p, s->ref);
+    p = ts_walrec_put_varint(p, s->t);
+    *p++ = (uint8_t) ((h->is_float ? 1 : 0) | (h->reset_hint & 3) << 1);
+    p = ts_walrec_put_varint(p, h->schema);
+    p = ts_walrec_put64(p, ts_walrec_f2u(h->zero_threshold));
+    p = ts_walrec_put64(p, h->sum);
+
+    if (h->is_float) {
+        p = ts_walrec_put64(p, ts_walrec_f2u(h->fcount));
+        p = ts_walrec_put64(p, ts_walrec_f2u(h->fzero_count));
+
+    } else {
+        p = ts_walrec_put_uvarint(p, h->count);
+        p = ts_walrec_put_uvarint(p, h->zero_count);
+    }
+
+    for (k = 0; k < 2; k++) {
+        sp = k ? h->neg_spans : h->pos_spans;
+        ns = k ? h->n_neg_spans : h->n_pos_spans;
+        p = ts_walrec_put_uvarint(p, ns);
+
+        for (i = 0; i < ns; i++) {
+            p = ts_walrec_put_varint(p, sp[i].offset);
+            p = ts_walrec_put_uvarint(p, sp[i].length);
+        }
+    }
+
+    for (k = 0; k < 2; k++) {
+        nb = k ? h->n_neg : h->n_pos;
+        p = ts_walrec_put_uvarint(p, nb);
+
+        for (i = 0; i < nb; i++) {
+            if (h->is_float) {
+                p = ts_walrec_put64(p, ts_walrec_f2u(k ? h->neg_counts[i]
+                                                       : h->pos_counts[i]));
+
+            } else {
+                p = ts_walrec_put_varint(p, k ? h->neg_deltas[i]
+                                              : h->pos_deltas[i]);
+            }
+        }
+    }
+
+    p = ts_walrec_put_uvarint(p, h->n_custom);
+
+    for (i = 0; i < h->n_custom; i++) {
+        p = ts_walrec_put64(p, ts_walrec_f2u(h->custom_values[i]));
+    }
+
+    return p;
+}
+
+
+int
+ts_walrec_hists_encode(uint8_t *buf, size_t size, const ts_walrec_hist_t *s,
+    size_t n, size_t *len)
+{
+    size_t    i, need;
+    uint8_t  *p;
+
+    need = ts_walrec_hists_size(s, n);
+    *len = need;
+
+    if (size < need) {
+        return TS_ERR_FULL;
+    }
+
+    p = buf;
+    *p++ = TS_WALREC_HISTS_LAYOUT;
+    p = ts_walrec_put_uvarint(p, n);
+
+    for (i = 0; i < n; i++) {
+        p = ts_walrec_put_hist(p, &s[i]);
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_walrec_hists_open(ts_walrec_reader_t *rd, const void *payload,
+    size_t len, uint64_t *count)
+{
+    const uint8_t  *p;
+
+    p = payload;
+
+    if (len < 2 || p[0] != TS_WALREC_HISTS_LAYOUT) {
+        rd->pos = rd->end = p;
+        rd->left = 0;
+        return TS_ERR_CORRUPT;
+    }
+
+    return ts_walrec_open(rd, p + 1, len - 1, TS_WALREC_HIST_MIN, count);
+}
+
+
+static int
+ts_walrec_get_varint(ts_walrec_reader_t *rd, int64_t *v)
+{
+    uint64_t  u;
+
+    if (ts_walrec_get_uvarint(rd, &u) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    *v = (int64_t) ts_walrec_unzigzag(u);
+
+    return TS_OK;
+}
+
+
+/* a count of entries of at least min bytes each, checked against the
+ * bytes left before anything is taken for them */
+
+static int
+ts_walrec_get_count(ts_walrec_reader_t *rd, size_t min, uint32_t *n)
+{
+    uint64_t  u;
+
+    if (ts_walrec_get_uvarint(rd, &u) != TS_OK
+        || u > (uint64_t) (rd->end - rd->pos) / min)
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    *n = (uint32_t) u;
+
+    return TS_OK;
+}
+
+
+static void *
+ts_walrec_take(uint8_t **mem, size_t *left, size_t n)
+{
+    void  *p;
+
+    if (n > *left) {
+        return NULL;
+    }
+
+    p = *mem;
+    *mem += n;
+    *left -= n;
+
+    return p;
+}
+
+
+static int
+ts_walrec_get_spans(ts_walrec_reader_t *rd, uint8_t **mem, size_t *left,
+    const ts_hspan_t **out, uint32_t *n)
+{
+    int64_t      off;
+    uint32_t     i;
+    uint64_t     len;
+    ts_hspan_t  *sp;
+
+    if (ts_walrec_get_count(rd, 2, n) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    sp = ts_walrec_take(mem, left, *n * sizeof(ts_hspan_t));
+    if (sp == NULL) {
+        return TS_ERR_LIMIT;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if (ts_walrec_get_varint(rd, &off) != TS_OK
+            || ts_walrec_get_uvarint(rd, &len) != TS_OK
+            || off < INT32_MIN || off > INT32_MAX || len > UINT32_MAX)
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        sp[i].offset = (int32_t) off;
+        sp[i].length = (uint32_t) len;
+    }
+
+    *out = sp;
+
+    return TS_OK;
+}
+
+
+static int
+ts_walrec_get_buckets(ts_walrec_reader_t *rd, int fl, uint8_t **mem,
+    size_t *left, const int64_t **deltas, const double **counts,
+    uint32_t *n)
+{
+    uint32_t   i;
+    uint64_t  *v;
+
+    if (ts_walrec_get_count(rd, fl ? 8 : 1, n) != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    v = ts_walrec_take(mem, left, *n * sizeof(uint64_t));
+    if (v == NULL) {
+        return TS_ERR_LIMIT;
+    }
+
+    for (i = 0; i < *n; i++) {
+        if ((fl ? ts_walrec_get64(rd, &v[i])
+                : ts_walrec_get_varint(rd, (int64_t *) &v[i])) != TS_OK)
+        {
+            return TS_ERR_CORRUPT;
+        }
+    }
+
+    *deltas = fl ? NULL : (const int64_t *) v;
+    *counts = fl ? (const double *) v : NULL;
+
+    return TS_OK;
+}
+
+
+static int
+ts_walrec_get_hist(ts_walrec_reader_t *rd, ts_walrec_hist_t *s,
+    uint8_t *mem, size_t left)
+{
+    int             rc;
+    int64_t         schema;
+    uint64_t        zt, c, z;
+    ts_hist_t      *h;
+    const int64_t  *none;
+
+    h = &s->h;
+    memset(h, 0, sizeof(ts_hist_t));
+
+    if (ts_walrec_get_uvarint(rd, &s->ref) != TS_OK
+        || ts_walrec_get_varint(rd, &s->t) != TS_OK
+        || rd->pos == rd->end || (*rd->pos & ~0x07) != 0)
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    h->is_float = *rd->pos & 1;
+    h->reset_hint = (*rd->pos++ >> 1) & 3;
+
+    if (ts_walrec_get_varint(rd, &schema) != TS_OK
+        || schema < INT32_MIN || schema > INT32_MAX
+        || ts_walrec_get64(rd, &zt) != TS_OK
+        || ts_walrec_get64(rd, &h->sum) != TS_OK)
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    h->schema = (int32_t) schema;
+    h->zero_threshold = ts_walrec_u2f(zt);
+
+    rc = h->is_float
+         ? ts_walrec_get64(rd, &c) | ts_walrec_get64(rd, &z)
+         : ts_walrec_get_uvarint(rd, &c) | ts_walrec_get_uvarint(rd, &z);
+    if (rc != TS_OK) {
+        return TS_ERR_CORRUPT;
+    }
+
+    h->count = h->is_float ? 0 : c;
+    h->zero_count = h->is_float ? 0 : z;
+    h->fcount = h->is_float ? ts_walrec_u2f(c) : 0;
+    h->fzero_count = h->is_float ? ts_walrec_u2f(z) : 0;
+
+    if ((rc = ts_walrec_get_spans(rd, &mem, &left, &h->pos_spans,
+                                  &h->n_pos_spans)) != TS_OK
+        || (rc = ts_walrec_get_spans(rd, &mem, &left, &h->neg_spans,
+                                     &h->n_neg_spans)) != TS_OK
+        || (rc = ts_walrec_get_buckets(rd, h->is_float, &mem, &left,
+                                       &h->pos_deltas, &h->pos_counts,
+                                       &h->n_pos)) != TS_OK
+        || (rc = ts_walrec_get_buckets(rd, h->is_float, &mem, &left,
+                                       &h->neg_deltas, &h->neg_counts,
+                                       &h->n_neg)) != TS_OK
+        || (rc = ts_walrec_get_buckets(rd, 1, &mem, &left,
+                                       &none,
+                                       &h->custom_values, &h->n_custom))
+           != TS_OK)
+    {
+        return rc;
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_walrec_hists_next(ts_walrec_reader_t *rd, ts_walrec_hist_t *s,
+    void *mem, size_t memlen)
+{
+    int                 rc;
+    ts_walrec_reader_t  save;
+
+    if (rd->left == 0) {
+        return ts_walrec_end(rd);
+    }
+
+    save = *rd;
+
+    rc = ts_walrec_get_hist(rd, s, mem, memlen);
+
+    if (rc == TS_ERR_LIMIT) {
+        *rd = save;
+        return rc;
+    }
+
+    if (rc != TS_OK) {
+        rd->pos = rd->end;
+        rd->left = 0;
+        return TS_ERR_CORRUPT;
+    }
+
+    rd->left--;
+
+    return TS_OK;
 }
 
 

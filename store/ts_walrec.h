@@ -19,12 +19,13 @@
 #include <string.h>
 
 #include "ts_error.h"
+#include "ts_hchunk.h"
 
 
 /* Record types (the WAL record header's type byte); 0 is never used. */
 #define TS_WALREC_SERIES             1
 #define TS_WALREC_SAMPLES            2
-#define TS_WALREC_HISTOGRAM_SAMPLES  3   /* reserved: opaque for now */
+#define TS_WALREC_HISTOGRAM_SAMPLES  3
 #define TS_WALREC_TOMBSTONES         4   /* reserved */
 
 /*
@@ -63,6 +64,17 @@ typedef struct {
     int64_t                 t;          /* milliseconds since the epoch */
     uint64_t                v;          /* IEEE 754 bits of the value */
 } ts_walrec_sample_t;
+
+
+/* A native histogram sample; h's arrays belong to the caller. */
+typedef struct {
+    uint64_t                ref;
+    int64_t                 t;
+    ts_hist_t               h;
+} ts_walrec_hist_t;
+
+/* HISTOGRAM_SAMPLES payload layout, its first byte */
+#define TS_WALREC_HISTS_LAYOUT       1
 
 
 /* Decoder state; treat as opaque. */
@@ -115,6 +127,23 @@ int ts_walrec_samples_next(ts_walrec_reader_t *rd, ts_walrec_sample_t *s);
 /* Decodes a whole SAMPLES payload; TS_ERR_LIMIT if more than max. */
 int ts_walrec_samples_decode(const void *payload, size_t len,
     ts_walrec_sample_t *out, size_t max, size_t *n);
+
+/*
+ * HISTOGRAM_SAMPLES: a list of {ref, t, histogram}, each entry on its
+ * own.  _size() is the exact encoded size; _encode() returns TS_ERR_FULL
+ * if size is smaller and then sets *len to it.  _next() decodes the
+ * next entry with the histogram's spans and buckets in mem[0 ..
+ * memlen) (8-byte aligned); TS_ERR_LIMIT if they do not fit, with the
+ * reader unchanged, so the caller may retry with more: 8 bytes per
+ * payload byte always suffice.  TS_ERR_NOTFOUND after the last entry.
+ */
+size_t ts_walrec_hists_size(const ts_walrec_hist_t *s, size_t n);
+int ts_walrec_hists_encode(uint8_t *buf, size_t size,
+    const ts_walrec_hist_t *s, size_t n, size_t *len);
+int ts_walrec_hists_open(ts_walrec_reader_t *rd, const void *payload,
+    size_t len, uint64_t *count);
+int ts_walrec_hists_next(ts_walrec_reader_t *rd, ts_walrec_hist_t *s,
+    void *mem, size_t memlen);
 
 const char *ts_walrec_type_name(unsigned type);
 

@@ -3,7 +3,8 @@
  *
  * ts_head: tenants, series, appends and their rejections, chunk cuts,
  * reads, postings, full regions, and several processes sharing one
- * MAP_SHARED region, some of them SIGKILLed mid-write.
+ * MAP_SHARED region, some of them SIGKILLed mid-write; the same for
+ * native histogram chunks.
  */
 
 #include <stdarg.h>
@@ -903,6 +904,273 @@ test_release_race(void **state)
 }
 
 
+/* an integer histogram: buckets 0 .. nb-1 of counts i + k, schema 0 */
+
+typedef struct {
+    ts_hist_t   h;
+    ts_hspan_t  span;
+    int64_t     deltas[8];
+} t_hist_t;
+
+
+static const ts_hist_t *
+t_hist(t_hist_t *th, int64_t i, uint32_t nb)
+{
+    uint32_t  k;
+
+    memset(th, 0, sizeof(t_hist_t));
+
+    th->span.offset = 0;
+    th->span.length = nb;
+    th->h.pos_spans = &th->span;
+    th->h.n_pos_spans = 1;
+    th->h.n_pos = nb;
+    th->h.pos_deltas = th->deltas;
+    th->h.zero_threshold = 1e-128;
+    th->h.sum = t_bits((double) i);
+    th->h.count = 0;
+
+    for (k = 0; k < nb; k++) {
+        th->deltas[k] = k == 0 ? i : 1;
+        th->h.count += (uint64_t) (i + k);
+    }
+
+    return &th->h;
+}
+
+
+typedef struct {
+    int64_t    t[4096];
+    uint64_t   count[4096];
+    uint32_t   enc[64];
+    size_t     n;
+    size_t     chunks;
+} t_hread_t;
+
+
+static int
+t_hcollect(void *data, const ts_head_chunk_t *c)
+{
+    int             rc;
+    int64_t         t;
+    uint64_t        v, mem[1024];
+    ts_hist_t       h;
+    t_hread_t      *r;
+    ts_xor_iter_t   it;
+    ts_hist_iter_t  hit;
+
+    r = data;
+    assert_true(r->chunks < 64);
+    r->enc[r->chunks++] = c->encoding;
+
+    if (c->encoding == TS_XOR_ENCODING) {
+        ts_xor_iter_init(&it, c->data, c->len);
+
+        while ((rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1) {
+            r->t[r->n] = t;
+            r->count[r->n++] = UINT64_MAX;
+        }
+
+        assert_int_equal(rc, 0);
+        return 0;
+    }
+
+    assert_true(ts_hist_iter_need(c->data, c->len, c->encoding)
+                <= sizeof(mem));
+    ts_hist_iter_init(&hit, c->data, c->len, c->encoding, mem, sizeof(mem));
+
+    while ((rc = ts_hist_iter_next(&hit, &t, &h)) == 1) {
+        assert_true(r->n < 4096);
+        r->t[r->n] = t;
+        r->count[r->n++] = h.count;
+    }
+
+    assert_int_equal(rc, 0);
+
+    return 0;
+}
+
+
+static void
+t_hread(ts_head_t *h, uint32_t ref, t_hread_t *r)
+{
+    memset(r, 0, sizeof(t_hread_t));
+    assert_int_equal(ts_head_read(h, ref, INT64_MIN, INT64_MAX, t_hcollect,
+                                  r), TS_OK);
+}
+
+
+/*
+ * Histograms: appends, duplicates and rejections, a recode when a
+ * bucket appears, cuts on float/histogram switches and near 1 KiB.
+ */
+
+static void
+test_hist_append(void **state)
+{
+    int64_t     i;
+    uint32_t    tn, r, k;
+    t_hist_t    th;
+    ts_head_t   h;
+    t_hread_t  *hr;
+
+    (void) state;
+
+    hr = malloc(sizeof(t_hread_t));
+    assert_non_null(hr);
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "t", 1, &tn), TS_OK);
+    assert_int_equal(t_series(&h, tn, "h", "j", "1", &r), 1);
+
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(ts_head_append_hist(&h, r, 1000 * (i + 1),
+                                             t_hist(&th, i, 2)), TS_OK);
+    }
+
+    /* a retry is a duplicate; another histogram at the same time not */
+
+    assert_int_equal(ts_head_append_hist(&h, r, 5000, t_hist(&th, 4, 2)),
+                     TS_HEAD_DUPLICATE);
+    assert_int_equal(ts_head_append_hist(&h, r, 5000, t_hist(&th, 5, 2)),
+                     TS_ERR_DUPLICATE);
+    assert_int_equal(ts_head_append(&h, r, 5000, t_bits(1)),
+                     TS_ERR_DUPLICATE);
+    assert_int_equal(ts_head_append_hist(&h, r, 500, t_hist(&th, 5, 2)),
+                     TS_ERR_OUT_OF_ORDER);
+    assert_int_equal(ts_head_append_hist(&h, r, 5500, t_hist(&th, 5, 2)),
+                     TS_ERR_OUT_OF_ORDER);
+
+    /* a third bucket: the chunk is recoded, still one chunk */
+
+    assert_int_equal(ts_head_append_hist(&h, r, 21000, t_hist(&th, 20, 3)),
+                     TS_OK);
+    t_hread(&h, r, hr);
+    assert_int_equal(hr->chunks, 1);
+    assert_int_equal(hr->enc[0], TS_HIST_ENCODING);
+    assert_int_equal(hr->n, 21);
+
+    for (k = 0; k < 20; k++) {
+        assert_int_equal(hr->t[k], 1000 * (k + 1));
+        assert_int_equal(hr->count[k], 2 * k + 1);
+    }
+
+    assert_int_equal(hr->count[20], 20 + 21 + 22);
+
+    /* float, then histograms again: three more chunks */
+
+    assert_int_equal(ts_head_append(&h, r, 22000, t_bits(2)), TS_OK);
+    assert_int_equal(ts_head_append_hist(&h, r, 23000,
+                                         t_hist(&th, 30, 3)), TS_OK);
+    assert_int_equal(ts_head_append_hist(&h, r, 23000,
+                                         t_hist(&th, 30, 3)),
+                     TS_HEAD_DUPLICATE);
+
+    /* a counter reset cuts */
+
+    assert_int_equal(ts_head_append_hist(&h, r, 24000, t_hist(&th, 1, 3)),
+                     TS_OK);
+
+    t_hread(&h, r, hr);
+    assert_int_equal(hr->chunks, 4);
+    assert_int_equal(hr->enc[1], TS_XOR_ENCODING);
+    assert_int_equal(hr->enc[2], TS_HIST_ENCODING);
+    assert_int_equal(hr->enc[3], TS_HIST_ENCODING);
+    assert_int_equal(hr->n, 24);
+    assert_int_equal(hr->count[23], 1 + 2 + 3);
+
+    /* many samples: cut near 1 KiB */
+
+    for (i = 0; i < 1000; i++) {
+        assert_int_equal(ts_head_append_hist(&h, r, 100000 + i * 15000,
+                                             t_hist(&th, 10 + i * i, 3)),
+                         TS_OK);
+    }
+
+    t_hread(&h, r, hr);
+    assert_int_equal(hr->n, 1024);
+    assert_true(hr->chunks > 6);
+
+    for (k = 1; k < hr->n; k++) {
+        assert_true(hr->t[k] > hr->t[k - 1]);
+    }
+
+    /* released chunks give their blocks back for reuse */
+
+    assert_int_equal(ts_head_release(&h, r, INT64_MAX - 1, &k), TS_OK);
+    assert_true(k > 4);
+
+    free(hr);
+}
+
+
+/* a writer SIGKILLed mid-append leaves a histogram chunk appendable */
+
+static void
+test_hist_sigkill(void **state)
+{
+    int         round, st;
+    uint32_t    tn, r, k;
+    pid_t       pid;
+    t_hist_t    th;
+    ts_head_t   h;
+    t_hread_t  *hr;
+
+    (void) state;
+
+    hr = malloc(sizeof(t_hread_t));
+    assert_non_null(hr);
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "t", 1, &tn), TS_OK);
+    assert_int_equal(t_series(&h, tn, "h", "j", "1", &r), 1);
+
+    for (round = 0; round < 10; round++) {
+        pid = fork();
+        assert_true(pid >= 0);
+
+        if (pid == 0) {
+            ts_head_t  ch;
+            int64_t    i;
+
+            if (ts_head_open(&ch, t_mem, t_size, getpid(), t_alive)
+                != TS_OK)
+            {
+                _exit(1);
+            }
+
+            for (i = 0; ; i++) {
+                (void) ts_head_append_hist(&ch, r,
+                                           1000000 * (round + 1) + i,
+                                           t_hist(&th, i, 1 + i % 3));
+            }
+        }
+
+        usleep(1000 + rand() % 3000);
+        kill(pid, SIGKILL);
+        assert_int_equal(waitpid(pid, &st, 0), pid);
+    }
+
+    assert_int_equal(ts_head_append_hist(&h, r, INT64_MAX / 2,
+                                         t_hist(&th, 1, 2)), TS_OK);
+
+    /* too many samples to collect: read the newest chunks only */
+
+    memset(hr, 0, sizeof(t_hread_t));
+    assert_int_equal(ts_head_read(&h, r, 10000000, INT64_MAX, t_hcollect,
+                                  hr), TS_OK);
+    assert_true(hr->n > 0);
+
+    for (k = 1; k < hr->n; k++) {
+        assert_true(hr->t[k] > hr->t[k - 1]);
+    }
+
+    assert_int_equal(hr->t[hr->n - 1], INT64_MAX / 2);
+
+    free(hr);
+}
+
+
 int
 main(void)
 {
@@ -931,6 +1199,10 @@ main(void)
         cmocka_unit_test_setup_teardown(test_epoch, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_release, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_release_race, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_hist_append, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_hist_sigkill, t_setup_big,
                                         t_teardown),
     };
 

@@ -2867,6 +2867,234 @@ test_walrec_packed_hostile(void **state)
 }
 
 
+/* two histograms, integer and float, as the write path logs them */
+
+static void
+t_walrec_hists(ts_walrec_hist_t *s)
+{
+    static const ts_hspan_t  ps[2] = { { -2, 2 }, { 3, 1 } };
+    static const ts_hspan_t  ns[1] = { { 0, 1 } };
+    static const int64_t     pd[3] = { 4, -1, 7 };
+    static const int64_t     nd[1] = { -3 };
+    static const double      pc[3] = { 0.5, -0.0, 1e300 };
+    static const double      cv[2] = { 1.0, 2.5 };
+
+    memset(s, 0, 2 * sizeof(ts_walrec_hist_t));
+
+    s[0].ref = 7;
+    s[0].t = -1234567;
+    s[0].h.schema = -4;
+    s[0].h.zero_threshold = 1e-128;
+    s[0].h.sum = 0x7ff8000000000001ULL;
+    s[0].h.count = UINT64_MAX;
+    s[0].h.zero_count = 3;
+    s[0].h.reset_hint = TS_HIST_HINT_GAUGE;
+    s[0].h.n_pos_spans = 2;
+    s[0].h.pos_spans = ps;
+    s[0].h.n_pos = 3;
+    s[0].h.pos_deltas = pd;
+    s[0].h.n_neg_spans = 1;
+    s[0].h.neg_spans = ns;
+    s[0].h.n_neg = 1;
+    s[0].h.neg_deltas = nd;
+
+    s[1].ref = UINT64_MAX;
+    s[1].t = INT64_MAX;
+    s[1].h.is_float = 1;
+    s[1].h.schema = TS_HIST_SCHEMA_CUSTOM;
+    s[1].h.fcount = 12.5;
+    s[1].h.fzero_count = -0.0;
+    s[1].h.n_pos_spans = 1;
+    s[1].h.pos_spans = ps + 1;
+    s[1].h.n_pos = 3;
+    s[1].h.pos_counts = pc;
+    s[1].h.n_custom = 2;
+    s[1].h.custom_values = cv;
+}
+
+
+static void
+t_hist_same(const ts_walrec_hist_t *a, const ts_walrec_hist_t *b)
+{
+    size_t  vs;
+
+    vs = a->h.is_float ? sizeof(double) : sizeof(int64_t);
+
+    assert_int_equal(a->ref, b->ref);
+    assert_int_equal(a->t, b->t);
+    assert_int_equal(a->h.is_float, b->h.is_float);
+    assert_int_equal(a->h.reset_hint, b->h.reset_hint);
+    assert_int_equal(a->h.schema, b->h.schema);
+    assert_memory_equal(&a->h.zero_threshold, &b->h.zero_threshold, 8);
+    assert_int_equal(a->h.sum, b->h.sum);
+    assert_int_equal(a->h.count, b->h.count);
+    assert_int_equal(a->h.zero_count, b->h.zero_count);
+    assert_memory_equal(&a->h.fcount, &b->h.fcount, 8);
+    assert_memory_equal(&a->h.fzero_count, &b->h.fzero_count, 8);
+    assert_int_equal(a->h.n_pos_spans, b->h.n_pos_spans);
+    assert_int_equal(a->h.n_neg_spans, b->h.n_neg_spans);
+    assert_int_equal(a->h.n_pos, b->h.n_pos);
+    assert_int_equal(a->h.n_neg, b->h.n_neg);
+    assert_int_equal(a->h.n_custom, b->h.n_custom);
+
+    if (a->h.n_pos_spans) {
+        assert_memory_equal(a->h.pos_spans, b->h.pos_spans,
+                            a->h.n_pos_spans * sizeof(ts_hspan_t));
+    }
+
+    if (a->h.n_neg_spans) {
+        assert_memory_equal(a->h.neg_spans, b->h.neg_spans,
+                            a->h.n_neg_spans * sizeof(ts_hspan_t));
+    }
+
+    if (a->h.n_pos) {
+        assert_memory_equal(a->h.is_float ? (const void *) a->h.pos_counts
+                                          : (const void *) a->h.pos_deltas,
+                            b->h.is_float ? (const void *) b->h.pos_counts
+                                          : (const void *) b->h.pos_deltas,
+                            a->h.n_pos * vs);
+    }
+
+    if (a->h.n_neg) {
+        assert_memory_equal(a->h.is_float ? (const void *) a->h.neg_counts
+                                          : (const void *) a->h.neg_deltas,
+                            b->h.is_float ? (const void *) b->h.neg_counts
+                                          : (const void *) b->h.neg_deltas,
+                            a->h.n_neg * vs);
+    }
+
+    if (a->h.n_custom) {
+        assert_memory_equal(a->h.custom_values, b->h.custom_values,
+                            a->h.n_custom * sizeof(double));
+    }
+}
+
+
+/* HISTOGRAM_SAMPLES: every field round-trips; too little memory retries */
+
+static void
+test_walrec_hists(void **state)
+{
+    size_t              len, i;
+    uint8_t             buf[512];
+    uint64_t            mem[64], count;
+    ts_walrec_hist_t    in[2], out;
+    ts_walrec_reader_t  rd;
+
+    (void) state;
+
+    t_walrec_hists(in);
+    assert_int_equal(ts_walrec_hists_encode(buf, 10, in, 2, &len),
+                     TS_ERR_FULL);
+    assert_int_equal(len, ts_walrec_hists_size(in, 2));
+    assert_int_equal(ts_walrec_hists_encode(buf, sizeof(buf), in, 2, &len),
+                     TS_OK);
+    assert_int_equal(buf[0], TS_WALREC_HISTS_LAYOUT);
+
+    assert_int_equal(ts_walrec_hists_open(&rd, buf, len, &count), TS_OK);
+    assert_int_equal(count, 2);
+
+    for (i = 0; i < 2; i++) {
+        assert_int_equal(ts_walrec_hists_next(&rd, &out, mem, 16),
+                         TS_ERR_LIMIT);
+        assert_int_equal(ts_walrec_hists_next(&rd, &out, mem, sizeof(mem)),
+                         TS_OK);
+        t_hist_same(&in[i], &out);
+    }
+
+    assert_int_equal(ts_walrec_hists_next(&rd, &out, mem, sizeof(mem)),
+                     TS_ERR_NOTFOUND);
+
+    /* empty list */
+
+    assert_int_equal(ts_walrec_hists_encode(buf, sizeof(buf), in, 0, &len),
+                     TS_OK);
+    assert_int_equal(len, 2);
+    assert_int_equal(ts_walrec_hists_open(&rd, buf, len, &count), TS_OK);
+    assert_int_equal(ts_walrec_hists_next(&rd, &out, mem, sizeof(mem)),
+                     TS_ERR_NOTFOUND);
+}
+
+
+/* decodes a whole payload: TS_OK or the first error */
+
+static int
+t_hists_decode(const uint8_t *p, size_t len)
+{
+    int                 rc;
+    uint64_t            mem[512];
+    ts_walrec_hist_t    out;
+    ts_walrec_reader_t  rd;
+
+    rc = ts_walrec_hists_open(&rd, p, len, NULL);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    while ((rc = ts_walrec_hists_next(&rd, &out, mem, sizeof(mem)))
+           == TS_OK)
+    {
+        /* void */
+    }
+
+    return rc == TS_ERR_NOTFOUND ? TS_OK : rc;
+}
+
+
+/* one case per corruption kind; every truncation and extension */
+
+static void
+test_walrec_hists_hostile(void **state)
+{
+    size_t            len, i;
+    uint8_t           buf[512], bad[512];
+    ts_walrec_hist_t  in[2];
+
+    (void) state;
+
+    t_walrec_hists(in);
+    assert_int_equal(ts_walrec_hists_encode(buf, sizeof(buf), in, 2, &len),
+                     TS_OK);
+    assert_int_equal(t_hists_decode(buf, len), TS_OK);
+
+    for (i = 0; i < len; i++) {
+        assert_int_equal(t_hists_decode(buf, i), TS_ERR_CORRUPT);
+    }
+
+    memcpy(bad, buf, len);
+    bad[len] = 0;
+    assert_int_equal(t_hists_decode(bad, len + 1), TS_ERR_CORRUPT);
+
+    /* unknown layout */
+    bad[0] = 2;
+    assert_int_equal(t_hists_decode(bad, len), TS_ERR_CORRUPT);
+
+    /* a count the payload cannot hold */
+    memcpy(bad, buf, len);
+    bad[1] = 0x7f;
+    assert_int_equal(t_hists_decode(bad, len), TS_ERR_CORRUPT);
+
+    /* reserved flag bits: the byte after ref 7 and t's varint */
+    memcpy(bad, buf, len);
+    assert_int_equal(bad[2], 7);
+    for (i = 3; bad[i] & 0x80; i++) { /* void */ }
+    bad[i + 1] |= 0x08;
+    assert_int_equal(t_hists_decode(bad, len), TS_ERR_CORRUPT);
+
+    /* a span count of 2^32: rejected before anything is taken for it */
+    {
+        static const uint8_t  huge[] = {
+            1, 1, 1, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+            0, 0, 0x80, 0x80, 0x80, 0x80, 0x10
+        };
+
+        assert_int_equal(t_hists_decode(huge, sizeof(huge)),
+                         TS_ERR_CORRUPT);
+    }
+}
+
+
 int
 main(void)
 {
@@ -2898,6 +3126,8 @@ main(void)
         cmocka_unit_test(test_walrec_through_wal),
         cmocka_unit_test(test_walrec_packed),
         cmocka_unit_test(test_walrec_packed_hostile),
+        cmocka_unit_test(test_walrec_hists),
+        cmocka_unit_test(test_walrec_hists_hostile),
         cmocka_unit_test(test_snappy_records),
         cmocka_unit_test(test_snappy_corruption),
         cmocka_unit_test(test_snappy_empty_record),
