@@ -104,7 +104,12 @@ t_teardown(void **state)
     t_env_t  *e = *state;
 
     ts_pstore_close(e->ps);
-    if (getenv("T_KEEP") == NULL) { (void) nftw(e->root, t_rm, 16, FTW_DEPTH | FTW_PHYS); } else { fprintf(stderr, "kept %s\n", e->root); }
+    if (getenv("T_KEEP") == NULL) {
+        (void) nftw(e->root, t_rm, 16, FTW_DEPTH | FTW_PHYS);
+
+    } else {
+        fprintf(stderr, "kept %s\n", e->root);
+    }
     free(e);
 
     return 0;
