@@ -42,6 +42,7 @@ PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
 RWGEN := $(BUILD)/rwgen
 PROMQL_PARSE := $(BUILD)/promql_parse
 PPROF_MERGE := $(BUILD)/pprof-merge
+PSTORE_DUMP := $(BUILD)/pstore-dump
 FUZZ_SECONDS ?= 60
 
 # Rewritten only when the set of sources changes, so that adding a file
@@ -57,7 +58,7 @@ $(shell mkdir -p $(BUILD); \
 
 all: build
 
-build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE)
+build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE) $(PSTORE_DUMP)
 
 # object files are kept between runs, not removed as intermediates
 .SECONDARY:
@@ -71,6 +72,10 @@ $(PROMQL_PARSE): bench/promql_parse.c $(STORE_OBJS)
 
 # N pprof files in, one merged gzip pprof out (t/050)
 $(PPROF_MERGE): bench/pprof_merge.c $(STORE_OBJS)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
+
+# a zone's profile store: series listing, merged pprof out (t/051)
+$(PSTORE_DUMP): bench/pstore_dump.c $(STORE_OBJS)
 	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
 
 deps:
@@ -179,6 +184,7 @@ prove: build
 	TSDB_MODULE=$(TOP)/$(MODULE) TEST_NGINX_BINARY=$(NGX_BIN) \
 	    TSDB_RWGEN=$(TOP)/$(RWGEN) TSDB_PROMQL_PARSE=$(TOP)/$(PROMQL_PARSE) \
 	    TSDB_PPROF_MERGE=$(TOP)/$(PPROF_MERGE) \
+	    TSDB_PSTORE_DUMP=$(TOP)/$(PSTORE_DUMP) \
 	    prove -I t/lib -r t/
 
 # ngx_tsdb, VictoriaMetrics and Prometheus on the same load, one run;

@@ -47,6 +47,10 @@ static ngx_http_tsdb_location_t  ngx_http_tsdb_query = {
     NGX_HTTP_TSDB_QUERY, ngx_http_tsdb_query_handler
 };
 
+static ngx_http_tsdb_location_t  ngx_http_tsdb_profile_ingest = {
+    NGX_HTTP_TSDB_PROFILE_INGEST, ngx_http_tsdb_profile_ingest_handler
+};
+
 
 static ngx_command_t  ngx_http_tsdb_commands[] = {
 
@@ -84,6 +88,13 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_tsdb_query },
+
+    { ngx_string("tsdb_profile_ingest"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tsdb_zone_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_tsdb_profile_ingest },
 
     { ngx_string("tsdb_query_max_samples"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
@@ -343,6 +354,12 @@ ngx_http_tsdb_merge_loc_conf(ngx_conf_t *cf, void *parent, void *child)
         return NGX_CONF_ERROR;
     }
 
+    if (conf->handler == NGX_HTTP_TSDB_PROFILE_INGEST
+        || conf->handler == NGX_HTTP_TSDB_PROFILE_QUERY)
+    {
+        conf->zone->profiles = 1;
+    }
+
     return NGX_CONF_OK;
 }
 
@@ -424,7 +441,11 @@ ngx_http_tsdb_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    return ngx_http_tsdb_zones_init_process(cycle, mcf);
+    if (ngx_http_tsdb_zones_init_process(cycle, mcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_tsdb_profile_init_process(cycle, mcf);
 }
 
 
@@ -441,6 +462,7 @@ ngx_http_tsdb_exit_process(ngx_cycle_t *cycle)
 
     mcf = ngx_http_cycle_get_module_main_conf(cycle, ngx_http_tsdb_module);
     if (mcf != NULL) {
+        ngx_http_tsdb_profile_exit_process(mcf);
         ngx_http_tsdb_zones_exit_process(mcf);
     }
 }

@@ -20,6 +20,7 @@
 #include "ts_labels.h"
 #include "ts_meta.h"
 #include "ts_metrics.h"
+#include "ts_pstore.h"
 #include "ts_wal.h"
 
 
@@ -109,8 +110,11 @@ typedef struct {
     ngx_thread_task_t          *sync_task;
 #endif
     ngx_queue_t                 sync_wait;      /* of sync_wait_t */
+    ts_pstore_t                *pstore;         /* profiles, per process */
     unsigned                    ckpt_busy:1;    /* task in flight */
     unsigned                    sync_busy:1;
+    unsigned                    profiles:1;     /* a profile location
+                                                   uses the zone */
 } ngx_http_tsdb_zone_t;
 
 
@@ -201,6 +205,10 @@ void ngx_http_tsdb_sync_wait(ngx_http_tsdb_zone_t *z,
 ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_query_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_profile_ingest_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_main_conf_t *mcf);
+void ngx_http_tsdb_profile_exit_process(ngx_http_tsdb_main_conf_t *mcf);
 
 ngx_int_t ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf,
     size_t *len);

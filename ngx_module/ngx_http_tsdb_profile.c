@@ -1,0 +1,1143 @@
+/*
+ * Copyright (C) ngx_tsdb authors
+ *
+ * tsdb_profile_ingest: Pyroscope's legacy POST /ingest (pprof raw or
+ * multipart, folded, lines), mapped to profile types and labels as
+ * Pyroscope's ingest adapter does (pkg/og/convert/pprof/profile.go for
+ * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines).
+ *
+ * The body is decoded and normalized on the event loop (bounded by the
+ * pprof limits); the LMDB write, a synced commit, runs in the zone's
+ * thread pool (inline without one), and the answer is 200 only after
+ * the commit: an acknowledged profile is durable and visible to every
+ * worker.  Each worker opens the zone's profile store after fork.
+ */
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+
+#include "ngx_http_tsdb_module.h"
+#include "ts_folded.h"
+#include "ts_pprof.h"
+#include "ts_pstore.h"
+
+
+#define NGX_HTTP_TSDB_PROF_MAX_LABELS  32
+#define NGX_HTTP_TSDB_PROF_ERR         512
+
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_uint_t                  status;
+    ngx_str_t                   reason;
+    ngx_str_t                   tenant;
+
+    ngx_str_t                   app;        /* name without labels */
+    ngx_str_t                   format;
+    ngx_str_t                   spy;
+    ngx_str_t                   stc;        /* sample_type_config */
+    int64_t                     from;       /* ns */
+    int64_t                     until;
+    ngx_int_t                   rate;
+
+    ts_pprof_t                  prof;
+    ts_label_t                  labels[NGX_HTTP_TSDB_PROF_MAX_LABELS];
+    uint32_t                    nlabels;
+    ts_pstore_put_t             put;
+    ts_pstore_stats_t           stats;
+    int                         rc;
+    char                        err[NGX_HTTP_TSDB_PROF_ERR];
+} ngx_http_tsdb_prof_ctx_t;
+
+
+/* Pyroscope's convertMetadata: app name suffix -> type */
+typedef struct {
+    const char                 *suffix;
+    const char                 *metric;
+    const char                 *type;      /* NULL: the suffix */
+    const char                 *unit;
+} ngx_http_tsdb_prof_type_t;
+
+
+static void ngx_http_tsdb_prof_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tsdb_prof_args(ngx_http_tsdb_prof_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_prof_arg(ngx_http_request_t *r,
+    const char *name, ngx_str_t *value);
+static int64_t ngx_http_tsdb_prof_time(ngx_str_t *s, int64_t dflt);
+static ngx_int_t ngx_http_tsdb_prof_name(ngx_http_tsdb_prof_ctx_t *ctx,
+    ngx_str_t *name);
+static ngx_int_t ngx_http_tsdb_prof_label(ngx_http_tsdb_prof_ctx_t *ctx,
+    const char *name, size_t nlen, u_char *value, size_t vlen);
+static ngx_int_t ngx_http_tsdb_prof_decode(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_tsdb_prof_multipart(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char **body, size_t *len);
+static ngx_int_t ngx_http_tsdb_prof_pprof(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char *body, size_t len, ts_folded_fmt_t fmt);
+static const char *ngx_http_tsdb_prof_metric(ngx_http_tsdb_prof_ctx_t *ctx);
+static void ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx);
+#if (NGX_THREADS)
+static void ngx_http_tsdb_prof_thread(void *data, ngx_log_t *log);
+static void ngx_http_tsdb_prof_done(ngx_event_t *ev);
+#endif
+static void ngx_http_tsdb_prof_stored(ngx_http_tsdb_prof_ctx_t *ctx);
+static void ngx_http_tsdb_prof_fail(ngx_http_tsdb_prof_ctx_t *ctx,
+    ngx_uint_t status, const char *reason);
+static void ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx);
+
+
+static const ngx_http_tsdb_prof_type_t  ngx_http_tsdb_prof_types[] = {
+    { "cpu", "process_cpu", "samples", "count" },
+    { "wall", "wall", "samples", "count" },
+    { "itimer", "process_cpu", "samples", "count" },
+    { "inuse_objects", "memory", NULL, "count" },
+    { "inuse_space", "memory", NULL, "bytes" },
+    { "alloc_objects", "memory", NULL, "count" },
+    { "alloc_space", "memory", NULL, "bytes" },
+    { "goroutines", "goroutine", NULL, "count" },
+    { "mutex_count", "mutex", "contentions", "count" },
+    { "mutex_duration", "mutex", "delay", "nanoseconds" },
+    { "block_count", "block", "contentions", "count" },
+    { "block_duration", "block", "delay", "nanoseconds" },
+    { "lock_count", "block", "contentions", "count" },
+    { "lock_duration", "block", "delay", "nanoseconds" },
+    { "alloc_in_new_tlab_objects", "memory", NULL, "count" },
+    { "alloc_in_new_tlab_bytes", "memory", NULL, "bytes" },
+    { "alloc_outside_tlab_objects", "memory", NULL, "count" },
+    { "alloc_outside_tlab_bytes", "memory", NULL, "bytes" },
+    { "live", "memory", NULL, "count" },
+    { "exceptions", "exceptions", "samples", "count" },
+    { "seconds", "wall", "samples", "count" },
+    { "nanoseconds", "wall", "samples", "count" },
+    { "microseconds", "wall", "samples", "count" },
+    { "milliseconds", "wall", "samples", "count" },
+    { "bytes", "memory", "samples", "bytes" },
+    { NULL, NULL, NULL, NULL }
+};
+
+
+/* pprof sample type -> display name, tree.DefaultSampleTypeMapping */
+static const char  *ngx_http_tsdb_prof_display[][2] = {
+    { "samples", "cpu" },
+    { "contentions", "mutex_count" },
+    { "delay", "mutex_duration" },
+    { NULL, NULL }
+};
+
+
+ngx_int_t
+ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
+    ngx_http_tsdb_main_conf_t *mcf)
+{
+    int                     rc;
+    char                    err[TS_PSTORE_ERR_MAX];
+    u_char                  path[NGX_MAX_PATH];
+    ngx_uint_t              i;
+    ts_pstore_conf_t        pc;
+    ngx_http_tsdb_zone_t  **z;
+
+    z = mcf->zones.elts;
+
+    for (i = 0; i < mcf->zones.nelts; i++) {
+        if (!z[i]->profiles || z[i]->path.len >= NGX_MAX_PATH) {
+            continue;
+        }
+
+        ngx_cpystrn(path, z[i]->path.data, z[i]->path.len + 1);
+
+        ngx_memzero(&pc, sizeof(ts_pstore_conf_t));
+        pc.path = (char *) path;
+        pc.uid = (uid_t) -1;
+        pc.gid = (gid_t) -1;
+
+        rc = ts_pstore_open(&z[i]->pstore, &pc, err, sizeof(err));
+        if (rc != TS_OK) {
+            ngx_log_error(NGX_LOG_ALERT, cycle->log, 0,
+                          "tsdb zone \"%V\": profiles: %s", &z[i]->name,
+                          err);
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+void
+ngx_http_tsdb_profile_exit_process(ngx_http_tsdb_main_conf_t *mcf)
+{
+    ngx_uint_t              i;
+    ngx_http_tsdb_zone_t  **z;
+
+    z = mcf->zones.elts;
+
+    for (i = 0; i < mcf->zones.nelts; i++) {
+        ts_pstore_close(z[i]->pstore);
+        z[i]->pstore = NULL;
+    }
+}
+
+
+ngx_int_t
+ngx_http_tsdb_profile_ingest_handler(ngx_http_request_t *r)
+{
+    ngx_int_t                   rc;
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_loc_conf_t   *lcf;
+    ngx_http_tsdb_prof_ctx_t   *ctx;
+
+    if (r->method != NGX_HTTP_POST) {
+        return NGX_HTTP_NOT_ALLOWED;
+    }
+
+    req = ngx_http_tsdb_metrics_begin(r, NGX_HTTP_TSDB_PROFILE_INGEST);
+    if (req == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_tsdb_prof_ctx_t));
+    if (ctx == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    req->data = ctx;
+    ctx->request = r;
+    ctx->zone = lcf->zone;
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r, ngx_http_tsdb_prof_body);
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_tsdb_prof_body(ngx_http_request_t *r)
+{
+    u_char                     *body;
+    size_t                      len;
+    ngx_http_tsdb_req_t        *req;
+    ngx_http_tsdb_loc_conf_t   *lcf;
+    ngx_http_tsdb_prof_ctx_t   *ctx;
+
+    req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
+    ctx = req->data;
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+
+    if (r->uri.len < sizeof("/ingest") - 1
+        || ngx_strncmp(r->uri.data + r->uri.len - (sizeof("/ingest") - 1),
+                       "/ingest", sizeof("/ingest") - 1) != 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_NOT_FOUND,
+                                "unknown profile ingest endpoint, expected"
+                                " .../ingest");
+        goto done;
+    }
+
+    if (ctx->zone->pstore == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "profile store not open");
+        goto done;
+    }
+
+    if (ngx_http_tsdb_tenant(r, lcf, &ctx->tenant) != NGX_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "invalid tenant id");
+        goto done;
+    }
+
+    if (ngx_http_tsdb_prof_args(ctx) != NGX_OK) {
+        goto done;
+    }
+
+    if (ngx_http_tsdb_body(r, &body, &len) != NGX_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "cannot read the request body");
+        goto done;
+    }
+
+    if (ngx_http_tsdb_prof_decode(ctx, body, len) != NGX_OK) {
+        goto done;
+    }
+
+    ngx_http_tsdb_prof_store(ctx);
+    return;
+
+done:
+
+    ngx_http_tsdb_prof_reply(ctx);
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_args(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    int64_t              now;
+    ngx_str_t            name, v;
+    ngx_time_t          *tp;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ngx_http_tsdb_prof_arg(r, "name", &name) != NGX_OK
+        || name.len == 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "the \"name\" parameter is required");
+        return NGX_ERROR;
+    }
+
+    if (ngx_http_tsdb_prof_name(ctx, &name) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000000000 + (int64_t) tp->msec * 1000000;
+
+    (void) ngx_http_tsdb_prof_arg(r, "from", &v);
+    ctx->from = ngx_http_tsdb_prof_time(&v, now);
+    (void) ngx_http_tsdb_prof_arg(r, "until", &v);
+    ctx->until = ngx_http_tsdb_prof_time(&v, now);
+
+    if (ctx->from < 0 || ctx->until < 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "\"from\" and \"until\" must be unix times");
+        return NGX_ERROR;
+    }
+
+    (void) ngx_http_tsdb_prof_arg(r, "format", &ctx->format);
+
+    if (ngx_http_tsdb_prof_arg(r, "spyName", &ctx->spy) != NGX_OK
+        || ctx->spy.len == 0)
+    {
+        ngx_str_set(&ctx->spy, "unknown");
+    }
+
+    ctx->rate = 100;
+
+    if (ngx_http_tsdb_prof_arg(r, "sampleRate", &v) == NGX_OK && v.len) {
+        ctx->rate = ngx_atoi(v.data, v.len);
+        if (ctx->rate <= 0) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                    "invalid \"sampleRate\"");
+            return NGX_ERROR;
+        }
+    }
+
+    /* units and aggregationType: Pyroscope ignores them for v1 storage */
+
+    return ngx_http_tsdb_prof_label(ctx, "pyroscope_spy", 13, ctx->spy.data,
+                                    ctx->spy.len);
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_arg(ngx_http_request_t *r, const char *name,
+    ngx_str_t *value)
+{
+    u_char     *dst, *src;
+    ngx_str_t   raw;
+
+    value->len = 0;
+    value->data = NULL;
+
+    if (ngx_http_arg(r, (u_char *) name, ngx_strlen(name), &raw) != NGX_OK) {
+        return NGX_DECLINED;
+    }
+
+    dst = ngx_pnalloc(r->pool, raw.len + 1);
+    if (dst == NULL) {
+        return NGX_ERROR;
+    }
+
+    value->data = dst;
+    src = raw.data;
+    ngx_unescape_uri(&dst, &src, raw.len, NGX_UNESCAPE_URI);
+    value->len = dst - value->data;
+
+    /* '+' is a space in a form-encoded query string */
+
+    for (src = value->data; src < dst; src++) {
+        if (*src == '+') {
+            *src = ' ';
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* unix seconds, ms, us or ns by magnitude, as Pyroscope's attime */
+
+static int64_t
+ngx_http_tsdb_prof_time(ngx_str_t *s, int64_t dflt)
+{
+    int64_t  v;
+
+    if (s->len == 0) {
+        return dflt;
+    }
+
+    if (s->len > 19) {
+        return -1;
+    }
+
+    v = ngx_atoof(s->data, s->len);
+    if (v < 0) {
+        return -1;
+    }
+
+    if (v < 10000000000LL) {
+        return v * 1000000000;
+    }
+
+    if (v < 10000000000000LL) {
+        return v * 1000000;
+    }
+
+    if (v < 10000000000000000LL) {
+        return v * 1000;
+    }
+
+    return v;
+}
+
+
+/* app{k=v,k2=v2}: Pyroscope's segment key */
+
+static ngx_int_t
+ngx_http_tsdb_prof_name(ngx_http_tsdb_prof_ctx_t *ctx, ngx_str_t *name)
+{
+    u_char  *p, *last, *brace, *eq, *end;
+
+    last = name->data + name->len;
+    brace = ngx_strlchr(name->data, last, '{');
+
+    ctx->app.data = name->data;
+    ctx->app.len = (brace ? brace : last) - name->data;
+
+    while (ctx->app.len && ctx->app.data[ctx->app.len - 1] == ' ') {
+        ctx->app.len--;
+    }
+
+    if (ctx->app.len == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "empty application name");
+        return NGX_ERROR;
+    }
+
+    if (brace == NULL) {
+        return NGX_OK;
+    }
+
+    if (last[-1] != '}') {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "invalid \"name\": labels must end with }");
+        return NGX_ERROR;
+    }
+
+    for (p = brace + 1; p < last - 1; p = end + 1) {
+        end = ngx_strlchr(p, last - 1, ',');
+        if (end == NULL) {
+            end = last - 1;
+        }
+
+        while (p < end && *p == ' ') {
+            p++;
+        }
+
+        if (p == end) {
+            continue;
+        }
+
+        eq = ngx_strlchr(p, end, '=');
+        if (eq == NULL) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                    "invalid \"name\": a label without =");
+            return NGX_ERROR;
+        }
+
+        /* reserved names are dropped, as IsLabelAllowedForIngestion */
+
+        if (eq - p >= 2 && p[0] == '_' && p[1] == '_') {
+            continue;
+        }
+
+        if (ngx_http_tsdb_prof_label(ctx, (char *) p, eq - p, eq + 1,
+                                     end - eq - 1)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_label(ngx_http_tsdb_prof_ctx_t *ctx, const char *name,
+    size_t nlen, u_char *value, size_t vlen)
+{
+    uint32_t     i;
+    ts_label_t  *l;
+
+    for (i = 0; i < ctx->nlabels; i++) {
+        l = &ctx->labels[i];
+
+        if (l->name_len == nlen && ngx_strncmp(l->name, name, nlen) == 0) {
+            l->value = (char *) value;
+            l->value_len = (uint32_t) vlen;
+            return NGX_OK;
+        }
+    }
+
+    if (ctx->nlabels >= NGX_HTTP_TSDB_PROF_MAX_LABELS - 2) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "too many labels");
+        return NGX_ERROR;
+    }
+
+    l = &ctx->labels[ctx->nlabels++];
+    l->name = name;
+    l->name_len = (uint32_t) nlen;
+    l->value = (char *) value;
+    l->value_len = (uint32_t) vlen;
+
+    return NGX_OK;
+}
+
+
+/* format dispatch as readInputRawDataFromRequest */
+
+static ngx_int_t
+ngx_http_tsdb_prof_decode(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
+    size_t len)
+{
+    ngx_str_t           *f;
+    ngx_table_elt_t     *ct;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    f = &ctx->format;
+    ct = r->headers_in.content_type;
+
+    if ((f->len == 3 && ngx_strncmp(f->data, "jfr", 3) == 0)
+        || (f->len == 4 && ngx_strncmp(f->data, "trie", 4) == 0)
+        || (f->len == 4 && ngx_strncmp(f->data, "tree", 4) == 0)
+        || (f->len == 10 && ngx_strncmp(f->data, "speedscope", 10) == 0))
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                "unsupported format, expected pprof,"
+                                " folded or lines");
+        return NGX_ERROR;
+    }
+
+    if (f->len == 5 && ngx_strncmp(f->data, "lines", 5) == 0) {
+        return ngx_http_tsdb_prof_folded(ctx, body, len, TS_FOLDED_LINES);
+    }
+
+    if ((f->len == 5 && ngx_strncmp(f->data, "pprof", 5) == 0)
+        || (ct != NULL
+            && ngx_strlcasestrn(ct->value.data,
+                                ct->value.data + ct->value.len,
+                                (u_char *) "multipart/form-data",
+                                sizeof("multipart/form-data") - 2)
+               != NULL))
+    {
+        if (ct != NULL
+            && ngx_strlcasestrn(ct->value.data,
+                                ct->value.data + ct->value.len,
+                                (u_char *) "multipart/form-data",
+                                sizeof("multipart/form-data") - 2)
+               != NULL
+            && ngx_http_tsdb_prof_multipart(ctx, &body, &len) != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_tsdb_prof_pprof(ctx, body, len);
+    }
+
+    if (f->len == 0 || (f->len == 6 && ngx_strncmp(f->data, "folded", 6) == 0))
+    {
+        return ngx_http_tsdb_prof_folded(ctx, body, len, TS_FOLDED);
+    }
+
+    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, "unknown format");
+    return NGX_ERROR;
+}
+
+
+/*
+ * multipart/form-data (RFC 7578): the "profile" part is the body, the
+ * "sample_type_config" part is kept; "prev_profile" is refused as
+ * Pyroscope refuses it.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_multipart(ngx_http_tsdb_prof_ctx_t *ctx, u_char **body,
+    size_t *len)
+{
+    u_char           *p, *last, *b, *e, *hdr_end, *part_end, *name;
+    size_t            blen, nlen;
+    u_char            delim[80];
+    ngx_str_t         profile;
+    ngx_table_elt_t  *ct;
+
+    ct = ctx->request->headers_in.content_type;
+
+    b = ngx_strlcasestrn(ct->value.data, ct->value.data + ct->value.len,
+                         (u_char *) "boundary=", sizeof("boundary=") - 2);
+    if (b == NULL) {
+        goto bad;
+    }
+
+    b += sizeof("boundary=") - 1;
+    e = ct->value.data + ct->value.len;
+
+    if (b < e && *b == '"') {
+        b++;
+        e = ngx_strlchr(b, e, '"');
+        if (e == NULL) {
+            goto bad;
+        }
+
+    } else {
+        for (p = b; p < e && *p != ';' && *p != ' '; p++) { /* void */ }
+        e = p;
+    }
+
+    blen = e - b;
+    if (blen == 0 || blen > 70) {
+        goto bad;
+    }
+
+    delim[0] = '-';
+    delim[1] = '-';
+    ngx_memcpy(delim + 2, b, blen);
+    blen += 2;
+
+    profile.data = NULL;
+    profile.len = 0;
+
+    p = *body;
+    last = *body + *len;
+
+    p = ngx_strlcasestrn(p, last, delim, blen - 1);
+
+    while (p != NULL && last - p >= (ssize_t) blen + 2) {
+        p += blen;
+
+        if (p[0] == '-' && p[1] == '-') {
+            break;                                  /* the close */
+        }
+
+        hdr_end = ngx_strlcasestrn(p, last, (u_char *) "\r\n\r\n", 3);
+        if (hdr_end == NULL) {
+            goto bad;
+        }
+
+        part_end = ngx_strlcasestrn(hdr_end + 4, last, delim, blen - 1);
+        if (part_end == NULL || part_end - 2 < hdr_end + 4) {
+            goto bad;
+        }
+
+        name = ngx_strlcasestrn(p, hdr_end, (u_char *) "name=\"", 5);
+        if (name != NULL) {
+            name += 6;
+            e = ngx_strlchr(name, hdr_end, '"');
+            nlen = e ? (size_t) (e - name) : 0;
+
+            if (nlen == 7 && ngx_strncmp(name, "profile", 7) == 0) {
+                profile.data = hdr_end + 4;
+                profile.len = part_end - 2 - profile.data;
+
+            } else if (nlen == 12
+                       && ngx_strncmp(name, "prev_profile", 12) == 0)
+            {
+                ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                        "unsupported client version:"
+                                        " prev_profile is not accepted");
+                return NGX_ERROR;
+
+            } else if (nlen == 18
+                       && ngx_strncmp(name, "sample_type_config", 18) == 0)
+            {
+                ctx->stc.data = hdr_end + 4;
+                ctx->stc.len = part_end - 2 - ctx->stc.data;
+            }
+        }
+
+        p = part_end;
+    }
+
+    if (profile.data == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "multipart body without a \"profile\" part");
+        return NGX_ERROR;
+    }
+
+    *body = profile.data;
+    *len = profile.len;
+
+    return NGX_OK;
+
+bad:
+
+    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                            "malformed multipart/form-data body");
+    return NGX_ERROR;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_pprof(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
+    size_t len)
+{
+    int                  rc;
+    const char          *metric;
+    ngx_uint_t           status;
+    ts_pprof_why_t       why;
+    ProtobufCAllocator   a;
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_pprof_init(&ctx->prof, &a, NULL);
+
+    rc = ts_pprof_parse(&ctx->prof, body, len, &why);
+    if (rc != TS_OK) {
+        status = (why.code == TS_PPROF_TOO_LARGE)
+                 ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                 : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                 : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, why.msg);
+        return NGX_ERROR;
+    }
+
+    if (ctx->prof.ntypes == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "pprof profile without sample types");
+        return NGX_ERROR;
+    }
+
+    /* fixTime: a zero or 1970 time (old agents) becomes "from" */
+
+    if (ctx->prof.time_nanos < 31536000000000000LL) {
+        ctx->prof.time_nanos = ctx->from;
+    }
+
+    metric = ngx_http_tsdb_prof_metric(ctx);
+
+    ctx->put.name = metric;
+    ctx->put.name_len = ngx_strlen(metric);
+
+    /* createLabels: service_name is the whole app name */
+
+    return ngx_http_tsdb_prof_label(ctx, "service_name", 12, ctx->app.data,
+                                    ctx->app.len);
+}
+
+
+/* the display name a sample_type_config part gives type st, if any */
+
+static ngx_int_t
+ngx_http_tsdb_prof_stc(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_pprof_str_t *st, ngx_str_t *out)
+{
+    u_char  *p, *last, *q, *obj_end;
+    u_char   key[260];
+
+    if (ctx->stc.len == 0 || st->len > 255) {
+        return NGX_DECLINED;
+    }
+
+    key[0] = '"';
+    ngx_memcpy(key + 1, st->data, st->len);
+    key[st->len + 1] = '"';
+
+    last = ctx->stc.data + ctx->stc.len;
+
+    p = ngx_strlcasestrn(ctx->stc.data, last, key, st->len + 1);
+    if (p == NULL) {
+        return NGX_DECLINED;
+    }
+
+    obj_end = ngx_strlchr(p, last, '}');
+    if (obj_end == NULL) {
+        return NGX_DECLINED;
+    }
+
+    q = ngx_strlcasestrn(p, obj_end, (u_char *) "\"display-name\"", 13);
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    q = ngx_strlchr(q + 14, obj_end, '"');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    out->data = q + 1;
+    q = ngx_strlchr(q + 1, obj_end, '"');
+    if (q == NULL) {
+        return NGX_DECLINED;
+    }
+
+    out->len = q - out->data;
+
+    return NGX_OK;
+}
+
+
+/* RawProfile.metricName */
+
+static const char *
+ngx_http_tsdb_prof_metric(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    char                   name[256];
+    u_char                *q;
+    uint32_t               i, j;
+    ngx_str_t              dn;
+    ts_pprof_t            *p;
+    const ts_pprof_str_t  *st;
+
+    p = &ctx->prof;
+
+    for (i = 0; i < p->ntypes; i++) {
+        st = ts_pprof_string(p, p->types[i].type);
+        if (st->len == 4 && ngx_strncmp(st->data, "wall", 4) == 0) {
+            return "wall";
+        }
+    }
+
+    for (i = 0; i < p->ntypes; i++) {
+        st = ts_pprof_string(p, p->types[i].type);
+        ngx_cpystrn((u_char *) name, (u_char *) st->data,
+                    ngx_min(st->len + 1, sizeof(name)));
+
+        if (ngx_http_tsdb_prof_stc(ctx, st, &dn) == NGX_OK) {
+            ngx_cpystrn((u_char *) name, dn.data,
+                        ngx_min(dn.len + 1, sizeof(name)));
+
+        } else if (ctx->stc.len == 0) {
+            for (j = 0; ngx_http_tsdb_prof_display[j][0]; j++) {
+                if (ngx_strcmp(name, ngx_http_tsdb_prof_display[j][0]) == 0)
+                {
+                    ngx_cpystrn((u_char *) name,
+                                (u_char *) ngx_http_tsdb_prof_display[j][1],
+                                sizeof(name));
+                    break;
+                }
+            }
+        }
+
+        if (ngx_strstr(name, "cpu")) {
+            return "process_cpu";
+        }
+
+        if (ngx_strstr(name, "alloc_") || ngx_strstr(name, "inuse_")
+            || ngx_strcmp(name, "space") == 0
+            || ngx_strcmp(name, "objects") == 0)
+        {
+            return "memory";
+        }
+
+        if (ngx_strstr(name, "mutex_")) {
+            return "mutex";
+        }
+
+        if (ngx_strstr(name, "block_")) {
+            return "block";
+        }
+
+        if (ngx_strstr(name, "goroutines")) {
+            return "goroutines";
+        }
+    }
+
+    /* "should not happen" in Pyroscope: the last type's name */
+
+    st = ts_pprof_string(p, p->types[p->ntypes - 1].type);
+
+    q = ngx_pnalloc(ctx->request->pool, st->len + 1);
+    if (q == NULL) {
+        return "unknown";
+    }
+
+    (void) ngx_cpystrn(q, (u_char *) st->data, st->len + 1);
+
+    return (const char *) q;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
+    size_t len, ts_folded_fmt_t fmt)
+{
+    int                                rc;
+    u_char                            *dot;
+    ngx_str_t                          app, suffix;
+    ngx_uint_t                         i, status;
+    ts_pprof_why_t                     why;
+    ts_folded_opts_t                   o;
+    ProtobufCAllocator                 a;
+    const ngx_http_tsdb_prof_type_t   *t;
+
+    app = ctx->app;
+    dot = NULL;
+
+    for (i = app.len; i > 0; i--) {
+        if (app.data[i - 1] == '.') {
+            dot = &app.data[i - 1];
+            break;
+        }
+    }
+
+    if (dot == NULL) {
+        ngx_str_set(&suffix, "cpu");
+
+    } else {
+        suffix.data = dot + 1;
+        suffix.len = app.data + app.len - suffix.data;
+        app.len = dot - app.data;
+    }
+
+    for (t = ngx_http_tsdb_prof_types; t->suffix; t++) {
+        if (ngx_strlen(t->suffix) == suffix.len
+            && ngx_strncmp(t->suffix, suffix.data, suffix.len) == 0)
+        {
+            break;
+        }
+    }
+
+    if (t->suffix == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "unknown profile type in \"name\"");
+        return NGX_ERROR;
+    }
+
+    ngx_memzero(&o, sizeof(ts_folded_opts_t));
+    o.type = t->type ? t->type : t->suffix;
+    o.unit = t->unit;
+    o.time_nanos = ctx->from;
+    o.duration_nanos = ctx->until > ctx->from ? ctx->until - ctx->from : 0;
+
+    /* cpu and wall: counts scaled by the period, as the adapter does */
+
+    if (ngx_strcmp(t->metric, "process_cpu") == 0
+        || ngx_strcmp(t->metric, "wall") == 0)
+    {
+        o.period = 1000000000 / ctx->rate;
+        o.scale = o.period;
+        o.period_type = "cpu";
+        o.period_unit = "nanoseconds";
+        o.type = (t->metric[0] == 'w') ? "wall" : "cpu";
+        o.unit = "nanoseconds";
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_pprof_init(&ctx->prof, &a, NULL);
+
+    rc = ts_folded_parse(&ctx->prof, fmt, (char *) body, len, &o, &why);
+    if (rc != TS_OK) {
+        status = (why.code == TS_PPROF_TOO_LARGE)
+                 ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                 : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                 : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, why.msg);
+        return NGX_ERROR;
+    }
+
+    ctx->put.name = t->metric;
+    ctx->put.name_len = ngx_strlen(t->metric);
+
+    /* a user's service_name wins; the app name goes to app_name */
+
+    for (i = 0; i < ctx->nlabels; i++) {
+        if (ctx->labels[i].name_len == 12
+            && ngx_strncmp(ctx->labels[i].name, "service_name", 12) == 0)
+        {
+            return ngx_http_tsdb_prof_label(ctx, "app_name", 8, app.data,
+                                            app.len);
+        }
+    }
+
+    return ngx_http_tsdb_prof_label(ctx, "service_name", 12, app.data,
+                                    app.len);
+}
+
+
+static void
+ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    ctx->put.tenant = (char *) ctx->tenant.data;
+    ctx->put.tenant_len = ctx->tenant.len;
+    ctx->put.labels = ctx->labels;
+    ctx->put.nlabels = ctx->nlabels;
+    ctx->put.time_nanos = ctx->from;
+    ctx->put.prof = &ctx->prof;
+
+#if (NGX_THREADS)
+
+    if (ctx->zone->thread_pool != NULL) {
+        ngx_thread_task_t  *task;
+
+        task = ngx_thread_task_alloc(r->pool,
+                                     sizeof(ngx_http_tsdb_prof_ctx_t *));
+        if (task != NULL) {
+            *(ngx_http_tsdb_prof_ctx_t **) task->ctx = ctx;
+            task->handler = ngx_http_tsdb_prof_thread;
+            task->event.handler = ngx_http_tsdb_prof_done;
+            task->event.data = ctx;
+            task->event.log = r->connection->log;
+
+            if (ngx_thread_task_post(ctx->zone->thread_pool, task)
+                == NGX_OK)
+            {
+                r->main->blocked++;
+                return;
+            }
+        }
+
+        /* no task: the write runs here */
+    }
+
+#endif
+
+    ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
+                            ctx->err, sizeof(ctx->err));
+
+    ngx_http_tsdb_prof_stored(ctx);
+}
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_tsdb_prof_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_tsdb_prof_ctx_t  *ctx = *(ngx_http_tsdb_prof_ctx_t **) data;
+
+    ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
+                            ctx->err, sizeof(ctx->err));
+}
+
+
+static void
+ngx_http_tsdb_prof_done(ngx_event_t *ev)
+{
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_tsdb_prof_ctx_t  *ctx = ev->data;
+
+    r = ctx->request;
+    c = r->connection;
+
+    r->main->blocked--;
+
+    ngx_http_tsdb_prof_stored(ctx);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+static void
+ngx_http_tsdb_prof_stored(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    switch (ctx->rc) {
+
+    case TS_OK:
+        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "tsdb profile stored: %uD series, %uL symbol bytes,"
+                       " %uL row bytes", ctx->stats.series,
+                       ctx->stats.symbol_bytes, ctx->stats.row_bytes);
+        ctx->status = NGX_HTTP_OK;
+        break;
+
+    case TS_ERR_INVALID:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, ctx->err);
+        break;
+
+    case TS_ERR_FULL:
+    case TS_ERR_AGAIN:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                ctx->err);
+        break;
+
+    default:
+        ngx_log_error(NGX_LOG_ALERT, ctx->request->connection->log, 0,
+                      "tsdb profile store: %s", ctx->err);
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "profile store write failed");
+        break;
+    }
+
+    ngx_http_tsdb_prof_reply(ctx);
+}
+
+
+static void
+ngx_http_tsdb_prof_fail(ngx_http_tsdb_prof_ctx_t *ctx, ngx_uint_t status,
+    const char *reason)
+{
+    size_t  len;
+
+    ctx->status = status;
+
+    len = ngx_strlen(reason);
+    ctx->reason.data = ngx_pnalloc(ctx->request->pool, len + 1);
+
+    if (ctx->reason.data == NULL) {
+        ngx_str_set(&ctx->reason, "out of memory");
+        return;
+    }
+
+    ngx_memcpy(ctx->reason.data, reason, len + 1);
+    ctx->reason.len = len;
+}
+
+
+static void
+ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    ngx_uint_t           level;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (ctx->status >= NGX_HTTP_BAD_REQUEST) {
+        level = (ctx->status >= NGX_HTTP_INTERNAL_SERVER_ERROR)
+                ? NGX_LOG_WARN : NGX_LOG_INFO;
+        ngx_log_error(level, r->connection->log, 0,
+                      "tsdb profile ingest: %ui %V", ctx->status,
+                      &ctx->reason);
+
+        if (ctx->status == NGX_HTTP_SERVICE_UNAVAILABLE
+            && ngx_http_tsdb_header(r, "Retry-After", "5") != NGX_OK)
+        {
+            ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+            return;
+        }
+
+        ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, ctx->status,
+                                  (char *) ctx->reason.data));
+        return;
+    }
+
+    ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, NGX_HTTP_OK, ""));
+}
