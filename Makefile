@@ -40,6 +40,7 @@ FUZZERS := $(patsubst fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_OBJS := $(patsubst %.c,$(BUILD)/fuzzobj/%.o,$(STORE_SRCS) $(PROTO_SRCS))
 PROTO_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(PROTO_SRCS))
 RWGEN := $(BUILD)/rwgen
+QLOAD := $(BUILD)/bench/qload
 PROMQL_PARSE := $(BUILD)/promql_parse
 PPROF_MERGE := $(BUILD)/pprof-merge
 PSTORE_DUMP := $(BUILD)/pstore-dump
@@ -54,7 +55,8 @@ $(shell mkdir -p $(BUILD); \
     || echo '$(STORE_SRCS) $(PROTO_SRCS) $(MOD_SRCS) $(HDRS)' > $(SRCLIST))
 
 .PHONY: all build module deps run test unit asan lint prove proto \
-    proto-check clang static fuzz fuzz-build fuzz-regress bench clean
+    proto-check clang static fuzz fuzz-build fuzz-regress bench bench-query \
+    clean
 
 all: build
 
@@ -65,6 +67,11 @@ build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE) $(PSTORE_DUMP)
 
 $(RWGEN): bench/rwgen.c $(PROTO_OBJS)
 	gcc $(STORE_CFLAGS) $< $(PROTO_OBJS) -o $@ -lprotobuf-c -lsnappy
+
+# the query benchmark's data set, by remote write (bench/query-compare)
+$(QLOAD): bench/qload.c $(PROTO_OBJS)
+	@mkdir -p $(dir $@)
+	gcc $(STORE_CFLAGS) $< $(PROTO_OBJS) -o $@ -lprotobuf-c -lsnappy -lm
 
 # PromQL expressions in, verdicts and canonical forms out (t/040)
 $(PROMQL_PARSE): bench/promql_parse.c $(STORE_OBJS)
@@ -191,6 +198,11 @@ prove: build
 # BENCH_ARGS=--quick for a short one.  Not part of make test.
 bench: build
 	@bench/compare $(BENCH_ARGS)
+
+# PromQL range-query latency, ngx_tsdb against Prometheus on the same
+# data, one run; BENCH_ARGS=--quick for a short one.  Not in make test.
+bench-query: build $(QLOAD)
+	@bench/query-compare $(BENCH_ARGS)
 
 proto:
 	@.ci/proto gen
