@@ -785,6 +785,7 @@ ts_ps_resolve(ts_ps_merge_t *m)
             }
 
             node = ts_ps_get32(v.mv_data);
+            loc = 0;
 
             rc = ts_ps_out_location(m, ts_ps_get32((uint8_t *) v.mv_data
                                                    + 4), &loc);
@@ -1058,6 +1059,7 @@ ts_ps_out_location(ts_ps_merge_t *m, uint32_t id, uint32_t *out)
     b = v.mv_data;
     addr = ts_ps_get64(b + 4);
     mapping = 0;
+    start = 0;
     rc = TS_OK;
 
     if (ts_ps_get32(b) != 0) {
