@@ -210,6 +210,11 @@ ngx_int_t ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
     ngx_http_tsdb_main_conf_t *mcf);
 void ngx_http_tsdb_profile_exit_process(ngx_http_tsdb_main_conf_t *mcf);
 
+typedef void (*ngx_http_tsdb_work_pt)(void *data);
+
+void ngx_http_tsdb_offload(ngx_http_request_t *r, ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_work_pt work, ngx_http_tsdb_work_pt done, void *data);
+
 ngx_int_t ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf,
     size_t *len);
 ngx_int_t ngx_http_tsdb_reply(ngx_http_request_t *r, ngx_uint_t status,

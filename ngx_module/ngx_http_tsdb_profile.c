@@ -81,10 +81,9 @@ static ngx_int_t ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx,
 static const char *ngx_http_tsdb_prof_metric(ngx_http_tsdb_prof_ctx_t *ctx);
 static void ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx);
 #if (NGX_THREADS)
-static void ngx_http_tsdb_prof_thread(void *data, ngx_log_t *log);
-static void ngx_http_tsdb_prof_done(ngx_event_t *ev);
+static void ngx_http_tsdb_prof_put(void *data);
 #endif
-static void ngx_http_tsdb_prof_stored(ngx_http_tsdb_prof_ctx_t *ctx);
+static void ngx_http_tsdb_prof_stored(void *data);
 static void ngx_http_tsdb_prof_fail(ngx_http_tsdb_prof_ctx_t *ctx,
     ngx_uint_t status, const char *reason);
 static void ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx);
@@ -991,46 +990,17 @@ ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
     ctx->put.time_nanos = ctx->from;
     ctx->put.prof = &ctx->prof;
 
-#if (NGX_THREADS)
-
-    if (ctx->zone->thread_pool != NULL) {
-        ngx_thread_task_t  *task;
-
-        task = ngx_thread_task_alloc(r->pool,
-                                     sizeof(ngx_http_tsdb_prof_ctx_t *));
-        if (task != NULL) {
-            *(ngx_http_tsdb_prof_ctx_t **) task->ctx = ctx;
-            task->handler = ngx_http_tsdb_prof_thread;
-            task->event.handler = ngx_http_tsdb_prof_done;
-            task->event.data = ctx;
-            task->event.log = r->connection->log;
-
-            if (ngx_thread_task_post(ctx->zone->thread_pool, task)
-                == NGX_OK)
-            {
-                r->main->blocked++;
-                return;
-            }
-        }
-
-        /* no task: the write runs here */
-    }
-
-#endif
-
-    ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
-                            ctx->err, sizeof(ctx->err));
-
-    ngx_http_tsdb_prof_stored(ctx);
+    ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_prof_put,
+                          ngx_http_tsdb_prof_stored, ctx);
 }
 
 
-#if (NGX_THREADS)
+/* in the thread pool: the synced LMDB commit */
 
 static void
-ngx_http_tsdb_prof_thread(void *data, ngx_log_t *log)
+ngx_http_tsdb_prof_put(void *data)
 {
-    ngx_http_tsdb_prof_ctx_t  *ctx = *(ngx_http_tsdb_prof_ctx_t **) data;
+    ngx_http_tsdb_prof_ctx_t  *ctx = data;
 
     ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
                             ctx->err, sizeof(ctx->err));
@@ -1038,27 +1008,10 @@ ngx_http_tsdb_prof_thread(void *data, ngx_log_t *log)
 
 
 static void
-ngx_http_tsdb_prof_done(ngx_event_t *ev)
+ngx_http_tsdb_prof_stored(void *data)
 {
-    ngx_connection_t          *c;
-    ngx_http_request_t        *r;
-    ngx_http_tsdb_prof_ctx_t  *ctx = ev->data;
+    ngx_http_tsdb_prof_ctx_t  *ctx = data;
 
-    r = ctx->request;
-    c = r->connection;
-
-    r->main->blocked--;
-
-    ngx_http_tsdb_prof_stored(ctx);
-    ngx_http_run_posted_requests(c);
-}
-
-#endif
-
-
-static void
-ngx_http_tsdb_prof_stored(ngx_http_tsdb_prof_ctx_t *ctx)
-{
     switch (ctx->rc) {
 
     case TS_OK:

@@ -99,7 +99,7 @@ static ngx_int_t ngx_http_tsdb_query_seconds(ngx_str_t *s, char *buf,
 static ngx_int_t ngx_http_tsdb_query_time(ngx_str_t *s, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms);
 static ngx_int_t ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx);
-static void ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_run(void *data);
 static void ngx_http_tsdb_query_eval(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx);
@@ -107,12 +107,8 @@ static void ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_status(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx,
     ngx_uint_t status, const char *type, const char *fmt, ...);
-static void ngx_http_tsdb_query_send(ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_send(void *data);
 static void ngx_http_tsdb_query_cleanup(void *data);
-#if (NGX_THREADS)
-static void ngx_http_tsdb_query_thread(void *data, ngx_log_t *log);
-static void ngx_http_tsdb_query_done(ngx_event_t *ev);
-#endif
 
 
 ngx_int_t
@@ -260,35 +256,9 @@ ngx_http_tsdb_query_start(ngx_http_request_t *r,
         ctx->src[ctx->nsrc++] = &ctx->ds.src;
     }
 
-#if (NGX_THREADS)
-
-    if (ctx->zone->thread_pool != NULL && ctx->ep != NGX_HTTP_TSDB_EP_BUILDINFO)
-    {
-        ngx_thread_task_t  *task;
-
-        task = ngx_thread_task_alloc(r->pool,
-                                     sizeof(ngx_http_tsdb_query_ctx_t *));
-        if (task != NULL) {
-            *(ngx_http_tsdb_query_ctx_t **) task->ctx = ctx;
-            task->handler = ngx_http_tsdb_query_thread;
-            task->event.handler = ngx_http_tsdb_query_done;
-            task->event.data = ctx;
-            task->event.log = r->connection->log;
-
-            if (ngx_thread_task_post(ctx->zone->thread_pool, task)
-                == NGX_OK)
-            {
-                r->main->blocked++;
-                return;
-            }
-        }
-
-        /* no task: the work runs here */
-    }
-
-#endif
-
-    ngx_http_tsdb_query_run(ctx);
+    ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_query_run,
+                          ngx_http_tsdb_query_send, ctx);
+    return;
 
 send:
 
@@ -296,36 +266,6 @@ send:
 }
 
 
-#if (NGX_THREADS)
-
-static void
-ngx_http_tsdb_query_thread(void *data, ngx_log_t *log)
-{
-    ngx_http_tsdb_query_ctx_t  *ctx = *(ngx_http_tsdb_query_ctx_t **) data;
-
-    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "tsdb query thread");
-
-    ngx_http_tsdb_query_run(ctx);
-}
-
-
-static void
-ngx_http_tsdb_query_done(ngx_event_t *ev)
-{
-    ngx_connection_t           *c;
-    ngx_http_request_t         *r;
-    ngx_http_tsdb_query_ctx_t  *ctx = ev->data;
-
-    r = ctx->request;
-    c = r->connection;
-
-    r->main->blocked--;
-
-    ngx_http_tsdb_query_send(ctx);
-    ngx_http_run_posted_requests(c);
-}
-
-#endif
 
 
 /* the part of the URI after "api/v1/" */
@@ -944,8 +884,10 @@ ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx)
 /* In the thread pool, or on the event loop without one. */
 
 static void
-ngx_http_tsdb_query_run(ngx_http_tsdb_query_ctx_t *ctx)
+ngx_http_tsdb_query_run(void *data)
 {
+    ngx_http_tsdb_query_ctx_t  *ctx = data;
+
     switch (ctx->ep) {
 
     case NGX_HTTP_TSDB_EP_QUERY:
@@ -1982,8 +1924,10 @@ ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx, ngx_uint_t status,
 
 
 static void
-ngx_http_tsdb_query_send(ngx_http_tsdb_query_ctx_t *ctx)
+ngx_http_tsdb_query_send(void *data)
 {
+    ngx_http_tsdb_query_ctx_t  *ctx = data;
+
     ngx_int_t            rc;
     ngx_buf_t           *b;
     ngx_uint_t           level;

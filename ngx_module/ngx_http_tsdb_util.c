@@ -156,3 +156,89 @@ ngx_http_tsdb_pfree(void *data, void *p)
 {
     /* freed with the request pool */
 }
+
+
+/*
+ * Request work off the event loop: work(data) runs in zone z's thread
+ * pool while the request is blocked, then done(data) on the event loop;
+ * without a pool, or when the pool refuses the task, both run here.
+ * work may touch only what is thread-safe: the shared zone, the LMDB
+ * handles and memory that nobody else uses meanwhile.
+ */
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_http_tsdb_work_pt       work;
+    ngx_http_tsdb_work_pt       done;
+    void                       *data;
+} ngx_http_tsdb_offload_t;
+
+
+#if (NGX_THREADS)
+
+static void
+ngx_http_tsdb_offload_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_tsdb_offload_t  *o = data;
+
+    ngx_log_debug0(NGX_LOG_DEBUG_HTTP, log, 0, "tsdb thread task");
+
+    o->work(o->data);
+}
+
+
+static void
+ngx_http_tsdb_offload_done(ngx_event_t *ev)
+{
+    ngx_connection_t         *c;
+    ngx_http_request_t       *r;
+    ngx_http_tsdb_offload_t  *o = ev->data;
+
+    r = o->request;
+    c = r->connection;
+
+    r->main->blocked--;
+
+    o->done(o->data);
+    ngx_http_run_posted_requests(c);
+}
+
+#endif
+
+
+void
+ngx_http_tsdb_offload(ngx_http_request_t *r, ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_work_pt work, ngx_http_tsdb_work_pt done, void *data)
+{
+#if (NGX_THREADS)
+    ngx_thread_task_t        *task;
+    ngx_http_tsdb_offload_t  *o;
+
+    if (z->thread_pool != NULL) {
+        task = ngx_thread_task_alloc(r->pool,
+                                     sizeof(ngx_http_tsdb_offload_t));
+        if (task != NULL) {
+            o = task->ctx;
+            o->request = r;
+            o->work = work;
+            o->done = done;
+            o->data = data;
+
+            task->handler = ngx_http_tsdb_offload_thread;
+            task->event.handler = ngx_http_tsdb_offload_done;
+            task->event.data = o;
+            task->event.log = r->connection->log;
+
+            if (ngx_thread_task_post(z->thread_pool, task) == NGX_OK) {
+                r->main->blocked++;
+                return;
+            }
+        }
+
+        /* no task: the work runs here */
+    }
+#endif
+
+    work(data);
+    done(data);
+}
