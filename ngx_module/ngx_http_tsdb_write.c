@@ -83,7 +83,7 @@ static ngx_int_t ngx_http_tsdb_write_log(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ngx_http_tsdb_zone_t *z,
     ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z,
-    uint8_t type, size_t size, ngx_http_tsdb_wal_batch_t *wb);
+    uint8_t type, ngx_http_tsdb_wal_batch_t *wb);
 static void ngx_http_tsdb_write_synced(ngx_http_tsdb_sync_wait_t *w,
     ngx_int_t rc);
 static void ngx_http_tsdb_write_reply(ngx_http_request_t *r,
@@ -801,40 +801,21 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
     size_t     i;
     uint32_t   ref;
 
+    static const uint8_t  types[] = {
+        TS_META_WAL_TYPE, TS_WALREC_SERIES, TS_WALREC_SAMPLES,
+        TS_WALREC_HISTOGRAM_SAMPLES
+    };
+
     if (wb->nsamples == 0 && wb->nhists == 0 && wb->nmeta == 0) {
         return NGX_OK;
     }
 
-    if (wb->nmeta
-        && ngx_http_tsdb_wal_record(z, TS_META_WAL_TYPE,
-               ts_meta_record_size(wb->meta, wb->nmeta), wb)
-           != NGX_OK)
-    {
-        goto failed;
-    }
+    /* SERIES before the samples that refer to them */
 
-    if (wb->nseries
-        && ngx_http_tsdb_wal_record(z, TS_WALREC_SERIES,
-               ts_walrec_series_size(wb->series, wb->nseries), wb)
-           != NGX_OK)
-    {
-        goto failed;
-    }
-
-    if (wb->nsamples
-        && ngx_http_tsdb_wal_record(z, TS_WALREC_SAMPLES,
-               ts_walrec_samples_size(wb->samples, wb->nsamples), wb)
-           != NGX_OK)
-    {
-        goto failed;
-    }
-
-    if (wb->nhists
-        && ngx_http_tsdb_wal_record(z, TS_WALREC_HISTOGRAM_SAMPLES,
-               ts_walrec_hists_size(wb->hists, wb->nhists), wb)
-           != NGX_OK)
-    {
-        goto failed;
+    for (i = 0; i < sizeof(types); i++) {
+        if (ngx_http_tsdb_wal_record(z, types[i], wb) != NGX_OK) {
+            goto failed;
+        }
     }
 
     /*
@@ -887,28 +868,60 @@ failed:
 
 static ngx_int_t
 ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
-    size_t size, ngx_http_tsdb_wal_batch_t *wb)
+    ngx_http_tsdb_wal_batch_t *wb)
 {
     int       rc;
-    size_t    len;
+    size_t    len, size, n;
     uint8_t  *p;
+
+    switch (type) {
+
+    case TS_META_WAL_TYPE:
+        n = wb->nmeta;
+        size = ts_meta_record_size(wb->meta, n);
+        break;
+
+    case TS_WALREC_SERIES:
+        n = wb->nseries;
+        size = ts_walrec_series_size(wb->series, n);
+        break;
+
+    case TS_WALREC_HISTOGRAM_SAMPLES:
+        n = wb->nhists;
+        size = ts_walrec_hists_size(wb->hists, n);
+        break;
+
+    default:
+        n = wb->nsamples;
+        size = ts_walrec_samples_size(wb->samples, n);
+        break;
+    }
+
+    if (n == 0) {
+        return NGX_OK;
+    }
 
     if (ts_wal_reserve(z->wal, size, &p) != TS_OK) {
         return NGX_ERROR;
     }
 
-    if (type == TS_WALREC_SERIES) {
-        rc = ts_walrec_series_encode(p, size, wb->series, wb->nseries, &len);
+    switch (type) {
 
-    } else if (type == TS_META_WAL_TYPE) {
-        rc = ts_meta_record_encode(p, size, wb->meta, wb->nmeta, &len);
+    case TS_META_WAL_TYPE:
+        rc = ts_meta_record_encode(p, size, wb->meta, n, &len);
+        break;
 
-    } else if (type == TS_WALREC_HISTOGRAM_SAMPLES) {
-        rc = ts_walrec_hists_encode(p, size, wb->hists, wb->nhists, &len);
+    case TS_WALREC_SERIES:
+        rc = ts_walrec_series_encode(p, size, wb->series, n, &len);
+        break;
 
-    } else {
-        rc = ts_walrec_samples_encode(p, size, wb->samples, wb->nsamples,
-                                      &len);
+    case TS_WALREC_HISTOGRAM_SAMPLES:
+        rc = ts_walrec_hists_encode(p, size, wb->hists, n, &len);
+        break;
+
+    default:
+        rc = ts_walrec_samples_encode(p, size, wb->samples, n, &len);
+        break;
     }
 
     if (rc != TS_OK || ts_wal_commit(z->wal, type, len, NULL) != TS_OK) {
