@@ -51,6 +51,7 @@
 #include "prometheus_remote.pb-c.h"
 #include "ts_chunk.h"
 #include "ts_crc32c.h"
+#include "ts_hchunk.h"
 #include "ts_rread.h"
 #include "ts_sset.h"
 
@@ -88,6 +89,7 @@ typedef struct {
     int64_t                 maxt;
     size_t                  off;
     size_t                  len;
+    uint32_t                enc;
 } ts_rr_cmeta_t;
 
 
@@ -149,11 +151,17 @@ static int ts_rr_stage(ts_rread_t *rr, const ts_sset_chunk_t *ch);
 static int ts_rr_frame_encode(ts_rread_t *rr);
 static int ts_rr_series_samples(ts_rread_t *rr);
 static int ts_rr_sample(ts_buf_t *b, int64_t t, uint64_t v);
+static int ts_rr_histogram(ts_buf_t *b, int64_t t, const ts_hist_t *h);
+static uint8_t *ts_pb_spans(uint8_t *p, uint8_t tag, const ts_hspan_t *sp,
+    uint32_t n);
+static uint8_t *ts_pb_packed_f64(uint8_t *p, uint8_t tag, const double *v,
+    uint32_t n);
 static int ts_rr_compress(ts_rread_t *rr);
 
 static int ts_buf_open(ts_buf_t *b, uint8_t tag, size_t *start);
 static void ts_buf_close(ts_buf_t *b, size_t start);
 static size_t ts_pb_vsize(uint64_t v);
+static uint64_t ts_rr_f64(double d);
 static uint8_t *ts_pb_varint(uint8_t *p, uint64_t v);
 static uint8_t *ts_pb_fixed64(uint8_t *p, uint64_t v);
 static size_t ts_pb_label_size(const ts_label_t *l);
@@ -827,6 +835,7 @@ ts_rr_stage(ts_rread_t *rr, const ts_sset_chunk_t *ch)
     rr->staged[rr->nstaged].maxt = ch->maxt;
     rr->staged[rr->nstaged].off = rr->stage.len;
     rr->staged[rr->nstaged].len = ch->len;
+    rr->staged[rr->nstaged].enc = ch->encoding;
     rr->nstaged++;
 
     memcpy(rr->stage.p + rr->stage.len, ch->data, ch->len);
@@ -891,7 +900,7 @@ ts_rr_frame_encode(ts_rread_t *rr)
         }
 
         *p++ = TS_PB_VAR3;
-        *p++ = TS_XOR_ENCODING;
+        *p++ = (uint8_t) c->enc;
         *p++ = TS_PB_LEN4;
         p = ts_pb_varint(p, c->len);
         memcpy(p, rr->stage.p + c->off, c->len);
@@ -922,11 +931,10 @@ ts_rr_frame_encode(ts_rread_t *rr)
 static int
 ts_rr_series_samples(ts_rread_t *rr)
 {
-    int       rc;
-    size_t    start, n;
-    int64_t   t;
-    uint64_t  v;
-    uint8_t  *p;
+    int              rc;
+    size_t           start, n;
+    uint8_t         *p;
+    ts_sset_value_t  val;
 
     if (ts_buf_open(&rr->rbuf, TS_PB_LEN1, &start) != TS_OK
         || ts_buf_reserve(&rr->rbuf, ts_pb_labels_size(rr->labels,
@@ -940,14 +948,27 @@ ts_rr_series_samples(ts_rread_t *rr)
     rr->rbuf.len = (size_t) (p - rr->rbuf.p);
     n = 0;
 
-    while ((rc = ts_sset_sample(rr->ss, &t, &v)) == 1) {
+    /*
+     * Samples (field 2) and histograms (field 4) in time order: repeated
+     * fields may interleave, a decoder appends each to its own list
+     */
+
+    while ((rc = ts_sset_value(rr->ss, &val)) == 1) {
         if (rr->conf.max_samples && ++rr->qsamples > rr->conf.max_samples) {
             return ts_rr_fail(&rr->e, TS_ERR_LIMIT, 1, "exceeded sample "
                               "limit (%llu)",
                               (unsigned long long) rr->conf.max_samples);
         }
 
-        if (ts_rr_sample(&rr->rbuf, t, v) != TS_OK) {
+        if (val.enc == TS_XOR_ENCODING) {
+            rc = ts_rr_sample(&rr->rbuf, val.t, val.v);
+
+        } else {
+            rc = ts_rr_histogram(&rr->rbuf, val.t, &val.h);
+            rr->st.histograms++;
+        }
+
+        if (rc != TS_OK) {
             return ts_rr_fail(&rr->e, TS_ERR_NOMEM, 0, "out of memory");
         }
 
@@ -1003,6 +1024,185 @@ ts_rr_sample(ts_buf_t *b, int64_t t, uint64_t v)
     b->len = (size_t) (p - b->p);
 
     return TS_OK;
+}
+
+
+/*
+ * A Histogram field (4) of TimeSeries, as Prometheus's
+ * HistogramToHistogramProto / FloatHistogramToHistogramProto fill it:
+ * the count and zero count oneofs always set (integer or float), other
+ * scalars left out when zero, repeated numbers packed.
+ */
+
+#define TS_PB_ZZ(v)  (((uint64_t) (v) << 1) ^ (uint64_t) ((v) >> 63))
+
+static int
+ts_rr_histogram(ts_buf_t *b, int64_t t, const ts_hist_t *h)
+{
+    size_t     start, need;
+    uint8_t   *p;
+    uint32_t   i;
+    uint64_t   zt;
+    size_t     dsize;
+
+    need = 6 + 11 + 9 + 6 + 9 + 11 + 11 + 11
+           + (size_t) (h->n_neg_spans + h->n_pos_spans) * 18
+           + (size_t) (h->n_neg + h->n_pos + h->n_custom) * 10 + 3 * 11;
+
+    if (ts_buf_open(b, TS_PB_LEN4, &start) != TS_OK
+        || ts_buf_reserve(b, need) != TS_OK)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    p = b->p + b->len;
+    memcpy(&zt, &h->zero_threshold, 8);
+
+    if (h->is_float) {
+        *p++ = 0x11;                                /* count_float */
+        p = ts_pb_fixed64(p, ts_rr_f64(h->fcount));
+
+    } else {
+        *p++ = 0x08;                                /* count_int */
+        p = ts_pb_varint(p, h->count);
+    }
+
+    if (h->sum != 0) {
+        *p++ = 0x19;
+        p = ts_pb_fixed64(p, h->sum);
+    }
+
+    if (h->schema != 0) {
+        *p++ = 0x20;                                /* sint32 */
+        p = ts_pb_varint(p, (uint32_t) ((uint32_t) h->schema << 1)
+                            ^ (uint32_t) (h->schema >> 31));
+    }
+
+    if (zt != 0) {
+        *p++ = 0x29;
+        p = ts_pb_fixed64(p, zt);
+    }
+
+    if (h->is_float) {
+        *p++ = 0x39;                                /* zero_count_float */
+        p = ts_pb_fixed64(p, ts_rr_f64(h->fzero_count));
+
+    } else {
+        *p++ = 0x30;                                /* zero_count_int */
+        p = ts_pb_varint(p, h->zero_count);
+    }
+
+    p = ts_pb_spans(p, 0x42, h->neg_spans, h->n_neg_spans);
+
+    if (h->n_neg && !h->is_float) {
+        dsize = 0;
+
+        for (i = 0; i < h->n_neg; i++) {
+            dsize += ts_pb_vsize(TS_PB_ZZ(h->neg_deltas[i]));
+        }
+
+        *p++ = 0x4a;
+        p = ts_pb_varint(p, dsize);
+
+        for (i = 0; i < h->n_neg; i++) {
+            p = ts_pb_varint(p, TS_PB_ZZ(h->neg_deltas[i]));
+        }
+    }
+
+    if (h->n_neg && h->is_float) {
+        p = ts_pb_packed_f64(p, 0x52, h->neg_counts, h->n_neg);
+    }
+
+    p = ts_pb_spans(p, 0x5a, h->pos_spans, h->n_pos_spans);
+
+    if (h->n_pos && !h->is_float) {
+        dsize = 0;
+
+        for (i = 0; i < h->n_pos; i++) {
+            dsize += ts_pb_vsize(TS_PB_ZZ(h->pos_deltas[i]));
+        }
+
+        *p++ = 0x62;
+        p = ts_pb_varint(p, dsize);
+
+        for (i = 0; i < h->n_pos; i++) {
+            p = ts_pb_varint(p, TS_PB_ZZ(h->pos_deltas[i]));
+        }
+    }
+
+    if (h->n_pos && h->is_float) {
+        p = ts_pb_packed_f64(p, 0x6a, h->pos_counts, h->n_pos);
+    }
+
+    if (h->reset_hint != 0) {
+        *p++ = 0x70;
+        p = ts_pb_varint(p, h->reset_hint);
+    }
+
+    if (t != 0) {
+        *p++ = 0x78;
+        p = ts_pb_varint(p, (uint64_t) t);
+    }
+
+    if (h->n_custom) {
+        *p++ = 0x82;                                /* field 16 */
+        p = ts_pb_packed_f64(p, 0x01, h->custom_values, h->n_custom);
+    }
+
+    b->len = (size_t) (p - b->p);
+    ts_buf_close(b, start);
+
+    return TS_OK;
+}
+
+
+/* repeated BucketSpan{sint32 offset = 1; uint32 length = 2} */
+
+static uint8_t *
+ts_pb_spans(uint8_t *p, uint8_t tag, const ts_hspan_t *sp, uint32_t n)
+{
+    size_t    body;
+    uint32_t  i, zz;
+
+    for (i = 0; i < n; i++) {
+        zz = ((uint32_t) sp[i].offset << 1)
+             ^ (uint32_t) (sp[i].offset >> 31);
+        body = (zz ? 1 + ts_pb_vsize(zz) : 0)
+               + (sp[i].length ? 1 + ts_pb_vsize(sp[i].length) : 0);
+
+        *p++ = tag;
+        p = ts_pb_varint(p, body);
+
+        if (zz) {
+            *p++ = TS_PB_VAR1;
+            p = ts_pb_varint(p, zz);
+        }
+
+        if (sp[i].length) {
+            *p++ = TS_PB_VAR2;
+            p = ts_pb_varint(p, sp[i].length);
+        }
+    }
+
+    return p;
+}
+
+
+/* tag, then a packed repeated double (the tag's last byte given) */
+
+static uint8_t *
+ts_pb_packed_f64(uint8_t *p, uint8_t tag, const double *v, uint32_t n)
+{
+    uint32_t  i;
+
+    *p++ = tag;
+    p = ts_pb_varint(p, (uint64_t) n * 8);
+
+    for (i = 0; i < n; i++) {
+        p = ts_pb_fixed64(p, ts_rr_f64(v[i]));
+    }
+
+    return p;
 }
 
 
@@ -1095,6 +1295,17 @@ ts_pb_varint(uint8_t *p, uint64_t v)
     *p++ = (uint8_t) v;
 
     return p;
+}
+
+
+static uint64_t
+ts_rr_f64(double d)
+{
+    uint64_t  u;
+
+    memcpy(&u, &d, sizeof(u));
+
+    return u;
 }
 
 

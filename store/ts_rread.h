@@ -10,7 +10,14 @@
  *                        one QueryResult per query, in query order;
  *   STREAMED_XOR_CHUNKS  frames of uvarint(len) | CRC-32C(data) big-
  *                        endian | data, data a ChunkedReadResponse with
- *                        one series and its XOR chunks as stored.
+ *                        one series and its chunks as stored: XOR for
+ *                        floats, HISTOGRAM / FLOAT_HISTOGRAM for native
+ *                        histograms.
+ *
+ * Native histograms: SAMPLES puts them in TimeSeries.histograms as
+ * Prometheus's HistogramToHistogramProto does (count_int / count_float,
+ * zero count, spans, deltas or counts, reset_hint, timestamp); a series
+ * that switched between floats and histograms has both lists.
  *
  * Use: ts_rread_open() (errors of the request itself: body, response
  * types, matchers), then ts_rread_next() until it returns 0; each call
@@ -94,7 +101,8 @@ typedef struct {
 typedef struct {
     uint64_t                queries;
     uint64_t                series;     /* sent */
-    uint64_t                samples;    /* SAMPLES */
+    uint64_t                samples;    /* SAMPLES, histograms included */
+    uint64_t                histograms; /* SAMPLES, of those */
     uint64_t                chunks;     /* STREAMED, sent */
     uint64_t                reencoded;  /* of those, re-encoded */
     uint64_t                frames;

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "ts_chunk.h"
+#include "ts_hchunk.h"
 #include "ts_sset.h"
 
 
@@ -30,6 +31,15 @@
 #define TS_SS_BLOCK          (64 * 1024)
 #define TS_SS_ENC_CAP                                                     \
     (TS_XOR_HEADER_SIZE + TS_XOR_SAMPLES_TARGET * TS_XOR_SAMPLE_MAX_BYTES)
+
+/* a re-encoded histogram chunk; one sample larger than this is an error */
+#define TS_SS_HENC_CAP       (256 * 1024)
+
+/* kinds of samples a call reads: bits 1 << encoding */
+#define TS_SS_FLOATS         (1u << TS_XOR_ENCODING)
+#define TS_SS_HISTS          ((1u << TS_HIST_ENCODING)                     \
+                              | (1u << TS_FHIST_ENCODING))
+#define TS_SS_ALL            (TS_SS_FLOATS | TS_SS_HISTS)
 
 
 typedef struct ts_ss_block_s  ts_ss_block_t;
@@ -55,6 +65,7 @@ typedef struct {
     int64_t                 maxt;
     size_t                  off;
     size_t                  len;
+    uint32_t                enc;
 } ts_ss_cmeta_t;
 
 
@@ -73,9 +84,14 @@ typedef struct {
     int                     stopped;    /* the batch is full */
     int                     err;
     int                     active;     /* decoding cm[i] */
+    uint32_t                enc;        /* cm[i]'s when active */
     ts_xor_iter_t           it;
+    ts_hist_iter_t          hit;
+    void                   *hmem;       /* hit's scratch */
+    size_t                  hmemlen;
     int64_t                 t;          /* next sample when active */
     uint64_t                v;
+    ts_hist_t               h;          /* in hmem */
 } ts_ss_cursor_t;
 
 
@@ -101,9 +117,18 @@ struct ts_sset_s {
     int64_t                 mint;
     int64_t                 maxt;
 
+    unsigned                mask;       /* kinds the call reads */
+    int                     pending;    /* val is read but not used */
+    unsigned                next_hdr;   /* for pending, TS_HIST_HDR_* */
+    ts_sset_value_t         val;        /* the last value read */
+    ts_buf_t                hcopy;      /* val.h's arrays */
+
     uint64_t                reencoded;
     ts_xor_appender_t       a;          /* re-encoding */
     uint8_t                 enc[TS_SS_ENC_CAP];
+    ts_hist_app_t          *ha;         /* histogram re-encoding */
+    size_t                  hasize;
+    uint8_t                *henc;       /* TS_SS_HENC_CAP */
 };
 
 
@@ -115,13 +140,19 @@ static int ts_ss_entry_cmp(const void *a, const void *b);
 static void *ts_ss_palloc(ts_sset_t *ss, size_t size);
 static int ts_ss_refill(ts_ss_cursor_t *c);
 static int ts_ss_collect(void *data, const ts_source_chunk_t *ch);
-static int ts_ss_peek(ts_ss_cursor_t *c, ts_ss_cmeta_t **cm);
+static int ts_ss_peek(ts_ss_cursor_t *c, unsigned mask, ts_ss_cmeta_t **cm);
 static int ts_ss_open_chunk(ts_ss_cursor_t *c);
 static int ts_ss_step(ts_ss_cursor_t *c);
+static int ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val);
+static int ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst,
+    const ts_hist_t *src);
 static int ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp);
 static int ts_ss_boundary(ts_sset_t *ss);
 static int ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out);
 static int ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out);
+static int ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out);
+static int ts_ss_hist_start(ts_sset_t *ss, const ts_sset_value_t *val,
+    unsigned hdr);
 
 
 int
@@ -171,9 +202,13 @@ ts_sset_free(ts_sset_t *ss)
     for (i = 0; i < ss->curcap; i++) {
         free(ss->cur[i].data.p);
         free(ss->cur[i].cm);
+        free(ss->cur[i].hmem);
     }
 
     free(ss->cur);
+    free(ss->hcopy.p);
+    free(ss->ha);
+    free(ss->henc);
     free(ss->ents);
     free(ss->src);
     free(ss);
@@ -290,6 +325,7 @@ ts_sset_next(ts_sset_t *ss, const ts_label_t **l, uint32_t *n)
     *l = en->labels;
     *n = en->n;
     ss->has_last = 0;
+    ss->pending = 0;
     ss->pos = end;
 
     return 1;
@@ -318,6 +354,7 @@ ts_sset_reset(ts_sset_t *ss)
     ss->distinct = 0;
     ss->pos = 0;
     ss->ncur = 0;
+    ss->pending = 0;
 }
 
 
@@ -567,9 +604,30 @@ ts_ss_collect(void *data, const ts_source_chunk_t *ch)
 
     c = data;
 
-    if (ch->encoding != TS_XOR_ENCODING || ch->len < TS_XOR_HEADER_SIZE
-        || ch->mint > ch->maxt)
-    {
+    /* unknown encodings are not ours to read: left out */
+
+    switch (ch->encoding) {
+
+    case TS_XOR_ENCODING:
+        if (ch->len < TS_XOR_HEADER_SIZE) {
+            return 0;
+        }
+
+        break;
+
+    case TS_HIST_ENCODING:
+    case TS_FHIST_ENCODING:
+        if (ch->len < TS_HIST_HEADER_SIZE) {
+            return 0;
+        }
+
+        break;
+
+    default:
+        return 0;
+    }
+
+    if (ch->mint > ch->maxt) {
         return 0;
     }
 
@@ -603,6 +661,7 @@ ts_ss_collect(void *data, const ts_source_chunk_t *ch)
     c->cm[c->n].maxt = ch->maxt;
     c->cm[c->n].off = c->data.len;
     c->cm[c->n].len = ch->len;
+    c->cm[c->n].enc = ch->encoding;
     c->n++;
 
     memcpy(c->data.p + c->data.len, ch->data, ch->len);
@@ -619,27 +678,35 @@ ts_ss_collect(void *data, const ts_source_chunk_t *ch)
     return 0;
 }
 
-/* 1 with the cursor's next unopened chunk, 0 if none, or an error */
+/*
+ * 1 with the cursor's next unopened chunk of a kind in mask (others are
+ * passed over), 0 if none, or an error
+ */
 
 static int
-ts_ss_peek(ts_ss_cursor_t *c, ts_ss_cmeta_t **cm)
+ts_ss_peek(ts_ss_cursor_t *c, unsigned mask, ts_ss_cmeta_t **cm)
 {
     int  rc;
 
-    if (c->i == c->n) {
-        rc = ts_ss_refill(c);
-        if (rc < 0) {
-            return rc;
+    for ( ;; ) {
+        if (c->i == c->n) {
+            rc = ts_ss_refill(c);
+            if (rc < 0) {
+                return rc;
+            }
+
+            if (c->n == 0) {
+                return 0;
+            }
         }
 
-        if (c->n == 0) {
-            return 0;
+        if (mask & (1u << c->cm[c->i].enc)) {
+            *cm = &c->cm[c->i];
+            return 1;
         }
+
+        c->i++;
     }
-
-    *cm = &c->cm[c->i];
-
-    return 1;
 }
 
 /* starts decoding cm[i]: 1 with its first sample, 0 if it has none */
@@ -648,12 +715,35 @@ static int
 ts_ss_open_chunk(ts_ss_cursor_t *c)
 {
     int             rc;
+    void           *p;
+    size_t          need;
     ts_ss_cmeta_t  *cm;
 
     cm = &c->cm[c->i];
-    ts_xor_iter_init(&c->it, c->data.p + cm->off, cm->len);
+    c->enc = cm->enc;
 
-    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+    if (cm->enc == TS_XOR_ENCODING) {
+        ts_xor_iter_init(&c->it, c->data.p + cm->off, cm->len);
+        rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+
+    } else {
+        need = ts_hist_iter_need(c->data.p + cm->off, cm->len, cm->enc);
+
+        if (need > c->hmemlen) {
+            p = realloc(c->hmem, need);
+            if (p == NULL) {
+                return TS_ERR_NOMEM;
+            }
+
+            c->hmem = p;
+            c->hmemlen = need;
+        }
+
+        ts_hist_iter_init(&c->hit, c->data.p + cm->off, cm->len, cm->enc,
+                          c->hmem, c->hmemlen);
+        rc = ts_hist_iter_next(&c->hit, &c->t, &c->h);
+    }
+
     if (rc < 0) {
         return rc;
     }
@@ -673,7 +763,12 @@ ts_ss_step(ts_ss_cursor_t *c)
 {
     int  rc;
 
-    rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+    if (c->enc == TS_XOR_ENCODING) {
+        rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+
+    } else {
+        rc = ts_hist_iter_next(&c->hit, &c->t, &c->h);
+    }
 
     if (rc == 0) {
         c->active = 0;
@@ -683,17 +778,72 @@ ts_ss_step(ts_ss_cursor_t *c)
     return rc < 0 ? rc : TS_OK;
 }
 
-/*
- * The next sample of the series in time order over all its sources:
- * 1, 0 at the end, or an error.  Samples outside [mint, maxt] and at or
- * before the last one returned are skipped.
- */
-
 int
 ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
 {
     int              rc;
+    ts_sset_value_t  val;
+
+    ss->mask = TS_SS_FLOATS;
+
+    rc = ts_ss_value(ss, &val);
+    if (rc == 1) {
+        *t = val.t;
+        *v = val.v;
+    }
+
+    return rc;
+}
+
+
+int
+ts_sset_histogram(ts_sset_t *ss, int64_t *t, ts_hist_t *h)
+{
+    int              rc;
+    ts_sset_value_t  val;
+
+    ss->mask = TS_SS_HISTS;
+
+    rc = ts_ss_value(ss, &val);
+    if (rc == 1) {
+        *t = val.t;
+        *h = val.h;
+    }
+
+    return rc;
+}
+
+
+int
+ts_sset_value(ts_sset_t *ss, ts_sset_value_t *val)
+{
+    ss->mask = TS_SS_ALL;
+
+    return ts_ss_value(ss, val);
+}
+
+
+/*
+ * The next sample of a kind in ss->mask of the series in time order
+ * over all its sources: 1, 0 at the end, or an error.  Samples outside
+ * [mint, maxt] and at or before the last one returned are skipped.  A
+ * histogram is copied out of the cursor before it moves on.
+ */
+
+static int
+ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val)
+{
+    int              rc;
+    int64_t          t;
     ts_ss_cursor_t  *c;
+
+    if (ss->pending) {
+        ss->pending = 0;
+        *val = ss->val;
+        return 1;
+    }
+
+    c = NULL;
 
     for ( ;; ) {
         rc = ts_ss_earliest(ss, &c);
@@ -712,19 +862,9 @@ ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
             }
         }
 
-        *t = c->t;
-        *v = c->v;
+        t = c->t;
 
-        rc = ts_ss_step(c);
-        if (rc != TS_OK) {
-            return rc;
-        }
-
-        if ((ss->has_last && *t <= ss->last) || *t < ss->mint) {
-            continue;
-        }
-
-        if (*t > ss->maxt) {
+        if (t > ss->maxt) {
 
             /* the rest of this source is later still */
 
@@ -734,11 +874,112 @@ ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
             continue;
         }
 
-        ss->last = *t;
+        if ((ss->has_last && t <= ss->last) || t < ss->mint) {
+            rc = ts_ss_step(c);
+            if (rc != TS_OK) {
+                return rc;
+            }
+
+            continue;
+        }
+
+        ss->val.t = t;
+        ss->val.enc = c->enc;
+
+        if (c->enc == TS_XOR_ENCODING) {
+            ss->val.v = c->v;
+
+        } else {
+            ss->val.v = 0;
+
+            rc = ts_ss_hist_copy(ss, &ss->val.h, &c->h);
+            if (rc != TS_OK) {
+                return rc;
+            }
+        }
+
+        rc = ts_ss_step(c);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        ss->last = t;
         ss->has_last = 1;
+        *val = ss->val;
 
         return 1;
     }
+}
+
+
+/* copies src's arrays into ss->hcopy, 8-byte aligned */
+
+static int
+ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst, const ts_hist_t *src)
+{
+    size_t    size, off;
+    uint8_t  *p;
+
+#define TS_SS_AL(n)  (((n) + 7) & ~(size_t) 7)
+
+    size = TS_SS_AL((size_t) src->n_neg_spans * sizeof(ts_hspan_t))
+           + TS_SS_AL((size_t) src->n_pos_spans * sizeof(ts_hspan_t))
+           + ((size_t) src->n_neg + src->n_pos + src->n_custom) * 8;
+
+    ss->hcopy.len = 0;
+
+    if (ts_buf_reserve(&ss->hcopy, size + 8) != TS_OK) {
+        return TS_ERR_NOMEM;
+    }
+
+    *dst = *src;
+    p = (uint8_t *) TS_SS_AL((uintptr_t) ss->hcopy.p);
+    off = 0;
+
+    if (src->n_neg_spans) {
+        dst->neg_spans = memcpy(p + off, src->neg_spans,
+                                src->n_neg_spans * sizeof(ts_hspan_t));
+        off += TS_SS_AL(src->n_neg_spans * sizeof(ts_hspan_t));
+    }
+
+    if (src->n_pos_spans) {
+        dst->pos_spans = memcpy(p + off, src->pos_spans,
+                                src->n_pos_spans * sizeof(ts_hspan_t));
+        off += TS_SS_AL(src->n_pos_spans * sizeof(ts_hspan_t));
+    }
+
+    if (src->n_neg) {
+        if (src->is_float) {
+            dst->neg_counts = memcpy(p + off, src->neg_counts,
+                                     src->n_neg * sizeof(double));
+        } else {
+            dst->neg_deltas = memcpy(p + off, src->neg_deltas,
+                                     src->n_neg * sizeof(int64_t));
+        }
+
+        off += src->n_neg * 8;
+    }
+
+    if (src->n_pos) {
+        if (src->is_float) {
+            dst->pos_counts = memcpy(p + off, src->pos_counts,
+                                     src->n_pos * sizeof(double));
+        } else {
+            dst->pos_deltas = memcpy(p + off, src->pos_deltas,
+                                     src->n_pos * sizeof(int64_t));
+        }
+
+        off += src->n_pos * 8;
+    }
+
+    if (src->n_custom) {
+        dst->custom_values = memcpy(p + off, src->custom_values,
+                                    src->n_custom * sizeof(double));
+    }
+
+#undef TS_SS_AL
+
+    return TS_OK;
 }
 
 /*
@@ -767,7 +1008,7 @@ ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp)
             kt = c->t;
 
         } else {
-            rc = ts_ss_peek(c, &cm);
+            rc = ts_ss_peek(c, ss->mask, &cm);
             if (rc < 0) {
                 return rc;
             }
@@ -795,6 +1036,10 @@ ts_ss_boundary(ts_sset_t *ss)
 {
     uint32_t  k;
 
+    if (ss->pending) {
+        return 0;
+    }
+
     for (k = 0; k < ss->ncur; k++) {
         if (ss->cur[k].active) {
             return 0;
@@ -810,6 +1055,8 @@ int
 ts_sset_chunk(ts_sset_t *ss, ts_sset_chunk_t *out)
 {
     int  rc;
+
+    ss->mask = TS_SS_ALL;
 
     for ( ;; ) {
         if (ts_ss_boundary(ss)) {
@@ -846,7 +1093,7 @@ ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out)
     other = INT64_MAX;
 
     for (k = 0; k < ss->ncur; k++) {
-        rc = ts_ss_peek(&ss->cur[k], &cm);
+        rc = ts_ss_peek(&ss->cur[k], TS_SS_ALL, &cm);
         if (rc < 0) {
             return rc;
         }
@@ -881,6 +1128,7 @@ ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out)
 
     out->mint = best->mint;
     out->maxt = best->maxt;
+    out->encoding = best->enc;
     out->data = bc->data.p + best->off;
     out->len = best->len;
 
@@ -892,27 +1140,51 @@ ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out)
 }
 
 /*
- * Merges samples into a new chunk until it holds TS_XOR_SAMPLES_TARGET
- * or every source is back at a chunk boundary: 1 with the chunk, 0 if
- * no sample came, or an error.
+ * Merges samples into a new chunk of the first one's kind until it is
+ * full (TS_XOR_SAMPLES_TARGET samples; a histogram chunk where
+ * Prometheus would cut it), the kind changes, or every source is back
+ * at a chunk boundary: 1 with the chunk, 0 if no sample came, or an
+ * error.  A sample that does not go into the chunk is kept for the next.
  */
 
 static int
 ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
 {
-    int       rc;
-    int64_t   t;
-    uint64_t  v;
-    uint32_t  n;
+    int              rc;
+    uint32_t         n;
+    ts_sset_value_t  val;
+
+    rc = ts_ss_value(ss, &val);
+    if (rc <= 0) {
+        return rc;
+    }
+
+    if (val.enc != TS_XOR_ENCODING) {
+        ss->pending = 1;
+        return ts_ss_reencode_hist(ss, out);
+    }
 
     if (ts_xor_init(&ss->a, ss->enc, sizeof(ss->enc)) != TS_OK) {
         return TS_ERR_INVALID;
     }
 
+    out->mint = val.t;
     n = 0;
 
-    while (n < TS_XOR_SAMPLES_TARGET) {
-        rc = ts_sset_sample(ss, &t, &v);
+    for ( ;; ) {
+        rc = ts_xor_append_bits(&ss->a, ss->enc, val.t, val.v);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        n++;
+        out->maxt = val.t;
+
+        if (n == TS_XOR_SAMPLES_TARGET || ts_ss_boundary(ss)) {
+            break;
+        }
+
+        rc = ts_ss_value(ss, &val);
         if (rc < 0) {
             return rc;
         }
@@ -921,31 +1193,156 @@ ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
             break;
         }
 
-        rc = ts_xor_append_bits(&ss->a, ss->enc, t, v);
-        if (rc != TS_OK) {
-            return rc;
-        }
-
-        if (n++ == 0) {
-            out->mint = t;
-        }
-
-        out->maxt = t;
-
-        if (ts_ss_boundary(ss)) {
+        if (val.enc != TS_XOR_ENCODING) {
+            ss->pending = 1;
+            ss->next_hdr = TS_HIST_HDR_UNKNOWN;
             break;
         }
     }
 
-    if (n == 0) {
-        return 0;
-    }
-
+    out->encoding = TS_XOR_ENCODING;
     out->data = ss->enc;
     out->len = ts_xor_bytes(&ss->a);
     ss->reencoded++;
 
     return 1;
+}
+
+
+/*
+ * The histogram version, the first sample pending: appends as
+ * Prometheus's head does, a new chunk where it would cut one (also
+ * where it would recode: a cut chunk holds the same samples).
+ */
+
+static int
+ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out)
+{
+    int              rc;
+    unsigned         hdr, enc;
+    ts_sset_value_t  val;
+
+    rc = ts_ss_value(ss, &val);
+    if (rc <= 0) {
+        return rc;
+    }
+
+    /*
+     * The header: what a cut decided, else gauge or unknown (the
+     * sample's predecessor may come from another chunk: Prometheus then
+     * detects resets itself)
+     */
+
+    hdr = ss->next_hdr;
+
+    if (hdr == TS_HIST_HDR_UNKNOWN && val.h.reset_hint == TS_HIST_HINT_GAUGE)
+    {
+        hdr = TS_HIST_HDR_GAUGE;
+    }
+
+    ss->next_hdr = TS_HIST_HDR_UNKNOWN;
+
+    rc = ts_ss_hist_start(ss, &val, hdr);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    enc = val.enc;
+    out->mint = val.t;
+    out->maxt = val.t;
+
+    while (!ts_ss_boundary(ss)
+           && !(ts_hist_count(ss->ha) >= TS_HIST_MIN_SAMPLES
+                && ts_hist_bytes(ss->ha) >= TS_HIST_TARGET_BYTES))
+    {
+        rc = ts_ss_value(ss, &val);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc == 0) {
+            break;
+        }
+
+        if (val.enc != enc) {
+            ss->pending = 1;
+            break;
+        }
+
+        rc = ts_hist_append(ss->ha, ss->henc, val.t, &val.h, &hdr);
+
+        if (rc == TS_OK) {
+            out->maxt = val.t;
+            continue;
+        }
+
+        ss->pending = 1;
+
+        if (rc == TS_HIST_CUT) {
+            ss->next_hdr = hdr;
+
+        } else if (rc == TS_HIST_RECODE) {
+            ss->next_hdr = TS_HIST_HDR_NOT_RESET;
+
+        } else if (rc == TS_ERR_FULL) {
+            ss->next_hdr = ts_hist_cut_header(ss->ha, &val.h);
+
+        } else {
+            ss->pending = 0;
+            return rc == TS_ERR_OUT_OF_ORDER ? TS_ERR_CORRUPT : rc;
+        }
+
+        break;
+    }
+
+    out->encoding = enc;
+    out->data = ss->henc;
+    out->len = ts_hist_bytes(ss->ha);
+    ss->reencoded++;
+
+    return 1;
+}
+
+
+/* a new histogram chunk in ss->henc with val as its first sample */
+
+static int
+ts_ss_hist_start(ts_sset_t *ss, const ts_sset_value_t *val, unsigned hdr)
+{
+    int     rc;
+    void   *p;
+    size_t  size;
+
+    size = ts_hist_app_size(&val->h);
+    if (size == 0) {
+        return TS_ERR_CORRUPT;
+    }
+
+    if (size > ss->hasize) {
+        p = realloc(ss->ha, size);
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        ss->ha = p;
+        ss->hasize = size;
+    }
+
+    if (ss->henc == NULL) {
+        ss->henc = malloc(TS_SS_HENC_CAP);
+        if (ss->henc == NULL) {
+            return TS_ERR_NOMEM;
+        }
+    }
+
+    rc = ts_hist_start(ss->ha, ss->hasize, ss->henc, TS_SS_HENC_CAP, hdr,
+                       val->t, &val->h);
+
+    if (rc == TS_ERR_FULL) {
+        return TS_ERR_LIMIT;
+    }
+
+    return rc == TS_OK ? TS_OK : TS_ERR_CORRUPT;
 }
 
 int

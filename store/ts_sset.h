@@ -9,23 +9,52 @@
  * ts_sset_select() collects the series of a selector from every source,
  * copies their labels, sorts them by (labels, source), and reads equal
  * label sets as one series.  ts_sset_next() moves to the next series in
- * Prometheus's label order; its samples come from ts_sset_sample() and
- * its chunks from ts_sset_chunk(), merged over its sources: in time
- * order, a duplicate timestamp keeping the earlier source's sample.
- * A series' samples are read with one of the two calls, not both.
+ * Prometheus's label order.  Its data come merged over its sources, in
+ * time order, a duplicate timestamp keeping the earlier source's
+ * sample, through one of four calls (a series is read with one of them,
+ * not several):
+ *
+ *   ts_sset_sample()     float samples only (XOR chunks); histogram
+ *                        chunks are passed over;
+ *   ts_sset_histogram()  native histograms only (histogram and float
+ *                        histogram chunks), decoded; float chunks are
+ *                        passed over;
+ *   ts_sset_value()      every sample, a float or a histogram, as
+ *                        Prometheus's chunkenc.Iterator gives them
+ *                        (ValFloat, ValHistogram, ValFloatHistogram):
+ *                        what an evaluator that handles histograms
+ *                        reads;
+ *   ts_sset_chunk()      chunks of every encoding.
+ *
+ * A series may switch between floats and histograms: the chunks then
+ * alternate and time orders them; a timestamp present in two sources
+ * with different kinds keeps the earlier source's sample.
+ *
+ * Histograms come as ts_hist_t (ts_hchunk.h): is_float 0 is an integer
+ * histogram (count, zero_count, delta-encoded buckets), 1 a float
+ * histogram (fcount, fzero_count, absolute counts).  A stale marker has
+ * the sum bits TS_HIST_STALE_SUM.  reset_hint is the chunk's, as
+ * Prometheus's iterators give it.  The arrays belong to the set and
+ * stay valid until the next call on it.
  *
  * Chunks: a chunk that overlaps neither the last sample given nor
  * another source's next chunk goes as stored; otherwise samples are
- * merged and re-encoded into XOR chunks of at most 120 samples until
- * every source is back at a chunk boundary (a head chunk that grew
- * between two batches and shows up again is merged the same way).
+ * merged and re-encoded, in their own encoding, until every source is
+ * back at a chunk boundary (a head chunk that grew between two batches
+ * and shows up again is merged the same way): XOR chunks of at most 120
+ * samples, histogram chunks cut where Prometheus's head cuts them
+ * (ts_hchunk.h: counter reset, layout change, size), a bucket layout
+ * change that Prometheus would recode starting a new chunk.  Chunks of
+ * unknown encodings are left out.
  *
  * Sources: every call but ts_sset_create() and ts_sset_free() must run
  * between ts_sources_begin() and ts_sources_end() of the set's sources
  * (an LMDB source's strings and chunks live in its read transaction);
  * labels handed out are copies and stay valid until the next select,
  * reset or free.  Memory: the selected series' entries and labels, one
- * chunk batch per source of the current series.
+ * chunk batch per source of the current series, its decoded histogram
+ * buckets and, when histograms are re-encoded, one chunk of at most
+ * 256 KiB.
  */
 
 #ifndef TS_SSET_H
@@ -35,6 +64,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ts_hchunk.h"
 #include "ts_select.h"
 
 
@@ -51,10 +81,25 @@ typedef struct {
 typedef struct {
     int64_t                 mint;
     int64_t                 maxt;
-    const uint8_t          *data;           /* XOR, header included;
-                                               valid until the next call */
+    uint32_t                encoding;       /* TS_XOR_ENCODING,
+                                               TS_HIST_ENCODING or
+                                               TS_FHIST_ENCODING */
+    const uint8_t          *data;           /* header included; valid
+                                               until the next call */
     size_t                  len;
 } ts_sset_chunk_t;
+
+
+/* one sample of ts_sset_value() */
+typedef struct {
+    int64_t                 t;
+    uint32_t                enc;            /* TS_XOR_ENCODING: v;
+                                               TS_HIST_ENCODING,
+                                               TS_FHIST_ENCODING: h */
+    uint64_t                v;              /* float64 bits */
+    ts_hist_t               h;              /* arrays valid until the
+                                               next call */
+} ts_sset_value_t;
 
 
 /* a growable byte buffer (also remote read's output) */
@@ -89,8 +134,14 @@ uint32_t ts_sset_count(const ts_sset_t *ss);
 /* 1 and the next series' labels, 0 after the last, or TS_ERR_NOMEM */
 int ts_sset_next(ts_sset_t *ss, const ts_label_t **l, uint32_t *n);
 
-/* the current series' next sample in [mint, maxt]: 1, 0, or an error */
+/*
+ * The current series' next sample in [mint, maxt]: 1, 0 at its end, or
+ * an error (TS_ERR_CORRUPT for a chunk that does not decode).  _sample:
+ * floats (value bits); _histogram: native histograms; _value: both.
+ */
 int ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v);
+int ts_sset_histogram(ts_sset_t *ss, int64_t *t, ts_hist_t *h);
+int ts_sset_value(ts_sset_t *ss, ts_sset_value_t *val);
 
 /* the current series' next chunk: 1, 0 at its end, or an error */
 int ts_sset_chunk(ts_sset_t *ss, ts_sset_chunk_t *ch);
