@@ -44,6 +44,7 @@ QLOAD := $(BUILD)/bench/qload
 PROMQL_PARSE := $(BUILD)/promql_parse
 PPROF_MERGE := $(BUILD)/pprof-merge
 PSTORE_DUMP := $(BUILD)/pstore-dump
+RREAD_DUMP := $(BUILD)/rread-dump
 FUZZ_SECONDS ?= 60
 
 # Rewritten only when the set of sources changes, so that adding a file
@@ -60,7 +61,8 @@ $(shell mkdir -p $(BUILD); \
 
 all: build
 
-build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE) $(PSTORE_DUMP)
+build: deps module $(RWGEN) $(PROMQL_PARSE) $(PPROF_MERGE) $(PSTORE_DUMP) \
+    $(RREAD_DUMP)
 
 # object files are kept between runs, not removed as intermediates
 .SECONDARY:
@@ -83,6 +85,10 @@ $(PPROF_MERGE): bench/pprof_merge.c $(STORE_OBJS)
 
 # a zone's profile store: series listing, merged pprof out (t/051)
 $(PSTORE_DUMP): bench/pstore_dump.c $(STORE_OBJS)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
+
+# remote-read requests out, responses of either type decoded (t/039)
+$(RREAD_DUMP): bench/rread_dump.c $(STORE_OBJS)
 	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
 
 deps:
@@ -192,6 +198,7 @@ prove: build
 	    TSDB_RWGEN=$(TOP)/$(RWGEN) TSDB_PROMQL_PARSE=$(TOP)/$(PROMQL_PARSE) \
 	    TSDB_PPROF_MERGE=$(TOP)/$(PPROF_MERGE) \
 	    TSDB_PSTORE_DUMP=$(TOP)/$(PSTORE_DUMP) \
+	    TSDB_RREAD_DUMP=$(TOP)/$(RREAD_DUMP) \
 	    prove -I t/lib -r t/
 
 # ngx_tsdb, VictoriaMetrics and Prometheus on the same load, one run;

@@ -12,6 +12,19 @@
  *
  *     {__name__="up",job="node"} 1000:1 2000:1 3000:stale
  *
+ * or a native histogram as TIME:h{FIELDS} (integer) or TIME:fh{FIELDS}
+ * (float), FIELDS comma-separated, each optional:
+ *
+ *     s=SCHEMA zt=ZERO_THRESHOLD z=ZERO_COUNT c=COUNT sum=SUM|stale
+ *     p=OFF_LEN/OFF_LEN...  pb=COUNT/COUNT...   positive spans, buckets
+ *     n=OFF_LEN/...         nb=COUNT/...        negative
+ *     r=unknown|reset|no|gauge                  reset hint
+ *
+ *     {__name__="lat"} 1000:h{zt=0.001,z=1,sum=7.5,p=0_2/1_1,pb=2/3/1}
+ *
+ * Bucket counts are absolute (integer histograms are sent as deltas);
+ * COUNT defaults to the zero count plus every bucket.
+ *
  * Labels are sent in the order given, so a test can send them unsorted,
  * duplicated or invalid.  -2 builds an io.prometheus.write.v2.Request
  * (symbols table and label refs) instead of a prometheus.WriteRequest.
@@ -32,6 +45,26 @@
 #define RWGEN_MAX_LABELS   64
 #define RWGEN_MAX_SAMPLES  4096
 #define RWGEN_STALE        0x7ff0000000000002ull
+#define RWGEN_MAX_BUCKETS  256
+
+
+typedef struct {
+    int            is_float;
+    int32_t        schema;
+    double         zt;
+    double         zero;
+    double         count;
+    int            has_count;
+    double         sum;
+    int            hint;
+    size_t         nps, nns, npb, nnb;
+    int32_t        ps_off[RWGEN_MAX_BUCKETS];
+    uint32_t       ps_len[RWGEN_MAX_BUCKETS];
+    int32_t        ns_off[RWGEN_MAX_BUCKETS];
+    uint32_t       ns_len[RWGEN_MAX_BUCKETS];
+    double         pb[RWGEN_MAX_BUCKETS];
+    double         nb[RWGEN_MAX_BUCKETS];
+} rwgen_hist_t;
 
 
 typedef struct {
@@ -41,16 +74,27 @@ typedef struct {
     int64_t        t[RWGEN_MAX_SAMPLES];
     double         v[RWGEN_MAX_SAMPLES];
     size_t         nsamples;
+    rwgen_hist_t **h;               /* RWGEN_MAX_SAMPLES, when needed */
+    int64_t       *ht;
+    size_t         nhist;
 } rwgen_series_t;
 
 
 static char *rwgen_string(char **p);
 static int rwgen_parse(char *line, rwgen_series_t *s);
 static double rwgen_value(const char *s);
+static int rwgen_hist(const char *s, rwgen_hist_t *h);
+static size_t rwgen_spans(const char *s, int32_t *off, uint32_t *len);
+static size_t rwgen_counts(const char *s, double *v);
+static Prometheus__Histogram *rwgen_hist_v1(const rwgen_hist_t *h,
+    int64_t t);
+static Io__Prometheus__Write__V2__Histogram *rwgen_hist_v2(
+    const rwgen_hist_t *h, int64_t t);
 static void *rwgen_v1(rwgen_series_t *s, size_t n, size_t *len);
 static void *rwgen_v2(rwgen_series_t *s, size_t n, size_t *len);
 static uint32_t rwgen_symbol(char ***syms, size_t *nsyms, char *s);
 static void *rwgen_alloc(size_t n);
+static int64_t *rwgen_deltas(const double *b, size_t n);
 
 
 int
@@ -154,6 +198,9 @@ rwgen_parse(char *line, rwgen_series_t *s)
 
     s->nlabels = 0;
     s->nsamples = 0;
+    s->nhist = 0;
+    s->h = NULL;
+    s->ht = NULL;
     p = line;
 
     if (*p++ != '{') {
@@ -192,6 +239,28 @@ rwgen_parse(char *line, rwgen_series_t *s)
         }
 
         *colon = '\0';
+
+        if (colon[1] == 'h' || colon[1] == 'f') {
+            if (s->nhist == RWGEN_MAX_SAMPLES) {
+                return -1;
+            }
+
+            if (s->h == NULL) {
+                s->h = rwgen_alloc(RWGEN_MAX_SAMPLES * sizeof(void *));
+                s->ht = rwgen_alloc(RWGEN_MAX_SAMPLES * sizeof(int64_t));
+            }
+
+            s->h[s->nhist] = rwgen_alloc(sizeof(rwgen_hist_t));
+            s->ht[s->nhist] = strtoll(tok, NULL, 10);
+
+            if (rwgen_hist(colon + 1, s->h[s->nhist]) != 0) {
+                return -1;
+            }
+
+            s->nhist++;
+            continue;
+        }
+
         s->t[s->nsamples] = strtoll(tok, NULL, 10);
         s->v[s->nsamples] = rwgen_value(colon + 1);
         s->nsamples++;
@@ -214,6 +283,289 @@ rwgen_value(const char *s)
     }
 
     return strtod(s, NULL);
+}
+
+
+/* h{...} or fh{...}: 0, or -1 if malformed */
+
+static int
+rwgen_hist(const char *s, rwgen_hist_t *h)
+{
+    char    key[8], val[4096];
+    size_t  i, k, n;
+
+    memset(h, 0, sizeof(rwgen_hist_t));
+
+    if (strncmp(s, "fh{", 3) == 0) {
+        h->is_float = 1;
+        s += 3;
+
+    } else if (strncmp(s, "h{", 2) == 0) {
+        s += 2;
+
+    } else {
+        return -1;
+    }
+
+    while (*s && *s != '}') {
+        for (k = 0; *s && *s != '=' && k < sizeof(key) - 1; k++) {
+            key[k] = *s++;
+        }
+
+        key[k] = '\0';
+
+        if (*s++ != '=') {
+            return -1;
+        }
+
+        for (n = 0; *s && *s != ',' && *s != '}' && n < sizeof(val) - 1;
+             n++)
+        {
+            val[n] = *s++;
+        }
+
+        val[n] = '\0';
+
+        if (*s == ',') {
+            s++;
+        }
+
+        if (strcmp(key, "s") == 0) {
+            h->schema = (int32_t) strtol(val, NULL, 10);
+
+        } else if (strcmp(key, "zt") == 0) {
+            h->zt = strtod(val, NULL);
+
+        } else if (strcmp(key, "z") == 0) {
+            h->zero = strtod(val, NULL);
+
+        } else if (strcmp(key, "c") == 0) {
+            h->count = strtod(val, NULL);
+            h->has_count = 1;
+
+        } else if (strcmp(key, "sum") == 0) {
+            h->sum = rwgen_value(val);
+
+        } else if (strcmp(key, "p") == 0) {
+            h->nps = rwgen_spans(val, h->ps_off, h->ps_len);
+
+        } else if (strcmp(key, "n") == 0) {
+            h->nns = rwgen_spans(val, h->ns_off, h->ns_len);
+
+        } else if (strcmp(key, "pb") == 0) {
+            h->npb = rwgen_counts(val, h->pb);
+
+        } else if (strcmp(key, "nb") == 0) {
+            h->nnb = rwgen_counts(val, h->nb);
+
+        } else if (strcmp(key, "r") == 0) {
+            h->hint = strcmp(val, "reset") == 0 ? 1
+                      : strcmp(val, "no") == 0 ? 2
+                      : strcmp(val, "gauge") == 0 ? 3 : 0;
+
+        } else {
+            return -1;
+        }
+    }
+
+    if (*s != '}') {
+        return -1;
+    }
+
+    if (!h->has_count) {
+        h->count = h->zero;
+
+        for (i = 0; i < h->npb; i++) {
+            h->count += h->pb[i];
+        }
+
+        for (i = 0; i < h->nnb; i++) {
+            h->count += h->nb[i];
+        }
+    }
+
+    return 0;
+}
+
+
+/* OFF_LEN/OFF_LEN... */
+
+static size_t
+rwgen_spans(const char *s, int32_t *off, uint32_t *len)
+{
+    char    *end;
+    size_t   n;
+
+    for (n = 0; *s && n < RWGEN_MAX_BUCKETS; n++) {
+        off[n] = (int32_t) strtol(s, &end, 10);
+        s = end;
+
+        if (*s == '_') {
+            s++;
+        }
+
+        len[n] = (uint32_t) strtoul(s, &end, 10);
+        s = end;
+
+        if (*s == '/') {
+            s++;
+        }
+    }
+
+    return n;
+}
+
+
+static size_t
+rwgen_counts(const char *s, double *v)
+{
+    char    *end;
+    size_t   n;
+
+    for (n = 0; *s && n < RWGEN_MAX_BUCKETS; n++) {
+        v[n] = strtod(s, &end);
+        s = end;
+
+        if (*s == '/') {
+            s++;
+        }
+    }
+
+    return n;
+}
+
+
+/* integer bucket counts as deltas */
+
+static int64_t *
+rwgen_deltas(const double *b, size_t n)
+{
+    size_t    i;
+    int64_t  *d, prev;
+
+    d = rwgen_alloc(n * sizeof(int64_t) + 1);
+    prev = 0;
+
+    for (i = 0; i < n; i++) {
+        d[i] = (int64_t) b[i] - prev;
+        prev = (int64_t) b[i];
+    }
+
+    return d;
+}
+
+
+static Prometheus__Histogram *
+rwgen_hist_v1(const rwgen_hist_t *h, int64_t t)
+{
+    size_t                   i;
+    Prometheus__Histogram   *ph;
+    Prometheus__BucketSpan **sp;
+
+    ph = rwgen_alloc(sizeof(Prometheus__Histogram));
+    prometheus__histogram__init(ph);
+
+    ph->timestamp = t;
+    ph->schema = h->schema;
+    ph->zero_threshold = h->zt;
+    ph->sum = h->sum;
+    ph->reset_hint = (Prometheus__Histogram__ResetHint) h->hint;
+
+    if (h->is_float) {
+        ph->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_FLOAT;
+        ph->count_float = h->count;
+        ph->zero_count_case =
+            PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT;
+        ph->zero_count_float = h->zero;
+        ph->n_positive_counts = h->npb;
+        ph->positive_counts = (double *) h->pb;
+        ph->n_negative_counts = h->nnb;
+        ph->negative_counts = (double *) h->nb;
+
+    } else {
+        ph->count_case = PROMETHEUS__HISTOGRAM__COUNT_COUNT_INT;
+        ph->count_int = (uint64_t) h->count;
+        ph->zero_count_case = PROMETHEUS__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+        ph->zero_count_int = (uint64_t) h->zero;
+        ph->n_positive_deltas = h->npb;
+        ph->positive_deltas = rwgen_deltas(h->pb, h->npb);
+        ph->n_negative_deltas = h->nnb;
+        ph->negative_deltas = rwgen_deltas(h->nb, h->nnb);
+    }
+
+    sp = rwgen_alloc((h->nps + h->nns) * sizeof(*sp) + 1);
+
+    for (i = 0; i < h->nps + h->nns; i++) {
+        sp[i] = rwgen_alloc(sizeof(Prometheus__BucketSpan));
+        prometheus__bucket_span__init(sp[i]);
+        sp[i]->offset = i < h->nps ? h->ps_off[i] : h->ns_off[i - h->nps];
+        sp[i]->length = i < h->nps ? h->ps_len[i] : h->ns_len[i - h->nps];
+    }
+
+    ph->n_positive_spans = h->nps;
+    ph->positive_spans = sp;
+    ph->n_negative_spans = h->nns;
+    ph->negative_spans = sp + h->nps;
+
+    return ph;
+}
+
+
+static Io__Prometheus__Write__V2__Histogram *
+rwgen_hist_v2(const rwgen_hist_t *h, int64_t t)
+{
+    size_t                                  i;
+    Io__Prometheus__Write__V2__Histogram   *ph;
+    Io__Prometheus__Write__V2__BucketSpan **sp;
+
+    ph = rwgen_alloc(sizeof(Io__Prometheus__Write__V2__Histogram));
+    io__prometheus__write__v2__histogram__init(ph);
+
+    ph->timestamp = t;
+    ph->schema = h->schema;
+    ph->zero_threshold = h->zt;
+    ph->sum = h->sum;
+    ph->reset_hint = (Io__Prometheus__Write__V2__Histogram__ResetHint)
+                     h->hint;
+
+    if (h->is_float) {
+        ph->count_case = IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT_COUNT_FLOAT;
+        ph->count_float = h->count;
+        ph->zero_count_case =
+            IO__PROMETHEUS__WRITE__V2__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT;
+        ph->zero_count_float = h->zero;
+        ph->n_positive_counts = h->npb;
+        ph->positive_counts = (double *) h->pb;
+        ph->n_negative_counts = h->nnb;
+        ph->negative_counts = (double *) h->nb;
+
+    } else {
+        ph->count_case = IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT_COUNT_INT;
+        ph->count_int = (uint64_t) h->count;
+        ph->zero_count_case =
+            IO__PROMETHEUS__WRITE__V2__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_INT;
+        ph->zero_count_int = (uint64_t) h->zero;
+        ph->n_positive_deltas = h->npb;
+        ph->positive_deltas = rwgen_deltas(h->pb, h->npb);
+        ph->n_negative_deltas = h->nnb;
+        ph->negative_deltas = rwgen_deltas(h->nb, h->nnb);
+    }
+
+    sp = rwgen_alloc((h->nps + h->nns) * sizeof(*sp) + 1);
+
+    for (i = 0; i < h->nps + h->nns; i++) {
+        sp[i] = rwgen_alloc(sizeof(Io__Prometheus__Write__V2__BucketSpan));
+        io__prometheus__write__v2__bucket_span__init(sp[i]);
+        sp[i]->offset = i < h->nps ? h->ps_off[i] : h->ns_off[i - h->nps];
+        sp[i]->length = i < h->nps ? h->ps_len[i] : h->ns_len[i - h->nps];
+    }
+
+    ph->n_positive_spans = h->nps;
+    ph->positive_spans = sp;
+    ph->n_negative_spans = h->nns;
+    ph->negative_spans = sp + h->nps;
+
+    return ph;
 }
 
 
@@ -253,6 +605,13 @@ rwgen_v1(rwgen_series_t *s, size_t n, size_t *len)
         ts[i]->labels = l;
         ts[i]->n_samples = s[i].nsamples;
         ts[i]->samples = sm;
+
+        ts[i]->histograms = rwgen_alloc(s[i].nhist * sizeof(void *) + 1);
+        ts[i]->n_histograms = s[i].nhist;
+
+        for (k = 0; k < s[i].nhist; k++) {
+            ts[i]->histograms[k] = rwgen_hist_v1(s[i].h[k], s[i].ht[k]);
+        }
     }
 
     req.n_timeseries = n;
@@ -306,6 +665,13 @@ rwgen_v2(rwgen_series_t *s, size_t n, size_t *len)
         ts[i]->labels_refs = refs;
         ts[i]->n_samples = s[i].nsamples;
         ts[i]->samples = sm;
+
+        ts[i]->histograms = rwgen_alloc(s[i].nhist * sizeof(void *) + 1);
+        ts[i]->n_histograms = s[i].nhist;
+
+        for (k = 0; k < s[i].nhist; k++) {
+            ts[i]->histograms[k] = rwgen_hist_v2(s[i].h[k], s[i].ht[k]);
+        }
     }
 
     req.n_symbols = nsyms;
