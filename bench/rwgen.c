@@ -529,7 +529,8 @@ rwgen_hist_v2(const rwgen_hist_t *h, int64_t t)
                      h->hint;
 
     if (h->is_float) {
-        ph->count_case = IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT_COUNT_FLOAT;
+        ph->count_case =
+            IO__PROMETHEUS__WRITE__V2__HISTOGRAM__COUNT_COUNT_FLOAT;
         ph->count_float = h->count;
         ph->zero_count_case =
             IO__PROMETHEUS__WRITE__V2__HISTOGRAM__ZERO_COUNT_ZERO_COUNT_FLOAT;

@@ -12,9 +12,13 @@
  * 0x02 read both heads as two sources (merging); 0x04 trim chunks;
  * 0x08 frames of at most 256 bytes.
  *
- * Whatever comes out must decode: SAMPLES one ReadResponse with a
- * result per query; STREAMED frames with a good uvarint length and
- * CRC-32C, one series each, queries in order, chunks decoding cleanly
+ * The heads hold float series and native histogram series (integer and
+ * float histograms, one overlapping across the heads, one switching
+ * from floats to histograms, stale markers).  Whatever comes out must
+ * decode: SAMPLES one ReadResponse with a result per query, samples and
+ * histograms of a series in range, increasing, never two at one time;
+ * STREAMED frames with a good uvarint length and CRC-32C, one series
+ * each, queries in order, XOR and histogram chunks decoding cleanly
  * with min/max times of their first/last samples.  Every series must
  * satisfy its query's matchers and hold only samples in range (SAMPLES).
  * Any violation aborts.
@@ -37,6 +41,7 @@
 #include "prometheus_remote.pb-c.h"
 #include "ts_chunk.h"
 #include "ts_crc32c.h"
+#include "ts_hchunk.h"
 #include "ts_head.h"
 #include "ts_rread.h"
 
@@ -65,6 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static ts_fuzz_t *ts_fuzz_init(void);
 static void ts_fuzz_series(ts_head_t *h, const char *tenant,
     const char *const *kv, int64_t t0, size_t n, int stale);
+static void ts_fuzz_hseries(ts_head_t *h, const char *const *kv,
+    int64_t t0, size_t n, int is_float, int stale);
 static void ts_fuzz_run(ts_fuzz_t *f, int mode, const uint8_t *body,
     size_t len);
 static void ts_fuzz_check(const uint8_t *body, size_t len, int type,
@@ -143,6 +150,11 @@ ts_fuzz_init(void)
     static const char *const  nl[] = { "__name__", "x", "v", "a\nb", NULL };
     static const char *const  utf[] = { "__name__", "x", "v",
                                         "caf\xc3\xa9", NULL };
+    static const char *const  lat[] = { "__name__", "lat", "job", "api",
+                                        NULL };
+    static const char *const  flat[] = { "__name__", "lat", "job", "db",
+                                         NULL };
+    static const char *const  mix[] = { "__name__", "mix", NULL };
 
     f = calloc(1, sizeof(ts_fuzz_t));
     if (f == NULL) {
@@ -174,6 +186,14 @@ ts_fuzz_init(void)
     ts_fuzz_series(&f->head[1], "t", up_a, 300000, 600, 0);
     ts_fuzz_series(&f->head[1], "t", req, 0, 100, 0);
     ts_fuzz_series(&f->head[1], "t", up_c, 1000000, 5, 1);
+
+    /* native histograms: overlapping, float, floats then histograms */
+
+    ts_fuzz_hseries(&f->head[0], lat, 0, 300, 0, 1);
+    ts_fuzz_hseries(&f->head[1], lat, 200000, 200, 0, 0);
+    ts_fuzz_hseries(&f->head[1], flat, 0, 150, 1, 1);
+    ts_fuzz_series(&f->head[0], "t", mix, 0, 50, 0);
+    ts_fuzz_hseries(&f->head[0], mix, 50000, 50, 0, 0);
 
     for (i = 0; i < 2; i++) {
         ts_source_head_init(&f->hs[i], &f->head[i], "t", 1);
@@ -225,6 +245,97 @@ ts_fuzz_series(ts_head_t *h, const char *tenant, const char *const *kv,
                           0x7ff0000000000002ull) != TS_OK)
     {
         abort();
+    }
+}
+
+
+/*
+ * n histograms a second apart from t0 in tenant "t", buckets growing
+ * (one appears at i = 100: a recode), then a stale marker if asked
+ */
+
+static void
+ts_fuzz_hseries(ts_head_t *h, const char *const *kv, int64_t t0, size_t n,
+    int is_float, int stale)
+{
+    size_t      i;
+    double      c[5], sum;
+    int64_t     d[5];
+    uint32_t    tn, k, ref;
+    ts_hist_t   hist;
+    ts_label_t  l[8];
+    ts_hspan_t  sp[2];
+
+    for (k = 0; kv[2 * k] != NULL; k++) {
+        l[k].name = kv[2 * k];
+        l[k].name_len = (uint32_t) strlen(kv[2 * k]);
+        l[k].value = kv[2 * k + 1];
+        l[k].value_len = (uint32_t) strlen(kv[2 * k + 1]);
+    }
+
+    ts_labels_sort(l, k);
+
+    if (ts_head_tenant(h, "t", 1, &tn) != TS_OK
+        || ts_head_series(h, tn, l, k, ts_labels_hash(l, k), 0, &ref) < 0)
+    {
+        abort();
+    }
+
+    for (i = 0; i <= n; i++) {
+        memset(&hist, 0, sizeof(hist));
+
+        if (i == n) {
+            if (!stale) {
+                break;
+            }
+
+            hist.sum = TS_HIST_STALE_SUM;
+            hist.is_float = (uint8_t) is_float;
+
+        } else {
+            c[0] = (double) i;
+            c[1] = (double) (2 * i);
+            c[2] = 1;
+            c[3] = (double) (i / 3);
+            c[4] = (double) (i >= 100 ? i - 100 : 0);
+            sum = 0.5 * (double) i;
+
+            sp[0].offset = -1;
+            sp[0].length = 3;
+            sp[1].offset = 2;
+            sp[1].length = i >= 100 ? 2 : 1;
+
+            hist.schema = 2;
+            hist.zero_threshold = 1e-3;
+            hist.is_float = (uint8_t) is_float;
+            hist.n_pos_spans = 2;
+            hist.pos_spans = sp;
+            hist.n_pos = i >= 100 ? 5 : 4;
+            memcpy(&hist.sum, &sum, 8);
+
+            if (is_float) {
+                hist.fcount = c[0] + c[1] + c[2] + c[3] + c[4] + 1.5;
+                hist.fzero_count = 1.5;
+                hist.pos_counts = c;
+
+            } else {
+                hist.count = (uint64_t) (c[0] + c[1] + c[2] + c[3] + c[4])
+                             + 1;
+                hist.zero_count = 1;
+
+                for (k = 0; k < 5; k++) {
+                    d[k] = (int64_t) c[k] - (k ? (int64_t) c[k - 1] : 0);
+                }
+
+                hist.pos_deltas = d;
+            }
+        }
+
+        if (ts_head_append_hist(h, ref, t0 + (int64_t) i * 1000, &hist)
+            != TS_OK)
+        {
+            abort();
+        }
     }
 }
 
@@ -399,8 +510,9 @@ static void
 ts_fuzz_samples(const Prometheus__ReadRequest *req, ts_selector_t **sels,
     const uint8_t *out, size_t olen)
 {
-    size_t                     n, i, k, s;
+    size_t                     n, i, k, s, h;
     char                      *raw;
+    int64_t                    t;
     Prometheus__Query         *q;
     Prometheus__TimeSeries    *ts;
     Prometheus__ReadResponse  *resp;
@@ -426,7 +538,7 @@ ts_fuzz_samples(const Prometheus__ReadRequest *req, ts_selector_t **sels,
             ts = resp->results[i]->timeseries[k];
             ts_fuzz_series_ok(sels[i], ts->labels, ts->n_labels);
 
-            if (ts->n_samples == 0) {
+            if (ts->n_samples == 0 && ts->n_histograms == 0) {
                 abort();
             }
 
@@ -436,6 +548,28 @@ ts_fuzz_samples(const Prometheus__ReadRequest *req, ts_selector_t **sels,
                     || (s > 0 && ts->samples[s]->timestamp
                                  <= ts->samples[s - 1]->timestamp))
                 {
+                    abort();
+                }
+            }
+
+            /* histograms likewise, never at a float sample's time */
+
+            for (s = 0, h = 0; s < ts->n_histograms; s++) {
+                t = ts->histograms[s]->timestamp;
+
+                if (t < q->start_timestamp_ms || t > q->end_timestamp_ms
+                    || (s > 0 && t <= ts->histograms[s - 1]->timestamp)
+                    || (ts->histograms[s]->count_case
+                        == PROMETHEUS__HISTOGRAM__COUNT__NOT_SET))
+                {
+                    abort();
+                }
+
+                while (h < ts->n_samples && ts->samples[h]->timestamp < t) {
+                    h++;
+                }
+
+                if (h < ts->n_samples && ts->samples[h]->timestamp == t) {
                     abort();
                 }
             }
@@ -517,23 +651,58 @@ ts_fuzz_frames(const Prometheus__ReadRequest *req, ts_selector_t **sels,
 static void
 ts_fuzz_chunk(const Prometheus__Chunk *c)
 {
-    int            rc;
-    size_t         n;
-    int64_t        t, first, last;
-    uint64_t       v;
-    ts_xor_iter_t  it;
+    int             rc;
+    void           *mem;
+    size_t          n, need;
+    int64_t         t, first, last;
+    uint64_t        v;
+    ts_hist_t       h;
+    ts_xor_iter_t   it;
+    ts_hist_iter_t  hit;
 
-    if (c->type != PROMETHEUS__CHUNK__ENCODING__XOR) {
-        abort();
-    }
-
-    ts_xor_iter_init(&it, c->data.data, c->data.len);
     first = 0;
     last = 0;
 
-    for (n = 0; (rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1; n++) {
-        first = n == 0 ? t : first;
-        last = t;
+    switch (c->type) {
+
+    case PROMETHEUS__CHUNK__ENCODING__XOR:
+        ts_xor_iter_init(&it, c->data.data, c->data.len);
+
+        for (n = 0; (rc = ts_xor_iter_next_bits(&it, &t, &v)) == 1; n++) {
+            first = n == 0 ? t : first;
+            last = t;
+        }
+
+        break;
+
+    case PROMETHEUS__CHUNK__ENCODING__HISTOGRAM:
+    case PROMETHEUS__CHUNK__ENCODING__FLOAT_HISTOGRAM:
+        need = ts_hist_iter_need(c->data.data, c->data.len, c->type);
+
+        mem = malloc(need);
+        if (mem == NULL) {
+            abort();
+        }
+
+        ts_hist_iter_init(&hit, c->data.data, c->data.len, c->type, mem,
+                          need);
+
+        for (n = 0; (rc = ts_hist_iter_next(&hit, &t, &h)) == 1; n++) {
+            if (h.is_float
+                != (c->type == PROMETHEUS__CHUNK__ENCODING__FLOAT_HISTOGRAM))
+            {
+                abort();
+            }
+
+            first = n == 0 ? t : first;
+            last = t;
+        }
+
+        free(mem);
+        break;
+
+    default:
+        abort();
     }
 
     if (rc != 0 || n == 0 || c->min_time_ms != first
@@ -564,6 +733,7 @@ main(int argc, char **argv)
     static const char *const  dot[] = { "2", "v", "a.b", NULL };
     static const char *const  nre[] = { "0", "__name__", "up",
                                         "3", "job", ".+", NULL };
+    static const char *const  lat[] = { "2", "__name__", "lat|mix", NULL };
 
     if (argc != 2) {
         fprintf(stderr, "usage: %s DIR\n", argv[0]);
@@ -581,6 +751,13 @@ main(int argc, char **argv)
     ts_fuzz_seed(argv[1], "raw-samples-dot", TS_FUZZ_RAW, 0, 10000, dot, 0);
     ts_fuzz_seed(argv[1], "raw-streamed-nre-small",
                  TS_FUZZ_RAW | TS_FUZZ_SMALL | TS_FUZZ_TWO, 0, 1000000, nre,
+                 1);
+    ts_fuzz_seed(argv[1], "samples-hist-two", TS_FUZZ_TWO, 0, 1000000, lat,
+                 0);
+    ts_fuzz_seed(argv[1], "streamed-hist-two-trim",
+                 TS_FUZZ_TWO | TS_FUZZ_TRIM, 100000, 350000, lat, 1);
+    ts_fuzz_seed(argv[1], "raw-streamed-hist-small",
+                 TS_FUZZ_RAW | TS_FUZZ_SMALL | TS_FUZZ_TWO, 0, 1000000, lat,
                  1);
 
     return 0;

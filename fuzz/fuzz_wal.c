@@ -14,7 +14,8 @@
  * record's payload is snappy-compressed first (flag set, segment made
  * version 2), so that fuzzed payloads also arrive through decompression;
  * fuzzed compressed records reach the snappy checks directly.  Every
- * input is also fed to each payload decoder directly.
+ * input is also fed to each payload decoder directly: SERIES, SAMPLES
+ * and HISTOGRAM_SAMPLES (seeds seed-hist-*).
  */
 
 #include <errno.h>
@@ -29,6 +30,7 @@
 #include <snappy-c.h>
 
 #include "ts_crc32c.h"
+#include "ts_hchunk.h"
 #include "ts_wal.h"
 #include "ts_walrec.h"
 
@@ -47,6 +49,7 @@
 static char      ts_fuzz_dir[64];
 static uint8_t  *ts_fuzz_buf;
 static uint8_t  *ts_fuzz_zbuf;
+static uint8_t  *ts_fuzz_hmem;      /* 8 x TS_FUZZ_ZBUF_MAX */
 
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -72,6 +75,7 @@ ts_fuzz_cleanup(void)
     (void) rmdir(ts_fuzz_dir);
     free(ts_fuzz_buf);
     free(ts_fuzz_zbuf);
+    free(ts_fuzz_hmem);
 }
 
 
@@ -96,7 +100,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 
     ts_fuzz_buf = malloc(TS_FUZZ_INPUT_MAX);
     ts_fuzz_zbuf = malloc(TS_FUZZ_ZBUF_MAX);
-    if (ts_fuzz_buf == NULL || ts_fuzz_zbuf == NULL) {
+    ts_fuzz_hmem = malloc(8 * (size_t) TS_FUZZ_ZBUF_MAX);
+    if (ts_fuzz_buf == NULL || ts_fuzz_zbuf == NULL || ts_fuzz_hmem == NULL)
+    {
         abort();
     }
 
@@ -277,6 +283,66 @@ ts_fuzz_samples(const uint8_t *p, size_t n)
 }
 
 
+/*
+ * HISTOGRAM_SAMPLES: 8 bytes of memory per payload byte always hold an
+ * entry's arrays (ts_walrec.h), so TS_ERR_LIMIT would be a bug; what is
+ * decoded must be readable and sized as an appender would.
+ */
+static void
+ts_fuzz_hists(const uint8_t *p, size_t n)
+{
+    int                 rc;
+    uint32_t            k;
+    uint64_t            count, got;
+    ts_walrec_hist_t    s;
+    ts_walrec_reader_t  rd;
+    volatile double     sink = 0;
+
+    if (n > TS_FUZZ_ZBUF_MAX
+        || ts_walrec_hists_open(&rd, p, n, &count) != TS_OK)
+    {
+        return;
+    }
+
+    for (got = 0; ; got++) {
+        rc = ts_walrec_hists_next(&rd, &s, ts_fuzz_hmem, 8 * n + 8);
+        if (rc != TS_OK) {
+            break;
+        }
+
+        for (k = 0; k < s.h.n_pos_spans; k++) {
+            sink += s.h.pos_spans[k].length;
+        }
+
+        for (k = 0; k < s.h.n_neg_spans; k++) {
+            sink += s.h.neg_spans[k].length;
+        }
+
+        for (k = 0; k < s.h.n_pos; k++) {
+            sink += s.h.is_float ? s.h.pos_counts[k]
+                                 : (double) s.h.pos_deltas[k];
+        }
+
+        for (k = 0; k < s.h.n_neg; k++) {
+            sink += s.h.is_float ? s.h.neg_counts[k]
+                                 : (double) s.h.neg_deltas[k];
+        }
+
+        for (k = 0; k < s.h.n_custom; k++) {
+            sink += s.h.custom_values[k];
+        }
+
+        sink += (double) ts_hist_app_size(&s.h);
+    }
+
+    if (rc == TS_ERR_LIMIT || got > count) {
+        abort();
+    }
+
+    (void) sink;
+}
+
+
 static int
 ts_fuzz_record(void *data, const ts_wal_rec_t *rec)
 {
@@ -298,6 +364,10 @@ ts_fuzz_record(void *data, const ts_wal_rec_t *rec)
 
     case TS_WALREC_SAMPLES:
         ts_fuzz_samples(rec->payload, rec->len);
+        break;
+
+    case TS_WALREC_HISTOGRAM_SAMPLES:
+        ts_fuzz_hists(rec->payload, rec->len);
         break;
 
     default:
@@ -345,6 +415,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ts_fuzz_series(data + 2, n);
     ts_fuzz_samples(data + 2, n);
+    ts_fuzz_hists(data + 2, n);
 
     if (mode & TS_FUZZ_SNAPPY) {
         n = ts_fuzz_snappy(p, n);

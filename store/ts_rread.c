@@ -15,12 +15,18 @@
  *     request alone decides.  The series limit (ours) is 400 too.
  *   - SAMPLES: per query, the series sorted by labels, samples in
  *     [start, end]; the sample limit counts per query, as ToQueryResult
- *     does.  Series without a sample in range are left out.
+ *     does, histograms included.  Series without a sample in range are
+ *     left out.  Native histograms go to TimeSeries.histograms as
+ *     HistogramToHistogramProto / FloatHistogramToHistogramProto fill
+ *     them; fields are written in time order, Sample and Histogram
+ *     fields interleaved when a series switched kinds (decoders append
+ *     each repeated field to its own list).
  *   - STREAMED_XOR_CHUNKS (StreamChunkedReadResponses): one series per
  *     frame, a series split over frames when the chunk bytes pass
  *     max_bytes_in_frame minus the labels' size (measured as Prometheus
  *     does: Label and Chunk message sizes, at least one chunk a frame);
- *     chunks as stored, type XOR, min/max time the first/last sample.
+ *     chunks as stored, type XOR, HISTOGRAM or FLOAT_HISTOGRAM (the chunk
+ *     encoding), min/max time the first/last sample.
  *     Prometheus re-encodes chunks crossing the range to drop samples
  *     outside it; here they go untouched unless trim_chunks is set, as
  *     clients filter by time (Prometheus's chunkedSeriesIterator does).

@@ -3,6 +3,10 @@
  *
  * The LMDB index of a zone (ts_db.h) as a ts_source_t of series for one
  * tenant, so selection and remote read see what checkpoints persisted.
+ * Chunks come with the encoding they were stored with: XOR for floats,
+ * TS_HIST_ENCODING / TS_FHIST_ENCODING for native histograms (readers
+ * such as ts_sset decode each by its encoding and leave out unknown
+ * ones).
  */
 
 #ifndef TS_SOURCE_DB_H
