@@ -143,7 +143,7 @@ static int ts_ss_collect(void *data, const ts_source_chunk_t *ch);
 static int ts_ss_peek(ts_ss_cursor_t *c, unsigned mask, ts_ss_cmeta_t **cm);
 static int ts_ss_open_chunk(ts_ss_cursor_t *c);
 static int ts_ss_step(ts_ss_cursor_t *c);
-static int ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val);
+static int ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val);
 static int ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst,
     const ts_hist_t *src);
 static int ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp);
@@ -778,36 +778,92 @@ ts_ss_step(ts_ss_cursor_t *c)
     return rc < 0 ? rc : TS_OK;
 }
 
+/*
+ * Floats only: ts_ss_value() for XOR chunks without the copy, the
+ * evaluator's hot path.
+ */
+
 int
 ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
 {
     int              rc;
-    ts_sset_value_t  val;
+    ts_ss_cursor_t  *c;
 
     ss->mask = TS_SS_FLOATS;
+    c = NULL;
 
-    rc = ts_ss_value(ss, &val);
-    if (rc == 1) {
-        *t = val.t;
-        *v = val.v;
+    for ( ;; ) {
+
+        /* one source decoding: no choice to make */
+
+        if (ss->ncur == 1 && ss->cur[0].active) {
+            c = &ss->cur[0];
+
+        } else {
+            rc = ts_ss_earliest(ss, &c);
+            if (rc <= 0) {
+                return rc;
+            }
+        }
+
+        if (!c->active) {
+            rc = ts_ss_open_chunk(c);
+            if (rc <= 0) {
+                if (rc < 0) {
+                    return rc;
+                }
+
+                continue;
+            }
+        }
+
+        *t = c->t;
+        *v = c->v;
+
+        rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+        if (rc <= 0) {
+            if (rc < 0) {
+                return rc;
+            }
+
+            c->active = 0;
+            c->i++;
+        }
+
+        if ((ss->has_last && *t <= ss->last) || *t < ss->mint) {
+            continue;
+        }
+
+        if (*t > ss->maxt) {
+
+            /* the rest of this source is later still */
+
+            c->active = 0;
+            c->i = c->n;
+            c->more = 0;
+            continue;
+        }
+
+        ss->last = *t;
+        ss->has_last = 1;
+
+        return 1;
     }
-
-    return rc;
 }
 
 
 int
 ts_sset_histogram(ts_sset_t *ss, int64_t *t, ts_hist_t *h)
 {
-    int              rc;
-    ts_sset_value_t  val;
+    int                     rc;
+    const ts_sset_value_t  *val;
 
     ss->mask = TS_SS_HISTS;
 
     rc = ts_ss_value(ss, &val);
     if (rc == 1) {
-        *t = val.t;
-        *h = val.h;
+        *t = val->t;
+        *h = val->h;
     }
 
     return rc;
@@ -817,9 +873,17 @@ ts_sset_histogram(ts_sset_t *ss, int64_t *t, ts_hist_t *h)
 int
 ts_sset_value(ts_sset_t *ss, ts_sset_value_t *val)
 {
+    int                     rc;
+    const ts_sset_value_t  *v;
+
     ss->mask = TS_SS_ALL;
 
-    return ts_ss_value(ss, val);
+    rc = ts_ss_value(ss, &v);
+    if (rc == 1) {
+        *val = *v;
+    }
+
+    return rc;
 }
 
 
@@ -827,11 +891,12 @@ ts_sset_value(ts_sset_t *ss, ts_sset_value_t *val)
  * The next sample of a kind in ss->mask of the series in time order
  * over all its sources: 1, 0 at the end, or an error.  Samples outside
  * [mint, maxt] and at or before the last one returned are skipped.  A
- * histogram is copied out of the cursor before it moves on.
+ * histogram is copied out of the cursor before it moves on.  *val is
+ * ss->val, valid until the next call.
  */
 
 static int
-ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val)
+ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val)
 {
     int              rc;
     int64_t          t;
@@ -839,7 +904,7 @@ ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val)
 
     if (ss->pending) {
         ss->pending = 0;
-        *val = ss->val;
+        *val = &ss->val;
         return 1;
     }
 
@@ -905,7 +970,7 @@ ts_ss_value(ts_sset_t *ss, ts_sset_value_t *val)
 
         ss->last = t;
         ss->has_last = 1;
-        *val = ss->val;
+        *val = &ss->val;
 
         return 1;
     }
@@ -1150,16 +1215,16 @@ ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out)
 static int
 ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
 {
-    int              rc;
-    uint32_t         n;
-    ts_sset_value_t  val;
+    int                     rc;
+    uint32_t                n;
+    const ts_sset_value_t  *val;
 
     rc = ts_ss_value(ss, &val);
     if (rc <= 0) {
         return rc;
     }
 
-    if (val.enc != TS_XOR_ENCODING) {
+    if (val->enc != TS_XOR_ENCODING) {
         ss->pending = 1;
         return ts_ss_reencode_hist(ss, out);
     }
@@ -1168,17 +1233,17 @@ ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
         return TS_ERR_INVALID;
     }
 
-    out->mint = val.t;
+    out->mint = val->t;
     n = 0;
 
     for ( ;; ) {
-        rc = ts_xor_append_bits(&ss->a, ss->enc, val.t, val.v);
+        rc = ts_xor_append_bits(&ss->a, ss->enc, val->t, val->v);
         if (rc != TS_OK) {
             return rc;
         }
 
         n++;
-        out->maxt = val.t;
+        out->maxt = val->t;
 
         if (n == TS_XOR_SAMPLES_TARGET || ts_ss_boundary(ss)) {
             break;
@@ -1193,7 +1258,7 @@ ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
             break;
         }
 
-        if (val.enc != TS_XOR_ENCODING) {
+        if (val->enc != TS_XOR_ENCODING) {
             ss->pending = 1;
             ss->next_hdr = TS_HIST_HDR_UNKNOWN;
             break;
@@ -1218,9 +1283,9 @@ ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out)
 static int
 ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out)
 {
-    int              rc;
-    unsigned         hdr, enc;
-    ts_sset_value_t  val;
+    int                     rc;
+    unsigned                hdr, enc;
+    const ts_sset_value_t  *val;
 
     rc = ts_ss_value(ss, &val);
     if (rc <= 0) {
@@ -1235,21 +1300,21 @@ ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out)
 
     hdr = ss->next_hdr;
 
-    if (hdr == TS_HIST_HDR_UNKNOWN && val.h.reset_hint == TS_HIST_HINT_GAUGE)
+    if (hdr == TS_HIST_HDR_UNKNOWN && val->h.reset_hint == TS_HIST_HINT_GAUGE)
     {
         hdr = TS_HIST_HDR_GAUGE;
     }
 
     ss->next_hdr = TS_HIST_HDR_UNKNOWN;
 
-    rc = ts_ss_hist_start(ss, &val, hdr);
+    rc = ts_ss_hist_start(ss, val, hdr);
     if (rc != TS_OK) {
         return rc;
     }
 
-    enc = val.enc;
-    out->mint = val.t;
-    out->maxt = val.t;
+    enc = val->enc;
+    out->mint = val->t;
+    out->maxt = val->t;
 
     while (!ts_ss_boundary(ss)
            && !(ts_hist_count(ss->ha) >= TS_HIST_MIN_SAMPLES
@@ -1264,15 +1329,15 @@ ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out)
             break;
         }
 
-        if (val.enc != enc) {
+        if (val->enc != enc) {
             ss->pending = 1;
             break;
         }
 
-        rc = ts_hist_append(ss->ha, ss->henc, val.t, &val.h, &hdr);
+        rc = ts_hist_append(ss->ha, ss->henc, val->t, &val->h, &hdr);
 
         if (rc == TS_OK) {
-            out->maxt = val.t;
+            out->maxt = val->t;
             continue;
         }
 
@@ -1285,7 +1350,7 @@ ts_ss_reencode_hist(ts_sset_t *ss, ts_sset_chunk_t *out)
             ss->next_hdr = TS_HIST_HDR_NOT_RESET;
 
         } else if (rc == TS_ERR_FULL) {
-            ss->next_hdr = ts_hist_cut_header(ss->ha, &val.h);
+            ss->next_hdr = ts_hist_cut_header(ss->ha, &val->h);
 
         } else {
             ss->pending = 0;
