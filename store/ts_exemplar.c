@@ -561,7 +561,7 @@ ts_exemplar_read(ts_exemplar_hdr_t *hdr, ts_exemplar_slot_t *s,
 
 int
 ts_exemplar_prepend(ts_exemplar_t *x, const ts_exemplar_entry_t *e, size_t n,
-    size_t *added)
+    uint64_t seq, size_t *added)
 {
     int                  rc;
     size_t                i;
@@ -594,6 +594,11 @@ ts_exemplar_prepend(ts_exemplar_t *x, const ts_exemplar_entry_t *e, size_t n,
 
     while (hdr->tail != hdr->head) {
         ts_exemplar_evict(hdr);
+    }
+
+    if (hdr->head < seq) {
+        hdr->tail = seq;
+        hdr->head = seq;
     }
 
     for (i = 0; i < n; i++) {

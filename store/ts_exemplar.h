@@ -135,11 +135,12 @@ int ts_exemplar_each(ts_exemplar_t *x, uint64_t from, ts_exemplar_pt cb,
 /*
  * Re-adds the stored exemplars after the n given ones (older ones, in
  * order: a checkpoint's copy; labels from ts_exemplar_labels_encode(),
- * seq ignored), each through ts_exemplar_add()'s rules;
- * *added gets how many of the n were stored.  TS_ERR_NOMEM.
+ * their seq ignored), each through ts_exemplar_add()'s rules, numbered
+ * from seq on at least (past the numbers of that copy); *added gets
+ * how many of the n were stored.  TS_ERR_NOMEM.
  */
 int ts_exemplar_prepend(ts_exemplar_t *x, const ts_exemplar_entry_t *e,
-    size_t n, size_t *added);
+    size_t n, uint64_t seq, size_t *added);
 
 /* Start-up load state: 0 not yet, 1 done. */
 int ts_exemplar_loaded(ts_exemplar_t *x);

@@ -398,6 +398,7 @@ test_prepend(void **state)
     tx_got_t             *g;
     ts_label_t            l;
     ts_exemplar_t         x;
+    ts_exemplar_stats_t   st;
     ts_exemplar_entry_t   old[3];
 
     (void) state;
@@ -428,8 +429,11 @@ test_prepend(void **state)
     old[0].v = tx_bits(1);
     old[1].v = tx_bits(2);
 
-    assert_int_equal(ts_exemplar_prepend(&x, old, 2, &added), TS_OK);
+    assert_int_equal(ts_exemplar_prepend(&x, old, 2, 1000, &added), TS_OK);
     assert_int_equal(added, 2);
+    ts_exemplar_stats(&x, &st);
+    assert_int_equal(st.tail, 1000);
+    assert_int_equal(st.head, 1003);
 
     assert_int_equal(ts_exemplar_series(&x, 1, INT64_MIN, INT64_MAX,
                                         tx_collect, g), TS_OK);
