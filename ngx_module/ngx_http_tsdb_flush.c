@@ -468,6 +468,12 @@ ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
             ts_exemplar_saved(&z->exemplars, ck.xsaved);
         }
 
+        if (ck.xcopied) {
+            ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                          "tsdb zone \"%V\": checkpoint %uL: %uL exemplars "
+                          "copied", &z->name, e, ck.xcopied);
+        }
+
         ts_head_ckpt_publish(&z->head, e);
         ngx_http_tsdb_ckpt_wal(z, set);
         ngx_http_tsdb_ckpt_release(&ck);
