@@ -1008,7 +1008,8 @@ ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev)
 static char *
 ngx_http_tsdb_zone_exemplars(ngx_conf_t *cf, ngx_http_tsdb_zone_t *z)
 {
-    size_t  need;
+    size_t      need;
+    ngx_uint_t  lo, hi, mid;
 
     if (z->exemplar_max != NGX_CONF_UNSET_UINT) {
         need = ts_exemplar_region_size((uint32_t) z->exemplar_max);
@@ -1024,12 +1025,23 @@ ngx_http_tsdb_zone_exemplars(ngx_conf_t *cf, ngx_http_tsdb_zone_t *z)
         return NGX_CONF_OK;
     }
 
-    z->exemplar_max = TS_EXEMPLAR_DEFAULT_MAX;
+    /* the most that fit: the size grows with the count */
 
-    while (ts_exemplar_region_size((uint32_t) z->exemplar_max) > z->size / 8)
-    {
-        z->exemplar_max = z->exemplar_max / 4 * 3;
+    lo = 0;
+    hi = TS_EXEMPLAR_DEFAULT_MAX;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo + 1) / 2;
+
+        if (ts_exemplar_region_size((uint32_t) mid) <= z->size / 8) {
+            lo = mid;
+
+        } else {
+            hi = mid - 1;
+        }
     }
+
+    z->exemplar_max = lo;
 
     return NGX_CONF_OK;
 }
