@@ -6,8 +6,9 @@
  * The endpoint is what follows "api/v1/" in the URI, so the location's
  * prefix does not matter (/api/v1/..., /prometheus/api/v1/...): query,
  * query_range, series, labels, label/NAME/values, metadata,
- * query_exemplars, status/tsdb and status/buildinfo.  Parameters come from the query string and, for
- * POST, an application/x-www-form-urlencoded body, as Prometheus reads
+ * query_exemplars, status/tsdb and status/buildinfo.  Parameters come
+ * from the query string and, for POST, an
+ * application/x-www-form-urlencoded body, as Prometheus reads
  * them (r.FormValue: the body's value first).  Answers are Prometheus's
  * JSON envelopes; errors {"status":"error","errorType":...,"error":...}
  * with its HTTP codes (bad_data 400, execution 422, timeout 503,

@@ -22,7 +22,7 @@ use Time::HiRes qw(sleep);
 
 plan skip_all => 'prometheus not installed'
     unless -x $Test::Nginx::Tsdb::Util::PROMETHEUS;
-plan tests => 29;
+plan tests => 31;
 
 my @RW_V2 = ('Content-Type: application/x-protobuf;'
              . 'proto=io.prometheus.write.v2.Request',
@@ -34,13 +34,17 @@ my $now = int(time() / 60) * 60000 - 600000;
 my ($t1, $t2, $t3) = ($now + 123, $now + 60450, $now + 120007);
 
 # The zzz exemplar is older than ccc, sent after it: Prometheus drops it.
-my $DATA = <<"DATA";
-{__name__="http_requests_total",job="api",code="200"} $t1:10 $t2:20 $t3:30 \@{trace_id="aaa"}$t1:1 \@{trace_id="bbb",span_id="s1"}$t2:2 \@{trace_id="ccc"}$t3:0.5 \@{trace_id="zzz"}$t1:9
-{__name__="http_requests_total",job="api",code="500"} $t1:1 \@{trace_id="ddd"}$t1:1e-7
-{__name__="latency_bucket",job="api",le="0.1"} $t1:5 $t2:6 \@{trace_id="eee"}$t2:0.05
-{__name__="other",job="web"} $t1:1 \@{empty="",trace_id="fff"}$t1:3
-{__name__="plain",job="web"} $t1:1
-DATA
+my $DATA = join "\n",
+    qq({__name__="http_requests_total",job="api",code="200"})
+    . qq( $t1:10 $t2:20 $t3:30 \@{trace_id="aaa"}$t1:1)
+    . qq( \@{trace_id="bbb",span_id="s1"}$t2:2 \@{trace_id="ccc"}$t3:0.5)
+    . qq( \@{trace_id="zzz"}$t1:9),
+    qq({__name__="http_requests_total",job="api",code="500"} $t1:1)
+    . qq( \@{trace_id="ddd"}$t1:1e-7),
+    qq({__name__="latency_bucket",job="api",le="0.1"} $t1:5 $t2:6)
+    . qq( \@{trace_id="eee"}$t2:0.05),
+    qq({__name__="other",job="web"} $t1:1 \@{empty="",trace_id="fff"}$t1:3),
+    qq({__name__="plain",job="web"} $t1:1), '';
 
 my $STORED = 6;
 my $DUPS = 4;           # the newest of each series
@@ -104,16 +108,18 @@ sub paths {
 my %expect;
 
 sub mismatches {
-    my ($tenant) = @_;
+    my ($tenant, $exp) = @_;
     my @bad;
+
+    $exp //= \%expect;
 
     for my $p (paths()) {
         my $res = $srv->request("GET $p",
                                 headers => [ "X-Scope-OrgID: $tenant" ]);
         my $n = ($res->{status} // 0) . ' ' . ($res->{body} // '');
 
-        push @bad, "$p\n  ngx_tsdb:   $n\n  prometheus: $expect{$p}"
-            if $n ne $expect{$p};
+        push @bad, "$p\n  ngx_tsdb:   $n\n  prometheus: $exp->{$p}"
+            if $n ne $exp->{$p};
     }
 
     diag(join "\n", @bad) if @bad;
@@ -140,12 +146,22 @@ my $v2 = rwgen($DATA, 1);
 my $res = prometheus_post($pport, '/api/v1/write', $v1, @RW_V1);
 is($res->{status}, 204, 'Prometheus took the 1.0 request');
 
-for my $p (paths()) {
-    my ($raw) = Test::Nginx::Tsdb::Server::build_request("GET $p");
-    my $r = Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $pport, $raw,
-                                                60, 0);
-    $expect{$p} = ($r->{status} // 0) . ' ' . ($r->{body} // '');
+# every answer of the Prometheus on $port
+sub answers {
+    my ($port) = @_;
+    my %a;
+
+    for my $p (paths()) {
+        my ($raw) = Test::Nginx::Tsdb::Server::build_request("GET $p");
+        my $r = Test::Nginx::Tsdb::Server::exchange('127.0.0.1', $port,
+                                                    $raw, 60, 0);
+        $a{$p} = ($r->{status} // 0) . ' ' . ($r->{body} // '');
+    }
+
+    return %a;
 }
+
+%expect = answers($pport);
 
 like($expect{(paths())[0]}, qr/^200 .*"trace_id":"aaa"/,
      'Prometheus has the exemplars');
@@ -182,7 +198,9 @@ $res = $srv->request('POST /api/v1/query_exemplars',
                      headers => [ 'X-Scope-OrgID: one', 'Content-Type: '
                                   . 'application/x-www-form-urlencoded' ],
                      body => 'query=other');
-like($res->{body}, qr/"seriesLabels":\{"__name__":"other","job":"web"\},"exemplars":\[\{"labels":\{"trace_id":"fff"\},"value":"3","timestamp":/,
+like($res->{body}, qr/"seriesLabels":\{"__name__":"other","job":"web"\},
+                      "exemplars":\[\{"labels":\{"trace_id":"fff"\},
+                      "value":"3","timestamp":/x,
      'POST form: the exemplar, its empty label dropped');
 
 # the whole server is SIGKILLed: the WAL brings everything back
@@ -205,8 +223,13 @@ is($res->{headers}{'x-prometheus-remote-write-exemplars-written'}, $DUPS,
    'after the replay, a retry is only duplicates');
 
 # a checkpoint copies the ring into the index
-sub copied { return () = $srv->error_log =~ /checkpoint \d+: \d+ exemplars copied/g }
-sub loaded { return () = $srv->error_log =~ /loaded 12 exemplars from the index,/g }
+sub copied {
+    return () = $srv->error_log =~ /checkpoint \d+: \d+ exemplars copied/g;
+}
+
+sub loaded {
+    return () = $srv->error_log =~ /loaded 12 exemplars from the index,/g;
+}
 
 $srv->restart(http_config => conf('flush=1s'));
 ok(wait_for(sub { copied() >= 1 }, 20), 'a checkpoint copied the exemplars');
@@ -245,8 +268,9 @@ $bad = Test::Nginx::Tsdb::Server->new(
     http_config => conf('max_exemplars=10000000'),
     config => 'location / { return 204; }');
 eval { $bad->start };
-like($@ . $bad->error_log . $bad->stderr,
-     qr/max_exemplars=10000000 needs \d+ bytes, more than a quarter of tsdb zone "main"/,
+my $too = 'max_exemplars=10000000 needs \d+ bytes, more than a quarter '
+          . 'of tsdb zone "main"';
+like($@ . $bad->error_log . $bad->stderr, qr/$too/,
      'max_exemplars too large for the zone rejected');
 
 # max_exemplars=0 turns them off: nothing stored, nothing counted
@@ -260,6 +284,24 @@ $res = $srv->request('GET /api/v1/query_exemplars?query=other',
                      headers => [ 'X-Scope-OrgID: four' ]);
 is($res->{body}, '{"status":"success","data":[]}',
    'max_exemplars=0: none to query');
+
+# a full ring overwrites its oldest exemplars as Prometheus's does
+my ($ppid3, $pport3) = prometheus_flags($srv, 'prometheus3',
+    "global: {}\nstorage:\n  exemplars:\n    max_exemplars: 3\n", undef,
+    '--web.enable-remote-write-receiver',
+    '--enable-feature=exemplar-storage');
+$res = prometheus_post($pport3, '/api/v1/write', $v1, @RW_V1);
+my %expect3 = answers($pport3);
+prometheus_stop($ppid3);
+
+like($expect3{'/api/v1/query_exemplars?query=%7Bjob%3D~%22api%7Cweb%22%7D'},
+     qr/^200 (?!.*"aaa").*"ddd".*"eee".*"fff"/,
+     'Prometheus with max_exemplars 3 kept the last 3');
+$srv->restart(http_config => conf('max_exemplars=3'));
+$res = $srv->request('POST /api/v1/write', body => $v1,
+                     headers => [ @RW_V1, 'X-Scope-OrgID: five' ]);
+is(mismatches('five', \%expect3), 0,
+   'max_exemplars=3: the same 3 survive, the same answers');
 
 unlike($srv->error_log, qr/\[(?:error|alert|crit|emerg)\]/,
        'no [error] or worse in the log');
