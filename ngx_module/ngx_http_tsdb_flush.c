@@ -1030,6 +1030,7 @@ ngx_http_tsdb_exemplars_load(ngx_http_tsdb_zone_t *z)
 
     ngx_memzero(&xl, sizeof(ngx_http_tsdb_xload_t));
     xl.zone = z;
+    added = 0;
 
     rc = ts_db_rtxn_begin(z->db, &t);
 
