@@ -1047,7 +1047,7 @@ ngx_http_tsdb_exemplars_load(ngx_http_tsdb_zone_t *z)
     }
 
     if (rc == TS_OK
-        && ngx_http_tsdb_exemplars_apply(z, &xl.ex, xl.next, &added)
+        && ngx_http_tsdb_exemplars_apply(z, &xl.ex, 0, xl.next, &added)
            != NGX_OK)
     {
         rc = TS_ERR_NOMEM;

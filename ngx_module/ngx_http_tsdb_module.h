@@ -200,7 +200,8 @@ char *ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 ngx_int_t ngx_http_tsdb_exemplars_push(ngx_http_tsdb_exemplars_t *ex,
     ts_head_t *head, const ts_exemplar_record_t *r);
 ngx_int_t ngx_http_tsdb_exemplars_apply(ngx_http_tsdb_zone_t *z,
-    ngx_http_tsdb_exemplars_t *ex, uint64_t seq, size_t *added);
+    ngx_http_tsdb_exemplars_t *ex, ngx_uint_t sort, uint64_t seq,
+    size_t *added);
 void ngx_http_tsdb_exemplars_free(ngx_http_tsdb_exemplars_t *ex);
 ngx_http_tsdb_zone_t *ngx_http_tsdb_zone_find(
     ngx_http_tsdb_main_conf_t *mcf, ngx_str_t *name);

@@ -1148,18 +1148,22 @@ ngx_http_tsdb_exemplars_push(ngx_http_tsdb_exemplars_t *ex, ts_head_t *head,
 
 
 /*
- * Into the ring in time order (workers take turns with a series, so a
- * directory alone is not in order), in front of what it holds.
+ * Into the ring in front of what it holds; sorted by time for the WAL
+ * (workers take turns with a series, so a directory alone is not in
+ * order), in the given order for the index's copy (the ring's order).
  */
 
 ngx_int_t
 ngx_http_tsdb_exemplars_apply(ngx_http_tsdb_zone_t *z,
-    ngx_http_tsdb_exemplars_t *ex, uint64_t seq, size_t *added)
+    ngx_http_tsdb_exemplars_t *ex, ngx_uint_t sort, uint64_t seq,
+    size_t *added)
 {
     size_t  i;
 
-    ngx_qsort(ex->e, ex->n, sizeof(ts_exemplar_entry_t),
-              ngx_http_tsdb_exemplar_cmp);
+    if (sort) {
+        ngx_qsort(ex->e, ex->n, sizeof(ts_exemplar_entry_t),
+                  ngx_http_tsdb_exemplar_cmp);
+    }
 
     for (i = 0; i < ex->n; i++) {
         ex->e[i].labels = ex->bytes + (uintptr_t) ex->e[i].labels;
@@ -1207,7 +1211,7 @@ ngx_http_tsdb_replay_exemplars(ngx_http_tsdb_zone_t *z,
         return;
     }
 
-    if (ngx_http_tsdb_exemplars_apply(z, &rp->ex, 0, &added) != NGX_OK) {
+    if (ngx_http_tsdb_exemplars_apply(z, &rp->ex, 1, 0, &added) != NGX_OK) {
         ngx_log_error(NGX_LOG_ALERT, log, 0,
                       "tsdb zone \"%V\": replay of exemplars failed: out "
                       "of memory", &z->name);

@@ -6,8 +6,9 @@
  * and by label bytes with the per-series index kept right, prepending
  * a checkpoint's copy, a lock taken over from a dead writer (the index
  * rebuilt), two processes writing at once and one SIGKILLed while
- * writing, takeover on reload, and the EXEMPLARS WAL record (round
- * trip, every truncation rejected).
+ * writing, takeover on reload, the EXEMPLARS WAL record (round trip,
+ * every truncation rejected) and the index's exemplar blocks (put,
+ * read back in order, evicted blocks deleted).
  */
 
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "ts_db.h"
 #include "ts_error.h"
 #include "ts_exemplar.h"
 
@@ -738,6 +740,114 @@ test_record(void **state)
 }
 
 
+typedef struct {
+    uint64_t    first[8];
+    uint64_t    last[8];
+    char        data[8][16];
+    size_t      n;
+} tx_blocks_t;
+
+
+static int
+tx_block(void *data, const ts_db_exemplars_t *b)
+{
+    tx_blocks_t  *bl = data;
+
+    assert_true(bl->n < 8);
+    bl->first[bl->n] = b->first;
+    bl->last[bl->n] = b->last;
+    assert_true(b->len < 16);
+    memcpy(bl->data[bl->n], b->data, b->len);
+    bl->data[bl->n][b->len] = '\0';
+    bl->n++;
+
+    return 0;
+}
+
+
+static void
+tx_read_blocks(ts_db_t *db, tx_blocks_t *bl)
+{
+    ts_db_rtxn_t  *t;
+
+    memset(bl, 0, sizeof(tx_blocks_t));
+    assert_int_equal(ts_db_rtxn_begin(db, &t), TS_OK);
+    assert_int_equal(ts_db_exemplars_each(t, tx_block, bl), TS_OK);
+    ts_db_rtxn_abort(t);
+}
+
+
+static void
+test_db_blocks(void **state)
+{
+    char                err[TS_DB_ERR_MAX], root[64], cmd[128];
+    ts_db_t            *db;
+    tx_blocks_t         bl;
+    ts_db_conf_t        conf;
+    ts_db_exemplars_t   b[3];
+
+    (void) state;
+
+    snprintf(root, sizeof(root), "/tmp/test_exemplar.XXXXXX");
+    assert_non_null(mkdtemp(root));
+    memset(&conf, 0, sizeof(conf));
+    conf.path = root;
+    conf.uid = (uid_t) -1;
+    conf.gid = (gid_t) -1;
+    assert_int_equal(ts_db_open(&db, &conf, err, sizeof(err)), TS_OK);
+
+    /* nothing yet */
+    tx_read_blocks(db, &bl);
+    assert_int_equal(bl.n, 0);
+
+    b[0].first = 0;
+    b[0].last = 9;
+    b[0].data = "zero";
+    b[0].len = 4;
+    b[1].first = 10;
+    b[1].last = 19;
+    b[1].data = "ten";
+    b[1].len = 3;
+    b[2].first = 300;           /* sorts after 10 numerically */
+    b[2].last = 300;
+    b[2].data = "";
+    b[2].len = 0;
+    assert_int_equal(ts_db_exemplars_put(db, b, 3, 0), TS_OK);
+
+    tx_read_blocks(db, &bl);
+    assert_int_equal(bl.n, 3);
+    assert_int_equal(bl.first[0], 0);
+    assert_int_equal(bl.last[0], 9);
+    assert_string_equal(bl.data[0], "zero");
+    assert_int_equal(bl.first[1], 10);
+    assert_string_equal(bl.data[1], "ten");
+    assert_int_equal(bl.first[2], 300);
+    assert_string_equal(bl.data[2], "");
+
+    /* the ring moved past 9 and 19: those blocks go, 300 stays */
+    assert_int_equal(ts_db_exemplars_put(db, NULL, 0, 20), TS_OK);
+    tx_read_blocks(db, &bl);
+    assert_int_equal(bl.n, 1);
+    assert_int_equal(bl.first[0], 300);
+
+    /* a block past 9 but before 10 survives keep=10 only if last >= 10 */
+    b[0].first = 5;
+    b[0].last = 12;
+    assert_int_equal(ts_db_exemplars_put(db, b, 1, 10), TS_OK);
+    tx_read_blocks(db, &bl);
+    assert_int_equal(bl.n, 2);
+    assert_int_equal(bl.first[0], 5);
+    assert_int_equal(bl.first[1], 300);
+
+    /* the index still verifies: the blocks live in "meta" */
+    assert_int_equal(ts_db_verify(db), TS_OK);
+
+    ts_db_close(db);
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", root);
+    assert_int_equal(system(cmd), 0);
+}
+
+
 int
 main(void)
 {
@@ -752,6 +862,7 @@ main(void)
         cmocka_unit_test(test_two_processes),
         cmocka_unit_test(test_sigkill),
         cmocka_unit_test(test_record),
+        cmocka_unit_test(test_db_blocks),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
