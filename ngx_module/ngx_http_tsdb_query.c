@@ -2107,7 +2107,7 @@ static ngx_int_t
 ngx_http_tsdb_xq_select(ngx_http_tsdb_xquery_t *xq,
     const ts_promql_vector_t *v)
 {
-    int                         rc;
+    int                         rc, opened;
     char                        msg[TS_SELECT_MSG_SIZE];
     void                       *p;
     uint64_t                    ref;
@@ -2128,6 +2128,7 @@ ngx_http_tsdb_xq_select(ngx_http_tsdb_xquery_t *xq,
     }
 
     rc = ts_select_open(&it, sel, &ctx->hs.src);
+    opened = (rc == TS_OK);
 
     while (rc == TS_OK && (rc = ts_select_next(it, &ref)) == 1) {
         if (xq->nrefs == xq->cap) {
@@ -2145,7 +2146,7 @@ ngx_http_tsdb_xq_select(ngx_http_tsdb_xquery_t *xq,
         rc = TS_OK;
     }
 
-    if (rc == 0 || rc == TS_OK) {
+    if (opened) {
         ts_select_close(it);
     }
 
