@@ -26,7 +26,12 @@
  * COUNT defaults to the zero count plus every bucket.
  *
  * Labels are sent in the order given, so a test can send them unsorted,
- * duplicated or invalid.  -2 builds an io.prometheus.write.v2.Request
+ * duplicated or invalid.  A token @{labels}TIME:VALUE adds an exemplar
+ * (labels as above, no blanks in the token):
+ *
+ *     {__name__="req_total"} 1000:5 @{trace_id="a1"}1000:1.5
+ *
+ * -2 builds an io.prometheus.write.v2.Request
  * (symbols table and label refs) instead of a prometheus.WriteRequest.
  */
 
@@ -65,6 +70,17 @@ typedef struct {
     double         pb[RWGEN_MAX_BUCKETS];
     double         nb[RWGEN_MAX_BUCKETS];
 } rwgen_hist_t;
+#define RWGEN_MAX_EXEMPLARS  16
+#define RWGEN_MAX_XLABELS    8
+
+
+typedef struct {
+    char          *name[RWGEN_MAX_XLABELS];
+    char          *value[RWGEN_MAX_XLABELS];
+    size_t         nlabels;
+    int64_t        t;
+    double         v;
+} rwgen_exemplar_t;
 
 
 typedef struct {
@@ -77,6 +93,8 @@ typedef struct {
     rwgen_hist_t **h;               /* RWGEN_MAX_SAMPLES, when needed */
     int64_t       *ht;
     size_t         nhist;
+    rwgen_exemplar_t  x[RWGEN_MAX_EXEMPLARS];
+    size_t         nx;
 } rwgen_series_t;
 
 
@@ -90,6 +108,11 @@ static Prometheus__Histogram *rwgen_hist_v1(const rwgen_hist_t *h,
     int64_t t);
 static Io__Prometheus__Write__V2__Histogram *rwgen_hist_v2(
     const rwgen_hist_t *h, int64_t t);
+static int rwgen_exemplar(char *tok, rwgen_series_t *s);
+static void rwgen_v1_exemplars(Prometheus__TimeSeries *ts,
+    rwgen_series_t *s);
+static void rwgen_v2_exemplars(Io__Prometheus__Write__V2__TimeSeries *ts,
+    rwgen_series_t *s, char ***syms, size_t *nsyms);
 static void *rwgen_v1(rwgen_series_t *s, size_t n, size_t *len);
 static void *rwgen_v2(rwgen_series_t *s, size_t n, size_t *len);
 static uint32_t rwgen_symbol(char ***syms, size_t *nsyms, char *s);
@@ -201,6 +224,7 @@ rwgen_parse(char *line, rwgen_series_t *s)
     s->nhist = 0;
     s->h = NULL;
     s->ht = NULL;
+    s->nx = 0;
     p = line;
 
     if (*p++ != '{') {
@@ -233,6 +257,14 @@ rwgen_parse(char *line, rwgen_series_t *s)
     }
 
     for (tok = strtok(p, " \t\n"); tok; tok = strtok(NULL, " \t\n")) {
+        if (tok[0] == '@') {
+            if (rwgen_exemplar(tok + 1, s) != 0) {
+                return -1;
+            }
+
+            continue;
+        }
+
         colon = strchr(tok, ':');
         if (colon == NULL || s->nsamples == RWGEN_MAX_SAMPLES) {
             return -1;
@@ -265,6 +297,53 @@ rwgen_parse(char *line, rwgen_series_t *s)
         s->v[s->nsamples] = rwgen_value(colon + 1);
         s->nsamples++;
     }
+
+    return 0;
+}
+
+
+/* {name="value",...}TIME:VALUE */
+
+static int
+rwgen_exemplar(char *tok, rwgen_series_t *s)
+{
+    char              *p, *colon;
+    rwgen_exemplar_t  *x;
+
+    if (s->nx == RWGEN_MAX_EXEMPLARS || *tok != '{') {
+        return -1;
+    }
+
+    x = &s->x[s->nx];
+    x->nlabels = 0;
+    p = tok + 1;
+
+    while (*p && *p != '}') {
+        x->name[x->nlabels] = p;
+        p = strchr(p, '=');
+        if (p == NULL || x->nlabels == RWGEN_MAX_XLABELS) {
+            return -1;
+        }
+
+        *p++ = '\0';
+        x->value[x->nlabels] = rwgen_string(&p);
+        if (x->value[x->nlabels++] == NULL) {
+            return -1;
+        }
+
+        if (*p == ',') {
+            p++;
+        }
+    }
+
+    if (*p++ != '}' || (colon = strchr(p, ':')) == NULL) {
+        return -1;
+    }
+
+    *colon = '\0';
+    x->t = strtoll(p, NULL, 10);
+    x->v = rwgen_value(colon + 1);
+    s->nx++;
 
     return 0;
 }
@@ -613,6 +692,7 @@ rwgen_v1(rwgen_series_t *s, size_t n, size_t *len)
         for (k = 0; k < s[i].nhist; k++) {
             ts[i]->histograms[k] = rwgen_hist_v1(s[i].h[k], s[i].ht[k]);
         }
+        rwgen_v1_exemplars(ts[i], &s[i]);
     }
 
     req.n_timeseries = n;
@@ -673,6 +753,7 @@ rwgen_v2(rwgen_series_t *s, size_t n, size_t *len)
         for (k = 0; k < s[i].nhist; k++) {
             ts[i]->histograms[k] = rwgen_hist_v2(s[i].h[k], s[i].ht[k]);
         }
+        rwgen_v2_exemplars(ts[i], &s[i], &syms, &nsyms);
     }
 
     req.n_symbols = nsyms;
@@ -685,6 +766,69 @@ rwgen_v2(rwgen_series_t *s, size_t n, size_t *len)
     io__prometheus__write__v2__request__pack(&req, buf);
 
     return buf;
+}
+
+
+static void
+rwgen_v1_exemplars(Prometheus__TimeSeries *ts, rwgen_series_t *s)
+{
+    size_t                 i, k;
+    Prometheus__Label    **l;
+    Prometheus__Exemplar **x;
+
+    x = rwgen_alloc(s->nx * sizeof(*x) + 1);
+
+    for (i = 0; i < s->nx; i++) {
+        x[i] = rwgen_alloc(sizeof(Prometheus__Exemplar));
+        prometheus__exemplar__init(x[i]);
+
+        l = rwgen_alloc(s->x[i].nlabels * sizeof(*l) + 1);
+        for (k = 0; k < s->x[i].nlabels; k++) {
+            l[k] = rwgen_alloc(sizeof(Prometheus__Label));
+            prometheus__label__init(l[k]);
+            l[k]->name = s->x[i].name[k];
+            l[k]->value = s->x[i].value[k];
+        }
+
+        x[i]->n_labels = s->x[i].nlabels;
+        x[i]->labels = l;
+        x[i]->timestamp = s->x[i].t;
+        x[i]->value = s->x[i].v;
+    }
+
+    ts->n_exemplars = s->nx;
+    ts->exemplars = x;
+}
+
+
+static void
+rwgen_v2_exemplars(Io__Prometheus__Write__V2__TimeSeries *ts,
+    rwgen_series_t *s, char ***syms, size_t *nsyms)
+{
+    size_t                                i, k;
+    uint32_t                             *refs;
+    Io__Prometheus__Write__V2__Exemplar **x;
+
+    x = rwgen_alloc(s->nx * sizeof(*x) + 1);
+
+    for (i = 0; i < s->nx; i++) {
+        x[i] = rwgen_alloc(sizeof(Io__Prometheus__Write__V2__Exemplar));
+        io__prometheus__write__v2__exemplar__init(x[i]);
+
+        refs = rwgen_alloc(2 * s->x[i].nlabels * sizeof(uint32_t) + 1);
+        for (k = 0; k < s->x[i].nlabels; k++) {
+            refs[2 * k] = rwgen_symbol(syms, nsyms, s->x[i].name[k]);
+            refs[2 * k + 1] = rwgen_symbol(syms, nsyms, s->x[i].value[k]);
+        }
+
+        x[i]->n_labels_refs = 2 * s->x[i].nlabels;
+        x[i]->labels_refs = refs;
+        x[i]->timestamp = s->x[i].t;
+        x[i]->value = s->x[i].v;
+    }
+
+    ts->n_exemplars = s->nx;
+    ts->exemplars = x;
 }
 
 

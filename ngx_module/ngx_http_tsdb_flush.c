@@ -58,6 +58,8 @@
 #define NGX_HTTP_TSDB_FLUSH_SERIES     1000    /* series per transaction */
 #define NGX_HTTP_TSDB_FLUSH_CHUNKS     8000    /* chunks per transaction */
 #define NGX_HTTP_TSDB_RETENTION_KEYS   10000
+#define NGX_HTTP_TSDB_XBLOCK           1024    /* exemplars per block */
+#define NGX_HTTP_TSDB_XLABELS          65536   /* series labels a block */
 
 
 typedef struct {
@@ -76,7 +78,22 @@ typedef struct {
     uint32_t                    nmeta;
     uint32_t                    meta_cap;
     ngx_int_t                   meta_failed;
+    uint64_t                    xsaved;        /* below: in the index */
+    uint64_t                    xcopied;
+    unsigned                    xsave:1;
 } ngx_http_tsdb_ckpt_t;
+
+
+/* a checkpoint's copy of the exemplar ring, as index blocks */
+typedef struct {
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_http_tsdb_exemplars_t   ex;
+    ts_exemplar_record_t       *recs;
+    ts_label_t                 *labels;
+    ts_db_exemplars_t          *blocks;
+    size_t                      nblocks;
+    size_t                      bcap;
+} ngx_http_tsdb_xcopy_t;
 
 
 static void ngx_http_tsdb_flush_handler(ngx_event_t *ev);
@@ -106,6 +123,19 @@ static void ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
 static void ngx_http_tsdb_ckpt_wal(ngx_http_tsdb_zone_t *z,
     ts_wal_set_t *set);
 static void ngx_http_tsdb_retention(ngx_http_tsdb_zone_t *z);
+static void ngx_http_tsdb_exemplars_load_once(ngx_http_tsdb_zone_t *z);
+static ngx_int_t ngx_http_tsdb_exemplars_load(ngx_http_tsdb_zone_t *z);
+static int ngx_http_tsdb_exemplars_block(void *data,
+    const ts_db_exemplars_t *b);
+static int ngx_http_tsdb_exemplars_entry(void *data,
+    const ts_exemplar_record_t *r);
+static ngx_int_t ngx_http_tsdb_ckpt_exemplars(ngx_http_tsdb_ckpt_t *ck);
+static int ngx_http_tsdb_xcopy_entry(void *data,
+    const ts_exemplar_entry_t *e);
+static ngx_int_t ngx_http_tsdb_xcopy_blocks(ngx_http_tsdb_xcopy_t *xc);
+static ngx_int_t ngx_http_tsdb_xcopy_block(ngx_http_tsdb_xcopy_t *xc,
+    size_t first, size_t n);
+static void ngx_http_tsdb_xcopy_free(ngx_http_tsdb_xcopy_t *xc);
 
 
 ngx_int_t
@@ -129,6 +159,8 @@ ngx_http_tsdb_flush_init_process(ngx_cycle_t *cycle,
         z->db = NULL;
         return NGX_ERROR;
     }
+
+    ngx_http_tsdb_exemplars_load_once(z);
 
     z->flush_ev.handler = ngx_http_tsdb_flush_handler;
     z->flush_ev.data = z;
@@ -431,6 +463,17 @@ ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
 
     if (ngx_http_tsdb_ckpt_copy(&ck) == NGX_OK) {
         ngx_http_tsdb_ckpt_meta_saved(&ck);
+
+        if (ck.xsave) {
+            ts_exemplar_saved(&z->exemplars, ck.xsaved);
+        }
+
+        if (ck.xcopied) {
+            ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                          "tsdb zone \"%V\": checkpoint %uL: %uL exemplars "
+                          "copied", &z->name, e, ck.xcopied);
+        }
+
         ts_head_ckpt_publish(&z->head, e);
         ngx_http_tsdb_ckpt_wal(z, set);
         ngx_http_tsdb_ckpt_release(&ck);
@@ -503,7 +546,9 @@ ngx_http_tsdb_ckpt_copy(ngx_http_tsdb_ckpt_t *ck)
         return NGX_ERROR;
     }
 
-    if (ngx_http_tsdb_ckpt_apply(ck) != NGX_OK) {
+    if (ngx_http_tsdb_ckpt_apply(ck) != NGX_OK
+        || ngx_http_tsdb_ckpt_exemplars(ck) != NGX_OK)
+    {
         return NGX_ERROR;
     }
 
@@ -938,4 +983,374 @@ ngx_http_tsdb_retention(ngx_http_tsdb_zone_t *z)
                       "%uL series%s", &z->name, st.chunks, st.series,
                       st.more ? ", more to do" : "");
     }
+}
+
+
+/*
+ * Exemplars.  The ring lives in the zone; the index keeps a copy made
+ * by each checkpoint, so that truncating the WAL never loses them.  A
+ * new zone gets the index's copy in front of what the WAL replay added
+ * (older: the WAL kept only what came after that copy), once, by the
+ * first worker holding the flusher lock, and before any checkpoint
+ * writes a copy of its own.
+ */
+
+static void
+ngx_http_tsdb_exemplars_load_once(ngx_http_tsdb_zone_t *z)
+{
+    if (ts_exemplar_loaded(&z->exemplars)
+        || ts_head_flush_trylock(&z->head) < 0)
+    {
+        return;
+    }
+
+    if (!ts_exemplar_loaded(&z->exemplars)) {
+        (void) ngx_http_tsdb_exemplars_load(z);
+    }
+
+    ts_head_flush_unlock(&z->head);
+}
+
+
+typedef struct {
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_http_tsdb_exemplars_t   ex;
+    uint64_t                    next;          /* past the copy's seqs */
+    ngx_uint_t                  bad;
+} ngx_http_tsdb_xload_t;
+
+
+static ngx_int_t
+ngx_http_tsdb_exemplars_load(ngx_http_tsdb_zone_t *z)
+{
+    int                     rc;
+    size_t                  added;
+    ts_db_rtxn_t           *t;
+    ngx_http_tsdb_xload_t   xl;
+
+    ngx_memzero(&xl, sizeof(ngx_http_tsdb_xload_t));
+    xl.zone = z;
+    added = 0;
+
+    rc = ts_db_rtxn_begin(z->db, &t);
+
+    if (rc == TS_OK) {
+        rc = ts_db_exemplars_each(t, ngx_http_tsdb_exemplars_block, &xl);
+
+        if (rc != TS_OK && rc != TS_ERR_NOMEM) {
+            ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                          "tsdb zone \"%V\": reading exemplars failed: %s",
+                          &z->name, ts_db_rtxn_errmsg(t));
+        }
+
+        ts_db_rtxn_abort(t);
+    }
+
+    if (rc == TS_OK
+        && ngx_http_tsdb_exemplars_apply(z, &xl.ex, 0, xl.next, &added)
+           != NGX_OK)
+    {
+        rc = TS_ERR_NOMEM;
+    }
+
+    if (rc == TS_OK) {
+        ts_exemplar_set_loaded(&z->exemplars);
+
+        if (xl.ex.n) {
+            ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                          "tsdb zone \"%V\": loaded %uz exemplars from the "
+                          "index, %uz stored, %ui bad", &z->name, xl.ex.n,
+                          added, xl.bad);
+        }
+
+    } else {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": loading exemplars failed: %s",
+                      &z->name, ts_strerror(rc));
+    }
+
+    ngx_http_tsdb_exemplars_free(&xl.ex);
+
+    return rc == TS_OK ? NGX_OK : NGX_ERROR;
+}
+
+
+static int
+ngx_http_tsdb_exemplars_block(void *data, const ts_db_exemplars_t *b)
+{
+    ngx_http_tsdb_xload_t  *xl = data;
+
+    int  rc;
+
+    if (b->last + 1 > xl->next) {
+        xl->next = b->last + 1;
+    }
+
+    rc = ts_exemplar_record_decode(b->data, b->len,
+                                   ngx_http_tsdb_exemplars_entry, xl);
+
+    if (rc == TS_ERR_CORRUPT) {
+        xl->bad++;
+        return 0;
+    }
+
+    return rc;
+}
+
+
+static int
+ngx_http_tsdb_exemplars_entry(void *data, const ts_exemplar_record_t *r)
+{
+    ngx_http_tsdb_xload_t  *xl = data;
+
+    switch (ngx_http_tsdb_exemplars_push(&xl->ex, &xl->zone->head, r)) {
+
+    case NGX_OK:
+        return 0;
+
+    case NGX_DECLINED:
+        xl->bad++;
+        return 0;
+
+    default:
+        return TS_ERR_NOMEM;
+    }
+}
+
+
+/*
+ * The exemplars stored since the last copy go into new blocks; blocks
+ * of exemplars the ring has overwritten since go.  Before the sync that
+ * makes the checkpoint durable.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_ckpt_exemplars(ngx_http_tsdb_ckpt_t *ck)
+{
+    int                     rc;
+    ts_exemplar_stats_t     st;
+    ngx_http_tsdb_zone_t   *z;
+    ngx_http_tsdb_xcopy_t   xc;
+
+    z = ck->zone;
+
+    if (z->exemplar_max == 0) {
+        return NGX_OK;
+    }
+
+    if (!ts_exemplar_loaded(&z->exemplars)
+        && ngx_http_tsdb_exemplars_load(z) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ts_exemplar_stats(&z->exemplars, &st);
+
+    ngx_memzero(&xc, sizeof(ngx_http_tsdb_xcopy_t));
+    xc.zone = z;
+
+    rc = ts_exemplar_each(&z->exemplars, st.saved, ngx_http_tsdb_xcopy_entry,
+                          &xc);
+
+    if (rc == TS_OK && xc.ex.n == 0 && st.saved >= st.tail) {
+        ck->xsave = 1;
+        ck->xsaved = st.saved;
+        ngx_http_tsdb_xcopy_free(&xc);
+        return NGX_OK;
+    }
+
+    /* the oldest still stored, after the copy was taken */
+    ts_exemplar_stats(&z->exemplars, &st);
+
+    if (rc != TS_OK || ngx_http_tsdb_xcopy_blocks(&xc) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": checkpoint of exemplars failed: "
+                      "out of memory", &z->name);
+        ngx_http_tsdb_xcopy_free(&xc);
+        return NGX_ERROR;
+    }
+
+    rc = ts_db_exemplars_put(z->db, xc.blocks, xc.nblocks, st.tail);
+
+    if (rc != TS_OK) {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": ts_db_exemplars_put() failed: %s",
+                      &z->name, ts_db_errmsg(z->db));
+        ngx_http_tsdb_xcopy_free(&xc);
+        return NGX_ERROR;
+    }
+
+    ck->xsave = 1;
+    ck->xsaved = xc.ex.n ? xc.ex.e[xc.ex.n - 1].seq + 1 : st.tail;
+    ck->xcopied = xc.ex.n;
+
+    ngx_http_tsdb_xcopy_free(&xc);
+
+    return NGX_OK;
+}
+
+
+/* under the ring's lock: memory only */
+
+static int
+ngx_http_tsdb_xcopy_entry(void *data, const ts_exemplar_entry_t *e)
+{
+    ngx_http_tsdb_xcopy_t  *xc = data;
+
+    void    *p;
+    size_t   cap;
+
+    if (xc->ex.n == xc->ex.cap) {
+        cap = xc->ex.cap ? xc->ex.cap * 2 : 1024;
+        p = realloc(xc->ex.e, cap * sizeof(ts_exemplar_entry_t));
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        xc->ex.e = p;
+        xc->ex.cap = cap;
+    }
+
+    if (xc->ex.len + e->labels_len > xc->ex.bcap) {
+        cap = xc->ex.bcap ? xc->ex.bcap * 2 : 65536;
+        p = realloc(xc->ex.bytes, cap);
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        xc->ex.bytes = p;
+        xc->ex.bcap = cap;
+    }
+
+    xc->ex.e[xc->ex.n] = *e;
+    xc->ex.e[xc->ex.n].labels = (const uint8_t *) (uintptr_t) xc->ex.len;
+
+    if (e->labels_len) {
+        ngx_memcpy(xc->ex.bytes + xc->ex.len, e->labels, e->labels_len);
+    }
+
+    xc->ex.len += e->labels_len;
+    xc->ex.n++;
+
+    return 0;
+}
+
+
+/* records name the tenant and the series: self-contained, as the WAL */
+
+static ngx_int_t
+ngx_http_tsdb_xcopy_blocks(ngx_http_tsdb_xcopy_t *xc)
+{
+    size_t                 i, first, nl;
+    uint32_t               n;
+    ts_head_t             *head;
+    ts_exemplar_entry_t   *e;
+    ts_exemplar_record_t  *r;
+
+    head = &xc->zone->head;
+
+    xc->recs = malloc(NGX_HTTP_TSDB_XBLOCK * sizeof(ts_exemplar_record_t));
+    xc->labels = malloc(NGX_HTTP_TSDB_XLABELS * sizeof(ts_label_t));
+    xc->bcap = xc->ex.n / NGX_HTTP_TSDB_XBLOCK
+               + xc->ex.n / (NGX_HTTP_TSDB_XLABELS / TS_HEAD_MAX_LABELS) + 2;
+    xc->blocks = calloc(xc->bcap, sizeof(ts_db_exemplars_t));
+
+    if (xc->recs == NULL || xc->labels == NULL || xc->blocks == NULL) {
+        return NGX_ERROR;
+    }
+
+    first = 0;
+    nl = 0;
+
+    for (i = 0; i < xc->ex.n; i++) {
+        if (i - first == NGX_HTTP_TSDB_XBLOCK
+            || NGX_HTTP_TSDB_XLABELS - nl < TS_HEAD_MAX_LABELS)
+        {
+            if (ngx_http_tsdb_xcopy_block(xc, first, i - first) != NGX_OK) {
+                return NGX_ERROR;
+            }
+
+            first = i;
+            nl = 0;
+        }
+
+        e = &xc->ex.e[i];
+        r = &xc->recs[i - first];
+        ngx_memzero(r, sizeof(ts_exemplar_record_t));
+
+        r->t = e->t;
+        r->v = e->v;
+        r->enc = xc->ex.bytes + (uintptr_t) e->labels;
+        r->enc_len = e->labels_len;
+        r->series = &xc->labels[nl];
+
+        if (ts_head_tenant_name(head, e->tenant, &r->tenant, &r->tenant_len)
+            != TS_OK
+            || ts_head_labels(head, e->ref, &xc->labels[nl],
+                              TS_HEAD_MAX_LABELS, &n) != TS_OK)
+        {
+            /* cannot be: the series and tenant outlive the head's life */
+            r->tenant_len = 0;
+            r->nseries = 0;
+            continue;
+        }
+
+        r->nseries = n;
+        nl += n;
+    }
+
+    return ngx_http_tsdb_xcopy_block(xc, first, xc->ex.n - first);
+}
+
+
+/* recs[0 .. n) are entries first .. first + n - 1 */
+
+static ngx_int_t
+ngx_http_tsdb_xcopy_block(ngx_http_tsdb_xcopy_t *xc, size_t first, size_t n)
+{
+    size_t              size, len;
+    uint8_t            *buf;
+    ts_db_exemplars_t  *b;
+
+    if (n == 0) {
+        return NGX_OK;
+    }
+
+    if (xc->nblocks == xc->bcap) {
+        return NGX_ERROR;
+    }
+
+    size = ts_exemplar_record_size(xc->recs, n);
+    buf = malloc(size);
+    if (buf == NULL
+        || ts_exemplar_record_encode(buf, size, xc->recs, n, &len) != TS_OK)
+    {
+        free(buf);
+        return NGX_ERROR;
+    }
+
+    b = &xc->blocks[xc->nblocks++];
+    b->first = xc->ex.e[first].seq;
+    b->last = xc->ex.e[first + n - 1].seq;
+    b->data = buf;
+    b->len = len;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_http_tsdb_xcopy_free(ngx_http_tsdb_xcopy_t *xc)
+{
+    size_t  i;
+
+    for (i = 0; i < xc->nblocks; i++) {
+        free((void *) xc->blocks[i].data);
+    }
+
+    free(xc->blocks);
+    free(xc->recs);
+    free(xc->labels);
+    free(xc->ex.e);
+    free(xc->ex.bytes);
 }

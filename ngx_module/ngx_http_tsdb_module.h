@@ -16,6 +16,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include "ts_db.h"
+#include "ts_exemplar.h"
 #include "ts_head.h"
 #include "ts_labels.h"
 #include "ts_meta.h"
@@ -65,6 +66,18 @@ typedef struct {
  * with a thread pool); done is called on the event loop with NGX_OK,
  * or NGX_ERROR if the fsync failed.
  */
+/* exemplars read from the WAL or the index; labels as offsets into
+   bytes until ngx_http_tsdb_exemplars_apply() */
+typedef struct {
+    ts_exemplar_entry_t        *e;
+    size_t                      n;
+    size_t                      cap;
+    u_char                     *bytes;
+    size_t                      len;
+    size_t                      bcap;
+} ngx_http_tsdb_exemplars_t;
+
+
 typedef struct ngx_http_tsdb_sync_wait_s  ngx_http_tsdb_sync_wait_t;
 
 struct ngx_http_tsdb_sync_wait_s {
@@ -91,6 +104,8 @@ typedef struct {
     ts_head_t                   head;
     ts_meta_t                   meta;           /* before the head in
                                                    the region */
+    ts_exemplar_t               exemplars;      /* after the metadata */
+    ngx_uint_t                  exemplar_max;   /* max_exemplars= */
     ts_wal_t                   *wal;
     uint8_t                    *logged;         /* refs with a SERIES
                                                    record in this WAL */
@@ -182,6 +197,12 @@ void ngx_http_tsdb_metrics_count(ngx_http_request_t *r, ngx_uint_t what,
     uint64_t n);
 
 char *ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_http_tsdb_exemplars_push(ngx_http_tsdb_exemplars_t *ex,
+    ts_head_t *head, const ts_exemplar_record_t *r);
+ngx_int_t ngx_http_tsdb_exemplars_apply(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_exemplars_t *ex, ngx_uint_t sort, uint64_t seq,
+    size_t *added);
+void ngx_http_tsdb_exemplars_free(ngx_http_tsdb_exemplars_t *ex);
 ngx_http_tsdb_zone_t *ngx_http_tsdb_zone_find(
     ngx_http_tsdb_main_conf_t *mcf, ngx_str_t *name);
 ngx_int_t ngx_http_tsdb_zones_init_process(ngx_cycle_t *cycle,

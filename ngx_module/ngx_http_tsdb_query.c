@@ -5,9 +5,10 @@
  *
  * The endpoint is what follows "api/v1/" in the URI, so the location's
  * prefix does not matter (/api/v1/..., /prometheus/api/v1/...): query,
- * query_range, series, labels, label/NAME/values, metadata and
- * status/buildinfo.  Parameters come from the query string and, for
- * POST, an application/x-www-form-urlencoded body, as Prometheus reads
+ * query_range, series, labels, label/NAME/values, metadata,
+ * query_exemplars, status/tsdb and status/buildinfo.  Parameters come
+ * from the query string and, for POST, an
+ * application/x-www-form-urlencoded body, as Prometheus reads
  * them (r.FormValue: the body's value first).  Answers are Prometheus's
  * JSON envelopes; errors {"status":"error","errorType":...,"error":...}
  * with its HTTP codes (bad_data 400, execution 422, timeout 503,
@@ -50,7 +51,8 @@ typedef enum {
     NGX_HTTP_TSDB_EP_LABEL_VALUES,
     NGX_HTTP_TSDB_EP_METADATA,
     NGX_HTTP_TSDB_EP_BUILDINFO,
-    NGX_HTTP_TSDB_EP_TSDB
+    NGX_HTTP_TSDB_EP_TSDB,
+    NGX_HTTP_TSDB_EP_EXEMPLARS
 } ngx_http_tsdb_ep_e;
 
 
@@ -105,6 +107,9 @@ static void ngx_http_tsdb_query_listing(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_metadata(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_buildinfo(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_status(ngx_http_tsdb_query_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_exemplars_prepare(
+    ngx_http_tsdb_query_ctx_t *ctx);
+static void ngx_http_tsdb_query_exemplars(ngx_http_tsdb_query_ctx_t *ctx);
 static void ngx_http_tsdb_query_error(ngx_http_tsdb_query_ctx_t *ctx,
     ngx_uint_t status, const char *type, const char *fmt, ...);
 static void ngx_http_tsdb_query_send(void *data);
@@ -310,6 +315,9 @@ ngx_http_tsdb_query_endpoint(ngx_http_tsdb_query_ctx_t *ctx, ngx_str_t *uri)
     } else if (ngx_http_tsdb_ep_is("status/tsdb")) {
         ctx->ep = NGX_HTTP_TSDB_EP_TSDB;
 
+    } else if (ngx_http_tsdb_ep_is("query_exemplars")) {
+        ctx->ep = NGX_HTTP_TSDB_EP_EXEMPLARS;
+
     } else if (ep.len > sizeof("label//values") - 1
                && ngx_strncmp(ep.data, "label/", 6) == 0
                && ngx_strncmp(ep.data + ep.len - 7, "/values", 7) == 0)
@@ -508,6 +516,9 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
         }
 
         return NGX_OK;
+
+    case NGX_HTTP_TSDB_EP_EXEMPLARS:
+        return ngx_http_tsdb_exemplars_prepare(ctx);
 
     case NGX_HTTP_TSDB_EP_METADATA:
         v = ngx_http_tsdb_query_arg(ctx, "limit");
@@ -911,6 +922,10 @@ ngx_http_tsdb_query_run(void *data)
 
     case NGX_HTTP_TSDB_EP_TSDB:
         ngx_http_tsdb_query_status(ctx);
+        break;
+
+    case NGX_HTTP_TSDB_EP_EXEMPLARS:
+        ngx_http_tsdb_query_exemplars(ctx);
         break;
     }
 }
@@ -1878,6 +1893,562 @@ done:
 }
 
 
+/*
+ * query_exemplars, as Prometheus 2.42's API: start and end (default the
+ * whole time range, end not before start), the vector selectors found
+ * anywhere in the PromQL expression "query" (parser.ExtractSelectors),
+ * and the exemplars of the head series any of them selects in [start,
+ * end], one entry per series sorted by its labels, exemplars oldest
+ * first.  No selector at all answers 204 without a body, as Prometheus
+ * does (its handler returns no data).
+ */
+
+static ngx_int_t
+ngx_http_tsdb_exemplars_prepare(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    char                fmt[TS_PROMQL_MSG_SIZE + 64];
+    int64_t            *t[2];
+    ngx_str_t          *q, *v;
+    ngx_uint_t          i;
+    ts_promql_error_t   err;
+
+    static const char  *name[2] = { "start", "end" };
+
+    t[0] = &ctx->start;
+    t[1] = &ctx->end;
+    ctx->start = NGX_HTTP_TSDB_TIME_MIN * 1000;
+    ctx->end = NGX_HTTP_TSDB_TIME_MAX * 1000;
+
+    /* parseTimeParam's words */
+
+    for (i = 0; i < 2; i++) {
+        v = ngx_http_tsdb_query_arg(ctx, name[i]);
+
+        if (v != NULL && v->len
+            && ngx_http_tsdb_query_time(v, t[i]) != NGX_OK)
+        {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"%s\": Invalid "
+                                      "time value for '%s': cannot parse "
+                                      "\"%V\" to a valid timestamp",
+                                      name[i], name[i], v);
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->end < ctx->start) {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "end timestamp must not be before start "
+                                  "timestamp");
+        return NGX_ERROR;
+    }
+
+    q = ngx_http_tsdb_query_arg(ctx, "query");
+    if (q == NULL) {
+        q = &ctx->label;        /* empty */
+    }
+
+    if (ts_promql_parse((char *) q->data, q->len, NULL, &ctx->pq, &err)
+        != TS_OK)
+    {
+        (void) ts_promql_error_format(&err, fmt, sizeof(fmt));
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "%s", fmt);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+#define ngx_http_tsdb_xq_lit(out, s)                                      \
+    ngx_http_tsdb_xq_put(out, s, sizeof(s) - 1)
+
+
+typedef struct {
+    uint32_t                    ref;
+    size_t                      first;        /* into ex.e */
+    size_t                      n;
+    ts_label_t                 *labels;       /* the head's */
+    uint32_t                    nlabels;
+} ngx_http_tsdb_xseries_t;
+
+
+typedef struct {
+    ngx_http_tsdb_query_ctx_t  *ctx;
+    uint32_t                   *refs;
+    size_t                      nrefs;
+    size_t                      cap;
+    ngx_uint_t                  selectors;
+    ngx_http_tsdb_exemplars_t   ex;
+    ngx_http_tsdb_xseries_t    *series;
+    size_t                      nseries;
+    ts_label_t                 *labels;
+} ngx_http_tsdb_xquery_t;
+
+
+static ngx_int_t ngx_http_tsdb_xq_walk(ngx_http_tsdb_xquery_t *xq,
+    const ts_promql_expr_t *e);
+static ngx_int_t ngx_http_tsdb_xq_select(ngx_http_tsdb_xquery_t *xq,
+    const ts_promql_vector_t *v);
+static int ngx_http_tsdb_xq_ref_cmp(const void *a, const void *b);
+static int ngx_http_tsdb_xq_entry(void *data, const ts_exemplar_entry_t *e);
+static ngx_int_t ngx_http_tsdb_xq_collect(ngx_http_tsdb_xquery_t *xq);
+static int ngx_http_tsdb_xq_series_cmp(const void *a, const void *b);
+static ngx_int_t ngx_http_tsdb_xq_json(ngx_http_tsdb_xquery_t *xq);
+static ngx_int_t ngx_http_tsdb_xq_put(ts_buf_t *out, const char *s,
+    size_t len);
+static ngx_int_t ngx_http_tsdb_xq_labels(ts_buf_t *out, const ts_label_t *l,
+    uint32_t n);
+
+
+static void
+ngx_http_tsdb_query_exemplars(ngx_http_tsdb_query_ctx_t *ctx)
+{
+    ngx_http_tsdb_xquery_t  xq;
+
+    ngx_memzero(&xq, sizeof(ngx_http_tsdb_xquery_t));
+    xq.ctx = ctx;
+
+    if (ngx_http_tsdb_xq_walk(&xq, ts_promql_root(ctx->pq)) != NGX_OK) {
+        goto done;
+    }
+
+    if (xq.selectors == 0) {
+        ctx->status = NGX_HTTP_NO_CONTENT;
+        goto done;
+    }
+
+    if (ngx_http_tsdb_xq_collect(&xq) != NGX_OK
+        || ngx_http_tsdb_xq_json(&xq) != NGX_OK)
+    {
+        goto nomem;
+    }
+
+    ctx->status = NGX_HTTP_OK;
+    goto done;
+
+nomem:
+
+    ctx->out.len = 0;
+    ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                              "internal", "out of memory");
+
+done:
+
+    free(xq.refs);
+    free(xq.series);
+    free(xq.labels);
+    free(xq.ex.e);
+    free(xq.ex.bytes);
+}
+
+
+/* every vector selector, as parser.Inspect visits them */
+
+static ngx_int_t
+ngx_http_tsdb_xq_walk(ngx_http_tsdb_xquery_t *xq, const ts_promql_expr_t *e)
+{
+    uint32_t  i;
+
+    if (e == NULL) {
+        return NGX_OK;
+    }
+
+    switch (e->kind) {
+
+    case TS_PQ_VECTOR:
+        return ngx_http_tsdb_xq_select(xq, &e->u.vector);
+
+    case TS_PQ_MATRIX:
+        return ngx_http_tsdb_xq_walk(xq, e->u.matrix.vector);
+
+    case TS_PQ_SUBQUERY:
+        return ngx_http_tsdb_xq_walk(xq, e->u.subquery.expr);
+
+    case TS_PQ_CALL:
+        for (i = 0; i < e->u.call.nargs; i++) {
+            if (ngx_http_tsdb_xq_walk(xq, e->u.call.args[i]) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        return NGX_OK;
+
+    case TS_PQ_AGGREGATE:
+        if (ngx_http_tsdb_xq_walk(xq, e->u.aggregate.param) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_tsdb_xq_walk(xq, e->u.aggregate.expr);
+
+    case TS_PQ_BINARY:
+        if (ngx_http_tsdb_xq_walk(xq, e->u.binary.lhs) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        return ngx_http_tsdb_xq_walk(xq, e->u.binary.rhs);
+
+    case TS_PQ_UNARY:
+        return ngx_http_tsdb_xq_walk(xq, e->u.unary.expr);
+
+    case TS_PQ_PAREN:
+        return ngx_http_tsdb_xq_walk(xq, e->u.paren);
+
+    default:
+        return NGX_OK;
+    }
+}
+
+
+/* the head series of one selector; the ring holds only those */
+
+static ngx_int_t
+ngx_http_tsdb_xq_select(ngx_http_tsdb_xquery_t *xq,
+    const ts_promql_vector_t *v)
+{
+    int                         rc, opened;
+    char                        msg[TS_SELECT_MSG_SIZE];
+    void                       *p;
+    uint64_t                    ref;
+    ts_select_t                *it;
+    ts_selector_t              *sel;
+    ngx_http_tsdb_query_ctx_t  *ctx;
+
+    ctx = xq->ctx;
+    xq->selectors++;
+
+    if (ts_selector_compile(&sel, v->matchers, v->nmatchers,
+                            &ctx->conf.select, msg, sizeof(msg))
+        != TS_OK)
+    {
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                  "%s", msg);
+        return NGX_ERROR;
+    }
+
+    rc = ts_select_open(&it, sel, &ctx->hs.src);
+    opened = (rc == TS_OK);
+
+    while (rc == TS_OK && (rc = ts_select_next(it, &ref)) == 1) {
+        if (xq->nrefs == xq->cap) {
+            xq->cap = xq->cap ? xq->cap * 2 : 256;
+            p = realloc(xq->refs, xq->cap * sizeof(uint32_t));
+            if (p == NULL) {
+                rc = TS_ERR_NOMEM;
+                break;
+            }
+
+            xq->refs = p;
+        }
+
+        xq->refs[xq->nrefs++] = (uint32_t) ref;
+        rc = TS_OK;
+    }
+
+    if (opened) {
+        ts_select_close(it);
+    }
+
+    ts_selector_free(sel);
+
+    if (rc < 0) {
+        ngx_http_tsdb_query_error(ctx, rc == TS_ERR_LIMIT
+                                       ? 422 : NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  rc == TS_ERR_LIMIT ? "execution"
+                                                     : "internal",
+                                  "selecting series failed: %s",
+                                  ts_strerror(rc));
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_xq_ref_cmp(const void *a, const void *b)
+{
+    uint32_t  x, y;
+
+    x = *(const uint32_t *) a;
+    y = *(const uint32_t *) b;
+
+    return x < y ? -1 : x > y;
+}
+
+
+/* under the ring's lock: memory only; labels as offsets for now */
+
+static int
+ngx_http_tsdb_xq_entry(void *data, const ts_exemplar_entry_t *e)
+{
+    ngx_http_tsdb_exemplars_t  *ex = data;
+
+    void    *p;
+    size_t   cap;
+
+    if (ex->n == ex->cap) {
+        cap = ex->cap ? ex->cap * 2 : 256;
+        p = realloc(ex->e, cap * sizeof(ts_exemplar_entry_t));
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        ex->e = p;
+        ex->cap = cap;
+    }
+
+    if (ex->len + e->labels_len > ex->bcap) {
+        cap = ex->bcap ? ex->bcap * 2 : 16384;
+        while (cap < ex->len + e->labels_len) {
+            cap *= 2;
+        }
+
+        p = realloc(ex->bytes, cap);
+        if (p == NULL) {
+            return TS_ERR_NOMEM;
+        }
+
+        ex->bytes = p;
+        ex->bcap = cap;
+    }
+
+    ex->e[ex->n] = *e;
+    ex->e[ex->n].labels = (const uint8_t *) (uintptr_t) ex->len;
+
+    if (e->labels_len) {
+        ngx_memcpy(ex->bytes + ex->len, e->labels, e->labels_len);
+    }
+
+    ex->len += e->labels_len;
+    ex->n++;
+
+    return 0;
+}
+
+
+/* each selected series once, with its exemplars and labels */
+
+static ngx_int_t
+ngx_http_tsdb_xq_collect(ngx_http_tsdb_xquery_t *xq)
+{
+    size_t                    i, k, first, nl;
+    uint32_t                  n;
+    ngx_http_tsdb_zone_t     *z;
+    ngx_http_tsdb_xseries_t  *s;
+
+    z = xq->ctx->zone;
+
+    ngx_qsort(xq->refs, xq->nrefs, sizeof(uint32_t),
+              ngx_http_tsdb_xq_ref_cmp);
+
+    xq->series = malloc((xq->nrefs + 1) * sizeof(ngx_http_tsdb_xseries_t));
+    if (xq->series == NULL) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < xq->nrefs; i++) {
+        if (i && xq->refs[i] == xq->refs[i - 1]) {
+            continue;
+        }
+
+        first = xq->ex.n;
+
+        if (ts_exemplar_series(&z->exemplars, xq->refs[i],
+                               xq->ctx->start, xq->ctx->end,
+                               ngx_http_tsdb_xq_entry, &xq->ex)
+            != TS_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        if (xq->ex.n > first) {
+            s = &xq->series[xq->nseries++];
+            s->ref = xq->refs[i];
+            s->first = first;
+            s->n = xq->ex.n - first;
+        }
+    }
+
+    for (i = 0; i < xq->ex.n; i++) {
+        xq->ex.e[i].labels = xq->ex.bytes + (uintptr_t) xq->ex.e[i].labels;
+    }
+
+    /* labels point into the zone, which never frees them */
+
+    xq->labels = malloc((xq->nseries * TS_HEAD_MAX_LABELS + 1)
+                        * sizeof(ts_label_t));
+    if (xq->labels == NULL) {
+        return NGX_ERROR;
+    }
+
+    nl = 0;
+
+    for (k = 0; k < xq->nseries; k++) {
+        s = &xq->series[k];
+        s->labels = &xq->labels[nl];
+
+        if (ts_head_labels(&z->head, s->ref, s->labels, TS_HEAD_MAX_LABELS,
+                           &n) != TS_OK)
+        {
+            n = 0;
+        }
+
+        s->nlabels = n;
+        nl += n;
+    }
+
+    ngx_qsort(xq->series, xq->nseries, sizeof(ngx_http_tsdb_xseries_t),
+              ngx_http_tsdb_xq_series_cmp);
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_xq_series_cmp(const void *a, const void *b)
+{
+    const ngx_http_tsdb_xseries_t  *x = a, *y = b;
+
+    return ts_labels_cmp(x->labels, x->nlabels, y->labels, y->nlabels);
+}
+
+
+/*
+ * {"seriesLabels":{...},"exemplars":[{"labels":{...},"value":"1",
+ * "timestamp":1.5}]}: the value as marshalValue, the time as
+ * marshalTimestamp writes them.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_xq_json(ngx_http_tsdb_xquery_t *xq)
+{
+    char                  num[64];
+    double                v, a;
+    size_t                i, j;
+    uint64_t              u;
+    ts_buf_t             *out;
+    ts_label_t            l[TS_EXEMPLAR_LABELS_MAX];
+    uint32_t              n;
+    const uint8_t        *p, *end;
+    ts_exemplar_entry_t  *e;
+
+    out = &xq->ctx->out;
+
+    if (ngx_http_tsdb_xq_lit(out, "{\"status\":\"success\",\"data\":[")
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < xq->nseries; i++) {
+        if ((i && ngx_http_tsdb_xq_lit(out, ",") != NGX_OK)
+            || ngx_http_tsdb_xq_lit(out, "{\"seriesLabels\":") != NGX_OK
+            || ngx_http_tsdb_xq_labels(out, xq->series[i].labels,
+                                       xq->series[i].nlabels) != NGX_OK
+            || ngx_http_tsdb_xq_lit(out, ",\"exemplars\":[") != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        for (j = 0; j < xq->series[i].n; j++) {
+            e = &xq->ex.e[xq->series[i].first + j];
+
+            p = e->labels;
+            end = p + e->labels_len;
+
+            for (n = 0; n < TS_EXEMPLAR_LABELS_MAX
+                        && ts_exemplar_labels_next(&p, end, &l[n]) == 1;
+                 n++)
+            {
+                /* void */
+            }
+
+            if ((j && ngx_http_tsdb_xq_lit(out, ",") != NGX_OK)
+                || ngx_http_tsdb_xq_lit(out, "{\"labels\":") != NGX_OK
+                || ngx_http_tsdb_xq_labels(out, l, n) != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(&v, &e->v, sizeof(double));
+            a = fabs(v);
+            ts_pqjson_float(v, a != 0 && (a < 1e-6 || a >= 1e21) ? 'e' : 'f',
+                            num, sizeof(num));
+
+            if (ngx_http_tsdb_xq_lit(out, ",\"value\":\"") != NGX_OK
+                || ngx_http_tsdb_xq_put(out, num, ngx_strlen(num)) != NGX_OK
+                || ngx_http_tsdb_xq_lit(out, "\",\"timestamp\":") != NGX_OK)
+            {
+                return NGX_ERROR;
+            }
+
+            u = e->t < 0 ? (uint64_t) -(e->t + 1) + 1 : (uint64_t) e->t;
+
+            if (u % 1000) {
+                n = (uint32_t) (ngx_sprintf((u_char *) num, "%s%uL.%03ui}",
+                                            e->t < 0 ? "-" : "", u / 1000,
+                                            (ngx_uint_t) (u % 1000))
+                                - (u_char *) num);
+
+            } else {
+                n = (uint32_t) (ngx_sprintf((u_char *) num, "%s%uL}",
+                                            e->t < 0 ? "-" : "", u / 1000)
+                                - (u_char *) num);
+            }
+
+            if (ngx_http_tsdb_xq_put(out, num, n) != NGX_OK) {
+                return NGX_ERROR;
+            }
+        }
+
+        if (ngx_http_tsdb_xq_lit(out, "]}") != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_tsdb_xq_lit(out, "]}");
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_xq_put(ts_buf_t *out, const char *s, size_t len)
+{
+    if (ts_buf_reserve(out, len) != TS_OK) {
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(out->p + out->len, s, len);
+    out->len += len;
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_xq_labels(ts_buf_t *out, const ts_label_t *l, uint32_t n)
+{
+    uint32_t  i;
+
+    if (ngx_http_tsdb_xq_lit(out, "{") != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < n; i++) {
+        if ((i && ngx_http_tsdb_xq_lit(out, ",") != NGX_OK)
+            || ts_pqjson_string(l[i].name, l[i].name_len, out) != TS_OK
+            || ngx_http_tsdb_xq_lit(out, ":") != NGX_OK
+            || ts_pqjson_string(l[i].value, l[i].value_len, out) != TS_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    return ngx_http_tsdb_xq_lit(out, "}");
+}
+
+
 /* the API level we implement, and who we are */
 
 static void
@@ -1935,6 +2506,15 @@ ngx_http_tsdb_query_send(void *data)
     ngx_http_request_t  *r;
 
     r = ctx->request;
+
+    /* query_exemplars without a selector: no data, as Prometheus */
+
+    if (ctx->status == NGX_HTTP_NO_CONTENT) {
+        r->headers_out.status = NGX_HTTP_NO_CONTENT;
+        r->header_only = 1;
+        ngx_http_finalize_request(r, ngx_http_send_header(r));
+        return;
+    }
 
     if (ctx->out.len == 0) {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);

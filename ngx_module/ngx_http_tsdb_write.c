@@ -52,6 +52,8 @@ typedef struct {
     size_t                      nhists;
     ts_meta_record_t           *meta;
     size_t                      nmeta;
+    ts_exemplar_record_t       *exemplars;
+    size_t                      nexemplars;
 } ngx_http_tsdb_wal_batch_t;
 
 
@@ -64,6 +66,9 @@ static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
 static ngx_int_t ngx_http_tsdb_write_meta(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req, uint32_t tenant,
     ngx_str_t *name, ngx_http_tsdb_wal_batch_t *wb);
+static void ngx_http_tsdb_write_exemplars(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t tenant,
+    uint32_t ref, ngx_str_t *name, ngx_http_tsdb_wal_batch_t *wb);
 static ngx_int_t ngx_http_tsdb_write_series_labels(ngx_http_request_t *r,
     ngx_http_tsdb_zone_t *z, ngx_str_t *tenant,
     ngx_http_tsdb_wal_batch_t *wb);
@@ -358,7 +363,11 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
                                     * sizeof(ts_walrec_hist_t));
     wb->series = ngx_palloc(r->pool, (req->nseries + 1)
                                      * sizeof(ts_walrec_series_t));
-    if (wb->samples == NULL || wb->hists == NULL || wb->series == NULL) {
+    wb->exemplars = ngx_palloc(r->pool, (req->decoded.exemplars + 1)
+                                        * sizeof(ts_exemplar_record_t));
+    if (wb->samples == NULL || wb->hists == NULL || wb->series == NULL
+        || wb->exemplars == NULL)
+    {
         return NGX_ERROR;
     }
 
@@ -394,6 +403,8 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
         if (ngx_http_tsdb_write_series(r, ctx, s, ref, wb) != NGX_OK) {
             return NGX_ERROR;
         }
+
+        ngx_http_tsdb_write_exemplars(r, ctx, s, tenant, ref, &name, wb);
     }
 
     if (ngx_http_tsdb_write_meta(r, ctx, req, tenant, &name, wb) != NGX_OK) {
@@ -401,6 +412,57 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
     }
 
     return ngx_http_tsdb_write_series_labels(r, z, &name, wb);
+}
+
+
+/*
+ * Exemplars into the zone's ring, Prometheus's rules deciding; stored
+ * ones and duplicates (a retry) are logged, self-contained, in an
+ * EXEMPLARS record.  As in Prometheus, a refused exemplar never fails
+ * the request; the 2.0 header counts what was logged.
+ */
+
+static void
+ngx_http_tsdb_write_exemplars(ngx_http_request_t *r,
+    ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t tenant,
+    uint32_t ref, ngx_str_t *name, ngx_http_tsdb_wal_batch_t *wb)
+{
+    int                        rc;
+    uint32_t                   k;
+    ts_exemplar_record_t      *o;
+    ngx_http_tsdb_zone_t      *z;
+    const ts_rw_exemplar_t    *e;
+    ngx_http_tsdb_loc_conf_t  *lcf;
+
+    lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
+    z = lcf->zone;
+
+    for (k = 0; k < s->nexemplars; k++) {
+        e = &s->exemplars[k];
+
+        rc = ts_exemplar_add(&z->exemplars, tenant, ref, e->t, e->v,
+                             e->labels, e->nlabels);
+        if (rc < 0) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                           "tsdb remote write: exemplar at %L not stored: "
+                           "%s", e->t, ts_strerror(rc));
+            continue;
+        }
+
+        o = &wb->exemplars[wb->nexemplars++];
+        o->tenant = (char *) name->data;
+        o->tenant_len = name->len;
+        o->series = s->labels;
+        o->nseries = s->nlabels;
+        o->t = e->t;
+        o->v = e->v;
+        o->labels = e->labels;
+        o->nlabels = e->nlabels;
+        o->enc = NULL;
+        o->enc_len = 0;
+
+        ctx->written.exemplars++;
+    }
 }
 
 
@@ -803,10 +865,12 @@ ngx_http_tsdb_write_log(ngx_http_request_t *r, ngx_http_tsdb_write_ctx_t *ctx,
 
     static const uint8_t  types[] = {
         TS_META_WAL_TYPE, TS_WALREC_SERIES, TS_WALREC_SAMPLES,
-        TS_WALREC_HISTOGRAM_SAMPLES
+        TS_WALREC_HISTOGRAM_SAMPLES, TS_EXEMPLAR_WAL_TYPE
     };
 
-    if (wb->nsamples == 0 && wb->nhists == 0 && wb->nmeta == 0) {
+    if (wb->nsamples == 0 && wb->nhists == 0 && wb->nmeta == 0
+        && wb->nexemplars == 0)
+    {
         return NGX_OK;
     }
 
@@ -891,6 +955,11 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
         size = ts_walrec_hists_size(wb->hists, n);
         break;
 
+    case TS_EXEMPLAR_WAL_TYPE:
+        n = wb->nexemplars;
+        size = ts_exemplar_record_size(wb->exemplars, n);
+        break;
+
     default:
         n = wb->nsamples;
         size = ts_walrec_samples_size(wb->samples, n);
@@ -917,6 +986,10 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
 
     case TS_WALREC_HISTOGRAM_SAMPLES:
         rc = ts_walrec_hists_encode(p, size, wb->hists, n, &len);
+        break;
+
+    case TS_EXEMPLAR_WAL_TYPE:
+        rc = ts_exemplar_record_encode(p, size, wb->exemplars, n, &len);
         break;
 
     default:
@@ -958,7 +1031,8 @@ ngx_http_tsdb_write_reply(ngx_http_request_t *r,
                 "X-Prometheus-Remote-Write-Histograms-Written",
                 ctx->written.histograms + ctx->hduplicates) != NGX_OK
             || ngx_http_tsdb_set_header(r,
-                "X-Prometheus-Remote-Write-Exemplars-Written", 0) != NGX_OK))
+                "X-Prometheus-Remote-Write-Exemplars-Written",
+                ctx->written.exemplars) != NGX_OK))
     {
         ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
         return;

@@ -22,6 +22,7 @@
 
 
 #define NGX_HTTP_TSDB_ZONE_MIN  (8 * 1024 * 1024)
+#define NGX_HTTP_TSDB_EXEMPLARS_MAX  100000000
 
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
     ts_meta_t                  *meta;
     ngx_uint_t                  bad;
     ngx_uint_t                  metadata;
+    ngx_http_tsdb_exemplars_t   ex;         /* gathered, then sorted */
 } ngx_http_tsdb_replay_t;
 
 
@@ -65,6 +67,13 @@ static int ngx_http_tsdb_sample_cmp(const void *a, const void *b);
 static int ngx_http_tsdb_hist_cmp(const void *a, const void *b);
 static void ngx_http_tsdb_replay_apply(ngx_http_tsdb_replay_t *rp);
 static void ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev);
+static char *ngx_http_tsdb_zone_exemplars(ngx_conf_t *cf,
+    ngx_http_tsdb_zone_t *z);
+static int ngx_http_tsdb_replay_exemplar(void *data,
+    const ts_exemplar_record_t *r);
+static int ngx_http_tsdb_exemplar_cmp(const void *a, const void *b);
+static void ngx_http_tsdb_replay_exemplars(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_replay_t *rp, ngx_log_t *log);
 
 
 char *
@@ -132,6 +141,7 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     z->retention = 15 * 86400 * 1000LL;
     z->fsync = NGX_HTTP_TSDB_FSYNC_1S;
     z->flush = 10000;
+    z->exemplar_max = NGX_CONF_UNSET_UINT;
     ngx_str_null(&tp);
 
     for (i = 2; i < cf->args->nelts; i++) {
@@ -186,6 +196,16 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
             continue;
         }
 
+        if (ngx_strncmp(value[i].data, "max_exemplars=", 14) == 0) {
+            t = ngx_atoi(value[i].data + 14, value[i].len - 14);
+            if (t == NGX_ERROR || t > NGX_HTTP_TSDB_EXEMPLARS_MAX) {
+                goto invalid;
+            }
+
+            z->exemplar_max = (ngx_uint_t) t;
+            continue;
+        }
+
         if (ngx_strcmp(value[i].data, "wal_fsync=off") == 0) {
             z->fsync = NGX_HTTP_TSDB_FSYNC_OFF;
             continue;
@@ -207,6 +227,10 @@ ngx_http_tsdb_zone(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     if (z->path.len == 0) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
                            "tsdb zone \"%V\" needs path=DIR", &name);
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_http_tsdb_zone_exemplars(cf, z) != NGX_CONF_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -274,7 +298,7 @@ ngx_http_tsdb_zone_init(ngx_shm_zone_t *shm_zone, void *data)
     ngx_http_tsdb_zone_t  *oz = data;
 
     int                    rc;
-    size_t                 size;
+    size_t                 size, xsize;
     ngx_slab_pool_t       *shpool;
     ngx_http_tsdb_zone_t  *z;
 
@@ -304,12 +328,31 @@ ngx_http_tsdb_zone_init(ngx_shm_zone_t *shm_zone, void *data)
         shpool->data = z->region;
     }
 
-    /* the metadata table first, the head in the rest */
+    /* a reload keeps the layout of the memory it takes over */
+
+    if (oz != NULL && oz->exemplar_max != z->exemplar_max) {
+        ngx_log_error(NGX_LOG_WARN, shm_zone->shm.log, 0,
+                      "tsdb zone \"%V\": max_exemplars=%ui ignored until "
+                      "a restart, %ui kept", &z->name, z->exemplar_max,
+                      oz->exemplar_max);
+        z->exemplar_max = oz->exemplar_max;
+    }
+
+    /* the metadata table first, then the exemplars, the head in the rest */
 
     size = ts_meta_region_size(z->region_size);
+    xsize = ts_exemplar_region_size((uint32_t) z->exemplar_max);
 
     rc = ts_meta_open(&z->meta, z->region, size, ngx_pid,
                       ngx_http_tsdb_pid_alive);
+    if (rc == TS_OK) {
+        rc = ts_exemplar_open(&z->exemplars, (u_char *) z->region + size,
+                              xsize, (uint32_t) z->exemplar_max, ngx_pid,
+                              ngx_http_tsdb_pid_alive);
+    }
+
+    size += xsize;
+
     if (rc == TS_OK) {
         rc = ts_head_open(&z->head, (u_char *) z->region + size,
                           z->region_size - size, ngx_pid,
@@ -452,6 +495,7 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
     }
 
     ngx_http_tsdb_replay_apply(&ctx);
+    ngx_http_tsdb_replay_exemplars(z, &ctx, log);
 
     if (n) {
         ngx_log_error(NGX_LOG_NOTICE, log, 0,
@@ -464,6 +508,7 @@ ngx_http_tsdb_replay(ngx_http_tsdb_zone_t *z, ngx_log_t *log)
     ngx_free(ctx.map);
     ngx_free(ctx.samples);
     ngx_free(ctx.hists);
+    ngx_http_tsdb_exemplars_free(&ctx.ex);
 
     while (ctx.blocks) {
         p = ctx.blocks;
@@ -500,6 +545,16 @@ ngx_http_tsdb_replay_record(void *data, const ts_wal_rec_t *rec)
     case TS_META_WAL_TYPE:
         if (ts_meta_record_decode(rec->payload, rec->len,
                                   ngx_http_tsdb_replay_meta, rp)
+            != TS_OK)
+        {
+            rp->bad++;
+        }
+
+        return TS_OK;
+
+    case TS_EXEMPLAR_WAL_TYPE:
+        if (ts_exemplar_record_decode(rec->payload, rec->len,
+                                      ngx_http_tsdb_replay_exemplar, rp)
             != TS_OK)
         {
             rp->bad++;
@@ -942,3 +997,228 @@ ngx_http_tsdb_wal_sync_handler(ngx_event_t *ev)
     }
 }
 
+
+
+/*
+ * max_exemplars=: Prometheus's default of 100000 when it fits in an
+ * eighth of the zone, else as many as fit there; an explicit value may
+ * take up to a quarter.
+ */
+
+static char *
+ngx_http_tsdb_zone_exemplars(ngx_conf_t *cf, ngx_http_tsdb_zone_t *z)
+{
+    size_t      need;
+    ngx_uint_t  lo, hi, mid;
+
+    if (z->exemplar_max != NGX_CONF_UNSET_UINT) {
+        need = ts_exemplar_region_size((uint32_t) z->exemplar_max);
+
+        if (need > z->size / 4) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "max_exemplars=%ui needs %uz bytes, more "
+                               "than a quarter of tsdb zone \"%V\"",
+                               z->exemplar_max, need, &z->name);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+    /* the most that fit: the size grows with the count */
+
+    lo = 0;
+    hi = TS_EXEMPLAR_DEFAULT_MAX;
+
+    while (lo < hi) {
+        mid = lo + (hi - lo + 1) / 2;
+
+        if (ts_exemplar_region_size((uint32_t) mid) <= z->size / 8) {
+            lo = mid;
+
+        } else {
+            hi = mid - 1;
+        }
+    }
+
+    z->exemplar_max = lo;
+
+    return NGX_CONF_OK;
+}
+
+
+static int
+ngx_http_tsdb_replay_exemplar(void *data, const ts_exemplar_record_t *r)
+{
+    ngx_http_tsdb_replay_t  *rp = data;
+
+    switch (ngx_http_tsdb_exemplars_push(&rp->ex, rp->head, r)) {
+
+    case NGX_OK:
+        return 0;
+
+    case NGX_DECLINED:
+        rp->bad++;
+        return 0;
+
+    default:
+        return TS_ERR_NOMEM;
+    }
+}
+
+
+/*
+ * The series of an exemplar (created if need be: its samples may have
+ * gone to the index) and its labels as the ring stores them.
+ */
+
+ngx_int_t
+ngx_http_tsdb_exemplars_push(ngx_http_tsdb_exemplars_t *ex, ts_head_t *head,
+    const ts_exemplar_record_t *r)
+{
+    void                 *p;
+    size_t                len, cap;
+    uint8_t               enc[TS_EXEMPLAR_LABELS_BYTES];
+    uint32_t              tenant, ref;
+    ts_exemplar_entry_t  *e;
+
+    if (r->tenant_len == 0 || r->tenant_len > TS_HEAD_TENANT_LEN
+        || r->nseries == 0 || r->nseries > TS_HEAD_MAX_LABELS
+        || !ts_labels_sorted(r->series, r->nseries)
+        || ts_head_tenant(head, r->tenant, r->tenant_len, &tenant) != TS_OK
+        || ts_head_series(head, tenant, r->series, r->nseries,
+                          ts_labels_hash(r->series, r->nseries), 0, &ref)
+           < 0
+        || ts_exemplar_labels_encode(r->labels, r->nlabels, enc, &len)
+           != TS_OK)
+    {
+        return NGX_DECLINED;
+    }
+
+    if (ex->n == ex->cap) {
+        cap = ex->cap ? ex->cap * 2 : 1024;
+        p = ngx_alloc(cap * sizeof(ts_exemplar_entry_t), ngx_cycle->log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ex->n) {
+            ngx_memcpy(p, ex->e, ex->n * sizeof(ts_exemplar_entry_t));
+        }
+
+        ngx_free(ex->e);
+        ex->e = p;
+        ex->cap = cap;
+    }
+
+    if (ex->len + len > ex->bcap) {
+        cap = ex->bcap ? ex->bcap * 2 : 65536;
+        p = ngx_alloc(cap, ngx_cycle->log);
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        if (ex->len) {
+            ngx_memcpy(p, ex->bytes, ex->len);
+        }
+
+        ngx_free(ex->bytes);
+        ex->bytes = p;
+        ex->bcap = cap;
+    }
+
+    e = &ex->e[ex->n];
+    e->seq = ex->n;                     /* keeps the sort stable */
+    e->tenant = tenant;
+    e->ref = ref;
+    e->t = r->t;
+    e->v = r->v;
+    e->labels = (const uint8_t *) (uintptr_t) ex->len;
+    e->labels_len = len;
+
+    if (len) {
+        ngx_memcpy(ex->bytes + ex->len, enc, len);
+    }
+
+    ex->len += len;
+    ex->n++;
+
+    return NGX_OK;
+}
+
+
+/*
+ * Into the ring in front of what it holds; sorted by time for the WAL
+ * (workers take turns with a series, so a directory alone is not in
+ * order), in the given order for the index's copy (the ring's order).
+ */
+
+ngx_int_t
+ngx_http_tsdb_exemplars_apply(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_exemplars_t *ex, ngx_uint_t sort, uint64_t seq,
+    size_t *added)
+{
+    size_t  i;
+
+    if (sort) {
+        ngx_qsort(ex->e, ex->n, sizeof(ts_exemplar_entry_t),
+                  ngx_http_tsdb_exemplar_cmp);
+    }
+
+    for (i = 0; i < ex->n; i++) {
+        ex->e[i].labels = ex->bytes + (uintptr_t) ex->e[i].labels;
+    }
+
+    if (ts_exemplar_prepend(&z->exemplars, ex->e, ex->n, seq, added)
+        != TS_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static int
+ngx_http_tsdb_exemplar_cmp(const void *a, const void *b)
+{
+    const ts_exemplar_entry_t  *x = a, *y = b;
+
+    if (x->t != y->t) {
+        return x->t < y->t ? -1 : 1;
+    }
+
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+
+void
+ngx_http_tsdb_exemplars_free(ngx_http_tsdb_exemplars_t *ex)
+{
+    ngx_free(ex->e);
+    ngx_free(ex->bytes);
+    ngx_memzero(ex, sizeof(ngx_http_tsdb_exemplars_t));
+}
+
+
+static void
+ngx_http_tsdb_replay_exemplars(ngx_http_tsdb_zone_t *z,
+    ngx_http_tsdb_replay_t *rp, ngx_log_t *log)
+{
+    size_t  added;
+
+    if (rp->ex.n == 0) {
+        return;
+    }
+
+    if (ngx_http_tsdb_exemplars_apply(z, &rp->ex, 1, 0, &added) != NGX_OK) {
+        ngx_log_error(NGX_LOG_ALERT, log, 0,
+                      "tsdb zone \"%V\": replay of exemplars failed: out "
+                      "of memory", &z->name);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, log, 0,
+                  "tsdb zone \"%V\": replayed %uz exemplars, %uz stored",
+                  &z->name, rp->ex.n, added);
+}

@@ -4338,3 +4338,171 @@ ts_db_has(ts_db_rtxn_t *t, int dbi, const void *key, size_t klen,
 
     return rc == 0 ? 1 : (rc == MDB_NOTFOUND ? 0 : ts_db_code(rc));
 }
+
+
+/*
+ * Exemplars: a checkpoint's copy of the zone's exemplar ring, in blocks
+ * in "meta" under "exemplars/" and the block's first sequence number
+ * (u64 big-endian); the value is the last sequence number (u64), the
+ * CRC-32C of the payload (u32) and an EXEMPLARS WAL record payload
+ * (store/ts_exemplar.h).  docs/format/lmdb.md.
+ */
+
+#define TS_DB_XKEY          "exemplars/"
+#define TS_DB_XKEY_LEN      (sizeof(TS_DB_XKEY) - 1)
+#define TS_DB_XHDR          12
+
+
+typedef struct {
+    const ts_db_exemplars_t    *b;
+    size_t                      n;
+    uint64_t                    keep;
+} ts_db_xput_t;
+
+
+static int ts_db_exemplars_txn(ts_db_t *db, MDB_txn *txn, void *data);
+
+
+int
+ts_db_exemplars_put(ts_db_t *db, const ts_db_exemplars_t *b, size_t n,
+    uint64_t keep)
+{
+    ts_db_xput_t  x;
+
+    x.b = b;
+    x.n = n;
+    x.keep = keep;
+
+    return ts_db_write(db, ts_db_exemplars_txn, &x, db->map_max);
+}
+
+
+static int
+ts_db_exemplars_txn(ts_db_t *db, MDB_txn *txn, void *data)
+{
+    ts_db_xput_t *x = data;
+
+    int          rc;
+    size_t       i;
+    uint8_t      key[TS_DB_XKEY_LEN + 8];
+    MDB_val      k, v;
+    MDB_cursor  *cur;
+
+    memcpy(key, TS_DB_XKEY, TS_DB_XKEY_LEN);
+    k.mv_data = key;
+    k.mv_size = sizeof(key);
+
+    for (i = 0; i < x->n; i++) {
+        ts_db_put64(key + TS_DB_XKEY_LEN, x->b[i].first);
+        v.mv_size = TS_DB_XHDR + x->b[i].len;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, MDB_RESERVE);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_put", "meta");
+        }
+
+        ts_db_put64(v.mv_data, x->b[i].last);
+        ts_db_put32((uint8_t *) v.mv_data + 8,
+                    ts_crc32c(0, x->b[i].data, x->b[i].len));
+        memcpy((uint8_t *) v.mv_data + TS_DB_XHDR, x->b[i].data,
+               x->b[i].len);
+    }
+
+    /* blocks whose exemplars all left the ring */
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_META], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "meta");
+    }
+
+    k.mv_data = key;
+    k.mv_size = TS_DB_XKEY_LEN;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != TS_DB_XKEY_LEN + 8
+            || memcmp(k.mv_data, TS_DB_XKEY, TS_DB_XKEY_LEN) != 0)
+        {
+            break;
+        }
+
+        if (v.mv_size >= TS_DB_XHDR && ts_db_get64(v.mv_data) >= x->keep) {
+            continue;
+        }
+
+        rc = mdb_cursor_del(cur, 0);
+        if (rc != 0) {
+            break;
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_del", "meta");
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_db_exemplars_each(ts_db_rtxn_t *t, ts_db_exemplars_pt cb, void *data)
+{
+    int                 rc;
+    MDB_val             k, v;
+    MDB_cursor         *cur;
+    ts_db_exemplars_t   b;
+
+    rc = ts_db_cursor(t, TS_DB_META, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    k.mv_data = TS_DB_XKEY;
+    k.mv_size = TS_DB_XKEY_LEN;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != TS_DB_XKEY_LEN + 8
+            || memcmp(k.mv_data, TS_DB_XKEY, TS_DB_XKEY_LEN) != 0)
+        {
+            break;
+        }
+
+        b.first = ts_db_get64((uint8_t *) k.mv_data + TS_DB_XKEY_LEN);
+        b.data = (uint8_t *) v.mv_data + TS_DB_XHDR;
+        b.len = v.mv_size - TS_DB_XHDR;
+
+        if (v.mv_size < TS_DB_XHDR
+            || ts_db_get32((uint8_t *) v.mv_data + 8)
+               != ts_crc32c(0, b.data, b.len))
+        {
+            ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt exemplar "
+                      "block %llu in \"meta\": %zu bytes, file \"%s\"",
+                      (unsigned long long) b.first, v.mv_size, t->db->file);
+            rc = TS_ERR_CORRUPT;
+            goto done;
+        }
+
+        b.last = ts_db_get64(v.mv_data);
+
+        rc = cb(data, &b);
+        if (rc != 0) {
+            goto done;
+        }
+    }
+
+    rc = (rc == 0 || rc == MDB_NOTFOUND)
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "meta");
+
+done:
+
+    mdb_cursor_close(cur);
+
+    return rc;
+}

@@ -340,4 +340,28 @@ int ts_db_metadata_list(ts_db_rtxn_t *t, uint32_t tenant,
     ts_db_metadata_pt cb, void *data);
 
 
+/*
+ * Exemplars: the checkpoint's copy of the exemplar ring, in blocks of
+ * consecutive sequence numbers [first, last] whose data is an
+ * EXEMPLARS WAL record payload (store/ts_exemplar.h).  _put() writes
+ * the blocks and deletes every stored block whose last < keep, in one
+ * transaction (map growth as ts_db_apply()).  _each() hands out the
+ * blocks in first order; TS_ERR_CORRUPT for a block whose checksum
+ * does not match.
+ */
+typedef struct {
+    uint64_t            first;
+    uint64_t            last;
+    const void         *data;
+    size_t              len;
+} ts_db_exemplars_t;
+
+typedef int (*ts_db_exemplars_pt)(void *data, const ts_db_exemplars_t *b);
+
+int ts_db_exemplars_put(ts_db_t *db, const ts_db_exemplars_t *b, size_t n,
+    uint64_t keep);
+int ts_db_exemplars_each(ts_db_rtxn_t *t, ts_db_exemplars_pt cb,
+    void *data);
+
+
 #endif /* TS_DB_H */

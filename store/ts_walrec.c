@@ -1141,6 +1141,9 @@ ts_walrec_type_name(unsigned type)
     case TS_WALREC_TOMBSTONES:
         return "tombstones";
 
+    case TS_WALREC_EXEMPLARS:
+        return "exemplars";
+
     default:
         return "unknown";
     }

@@ -27,6 +27,7 @@
 #define TS_WALREC_SAMPLES            2
 #define TS_WALREC_HISTOGRAM_SAMPLES  3
 #define TS_WALREC_TOMBSTONES         4   /* reserved */
+#define TS_WALREC_EXEMPLARS          6   /* codec in store/ts_exemplar.c */
 
 /*
  * SAMPLES payload layouts.  Layout 1 (the first version) starts with the
