@@ -6,6 +6,11 @@
  * Pyroscope's ingest adapter does (pkg/og/convert/pprof/profile.go for
  * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines).
  *
+ * and Pyroscope's Connect push API, POST /push.v1.PusherService/Push
+ * (application/proto or application/json, optionally gzip-encoded; every
+ * raw profile of the request is stored in one transaction, all or none;
+ * errors are Connect error JSON).
+ *
  * The body is decoded and normalized on the event loop (bounded by the
  * pprof limits); the LMDB write, a synced commit, runs in the zone's
  * thread pool (inline without one), and the answer is 200 only after
@@ -19,12 +24,18 @@
 
 #include "ngx_http_tsdb_module.h"
 #include "ts_folded.h"
+#include "ts_inflate.h"
 #include "ts_pprof.h"
 #include "ts_pstore.h"
+#include "ts_push.h"
 
 
 #define NGX_HTTP_TSDB_PROF_MAX_LABELS  32
 #define NGX_HTTP_TSDB_PROF_ERR         512
+
+/* a Push body may carry several profiles: 4 x the per-profile cap */
+#define NGX_HTTP_TSDB_PUSH_BODY_FACTOR 4
+#define NGX_HTTP_TSDB_PUSH_PATH        "/push.v1.PusherService/Push"
 
 
 typedef struct {
@@ -46,8 +57,12 @@ typedef struct {
     ts_label_t                  labels[NGX_HTTP_TSDB_PROF_MAX_LABELS];
     uint32_t                    nlabels;
     ts_pstore_put_t             put;
+    ts_pstore_put_t            *puts;       /* put, or a Push's profiles */
+    uint32_t                    nputs;
     ts_pstore_stats_t           stats;
     int                         rc;
+    unsigned                    push:1;     /* Connect: errors as JSON */
+    unsigned                    json:1;     /* application/json */
     char                        err[NGX_HTTP_TSDB_PROF_ERR];
 } ngx_http_tsdb_prof_ctx_t;
 
@@ -62,6 +77,8 @@ typedef struct {
 
 
 static void ngx_http_tsdb_prof_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tsdb_prof_suffix(ngx_http_request_t *r,
+    const char *suffix);
 static ngx_int_t ngx_http_tsdb_prof_args(ngx_http_tsdb_prof_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_prof_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
@@ -79,6 +96,17 @@ static ngx_int_t ngx_http_tsdb_prof_pprof(ngx_http_tsdb_prof_ctx_t *ctx,
 static ngx_int_t ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx,
     u_char *body, size_t len, ts_folded_fmt_t fmt);
 static const char *ngx_http_tsdb_prof_metric(ngx_http_tsdb_prof_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_tsdb_prof_push_type(ngx_http_tsdb_prof_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_prof_push_body(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char **body, size_t *len);
+static ngx_int_t ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_series_t *s, int64_t now);
+static ngx_table_elt_t *ngx_http_tsdb_prof_header(ngx_http_request_t *r,
+    const char *name);
+static ngx_int_t ngx_http_tsdb_prof_connect_reply(
+    ngx_http_tsdb_prof_ctx_t *ctx);
 static void ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx);
 #if (NGX_THREADS)
 static void ngx_http_tsdb_prof_put(void *data);
@@ -233,13 +261,13 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
     ctx = req->data;
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
 
-    if (r->uri.len < sizeof("/ingest") - 1
-        || ngx_strncmp(r->uri.data + r->uri.len - (sizeof("/ingest") - 1),
-                       "/ingest", sizeof("/ingest") - 1) != 0)
-    {
+    if (ngx_http_tsdb_prof_suffix(r, NGX_HTTP_TSDB_PUSH_PATH)) {
+        ctx->push = 1;
+
+    } else if (!ngx_http_tsdb_prof_suffix(r, "/ingest")) {
         ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_NOT_FOUND,
                                 "unknown profile ingest endpoint, expected"
-                                " .../ingest");
+                                " .../ingest or ..." NGX_HTTP_TSDB_PUSH_PATH);
         goto done;
     }
 
@@ -255,7 +283,7 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
         goto done;
     }
 
-    if (ngx_http_tsdb_prof_args(ctx) != NGX_OK) {
+    if (!ctx->push && ngx_http_tsdb_prof_args(ctx) != NGX_OK) {
         goto done;
     }
 
@@ -265,7 +293,12 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
         goto done;
     }
 
-    if (ngx_http_tsdb_prof_decode(ctx, body, len) != NGX_OK) {
+    if (ctx->push) {
+        if (ngx_http_tsdb_prof_push(ctx, body, len) != NGX_OK) {
+            goto done;
+        }
+
+    } else if (ngx_http_tsdb_prof_decode(ctx, body, len) != NGX_OK) {
         goto done;
     }
 
@@ -275,6 +308,18 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
 done:
 
     ngx_http_tsdb_prof_reply(ctx);
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_suffix(ngx_http_request_t *r, const char *suffix)
+{
+    size_t  n;
+
+    n = ngx_strlen(suffix);
+
+    return r->uri.len >= n
+           && ngx_strncmp(r->uri.data + r->uri.len - n, suffix, n) == 0;
 }
 
 
@@ -976,6 +1021,340 @@ ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
 }
 
 
+/*
+ * Connect unary Push: Content-Type application/proto or application/json
+ * (parameters such as charset ignored), Content-Encoding gzip or
+ * identity, a PushRequest; every raw profile becomes one put, all in
+ * one transaction.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
+    size_t len)
+{
+    int                  rc;
+    char                 err[TS_PUSH_ERR_MAX];
+    int64_t              now;
+    uint32_t             i;
+    ts_push_t            push;
+    ngx_time_t          *tp;
+    ngx_uint_t           status;
+    ts_push_limits_t     lim;
+    ProtobufCAllocator   a;
+
+    if (ngx_http_tsdb_prof_push_type(ctx) != NGX_OK
+        || ngx_http_tsdb_prof_push_body(ctx, &body, &len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_push_limits_default(&lim);
+    lim.max_labels = NGX_HTTP_TSDB_PROF_MAX_LABELS;
+
+    rc = ctx->json
+         ? ts_push_decode_json(&push, (char *) body, len, &lim, &a, err,
+                               sizeof(err))
+         : ts_push_decode_proto(&push, body, len, &lim, &a, err,
+                                sizeof(err));
+
+    if (rc != TS_OK) {
+        status = (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                      : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, err);
+        ts_push_free(&push);
+        return NGX_ERROR;
+    }
+
+    ctx->puts = ngx_pcalloc(ctx->request->pool,
+                            push.nprofiles * sizeof(ts_pstore_put_t));
+    if (ctx->puts == NULL && push.nprofiles) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000000000 + (int64_t) tp->msec * 1000000;
+    ctx->from = now;
+
+    for (i = 0; i < push.nseries; i++) {
+        if (ngx_http_tsdb_prof_push_series(ctx, &push.series[i], now)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->nputs == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "PushRequest without profiles");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_type(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    size_t            n;
+    u_char           *p, *last;
+    ngx_table_elt_t  *ct;
+
+    ct = ctx->request->headers_in.content_type;
+
+    if (ct != NULL) {
+        p = ct->value.data;
+        last = ngx_strlchr(p, p + ct->value.len, ';');
+        if (last == NULL) {
+            last = p + ct->value.len;
+        }
+
+        while (last > p && last[-1] == ' ') {
+            last--;
+        }
+
+        n = last - p;
+
+        if (n == sizeof("application/proto") - 1
+            && ngx_strncasecmp(p, (u_char *) "application/proto", n) == 0)
+        {
+            return NGX_OK;
+        }
+
+        if (n == sizeof("application/json") - 1
+            && ngx_strncasecmp(p, (u_char *) "application/json", n) == 0)
+        {
+            ctx->json = 1;
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported Content-Type, expected"
+                            " application/proto or application/json");
+    return NGX_ERROR;
+}
+
+
+/* Content-Encoding gzip: inflated with the cap checked while inflating */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_body(ngx_http_tsdb_prof_ctx_t *ctx, u_char **body,
+    size_t *len)
+{
+    int                  rc;
+    size_t               cap, n;
+    uint8_t             *out;
+    const char          *reason;
+    ngx_table_elt_t     *ce;
+    ts_pprof_limits_t    lim;
+    ProtobufCAllocator   a;
+
+    ts_pprof_limits_default(&lim);
+    cap = lim.max_decompressed * NGX_HTTP_TSDB_PUSH_BODY_FACTOR;
+
+    ce = ngx_http_tsdb_prof_header(ctx->request, "Content-Encoding");
+
+    if (ce == NULL
+        || (ce->value.len == 8
+            && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+               == 0))
+    {
+        if (*len > cap) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "request body too large");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ce->value.len != 4
+        || ngx_strncasecmp(ce->value.data, (u_char *) "gzip", 4) != 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                "unsupported Content-Encoding, expected"
+                                " gzip or identity");
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+
+    rc = ts_inflate(*body, *len, TS_INFLATE_GZIP, cap, &a, &out, &n,
+                    &reason);
+
+    switch (rc) {
+
+    case TS_OK:
+        *body = out;
+        *len = n;
+        return NGX_OK;
+
+    case TS_ERR_LIMIT:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "gzip request body decompresses beyond the"
+                                " limit");
+        return NGX_ERROR;
+
+    case TS_ERR_NOMEM:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+
+    default:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                reason ? reason : "bad gzip request body");
+        return NGX_ERROR;
+    }
+}
+
+
+/*
+ * One RawProfileSeries: __name__ names the profile (and the first part
+ * of its type ids), service_name is required, other "__" labels are
+ * dropped as Pyroscope's ingestion drops them; each raw profile is
+ * decoded as /ingest decodes pprof.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_series_t *s, int64_t now)
+{
+    int                  rc;
+    uint32_t             i, n;
+    ngx_uint_t           status;
+    ts_label_t          *labels;
+    ts_pprof_t          *prof;
+    ts_pprof_why_t       why;
+    ts_pstore_put_t     *put;
+    const ts_label_t    *l, *name, *service;
+    ProtobufCAllocator   a;
+
+    labels = ngx_palloc(ctx->request->pool,
+                        (s->nlabels + 1) * sizeof(ts_label_t));
+    if (labels == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    name = NULL;
+    service = NULL;
+    n = 0;
+
+    for (i = 0; i < s->nlabels; i++) {
+        l = &s->labels[i];
+
+        if (l->name_len == 8 && ngx_strncmp(l->name, "__name__", 8) == 0) {
+            name = l;
+            continue;
+        }
+
+        if (l->name_len == 12
+            && ngx_strncmp(l->name, "service_name", 12) == 0)
+        {
+            service = l;
+        }
+
+        if (l->name_len < 2 || l->name[0] != '_' || l->name[1] != '_') {
+            labels[n++] = *l;
+        }
+    }
+
+    if (name == NULL || name->value_len == 0
+        || service == NULL || service->value_len == 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "series labels must include __name__ and"
+                                " service_name");
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+
+    for (i = 0; i < s->nprofiles; i++) {
+        prof = ngx_palloc(ctx->request->pool, sizeof(ts_pprof_t));
+        if (prof == NULL) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                    "out of memory");
+            return NGX_ERROR;
+        }
+
+        ts_pprof_init(prof, &a, NULL);
+
+        rc = ts_pprof_parse(prof, s->profiles[i].data, s->profiles[i].len,
+                            &why);
+        if (rc != TS_OK) {
+            status = (why.code == TS_PPROF_TOO_LARGE)
+                     ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                     : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                     : NGX_HTTP_BAD_REQUEST;
+            ngx_http_tsdb_prof_fail(ctx, status, why.msg);
+            return NGX_ERROR;
+        }
+
+        if (prof->ntypes == 0) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                    "pprof profile without sample types");
+            return NGX_ERROR;
+        }
+
+        /* as /ingest's fixTime: a zero or 1970 time is the arrival */
+
+        if (prof->time_nanos < 31536000000000000LL) {
+            prof->time_nanos = now;
+        }
+
+        put = &ctx->puts[ctx->nputs++];
+        put->tenant = (char *) ctx->tenant.data;
+        put->tenant_len = ctx->tenant.len;
+        put->name = name->value;
+        put->name_len = name->value_len;
+        put->labels = labels;
+        put->nlabels = n;
+        put->time_nanos = now;
+        put->prof = prof;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_tsdb_prof_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            n;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    n = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == n
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, n) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
 static void
 ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
 {
@@ -990,6 +1369,11 @@ ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
     ctx->put.time_nanos = ctx->from;
     ctx->put.prof = &ctx->prof;
 
+    if (ctx->puts == NULL) {
+        ctx->puts = &ctx->put;
+        ctx->nputs = 1;
+    }
+
     ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_prof_put,
                           ngx_http_tsdb_prof_stored, ctx);
 }
@@ -1002,8 +1386,8 @@ ngx_http_tsdb_prof_put(void *data)
 {
     ngx_http_tsdb_prof_ctx_t  *ctx = data;
 
-    ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
-                            ctx->err, sizeof(ctx->err));
+    ctx->rc = ts_pstore_putv(ctx->zone->pstore, ctx->puts, ctx->nputs,
+                             &ctx->stats, ctx->err, sizeof(ctx->err));
 }
 
 
@@ -1086,11 +1470,135 @@ ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx)
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
+    }
 
+    if (ctx->push) {
+        ngx_http_finalize_request(r, ngx_http_tsdb_prof_connect_reply(ctx));
+        return;
+    }
+
+    if (ctx->status >= NGX_HTTP_BAD_REQUEST) {
         ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, ctx->status,
                                   (char *) ctx->reason.data));
         return;
     }
 
     ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, NGX_HTTP_OK, ""));
+}
+
+
+/*
+ * Connect unary answers: 200 with an empty PushResponse ("{}" in JSON,
+ * no bytes in proto); errors as {"code":...,"message":...} with the
+ * HTTP status of Connect's code table, except that a body over the size
+ * cap is 413 with code invalid_argument (Pyroscope's code for a profile
+ * over its size limit; not retryable), and an unsupported Content-Type
+ * or Content-Encoding is 415 as the Connect protocol asks.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_connect_reply(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    u_char              *p, c;
+    size_t               len;
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_uint_t           i;
+    ngx_chain_t          out;
+    const char          *code;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    switch (ctx->status) {
+    case NGX_HTTP_OK:
+        code = NULL;
+        break;
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        code = "invalid_argument";
+        break;
+    case NGX_HTTP_NOT_FOUND:
+        code = "not_found";
+        break;
+    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        code = "unimplemented";
+        break;
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        code = "resource_exhausted";
+        break;
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        code = "unavailable";
+        break;
+    default:
+        code = "internal";
+        break;
+    }
+
+    len = (code == NULL) ? 2
+          : sizeof("{\"code\":\"\",\"message\":\"\"}\n") + ngx_strlen(code)
+            + 6 * ctx->reason.len;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+    if (code == NULL) {
+        if (ctx->json) {
+            p = ngx_cpymem(p, "{}", 2);
+        }
+
+    } else {
+        p = ngx_sprintf(p, "{\"code\":\"%s\",\"message\":\"", code);
+
+        for (i = 0; i < ctx->reason.len; i++) {
+            c = ctx->reason.data[i];
+
+            if (c == '"' || c == '\\') {
+                *p++ = '\\';
+                *p++ = c;
+
+            } else if (c < 0x20) {
+                p = ngx_sprintf(p, "\\u%04xd", (int) c);
+
+            } else {
+                *p++ = c;
+            }
+        }
+
+        p = ngx_cpymem(p, "\"}\n", 3);
+    }
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = ctx->status;
+
+    if (code == NULL && !ctx->json) {
+        ngx_str_set(&r->headers_out.content_type, "application/proto");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    if (b->last == b->pos) {
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }
