@@ -276,13 +276,24 @@ SKIP: {
     is(rows('memory:alloc_space:bytes:space:bytes', 'service_name="goapp"'),
        1, 'the Go heap profile under memory:alloc_space');
 
+    # the three series add up to the whole profile
     my $t = 'process_cpu:cpu:nanoseconds:cpu:nanoseconds';
-    my $msg = `$dump -o $tmp/a.pb.gz $zone $t service_name=goapp \\
-               handler=/a 2>&1`;
-    ok(-s "$tmp/a.pb.gz", 'handler=/a selects its own series') or diag($msg);
+    my %total;
 
-    my $all = `$dump -o $tmp/all.pb.gz $zone $t service_name=goapp 2>&1`;
-    ok(-s "$tmp/all.pb.gz", 'service_name=goapp merges all') or diag($all);
+    for my $sel ('handler=/a', 'handler=/b', 'handler=', '') {
+        my $f = "$tmp/split.pb.gz";
+        unlink $f;
+        my $msg = `$dump -o $f $zone $t service_name=goapp $sel 2>&1`;
+        my $top = `go tool pprof -top -unit=ns -sample_index=0 $f 2>&1`;
+        $total{$sel} = $top =~ /of (\d+)ns total/ ? $1 : 0;
+        diag("$sel: $msg$top") unless $total{$sel};
+    }
+
+    ok($total{'handler=/a'} > 0 && $total{'handler=/b'} > 0,
+       "handler=/a ($total{'handler=/a'} ns) and handler=/b"
+       . " ($total{'handler=/b'} ns) select their series");
+    is($total{'handler=/a'} + $total{'handler=/b'} + $total{'handler='},
+       $total{''}, 'the split series add up to the whole profile');
 }
 
 # 3. go tool pprof -top over the store's merge equals the originals'
