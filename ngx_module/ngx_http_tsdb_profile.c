@@ -25,6 +25,7 @@
 #include "ngx_http_tsdb_module.h"
 #include "ts_folded.h"
 #include "ts_inflate.h"
+#include "ts_ingest.h"
 #include "ts_pprof.h"
 #include "ts_pstore.h"
 #include "ts_push.h"
@@ -462,63 +463,25 @@ ngx_http_tsdb_prof_time(ngx_str_t *s, int64_t dflt)
 static ngx_int_t
 ngx_http_tsdb_prof_name(ngx_http_tsdb_prof_ctx_t *ctx, ngx_str_t *name)
 {
-    u_char  *p, *last, *brace, *eq, *end;
+    int          rc;
+    size_t       len;
+    uint32_t     i, n;
+    const char  *app, *reason;
+    ts_label_t   l[NGX_HTTP_TSDB_PROF_MAX_LABELS];
 
-    last = name->data + name->len;
-    brace = ngx_strlchr(name->data, last, '{');
-
-    ctx->app.data = name->data;
-    ctx->app.len = (brace ? brace : last) - name->data;
-
-    while (ctx->app.len && ctx->app.data[ctx->app.len - 1] == ' ') {
-        ctx->app.len--;
-    }
-
-    if (ctx->app.len == 0) {
-        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                "empty application name");
+    rc = ts_ingest_name((char *) name->data, name->len, &app, &len, l,
+                        NGX_HTTP_TSDB_PROF_MAX_LABELS - 2, &n, &reason);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, reason);
         return NGX_ERROR;
     }
 
-    if (brace == NULL) {
-        return NGX_OK;
-    }
+    ctx->app.data = (u_char *) app;
+    ctx->app.len = len;
 
-    if (last[-1] != '}') {
-        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                "invalid \"name\": labels must end with }");
-        return NGX_ERROR;
-    }
-
-    for (p = brace + 1; p < last - 1; p = end + 1) {
-        end = ngx_strlchr(p, last - 1, ',');
-        if (end == NULL) {
-            end = last - 1;
-        }
-
-        while (p < end && *p == ' ') {
-            p++;
-        }
-
-        if (p == end) {
-            continue;
-        }
-
-        eq = ngx_strlchr(p, end, '=');
-        if (eq == NULL) {
-            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                    "invalid \"name\": a label without =");
-            return NGX_ERROR;
-        }
-
-        /* reserved names are dropped, as IsLabelAllowedForIngestion */
-
-        if (eq - p >= 2 && p[0] == '_' && p[1] == '_') {
-            continue;
-        }
-
-        if (ngx_http_tsdb_prof_label(ctx, (char *) p, eq - p, eq + 1,
-                                     end - eq - 1)
+    for (i = 0; i < n; i++) {
+        if (ngx_http_tsdb_prof_label(ctx, l[i].name, l[i].name_len,
+                                     (u_char *) l[i].value, l[i].value_len)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -633,115 +596,32 @@ static ngx_int_t
 ngx_http_tsdb_prof_multipart(ngx_http_tsdb_prof_ctx_t *ctx, u_char **body,
     size_t *len)
 {
-    u_char           *p, *last, *b, *e, *hdr_end, *part_end, *name;
-    size_t            blen, nlen;
-    u_char            delim[80];
-    ngx_str_t         profile;
-    ngx_table_elt_t  *ct;
+    int                 rc;
+    const char         *reason;
+    ngx_table_elt_t    *ct;
+    ts_ingest_parts_t   parts;
 
     ct = ctx->request->headers_in.content_type;
 
-    b = ngx_strlcasestrn(ct->value.data, ct->value.data + ct->value.len,
-                         (u_char *) "boundary=", sizeof("boundary=") - 2);
-    if (b == NULL) {
-        goto bad;
+    rc = ts_ingest_multipart((char *) ct->value.data, ct->value.len, *body,
+                             *len, &parts, &reason);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, reason);
+        return NGX_ERROR;
     }
 
-    b += sizeof("boundary=") - 1;
-    e = ct->value.data + ct->value.len;
-
-    if (b < e && *b == '"') {
-        b++;
-        e = ngx_strlchr(b, e, '"');
-        if (e == NULL) {
-            goto bad;
-        }
-
-    } else {
-        for (p = b; p < e && *p != ';' && *p != ' '; p++) { /* void */ }
-        e = p;
-    }
-
-    blen = e - b;
-    if (blen == 0 || blen > 70) {
-        goto bad;
-    }
-
-    delim[0] = '-';
-    delim[1] = '-';
-    ngx_memcpy(delim + 2, b, blen);
-    blen += 2;
-
-    profile.data = NULL;
-    profile.len = 0;
-
-    p = *body;
-    last = *body + *len;
-
-    p = ngx_strlcasestrn(p, last, delim, blen - 1);
-
-    while (p != NULL && last - p >= (ssize_t) blen + 2) {
-        p += blen;
-
-        if (p[0] == '-' && p[1] == '-') {
-            break;                                  /* the close */
-        }
-
-        hdr_end = ngx_strlcasestrn(p, last, (u_char *) "\r\n\r\n", 3);
-        if (hdr_end == NULL) {
-            goto bad;
-        }
-
-        part_end = ngx_strlcasestrn(hdr_end + 4, last, delim, blen - 1);
-        if (part_end == NULL || part_end - 2 < hdr_end + 4) {
-            goto bad;
-        }
-
-        name = ngx_strlcasestrn(p, hdr_end, (u_char *) "name=\"", 5);
-        if (name != NULL) {
-            name += 6;
-            e = ngx_strlchr(name, hdr_end, '"');
-            nlen = e ? (size_t) (e - name) : 0;
-
-            if (nlen == 7 && ngx_strncmp(name, "profile", 7) == 0) {
-                profile.data = hdr_end + 4;
-                profile.len = part_end - 2 - profile.data;
-
-            } else if (nlen == 12
-                       && ngx_strncmp(name, "prev_profile", 12) == 0)
-            {
-                ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                        "unsupported client version:"
-                                        " prev_profile is not accepted");
-                return NGX_ERROR;
-
-            } else if (nlen == 18
-                       && ngx_strncmp(name, "sample_type_config", 18) == 0)
-            {
-                ctx->stc.data = hdr_end + 4;
-                ctx->stc.len = part_end - 2 - ctx->stc.data;
-            }
-        }
-
-        p = part_end;
-    }
-
-    if (profile.data == NULL) {
+    if (parts.profile == NULL) {
         ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
                                 "multipart body without a \"profile\" part");
         return NGX_ERROR;
     }
 
-    *body = profile.data;
-    *len = profile.len;
+    ctx->stc.data = (u_char *) parts.stc;
+    ctx->stc.len = parts.stc_len;
+    *body = (u_char *) parts.profile;
+    *len = parts.profile_len;
 
     return NGX_OK;
-
-bad:
-
-    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                            "malformed multipart/form-data body");
-    return NGX_ERROR;
 }
 
 
@@ -798,46 +678,17 @@ static ngx_int_t
 ngx_http_tsdb_prof_stc(ngx_http_tsdb_prof_ctx_t *ctx,
     const ts_pprof_str_t *st, ngx_str_t *out)
 {
-    u_char  *p, *last, *q, *obj_end;
-    u_char   key[260];
+    size_t       len;
+    const char  *dn;
 
-    if (ctx->stc.len == 0 || st->len > 255) {
+    if (!ts_ingest_display_name(ctx->stc.data, ctx->stc.len, st->data,
+                                st->len, &dn, &len))
+    {
         return NGX_DECLINED;
     }
 
-    key[0] = '"';
-    ngx_memcpy(key + 1, st->data, st->len);
-    key[st->len + 1] = '"';
-
-    last = ctx->stc.data + ctx->stc.len;
-
-    p = ngx_strlcasestrn(ctx->stc.data, last, key, st->len + 1);
-    if (p == NULL) {
-        return NGX_DECLINED;
-    }
-
-    obj_end = ngx_strlchr(p, last, '}');
-    if (obj_end == NULL) {
-        return NGX_DECLINED;
-    }
-
-    q = ngx_strlcasestrn(p, obj_end, (u_char *) "\"display-name\"", 13);
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    q = ngx_strlchr(q + 14, obj_end, '"');
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    out->data = q + 1;
-    q = ngx_strlchr(q + 1, obj_end, '"');
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    out->len = q - out->data;
+    out->data = (u_char *) dn;
+    out->len = len;
 
     return NGX_OK;
 }
