@@ -140,38 +140,38 @@ SKIP: {
 package main
 
 import (
-	"context"
-	"os"
-	"runtime/pprof"
-	"time"
+    "context"
+    "os"
+    "runtime/pprof"
+    "time"
 )
 
 var sink []byte
 
 func spin(d time.Duration) int {
-	x := 0
-	for end := time.Now().Add(d); time.Now().Before(end); {
-		for i := 0; i < 100000; i++ {
-			x += i * i
-		}
-		sink = make([]byte, 1024)
-	}
-	return x
+    x := 0
+    for end := time.Now().Add(d); time.Now().Before(end); {
+        for i := 0; i < 100000; i++ {
+            x += i * i
+        }
+        sink = make([]byte, 1024)
+    }
+    return x
 }
 
 func main() {
-	f, _ := os.Create(os.Args[1])
-	pprof.StartCPUProfile(f)
-	pprof.Do(context.Background(), pprof.Labels("handler", "/a"),
-		func(context.Context) { spin(400 * time.Millisecond) })
-	pprof.Do(context.Background(), pprof.Labels("handler", "/b"),
-		func(context.Context) { spin(300 * time.Millisecond) })
-	spin(200 * time.Millisecond)
-	pprof.StopCPUProfile()
-	f.Close()
-	h, _ := os.Create(os.Args[2])
-	pprof.Lookup("allocs").WriteTo(h, 0)
-	h.Close()
+    f, _ := os.Create(os.Args[1])
+    pprof.StartCPUProfile(f)
+    pprof.Do(context.Background(), pprof.Labels("handler", "/a"),
+        func(context.Context) { spin(400 * time.Millisecond) })
+    pprof.Do(context.Background(), pprof.Labels("handler", "/b"),
+        func(context.Context) { spin(300 * time.Millisecond) })
+    spin(200 * time.Millisecond)
+    pprof.StopCPUProfile()
+    f.Close()
+    h, _ := os.Create(os.Args[2])
+    pprof.Lookup("allocs").WriteTo(h, 0)
+    h.Close()
 }
 GO
     close $fh;
