@@ -7,7 +7,7 @@
  * connections and reports profiles ingested per second.
  *
  *     pload -a HOST:PORT [-P PREFIX] [-e push|ingest] [-c CONNS]
- *           [-n PROFILES] [-s SERVICES] [-p PODS] FILE...
+ *           [-n PROFILES] [-k PER_REQUEST] [-s SERVICES] [-p PODS] FILE...
  *
  * FILEs are pprof profiles (gzip or not), decoded once and re-encoded
  * gzip with time_nanos 0, so that the server stamps each with its
@@ -17,7 +17,10 @@
  * SERVICES) % PODS>: SERVICES x PODS x nfiles distinct series per
  * sample type.  -e push (default) sends each as a binary Connect
  * PushRequest to PREFIX/push.v1.PusherService/Push; -e ingest as
- * Pyroscope's /ingest?name=...&format=pprof.  Request bodies are built
+ * Pyroscope's /ingest?name=...&format=pprof.  -k K (push only) puts
+ * K profiles (K series) into one PushRequest, which the server stores
+ * in one transaction; PROFILES is then rounded down to a multiple of K.
+ * Request bodies are built
  * before the clock starts.  Any non-200 answer is counted, and the first
  * one printed.  Output: one "key value" line per figure.
  */
@@ -59,6 +62,8 @@ typedef struct {
     int                      push;
     int                      nconns;
     uint64_t                 n;
+    uint64_t                 nrq;           /* requests: n / batch */
+    uint32_t                 batch;
     uint32_t                 services;
     uint32_t                 pods;
     struct sockaddr_storage  sa;
@@ -101,7 +106,9 @@ typedef struct {
 static int pl_args(pl_conf_t *cf, int argc, char **argv);
 static int pl_load(pl_conf_t *cf, const char *path);
 static int pl_write(void *data, const char *p, size_t len);
-static void pl_build(pl_conf_t *cf, uint64_t i, pl_req_t *rq);
+static void pl_build(pl_conf_t *cf, uint64_t k, pl_req_t *rq);
+static void pl_series(pl_conf_t *cf, uint64_t i, char *svc, char *pod,
+    Push__V1__RawProfileSeries *ser);
 static void *pl_thread(void *arg);
 static int pl_connect(pl_conf_t *cf);
 static int pl_exchange(pl_conn_t *c, const pl_req_t *rq, int *status);
@@ -123,8 +130,8 @@ main(int argc, char **argv)
 
     if (pl_args(&cf, argc, argv) != 0) {
         fprintf(stderr, "usage: pload -a HOST:PORT [-P PREFIX]"
-                " [-e push|ingest] [-c CONNS] [-n PROFILES] [-s SERVICES]"
-                " [-p PODS] FILE...\n");
+                " [-e push|ingest] [-c CONNS] [-n PROFILES]"
+                " [-k PER_REQUEST] [-s SERVICES] [-p PODS] FILE...\n");
         return 2;
     }
 
@@ -136,8 +143,11 @@ main(int argc, char **argv)
 
     /* every distinct body once; the load cycles through them */
 
+    cf.nrq = cf.n / cf.batch;
+    cf.n = cf.nrq * cf.batch;
     cf.nreqs = (uint64_t) cf.nfiles * cf.services * cf.pods;
-    cf.nreqs = cf.nreqs < cf.n ? cf.nreqs : cf.n;
+    cf.nreqs = (cf.nreqs + cf.batch - 1) / cf.batch;
+    cf.nreqs = cf.nreqs < cf.nrq ? cf.nreqs : cf.nrq;
     cf.reqs = pl_alloc(cf.nreqs * sizeof(pl_req_t));
 
     for (k = 0; k < cf.nreqs; k++) {
@@ -152,7 +162,7 @@ main(int argc, char **argv)
     for (i = 0; i < cf.nconns; i++) {
         conns[i].cf = &cf;
         conns[i].fd = -1;
-        conns[i].lat = pl_alloc((cf.n + 1) * sizeof(double));
+        conns[i].lat = pl_alloc((cf.nrq + 1) * sizeof(double));
 
         if (pthread_create(&conns[i].tid, NULL, pl_thread, &conns[i]) != 0) {
             fprintf(stderr, "pload: pthread_create() failed\n");
@@ -166,7 +176,7 @@ main(int argc, char **argv)
 
     t1 = pl_now();
 
-    lat = pl_alloc((cf.n + 1) * sizeof(double));
+    lat = pl_alloc((cf.nrq + 1) * sizeof(double));
     nlat = 0;
 
     for (i = 0; i < cf.nconns; i++) {
@@ -178,6 +188,7 @@ main(int argc, char **argv)
 
     printf("endpoint %s\n", cf.push ? "push" : "ingest");
     printf("connections %d\n", cf.nconns);
+    printf("profiles_per_request %u\n", cf.batch);
     printf("files %u\n", cf.nfiles);
     printf("series_label_sets %llu\n",
            (unsigned long long) cf.services * cf.pods);
@@ -188,7 +199,7 @@ main(int argc, char **argv)
     printf("seconds %.3f\n", t1 - t0);
     printf("profiles_per_second %.1f\n", (double) cf.ok / (t1 - t0));
     printf("request_bytes_avg %.0f\n",
-           cf.n ? (double) cf.bytes / (double) cf.n : 0.0);
+           cf.nrq ? (double) cf.bytes / (double) cf.nrq : 0.0);
     printf("latency_ms_p50 %.2f\n", nlat ? lat[nlat / 2] : 0.0);
     printf("latency_ms_p99 %.2f\n", nlat ? lat[nlat * 99 / 100] : 0.0);
     printf("latency_ms_max %.2f\n", nlat ? lat[nlat - 1] : 0.0);
@@ -210,14 +221,16 @@ pl_args(pl_conf_t *cf, int argc, char **argv)
     cf->n = 10000;
     cf->services = 10;
     cf->pods = 20;
+    cf->batch = 1;
 
-    while ((c = getopt(argc, argv, "a:P:e:c:n:s:p:")) != -1) {
+    while ((c = getopt(argc, argv, "a:P:e:c:n:k:s:p:")) != -1) {
         switch (c) {
         case 'a': cf->addr = optarg; break;
         case 'P': cf->prefix = optarg; break;
         case 'e': cf->push = strcmp(optarg, "ingest") != 0; break;
         case 'c': cf->nconns = atoi(optarg); break;
         case 'n': cf->n = strtoull(optarg, NULL, 10); break;
+        case 'k': cf->batch = (uint32_t) atoi(optarg); break;
         case 's': cf->services = (uint32_t) atoi(optarg); break;
         case 'p': cf->pods = (uint32_t) atoi(optarg); break;
         default: return -1;
@@ -225,7 +238,9 @@ pl_args(pl_conf_t *cf, int argc, char **argv)
     }
 
     if (cf->addr == NULL || optind >= argc || argc - optind > PL_MAX_FILES
-        || cf->nconns < 1 || cf->n < 1 || cf->services < 1 || cf->pods < 1
+        || cf->nconns < 1 || cf->services < 1 || cf->pods < 1
+        || cf->batch < 1 || cf->batch > 256 || cf->n < cf->batch
+        || (!cf->push && cf->batch != 1)
         || strlen(cf->addr) >= sizeof(host))
     {
         return -1;
@@ -323,59 +338,39 @@ pl_write(void *data, const char *p, size_t len)
 }
 
 
+/* request k: profiles k * batch .. + batch */
+
 static void
-pl_build(pl_conf_t *cf, uint64_t i, pl_req_t *rq)
+pl_build(pl_conf_t *cf, uint64_t k, pl_req_t *rq)
 {
     int                           n;
-    char                          svc[32], pod[32], head[PL_HEAD_MAX];
-    char                         *body;
+    char                          svc[256][32], pod[256][32];
+    char                          head[PL_HEAD_MAX], *body;
     size_t                        blen;
-    uint32_t                      f;
-    Push__V1__RawSample           s, *sp;
+    uint32_t                      f, j;
     Push__V1__PushRequest         req;
-    Types__V1__LabelPair          l[4], *lp[4];
-    Push__V1__RawProfileSeries    ser, *serp;
-
-    f = (uint32_t) (i % cf->nfiles);
-    snprintf(svc, sizeof(svc), "svc-%llu",
-             (unsigned long long) (i / cf->nfiles % cf->services));
-    snprintf(pod, sizeof(pod), "pod-%llu", (unsigned long long)
-             (i / ((uint64_t) cf->nfiles * cf->services) % cf->pods));
+    Push__V1__RawProfileSeries    ser[256], *serp[256];
 
     if (cf->push) {
-        types__v1__label_pair__init(&l[0]);
-        types__v1__label_pair__init(&l[1]);
-        types__v1__label_pair__init(&l[2]);
-        l[0].name = "__name__";
-        l[0].value = "process_cpu";
-        l[1].name = "service_name";
-        l[1].value = svc;
-        l[2].name = "pod";
-        l[2].value = pod;
-        lp[0] = &l[0];
-        lp[1] = &l[1];
-        lp[2] = &l[2];
-
-        push__v1__raw_sample__init(&s);
-        s.raw_profile.data = cf->prof[f];
-        s.raw_profile.len = cf->prof_len[f];
-        s.id = "00000000-0000-0000-0000-000000000000";
-        sp = &s;
-
-        push__v1__raw_profile_series__init(&ser);
-        ser.labels = lp;
-        ser.n_labels = 3;
-        ser.samples = &sp;
-        ser.n_samples = 1;
-        serp = &ser;
+        for (j = 0; j < cf->batch; j++) {
+            pl_series(cf, k * cf->batch + j, svc[j], pod[j], &ser[j]);
+            serp[j] = &ser[j];
+        }
 
         push__v1__push_request__init(&req);
-        req.series = &serp;
-        req.n_series = 1;
+        req.series = serp;
+        req.n_series = cf->batch;
 
         blen = push__v1__push_request__get_packed_size(&req);
         body = pl_alloc(blen);
         push__v1__push_request__pack(&req, (uint8_t *) body);
+
+        for (j = 0; j < cf->batch; j++) {
+            free(ser[j].labels[0]);
+            free(ser[j].labels);
+            free(ser[j].samples[0]);
+            free(ser[j].samples);
+        }
 
         n = snprintf(head, sizeof(head),
                      "POST %s/push.v1.PusherService/Push HTTP/1.1\r\n"
@@ -385,6 +380,13 @@ pl_build(pl_conf_t *cf, uint64_t i, pl_req_t *rq)
                      blen);
 
     } else {
+        f = (uint32_t) (k % cf->nfiles);
+        (void) pl_series(cf, k, svc[0], pod[0], &ser[0]);
+        free(ser[0].labels[0]);
+        free(ser[0].labels);
+        free(ser[0].samples[0]);
+        free(ser[0].samples);
+
         body = (char *) cf->prof[f];
         blen = cf->prof_len[f];
 
@@ -393,8 +395,8 @@ pl_build(pl_conf_t *cf, uint64_t i, pl_req_t *rq)
                      "&format=pprof&spyName=gospy HTTP/1.1\r\n"
                      "Host: %s\r\n"
                      "Content-Type: application/octet-stream\r\n"
-                     "Content-Length: %zu\r\n\r\n", cf->prefix, svc, pod,
-                     cf->addr, blen);
+                     "Content-Length: %zu\r\n\r\n", cf->prefix, svc[0],
+                     pod[0], cf->addr, blen);
     }
 
     rq->len = (size_t) n + blen;
@@ -405,6 +407,52 @@ pl_build(pl_conf_t *cf, uint64_t i, pl_req_t *rq)
     if (cf->push) {
         free(body);
     }
+}
+
+
+/* profile i: its labels and raw profile as one RawProfileSeries */
+
+static void
+pl_series(pl_conf_t *cf, uint64_t i, char *svc, char *pod,
+    Push__V1__RawProfileSeries *ser)
+{
+    uint32_t               f, j;
+    Push__V1__RawSample   *s;
+    Types__V1__LabelPair  *l, **lp;
+
+    f = (uint32_t) (i % cf->nfiles);
+    snprintf(svc, 32, "svc-%llu",
+             (unsigned long long) (i / cf->nfiles % cf->services));
+    snprintf(pod, 32, "pod-%llu", (unsigned long long)
+             (i / ((uint64_t) cf->nfiles * cf->services) % cf->pods));
+
+    l = pl_alloc(3 * sizeof(Types__V1__LabelPair));
+    lp = pl_alloc(3 * sizeof(Types__V1__LabelPair *));
+
+    for (j = 0; j < 3; j++) {
+        types__v1__label_pair__init(&l[j]);
+        lp[j] = &l[j];
+    }
+
+    l[0].name = "__name__";
+    l[0].value = "process_cpu";
+    l[1].name = "service_name";
+    l[1].value = svc;
+    l[2].name = "pod";
+    l[2].value = pod;
+
+    s = pl_alloc(sizeof(Push__V1__RawSample));
+    push__v1__raw_sample__init(s);
+    s->raw_profile.data = cf->prof[f];
+    s->raw_profile.len = cf->prof_len[f];
+    s->id = "00000000-0000-0000-0000-000000000000";
+
+    push__v1__raw_profile_series__init(ser);
+    ser->labels = lp;
+    ser->n_labels = 3;
+    ser->samples = pl_alloc(sizeof(Push__V1__RawSample *));
+    ser->samples[0] = s;
+    ser->n_samples = 1;
 }
 
 
@@ -423,7 +471,7 @@ pl_thread(void *arg)
         i = cf->next++;
         pthread_mutex_unlock(&cf->lock);
 
-        if (i >= cf->n) {
+        if (i >= cf->nrq) {
             break;
         }
 
@@ -452,10 +500,10 @@ pl_thread(void *arg)
         cf->bytes += rq->len;
 
         if (status == 200) {
-            cf->ok++;
+            cf->ok += cf->batch;
 
         } else {
-            cf->bad++;
+            cf->bad += cf->batch;
 
             if (!cf->printed) {
                 cf->printed = 1;
