@@ -62,6 +62,8 @@ typedef struct {
     uint32_t                    nputs;
     ts_pstore_stats_t           stats;
     int                         rc;
+    size_t                      inflate_left;   /* Push: request budgets */
+    size_t                      memory_left;
     unsigned                    push:1;     /* Connect: errors as JSON */
     unsigned                    json:1;     /* application/json */
     char                        err[NGX_HTTP_TSDB_PROF_ERR];
@@ -104,6 +106,9 @@ static ngx_int_t ngx_http_tsdb_prof_push_body(ngx_http_tsdb_prof_ctx_t *ctx,
     u_char **body, size_t *len);
 static ngx_int_t ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
     const ts_push_series_t *s, int64_t now);
+static ngx_int_t ngx_http_tsdb_prof_push_profile(
+    ngx_http_tsdb_prof_ctx_t *ctx, const ts_push_raw_t *raw,
+    ts_pprof_t **out);
 static ngx_table_elt_t *ngx_http_tsdb_prof_header(ngx_http_request_t *r,
     const char *name);
 static ngx_int_t ngx_http_tsdb_prof_connect_reply(
@@ -891,6 +896,7 @@ ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
     ngx_time_t          *tp;
     ngx_uint_t           status;
     ts_push_limits_t     lim;
+    ts_pprof_limits_t    plim;
     ProtobufCAllocator   a;
 
     if (ngx_http_tsdb_prof_push_type(ctx) != NGX_OK
@@ -902,6 +908,11 @@ ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
     ngx_http_tsdb_pool_allocator(ctx->request, &a);
     ts_push_limits_default(&lim);
     lim.max_labels = NGX_HTTP_TSDB_PROF_MAX_LABELS;
+
+    ts_pprof_limits_default(&plim);
+    ctx->inflate_left = plim.max_decompressed
+                        * NGX_HTTP_TSDB_PUSH_BODY_FACTOR;
+    ctx->memory_left = plim.max_memory;
 
     rc = ctx->json
          ? ts_push_decode_json(&push, (char *) body, len, &lim, &a, err,
@@ -1074,15 +1085,11 @@ static ngx_int_t
 ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
     const ts_push_series_t *s, int64_t now)
 {
-    int                  rc;
     uint32_t             i, n;
-    ngx_uint_t           status;
     ts_label_t          *labels;
     ts_pprof_t          *prof;
-    ts_pprof_why_t       why;
     ts_pstore_put_t     *put;
     const ts_label_t    *l, *name, *service;
-    ProtobufCAllocator   a;
 
     labels = ngx_palloc(ctx->request->pool,
                         (s->nlabels + 1) * sizeof(ts_label_t));
@@ -1124,32 +1131,10 @@ ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
         return NGX_ERROR;
     }
 
-    ngx_http_tsdb_pool_allocator(ctx->request, &a);
-
     for (i = 0; i < s->nprofiles; i++) {
-        prof = ngx_palloc(ctx->request->pool, sizeof(ts_pprof_t));
-        if (prof == NULL) {
-            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
-                                    "out of memory");
-            return NGX_ERROR;
-        }
-
-        ts_pprof_init(prof, &a, NULL);
-
-        rc = ts_pprof_parse(prof, s->profiles[i].data, s->profiles[i].len,
-                            &why);
-        if (rc != TS_OK) {
-            status = (why.code == TS_PPROF_TOO_LARGE)
-                     ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
-                     : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
-                     : NGX_HTTP_BAD_REQUEST;
-            ngx_http_tsdb_prof_fail(ctx, status, why.msg);
-            return NGX_ERROR;
-        }
-
-        if (prof->ntypes == 0) {
-            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                    "pprof profile without sample types");
+        if (ngx_http_tsdb_prof_push_profile(ctx, &s->profiles[i], &prof)
+            != NGX_OK)
+        {
             return NGX_ERROR;
         }
 
@@ -1169,6 +1154,96 @@ ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
         put->time_nanos = now;
         put->prof = prof;
     }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One raw profile of a Push.  Besides each profile's own limits (as
+ * /ingest), the request's profiles share budgets: inflated bytes (4 x
+ * one profile's cap) and decoded memory (one profile's max_memory), so
+ * 256 small gzip bombs cannot take 256 times the memory of one.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_profile(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_raw_t *raw, ts_pprof_t **out)
+{
+    int                  rc;
+    size_t               len;
+    uint8_t             *buf;
+    ngx_uint_t           status;
+    const char          *reason;
+    ts_pprof_t          *prof;
+    const uint8_t       *data;
+    ts_pprof_why_t       why;
+    ts_pprof_limits_t    lim;
+    ProtobufCAllocator   a;
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_pprof_limits_default(&lim);
+
+    data = raw->data;
+    len = raw->len;
+
+    if (ts_inflate_detect(data, len) == TS_INFLATE_GZIP) {
+        rc = ts_inflate(data, len, TS_INFLATE_GZIP,
+                        ngx_min(lim.max_decompressed, ctx->inflate_left),
+                        &a, &buf, &len, &reason);
+
+        if (rc != TS_OK) {
+            status = (rc == TS_ERR_LIMIT) ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                     : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                     : NGX_HTTP_BAD_REQUEST;
+            ngx_http_tsdb_prof_fail(ctx, status, (rc == TS_ERR_LIMIT)
+                ? "decompressed profiles exceed the limit (4 MiB each,"
+                  " 16 MiB per request)"
+                : (reason ? reason : "bad gzip profile"));
+            return NGX_ERROR;
+        }
+
+        data = buf;
+
+    } else if (len > ctx->inflate_left) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "decompressed profiles exceed the limit"
+                                " (4 MiB each, 16 MiB per request)");
+        return NGX_ERROR;
+    }
+
+    ctx->inflate_left -= ngx_min(len, ctx->inflate_left);
+
+    prof = ngx_palloc(ctx->request->pool, sizeof(ts_pprof_t));
+    if (prof == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    lim.max_memory = ctx->memory_left;
+    ts_pprof_init(prof, &a, &lim);
+
+    rc = ts_pprof_parse(prof, data, len, &why);
+    if (rc != TS_OK) {
+        status = (why.code == TS_PPROF_TOO_LARGE
+                  || why.code == TS_PPROF_MEMORY)
+                 ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                 : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                 : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, why.msg);
+        return NGX_ERROR;
+    }
+
+    ctx->memory_left -= ngx_min(prof->used, ctx->memory_left);
+
+    if (prof->ntypes == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "pprof profile without sample types");
+        return NGX_ERROR;
+    }
+
+    *out = prof;
 
     return NGX_OK;
 }
