@@ -4,12 +4,12 @@
  * tsdb_profile_ingest: Pyroscope's legacy POST /ingest (pprof raw or
  * multipart, folded, lines), mapped to profile types and labels as
  * Pyroscope's ingest adapter does (pkg/og/convert/pprof/profile.go for
- * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines).
- *
+ * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines);
  * and Pyroscope's Connect push API, POST /push.v1.PusherService/Push
  * (application/proto or application/json, optionally gzip-encoded; every
  * raw profile of the request is stored in one transaction, all or none;
- * errors are Connect error JSON).
+ * errors are Connect error JSON).  The parsing that needs no nginx is in
+ * store/ts_ingest.c and store/ts_push.c.
  *
  * The body is decoded and normalized on the event loop (bounded by the
  * pprof limits); the LMDB write, a synced commit, runs in the zone's
