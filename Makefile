@@ -57,6 +57,7 @@ $(shell mkdir -p $(BUILD); \
 
 .PHONY: all build module deps run test unit asan lint prove proto \
     proto-check clang static fuzz fuzz-build fuzz-regress bench bench-query \
+    bench-profile \
     clean
 
 all: build
@@ -210,6 +211,22 @@ bench: build
 # data, one run; BENCH_ARGS=--quick for a short one.  Not in make test.
 bench-query: build $(QLOAD)
 	@bench/query-compare $(BENCH_ARGS)
+
+# profile ingest rate, stored bytes per profile, merge latency of 1,000
+# stored profiles (bench/profile-bench); no peer.  Not in make test.
+PLOAD := $(BUILD)/bench/pload
+PSTORE_MERGE := $(BUILD)/bench/pstore-merge
+
+$(PLOAD): bench/pload.c $(STORE_OBJS)
+	@mkdir -p $(dir $@)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
+
+$(PSTORE_MERGE): bench/pstore_merge.c $(STORE_OBJS)
+	@mkdir -p $(dir $@)
+	gcc $(STORE_CFLAGS) $< $(STORE_OBJS) -o $@ $(LIBS)
+
+bench-profile: build $(PLOAD) $(PSTORE_MERGE)
+	@bench/profile-bench $(BENCH_ARGS)
 
 proto:
 	@.ci/proto gen

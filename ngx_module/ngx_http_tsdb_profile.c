@@ -4,7 +4,12 @@
  * tsdb_profile_ingest: Pyroscope's legacy POST /ingest (pprof raw or
  * multipart, folded, lines), mapped to profile types and labels as
  * Pyroscope's ingest adapter does (pkg/og/convert/pprof/profile.go for
- * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines).
+ * pprof, pkg/ingester/pyroscope/ingest_adapter.go for folded/lines);
+ * and Pyroscope's Connect push API, POST /push.v1.PusherService/Push
+ * (application/proto or application/json, optionally gzip-encoded; every
+ * raw profile of the request is stored in one transaction, all or none;
+ * errors are Connect error JSON).  The parsing that needs no nginx is in
+ * store/ts_ingest.c and store/ts_push.c.
  *
  * The body is decoded and normalized on the event loop (bounded by the
  * pprof limits); the LMDB write, a synced commit, runs in the zone's
@@ -19,12 +24,19 @@
 
 #include "ngx_http_tsdb_module.h"
 #include "ts_folded.h"
+#include "ts_inflate.h"
+#include "ts_ingest.h"
 #include "ts_pprof.h"
 #include "ts_pstore.h"
+#include "ts_push.h"
 
 
 #define NGX_HTTP_TSDB_PROF_MAX_LABELS  32
 #define NGX_HTTP_TSDB_PROF_ERR         512
+
+/* a Push body may carry several profiles: 4 x the per-profile cap */
+#define NGX_HTTP_TSDB_PUSH_BODY_FACTOR 4
+#define NGX_HTTP_TSDB_PUSH_PATH        "/push.v1.PusherService/Push"
 
 
 typedef struct {
@@ -46,8 +58,14 @@ typedef struct {
     ts_label_t                  labels[NGX_HTTP_TSDB_PROF_MAX_LABELS];
     uint32_t                    nlabels;
     ts_pstore_put_t             put;
+    ts_pstore_put_t            *puts;       /* put, or a Push's profiles */
+    uint32_t                    nputs;
     ts_pstore_stats_t           stats;
     int                         rc;
+    size_t                      inflate_left;   /* Push: request budgets */
+    size_t                      memory_left;
+    unsigned                    push:1;     /* Connect: errors as JSON */
+    unsigned                    json:1;     /* application/json */
     char                        err[NGX_HTTP_TSDB_PROF_ERR];
 } ngx_http_tsdb_prof_ctx_t;
 
@@ -62,6 +80,8 @@ typedef struct {
 
 
 static void ngx_http_tsdb_prof_body(ngx_http_request_t *r);
+static ngx_int_t ngx_http_tsdb_prof_suffix(ngx_http_request_t *r,
+    const char *suffix);
 static ngx_int_t ngx_http_tsdb_prof_args(ngx_http_tsdb_prof_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_prof_arg(ngx_http_request_t *r,
     const char *name, ngx_str_t *value);
@@ -79,6 +99,20 @@ static ngx_int_t ngx_http_tsdb_prof_pprof(ngx_http_tsdb_prof_ctx_t *ctx,
 static ngx_int_t ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx,
     u_char *body, size_t len, ts_folded_fmt_t fmt);
 static const char *ngx_http_tsdb_prof_metric(ngx_http_tsdb_prof_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char *body, size_t len);
+static ngx_int_t ngx_http_tsdb_prof_push_type(ngx_http_tsdb_prof_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_prof_push_body(ngx_http_tsdb_prof_ctx_t *ctx,
+    u_char **body, size_t *len);
+static ngx_int_t ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_series_t *s, int64_t now);
+static ngx_int_t ngx_http_tsdb_prof_push_profile(
+    ngx_http_tsdb_prof_ctx_t *ctx, const ts_push_raw_t *raw,
+    ts_pprof_t **out);
+static ngx_table_elt_t *ngx_http_tsdb_prof_header(ngx_http_request_t *r,
+    const char *name);
+static ngx_int_t ngx_http_tsdb_prof_connect_reply(
+    ngx_http_tsdb_prof_ctx_t *ctx);
 static void ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx);
 #if (NGX_THREADS)
 static void ngx_http_tsdb_prof_put(void *data);
@@ -233,13 +267,13 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
     ctx = req->data;
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
 
-    if (r->uri.len < sizeof("/ingest") - 1
-        || ngx_strncmp(r->uri.data + r->uri.len - (sizeof("/ingest") - 1),
-                       "/ingest", sizeof("/ingest") - 1) != 0)
-    {
+    if (ngx_http_tsdb_prof_suffix(r, NGX_HTTP_TSDB_PUSH_PATH)) {
+        ctx->push = 1;
+
+    } else if (!ngx_http_tsdb_prof_suffix(r, "/ingest")) {
         ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_NOT_FOUND,
                                 "unknown profile ingest endpoint, expected"
-                                " .../ingest");
+                                " .../ingest or ..." NGX_HTTP_TSDB_PUSH_PATH);
         goto done;
     }
 
@@ -255,7 +289,7 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
         goto done;
     }
 
-    if (ngx_http_tsdb_prof_args(ctx) != NGX_OK) {
+    if (!ctx->push && ngx_http_tsdb_prof_args(ctx) != NGX_OK) {
         goto done;
     }
 
@@ -265,7 +299,12 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
         goto done;
     }
 
-    if (ngx_http_tsdb_prof_decode(ctx, body, len) != NGX_OK) {
+    if (ctx->push) {
+        if (ngx_http_tsdb_prof_push(ctx, body, len) != NGX_OK) {
+            goto done;
+        }
+
+    } else if (ngx_http_tsdb_prof_decode(ctx, body, len) != NGX_OK) {
         goto done;
     }
 
@@ -275,6 +314,18 @@ ngx_http_tsdb_prof_body(ngx_http_request_t *r)
 done:
 
     ngx_http_tsdb_prof_reply(ctx);
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_suffix(ngx_http_request_t *r, const char *suffix)
+{
+    size_t  n;
+
+    n = ngx_strlen(suffix);
+
+    return r->uri.len >= n
+           && ngx_strncmp(r->uri.data + r->uri.len - n, suffix, n) == 0;
 }
 
 
@@ -417,63 +468,25 @@ ngx_http_tsdb_prof_time(ngx_str_t *s, int64_t dflt)
 static ngx_int_t
 ngx_http_tsdb_prof_name(ngx_http_tsdb_prof_ctx_t *ctx, ngx_str_t *name)
 {
-    u_char  *p, *last, *brace, *eq, *end;
+    int          rc;
+    size_t       len;
+    uint32_t     i, n;
+    const char  *app, *reason;
+    ts_label_t   l[NGX_HTTP_TSDB_PROF_MAX_LABELS];
 
-    last = name->data + name->len;
-    brace = ngx_strlchr(name->data, last, '{');
-
-    ctx->app.data = name->data;
-    ctx->app.len = (brace ? brace : last) - name->data;
-
-    while (ctx->app.len && ctx->app.data[ctx->app.len - 1] == ' ') {
-        ctx->app.len--;
-    }
-
-    if (ctx->app.len == 0) {
-        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                "empty application name");
+    rc = ts_ingest_name((char *) name->data, name->len, &app, &len, l,
+                        NGX_HTTP_TSDB_PROF_MAX_LABELS - 2, &n, &reason);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, reason);
         return NGX_ERROR;
     }
 
-    if (brace == NULL) {
-        return NGX_OK;
-    }
+    ctx->app.data = (u_char *) app;
+    ctx->app.len = len;
 
-    if (last[-1] != '}') {
-        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                "invalid \"name\": labels must end with }");
-        return NGX_ERROR;
-    }
-
-    for (p = brace + 1; p < last - 1; p = end + 1) {
-        end = ngx_strlchr(p, last - 1, ',');
-        if (end == NULL) {
-            end = last - 1;
-        }
-
-        while (p < end && *p == ' ') {
-            p++;
-        }
-
-        if (p == end) {
-            continue;
-        }
-
-        eq = ngx_strlchr(p, end, '=');
-        if (eq == NULL) {
-            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                    "invalid \"name\": a label without =");
-            return NGX_ERROR;
-        }
-
-        /* reserved names are dropped, as IsLabelAllowedForIngestion */
-
-        if (eq - p >= 2 && p[0] == '_' && p[1] == '_') {
-            continue;
-        }
-
-        if (ngx_http_tsdb_prof_label(ctx, (char *) p, eq - p, eq + 1,
-                                     end - eq - 1)
+    for (i = 0; i < n; i++) {
+        if (ngx_http_tsdb_prof_label(ctx, l[i].name, l[i].name_len,
+                                     (u_char *) l[i].value, l[i].value_len)
             != NGX_OK)
         {
             return NGX_ERROR;
@@ -588,115 +601,32 @@ static ngx_int_t
 ngx_http_tsdb_prof_multipart(ngx_http_tsdb_prof_ctx_t *ctx, u_char **body,
     size_t *len)
 {
-    u_char           *p, *last, *b, *e, *hdr_end, *part_end, *name;
-    size_t            blen, nlen;
-    u_char            delim[80];
-    ngx_str_t         profile;
-    ngx_table_elt_t  *ct;
+    int                 rc;
+    const char         *reason;
+    ngx_table_elt_t    *ct;
+    ts_ingest_parts_t   parts;
 
     ct = ctx->request->headers_in.content_type;
 
-    b = ngx_strlcasestrn(ct->value.data, ct->value.data + ct->value.len,
-                         (u_char *) "boundary=", sizeof("boundary=") - 2);
-    if (b == NULL) {
-        goto bad;
+    rc = ts_ingest_multipart((char *) ct->value.data, ct->value.len, *body,
+                             *len, &parts, &reason);
+    if (rc != TS_OK) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, reason);
+        return NGX_ERROR;
     }
 
-    b += sizeof("boundary=") - 1;
-    e = ct->value.data + ct->value.len;
-
-    if (b < e && *b == '"') {
-        b++;
-        e = ngx_strlchr(b, e, '"');
-        if (e == NULL) {
-            goto bad;
-        }
-
-    } else {
-        for (p = b; p < e && *p != ';' && *p != ' '; p++) { /* void */ }
-        e = p;
-    }
-
-    blen = e - b;
-    if (blen == 0 || blen > 70) {
-        goto bad;
-    }
-
-    delim[0] = '-';
-    delim[1] = '-';
-    ngx_memcpy(delim + 2, b, blen);
-    blen += 2;
-
-    profile.data = NULL;
-    profile.len = 0;
-
-    p = *body;
-    last = *body + *len;
-
-    p = ngx_strlcasestrn(p, last, delim, blen - 1);
-
-    while (p != NULL && last - p >= (ssize_t) blen + 2) {
-        p += blen;
-
-        if (p[0] == '-' && p[1] == '-') {
-            break;                                  /* the close */
-        }
-
-        hdr_end = ngx_strlcasestrn(p, last, (u_char *) "\r\n\r\n", 3);
-        if (hdr_end == NULL) {
-            goto bad;
-        }
-
-        part_end = ngx_strlcasestrn(hdr_end + 4, last, delim, blen - 1);
-        if (part_end == NULL || part_end - 2 < hdr_end + 4) {
-            goto bad;
-        }
-
-        name = ngx_strlcasestrn(p, hdr_end, (u_char *) "name=\"", 5);
-        if (name != NULL) {
-            name += 6;
-            e = ngx_strlchr(name, hdr_end, '"');
-            nlen = e ? (size_t) (e - name) : 0;
-
-            if (nlen == 7 && ngx_strncmp(name, "profile", 7) == 0) {
-                profile.data = hdr_end + 4;
-                profile.len = part_end - 2 - profile.data;
-
-            } else if (nlen == 12
-                       && ngx_strncmp(name, "prev_profile", 12) == 0)
-            {
-                ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                        "unsupported client version:"
-                                        " prev_profile is not accepted");
-                return NGX_ERROR;
-
-            } else if (nlen == 18
-                       && ngx_strncmp(name, "sample_type_config", 18) == 0)
-            {
-                ctx->stc.data = hdr_end + 4;
-                ctx->stc.len = part_end - 2 - ctx->stc.data;
-            }
-        }
-
-        p = part_end;
-    }
-
-    if (profile.data == NULL) {
+    if (parts.profile == NULL) {
         ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
                                 "multipart body without a \"profile\" part");
         return NGX_ERROR;
     }
 
-    *body = profile.data;
-    *len = profile.len;
+    ctx->stc.data = (u_char *) parts.stc;
+    ctx->stc.len = parts.stc_len;
+    *body = (u_char *) parts.profile;
+    *len = parts.profile_len;
 
     return NGX_OK;
-
-bad:
-
-    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                            "malformed multipart/form-data body");
-    return NGX_ERROR;
 }
 
 
@@ -753,46 +683,17 @@ static ngx_int_t
 ngx_http_tsdb_prof_stc(ngx_http_tsdb_prof_ctx_t *ctx,
     const ts_pprof_str_t *st, ngx_str_t *out)
 {
-    u_char  *p, *last, *q, *obj_end;
-    u_char   key[260];
+    size_t       len;
+    const char  *dn;
 
-    if (ctx->stc.len == 0 || st->len > 255) {
+    if (!ts_ingest_display_name(ctx->stc.data, ctx->stc.len, st->data,
+                                st->len, &dn, &len))
+    {
         return NGX_DECLINED;
     }
 
-    key[0] = '"';
-    ngx_memcpy(key + 1, st->data, st->len);
-    key[st->len + 1] = '"';
-
-    last = ctx->stc.data + ctx->stc.len;
-
-    p = ngx_strlcasestrn(ctx->stc.data, last, key, st->len + 1);
-    if (p == NULL) {
-        return NGX_DECLINED;
-    }
-
-    obj_end = ngx_strlchr(p, last, '}');
-    if (obj_end == NULL) {
-        return NGX_DECLINED;
-    }
-
-    q = ngx_strlcasestrn(p, obj_end, (u_char *) "\"display-name\"", 13);
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    q = ngx_strlchr(q + 14, obj_end, '"');
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    out->data = q + 1;
-    q = ngx_strlchr(q + 1, obj_end, '"');
-    if (q == NULL) {
-        return NGX_DECLINED;
-    }
-
-    out->len = q - out->data;
+    out->data = (u_char *) dn;
+    out->len = len;
 
     return NGX_OK;
 }
@@ -976,6 +877,410 @@ ngx_http_tsdb_prof_folded(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
 }
 
 
+/*
+ * Connect unary Push: Content-Type application/proto or application/json
+ * (parameters such as charset ignored), Content-Encoding gzip or
+ * identity, a PushRequest; every raw profile becomes one put, all in
+ * one transaction.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push(ngx_http_tsdb_prof_ctx_t *ctx, u_char *body,
+    size_t len)
+{
+    int                  rc;
+    char                 err[TS_PUSH_ERR_MAX];
+    int64_t              now;
+    uint32_t             i;
+    ts_push_t            push;
+    ngx_time_t          *tp;
+    ngx_uint_t           status;
+    ts_push_limits_t     lim;
+    ts_pprof_limits_t    plim;
+    ProtobufCAllocator   a;
+
+    if (ngx_http_tsdb_prof_push_type(ctx) != NGX_OK
+        || ngx_http_tsdb_prof_push_body(ctx, &body, &len) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_push_limits_default(&lim);
+    lim.max_labels = NGX_HTTP_TSDB_PROF_MAX_LABELS;
+
+    ts_pprof_limits_default(&plim);
+    ctx->inflate_left = plim.max_decompressed
+                        * NGX_HTTP_TSDB_PUSH_BODY_FACTOR;
+    ctx->memory_left = plim.max_memory;
+
+    rc = ctx->json
+         ? ts_push_decode_json(&push, (char *) body, len, &lim, &a, err,
+                               sizeof(err))
+         : ts_push_decode_proto(&push, body, len, &lim, &a, err,
+                                sizeof(err));
+
+    if (rc != TS_OK) {
+        status = (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                      : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, err);
+        ts_push_free(&push);
+        return NGX_ERROR;
+    }
+
+    ctx->puts = ngx_pcalloc(ctx->request->pool,
+                            push.nprofiles * sizeof(ts_pstore_put_t));
+    if (ctx->puts == NULL && push.nprofiles) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    tp = ngx_timeofday();
+    now = (int64_t) tp->sec * 1000000000 + (int64_t) tp->msec * 1000000;
+    ctx->from = now;
+
+    for (i = 0; i < push.nseries; i++) {
+        if (ngx_http_tsdb_prof_push_series(ctx, &push.series[i], now)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+    }
+
+    if (ctx->nputs == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "PushRequest without profiles");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_type(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    size_t            n;
+    u_char           *p, *last;
+    ngx_table_elt_t  *ct;
+
+    ct = ctx->request->headers_in.content_type;
+
+    if (ct != NULL) {
+        p = ct->value.data;
+        last = ngx_strlchr(p, p + ct->value.len, ';');
+        if (last == NULL) {
+            last = p + ct->value.len;
+        }
+
+        while (last > p && last[-1] == ' ') {
+            last--;
+        }
+
+        n = last - p;
+
+        if (n == sizeof("application/proto") - 1
+            && ngx_strncasecmp(p, (u_char *) "application/proto", n) == 0)
+        {
+            return NGX_OK;
+        }
+
+        if (n == sizeof("application/json") - 1
+            && ngx_strncasecmp(p, (u_char *) "application/json", n) == 0)
+        {
+            ctx->json = 1;
+            return NGX_OK;
+        }
+    }
+
+    ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                            "unsupported Content-Type, expected"
+                            " application/proto or application/json");
+    return NGX_ERROR;
+}
+
+
+/* Content-Encoding gzip: inflated with the cap checked while inflating */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_body(ngx_http_tsdb_prof_ctx_t *ctx, u_char **body,
+    size_t *len)
+{
+    int                  rc;
+    size_t               cap, n;
+    uint8_t             *out;
+    const char          *reason;
+    ngx_table_elt_t     *ce;
+    ts_pprof_limits_t    lim;
+    ProtobufCAllocator   a;
+
+    ts_pprof_limits_default(&lim);
+    cap = lim.max_decompressed * NGX_HTTP_TSDB_PUSH_BODY_FACTOR;
+
+    ce = ngx_http_tsdb_prof_header(ctx->request, "Content-Encoding");
+
+    if (ce == NULL
+        || (ce->value.len == 8
+            && ngx_strncasecmp(ce->value.data, (u_char *) "identity", 8)
+               == 0))
+    {
+        if (*len > cap) {
+            ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                    "request body too large");
+            return NGX_ERROR;
+        }
+
+        return NGX_OK;
+    }
+
+    if (ce->value.len != 4
+        || ngx_strncasecmp(ce->value.data, (u_char *) "gzip", 4) != 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+                                "unsupported Content-Encoding, expected"
+                                " gzip or identity");
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+
+    rc = ts_inflate(*body, *len, TS_INFLATE_GZIP, cap, &a, &out, &n,
+                    &reason);
+
+    switch (rc) {
+
+    case TS_OK:
+        *body = out;
+        *len = n;
+        return NGX_OK;
+
+    case TS_ERR_LIMIT:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "gzip request body decompresses beyond the"
+                                " limit");
+        return NGX_ERROR;
+
+    case TS_ERR_NOMEM:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+
+    default:
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                reason ? reason : "bad gzip request body");
+        return NGX_ERROR;
+    }
+}
+
+
+/*
+ * One RawProfileSeries: __name__ names the profile (and the first part
+ * of its type ids), service_name is required, other "__" labels are
+ * dropped as Pyroscope's ingestion drops them; each raw profile is
+ * decoded as /ingest decodes pprof.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_series(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_series_t *s, int64_t now)
+{
+    uint32_t             i, n;
+    ts_label_t          *labels;
+    ts_pprof_t          *prof;
+    ts_pstore_put_t     *put;
+    const ts_label_t    *l, *name, *service;
+
+    labels = ngx_palloc(ctx->request->pool,
+                        (s->nlabels + 1) * sizeof(ts_label_t));
+    if (labels == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    name = NULL;
+    service = NULL;
+    n = 0;
+
+    for (i = 0; i < s->nlabels; i++) {
+        l = &s->labels[i];
+
+        if (l->name_len == 8 && ngx_strncmp(l->name, "__name__", 8) == 0) {
+            name = l;
+            continue;
+        }
+
+        if (l->name_len == 12
+            && ngx_strncmp(l->name, "service_name", 12) == 0)
+        {
+            service = l;
+        }
+
+        if (l->name_len < 2 || l->name[0] != '_' || l->name[1] != '_') {
+            labels[n++] = *l;
+        }
+    }
+
+    if (name == NULL || name->value_len == 0
+        || service == NULL || service->value_len == 0)
+    {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "series labels must include __name__ and"
+                                " service_name");
+        return NGX_ERROR;
+    }
+
+    for (i = 0; i < s->nprofiles; i++) {
+        if (ngx_http_tsdb_prof_push_profile(ctx, &s->profiles[i], &prof)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        /* as /ingest's fixTime: a zero or 1970 time is the arrival */
+
+        if (prof->time_nanos < 31536000000000000LL) {
+            prof->time_nanos = now;
+        }
+
+        put = &ctx->puts[ctx->nputs++];
+        put->tenant = (char *) ctx->tenant.data;
+        put->tenant_len = ctx->tenant.len;
+        put->name = name->value;
+        put->name_len = name->value_len;
+        put->labels = labels;
+        put->nlabels = n;
+        put->time_nanos = now;
+        put->prof = prof;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * One raw profile of a Push.  Besides each profile's own limits (as
+ * /ingest), the request's profiles share budgets: inflated bytes (4 x
+ * one profile's cap) and decoded memory (one profile's max_memory), so
+ * 256 small gzip bombs cannot take 256 times the memory of one.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_push_profile(ngx_http_tsdb_prof_ctx_t *ctx,
+    const ts_push_raw_t *raw, ts_pprof_t **out)
+{
+    int                  rc;
+    size_t               len;
+    uint8_t             *buf;
+    ngx_uint_t           status;
+    const char          *reason;
+    ts_pprof_t          *prof;
+    const uint8_t       *data;
+    ts_pprof_why_t       why;
+    ts_pprof_limits_t    lim;
+    ProtobufCAllocator   a;
+
+    ngx_http_tsdb_pool_allocator(ctx->request, &a);
+    ts_pprof_limits_default(&lim);
+
+    data = raw->data;
+    len = raw->len;
+
+    if (ts_inflate_detect(data, len) == TS_INFLATE_GZIP) {
+        rc = ts_inflate(data, len, TS_INFLATE_GZIP,
+                        ngx_min(lim.max_decompressed, ctx->inflate_left),
+                        &a, &buf, &len, &reason);
+
+        if (rc != TS_OK) {
+            status = (rc == TS_ERR_LIMIT) ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                     : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                     : NGX_HTTP_BAD_REQUEST;
+            ngx_http_tsdb_prof_fail(ctx, status, (rc == TS_ERR_LIMIT)
+                ? "decompressed profiles exceed the limit (4 MiB each,"
+                  " 16 MiB per request)"
+                : (reason ? reason : "bad gzip profile"));
+            return NGX_ERROR;
+        }
+
+        data = buf;
+
+    } else if (len > ctx->inflate_left) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                "decompressed profiles exceed the limit"
+                                " (4 MiB each, 16 MiB per request)");
+        return NGX_ERROR;
+    }
+
+    ctx->inflate_left -= ngx_min(len, ctx->inflate_left);
+
+    prof = ngx_palloc(ctx->request->pool, sizeof(ts_pprof_t));
+    if (prof == NULL) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                "out of memory");
+        return NGX_ERROR;
+    }
+
+    lim.max_memory = ctx->memory_left;
+    ts_pprof_init(prof, &a, &lim);
+
+    rc = ts_pprof_parse(prof, data, len, &why);
+    if (rc != TS_OK) {
+        status = (why.code == TS_PPROF_TOO_LARGE
+                  || why.code == TS_PPROF_MEMORY)
+                 ? NGX_HTTP_REQUEST_ENTITY_TOO_LARGE
+                 : (rc == TS_ERR_NOMEM) ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                 : NGX_HTTP_BAD_REQUEST;
+        ngx_http_tsdb_prof_fail(ctx, status, why.msg);
+        return NGX_ERROR;
+    }
+
+    ctx->memory_left -= ngx_min(prof->used, ctx->memory_left);
+
+    if (prof->ntypes == 0) {
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                "pprof profile without sample types");
+        return NGX_ERROR;
+    }
+
+    *out = prof;
+
+    return NGX_OK;
+}
+
+
+static ngx_table_elt_t *
+ngx_http_tsdb_prof_header(ngx_http_request_t *r, const char *name)
+{
+    size_t            n;
+    ngx_uint_t        i;
+    ngx_list_part_t  *part;
+    ngx_table_elt_t  *h;
+
+    n = ngx_strlen(name);
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */ ; i++) {
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NULL;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == n
+            && ngx_strncasecmp(h[i].key.data, (u_char *) name, n) == 0)
+        {
+            return &h[i];
+        }
+    }
+}
+
+
 static void
 ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
 {
@@ -990,6 +1295,11 @@ ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
     ctx->put.time_nanos = ctx->from;
     ctx->put.prof = &ctx->prof;
 
+    if (ctx->puts == NULL) {
+        ctx->puts = &ctx->put;
+        ctx->nputs = 1;
+    }
+
     ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_prof_put,
                           ngx_http_tsdb_prof_stored, ctx);
 }
@@ -1002,8 +1312,8 @@ ngx_http_tsdb_prof_put(void *data)
 {
     ngx_http_tsdb_prof_ctx_t  *ctx = data;
 
-    ctx->rc = ts_pstore_put(ctx->zone->pstore, &ctx->put, &ctx->stats,
-                            ctx->err, sizeof(ctx->err));
+    ctx->rc = ts_pstore_putv(ctx->zone->pstore, ctx->puts, ctx->nputs,
+                             &ctx->stats, ctx->err, sizeof(ctx->err));
 }
 
 
@@ -1086,11 +1396,135 @@ ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx)
             ngx_http_finalize_request(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
             return;
         }
+    }
 
+    if (ctx->push) {
+        ngx_http_finalize_request(r, ngx_http_tsdb_prof_connect_reply(ctx));
+        return;
+    }
+
+    if (ctx->status >= NGX_HTTP_BAD_REQUEST) {
         ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, ctx->status,
                                   (char *) ctx->reason.data));
         return;
     }
 
     ngx_http_finalize_request(r, ngx_http_tsdb_reply(r, NGX_HTTP_OK, ""));
+}
+
+
+/*
+ * Connect unary answers: 200 with an empty PushResponse ("{}" in JSON,
+ * no bytes in proto); errors as {"code":...,"message":...} with the
+ * HTTP status of Connect's code table, except that a body over the size
+ * cap is 413 with code invalid_argument (Pyroscope's code for a profile
+ * over its size limit; not retryable), and an unsupported Content-Type
+ * or Content-Encoding is 415 as the Connect protocol asks.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_prof_connect_reply(ngx_http_tsdb_prof_ctx_t *ctx)
+{
+    u_char              *p, c;
+    size_t               len;
+    ngx_int_t            rc;
+    ngx_buf_t           *b;
+    ngx_uint_t           i;
+    ngx_chain_t          out;
+    const char          *code;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    switch (ctx->status) {
+    case NGX_HTTP_OK:
+        code = NULL;
+        break;
+    case NGX_HTTP_BAD_REQUEST:
+    case NGX_HTTP_REQUEST_ENTITY_TOO_LARGE:
+        code = "invalid_argument";
+        break;
+    case NGX_HTTP_NOT_FOUND:
+        code = "not_found";
+        break;
+    case NGX_HTTP_UNSUPPORTED_MEDIA_TYPE:
+        code = "unimplemented";
+        break;
+    case NGX_HTTP_TOO_MANY_REQUESTS:
+        code = "resource_exhausted";
+        break;
+    case NGX_HTTP_SERVICE_UNAVAILABLE:
+        code = "unavailable";
+        break;
+    default:
+        code = "internal";
+        break;
+    }
+
+    len = (code == NULL) ? 2
+          : sizeof("{\"code\":\"\",\"message\":\"\"}\n") + ngx_strlen(code)
+            + 6 * ctx->reason.len;
+
+    b = ngx_create_temp_buf(r->pool, len);
+    if (b == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    p = b->last;
+
+    if (code == NULL) {
+        if (ctx->json) {
+            p = ngx_cpymem(p, "{}", 2);
+        }
+
+    } else {
+        p = ngx_sprintf(p, "{\"code\":\"%s\",\"message\":\"", code);
+
+        for (i = 0; i < ctx->reason.len; i++) {
+            c = ctx->reason.data[i];
+
+            if (c == '"' || c == '\\') {
+                *p++ = '\\';
+                *p++ = c;
+
+            } else if (c < 0x20) {
+                p = ngx_sprintf(p, "\\u%04xd", (int) c);
+
+            } else {
+                *p++ = c;
+            }
+        }
+
+        p = ngx_cpymem(p, "\"}\n", 3);
+    }
+
+    b->last = p;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    r->headers_out.status = ctx->status;
+
+    if (code == NULL && !ctx->json) {
+        ngx_str_set(&r->headers_out.content_type, "application/proto");
+
+    } else {
+        ngx_str_set(&r->headers_out.content_type, "application/json");
+    }
+
+    r->headers_out.content_type_len = r->headers_out.content_type.len;
+    r->headers_out.content_length_n = b->last - b->pos;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
+        return rc;
+    }
+
+    if (b->last == b->pos) {
+        return ngx_http_send_special(r, NGX_HTTP_LAST);
+    }
+
+    out.buf = b;
+    out.next = NULL;
+
+    return ngx_http_output_filter(r, &out);
 }

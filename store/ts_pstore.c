@@ -46,6 +46,8 @@
 #define TS_PS_FORMAT_LEN     28
 #define TS_PS_RETRIES        16
 #define TS_PS_TIME_RETRIES   1024
+#define TS_PS_SPAN_ID        "span_id"
+#define TS_PS_PROFILE_ID     "profile_id"
 
 
 static const ts_ps_dbdef_t  ts_ps_dbs[TS_PS_NDBS] = {
@@ -78,6 +80,17 @@ typedef struct {
     uint32_t            *lmap;
     uint32_t            *stack;       /* per sample: leaf node id */
     ts_ps_pair_t        *pairs;
+
+    /* sample label split: samples of group g are order[gstart[g] ..
+       gstart[g + 1]), rep[g] is one of them (NONE: no samples) */
+    uint32_t            *group;
+    uint32_t            *order;
+    uint32_t            *gstart;
+    uint32_t            *rep;
+    uint32_t            *ghash;
+    uint32_t            *htab;        /* group + 1; 0: empty */
+    uint32_t             hmask;
+    uint32_t             ngroups;
     uint8_t             *buf;
     size_t               buf_size;
     char                *err;
@@ -104,12 +117,21 @@ static int ts_ps_location(ts_ps_w_t *w, uint32_t i, uint32_t *id);
 static int ts_ps_node(ts_ps_w_t *w, uint32_t parent, uint32_t loc,
     uint32_t *id);
 static int ts_ps_stacks(ts_ps_w_t *w);
-static int ts_ps_series(ts_ps_w_t *w, uint32_t type, uint32_t *id);
+static int ts_ps_slabels(ts_ps_w_t *w, uint32_t i, ts_label_t *out,
+    uint32_t *n);
+static uint32_t ts_ps_slabels_hash(const ts_label_t *l, uint32_t n);
+static int ts_ps_groups(ts_ps_w_t *w);
+static int ts_ps_group_find(ts_ps_w_t *w, uint32_t i, uint32_t *g);
+static int ts_ps_series(ts_ps_w_t *w, uint32_t type, uint32_t g,
+    uint32_t *id);
 static int ts_ps_postings(ts_ps_w_t *w, uint32_t id, const ts_label_t *l,
     uint32_t n);
-static int ts_ps_row(ts_ps_w_t *w, uint32_t series, uint32_t type);
+static int ts_ps_row(ts_ps_w_t *w, uint32_t series, uint32_t type,
+    uint32_t g);
 static int ts_ps_pair_cmp(const void *a, const void *b);
 static int ts_ps_labels_check(ts_ps_w_t *w);
+static int ts_ps_label_check(ts_ps_w_t *w, const ts_label_t *l,
+    const char *what);
 static int ts_ps_remap(ts_pstore_t *ps, int grow);
 
 
@@ -633,31 +655,79 @@ int
 ts_pstore_put(ts_pstore_t *ps, const ts_pstore_put_t *in,
     ts_pstore_stats_t *st, char *err, size_t errlen)
 {
+    return ts_pstore_putv(ps, in, 1, st, err, errlen);
+}
+
+
+/* per-profile scratch, uint32_t each: see ts_ps_w_t */
+
+static size_t
+ts_ps_scratch(const ts_pprof_t *p, uint32_t *hsize)
+{
+    uint32_t  h;
+
+    for (h = 16; h < 2 * (uint64_t) p->nsamples; h <<= 1) { /* void */ }
+
+    *hsize = h;
+
+    return (size_t) p->nstrings + p->nfunctions + p->nmappings
+           + p->nlocations + 6 * (size_t) p->nsamples + 2 + h;
+}
+
+
+static void
+ts_ps_scratch_set(ts_ps_w_t *w, const ts_pprof_t *p, uint32_t hsize)
+{
+    w->fmap = w->smap + p->nstrings;
+    w->mmap = w->fmap + p->nfunctions;
+    w->lmap = w->mmap + p->nmappings;
+    w->stack = w->lmap + p->nlocations;
+    w->group = w->stack + p->nsamples;
+    w->order = w->group + p->nsamples;
+    w->rep = w->order + p->nsamples;
+    w->ghash = w->rep + p->nsamples + 1;
+    w->gstart = w->ghash + p->nsamples + 1;
+    w->htab = w->gstart + p->nsamples + 1;
+    w->hmask = hsize - 1;
+}
+
+
+int
+ts_pstore_putv(ts_pstore_t *ps, const ts_pstore_put_t *in, uint32_t nin,
+    ts_pstore_stats_t *st, char *err, size_t errlen)
+{
     int                 rc, tries;
-    size_t              n;
+    size_t              n, max;
+    uint32_t            k, hsize, nsamples;
     ts_ps_w_t           w;
     ts_pstore_stats_t   dummy;
-    const ts_pprof_t   *p;
-
-    p = in->prof;
 
     memset(&w, 0, sizeof(ts_ps_w_t));
     w.ps = ps;
-    w.in = in;
     w.st = st ? st : &dummy;
     w.err = err;
     w.errlen = errlen;
 
-    rc = ts_ps_labels_check(&w);
-    if (rc != TS_OK) {
-        return rc;
+    rc = TS_OK;
+    max = 0;
+    nsamples = 0;
+
+    for (k = 0; k < nin; k++) {
+        w.in = &in[k];
+
+        rc = ts_ps_labels_check(&w);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        n = ts_ps_scratch(in[k].prof, &hsize);
+        max = (n > max) ? n : max;
+        nsamples = (in[k].prof->nsamples > nsamples) ? in[k].prof->nsamples
+                                                     : nsamples;
     }
 
-    n = (size_t) p->nstrings + p->nfunctions + p->nmappings + p->nlocations
-        + p->nsamples;
-
-    w.smap = malloc((n + 1) * sizeof(uint32_t));
-    w.pairs = malloc((p->nsamples + 1) * sizeof(ts_ps_pair_t));
+    w.smap = malloc((max + 1) * sizeof(uint32_t));
+    w.pairs = malloc(((size_t) nsamples + 1) * sizeof(ts_ps_pair_t));
 
     if (w.smap == NULL || w.pairs == NULL) {
         free(w.smap);
@@ -666,15 +736,9 @@ ts_pstore_put(ts_pstore_t *ps, const ts_pstore_put_t *in,
         return TS_ERR_NOMEM;
     }
 
-    w.fmap = w.smap + p->nstrings;
-    w.mmap = w.fmap + p->nfunctions;
-    w.lmap = w.mmap + p->nmappings;
-    w.stack = w.lmap + p->nlocations;
-
     (void) pthread_mutex_lock(&ps->wlock);
 
     for (tries = 0; tries < TS_PS_RETRIES; tries++) {
-        memset(w.smap, 0, (n + 1) * sizeof(uint32_t));
         memset(w.next, 0, sizeof(w.next));
         memset(w.st, 0, sizeof(ts_pstore_stats_t));
 
@@ -683,7 +747,14 @@ ts_pstore_put(ts_pstore_t *ps, const ts_pstore_put_t *in,
             break;
         }
 
-        rc = ts_ps_put_txn(&w);
+        for (k = 0; rc == TS_OK && k < nin; k++) {
+            w.in = &in[k];
+            n = ts_ps_scratch(in[k].prof, &hsize);
+            memset(w.smap, 0, (n + 1) * sizeof(uint32_t));
+            ts_ps_scratch_set(&w, in[k].prof, hsize);
+
+            rc = ts_ps_put_txn(&w);
+        }
 
         if (rc == TS_OK) {
             rc = mdb_txn_commit(w.txn);
@@ -720,7 +791,6 @@ static int
 ts_ps_labels_check(ts_ps_w_t *w)
 {
     uint32_t                i;
-    const ts_label_t       *l;
     const ts_pstore_put_t  *in;
 
     in = w->in;
@@ -743,21 +813,30 @@ ts_ps_labels_check(ts_ps_w_t *w)
     }
 
     for (i = 0; i < in->nlabels; i++) {
-        l = &in->labels[i];
-
-        if (!ts_label_name_valid(l->name, l->name_len)
-            || (l->name_len >= 2 && l->name[0] == '_' && l->name[1] == '_')
-            || l->name_len + l->value_len > TS_PSTORE_LABEL_MAX
-            || !ts_utf8_valid(l->value, l->value_len)
-            || memchr(l->value, '\0', l->value_len) != NULL)
-        {
-            ts_ps_fmt(w->err, w->errlen, "invalid label \"%.*s\": a name"
-                      " as Prometheus's, not starting with \"__\", name and"
-                      " value at most %d bytes of UTF-8",
-                      (int) (l->name_len > 64 ? 64 : l->name_len), l->name,
-                      TS_PSTORE_LABEL_MAX);
+        if (ts_ps_label_check(w, &in->labels[i], "label") != TS_OK) {
             return TS_ERR_INVALID;
         }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_ps_label_check(ts_ps_w_t *w, const ts_label_t *l, const char *what)
+{
+    if (!ts_label_name_valid(l->name, l->name_len)
+        || (l->name_len >= 2 && l->name[0] == '_' && l->name[1] == '_')
+        || l->name_len + l->value_len > TS_PSTORE_LABEL_MAX
+        || !ts_utf8_valid(l->value, l->value_len)
+        || memchr(l->value, '\0', l->value_len) != NULL)
+    {
+        ts_ps_fmt(w->err, w->errlen, "invalid %s \"%.*s\": a name"
+                  " as Prometheus's, not starting with \"__\", name and"
+                  " value at most %d bytes of UTF-8", what,
+                  (int) (l->name_len > 64 ? 64 : l->name_len), l->name,
+                  TS_PSTORE_LABEL_MAX);
+        return TS_ERR_INVALID;
     }
 
     return TS_OK;
@@ -768,7 +847,7 @@ static int
 ts_ps_put_txn(ts_ps_w_t *w)
 {
     int                rc;
-    uint32_t           i, series;
+    uint32_t           i, g, series;
     const ts_pprof_t  *p;
 
     p = w->in->prof;
@@ -778,19 +857,26 @@ ts_ps_put_txn(ts_ps_w_t *w)
         return rc;
     }
 
+    rc = ts_ps_groups(w);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
     rc = ts_ps_stacks(w);
     if (rc != TS_OK) {
         return rc;
     }
 
-    for (i = 0; i < p->ntypes; i++) {
-        rc = ts_ps_series(w, i, &series);
-        if (rc == TS_OK) {
-            rc = ts_ps_row(w, series, i);
-        }
+    for (g = 0; g < w->ngroups; g++) {
+        for (i = 0; i < p->ntypes; i++) {
+            rc = ts_ps_series(w, i, g, &series);
+            if (rc == TS_OK) {
+                rc = ts_ps_row(w, series, i, g);
+            }
 
-        if (rc != TS_OK) {
-            return rc;
+            if (rc != TS_OK) {
+                return rc;
+            }
         }
     }
 
@@ -1294,16 +1380,221 @@ ts_ps_stacks(ts_ps_w_t *w)
 }
 
 
+/*
+ * Sample labels split a profile into series as Pyroscope's
+ * VisitSampleSeries does: the string labels of a sample (Go's pprof
+ * labels) are added to the series labels, except span_id and
+ * profile_id (they identify one request, not a series), names the
+ * series labels already have (those win), and "__" names (reserved);
+ * numeric labels are ignored.  For a repeated key the last value
+ * counts.  Samples whose added labels are equal form one group, one
+ * series per sample type; a profile without such labels is one group.
+ */
+
+static int
+ts_ps_slabels(ts_ps_w_t *w, uint32_t i, ts_label_t *out, uint32_t *n)
+{
+    uint32_t                 j, k;
+    const ts_pprof_t        *p;
+    const ts_label_t        *sl;
+    const ts_pprof_str_t    *key, *val;
+    const ts_pprof_label_t  *l;
+    const ts_pprof_sample_t *s;
+
+    p = w->in->prof;
+    s = &p->samples[i];
+    *n = 0;
+
+    for (j = 0; j < s->nlabels; j++) {
+        l = &p->labels[s->label + j];
+
+        if (l->str == 0
+            || (j + 1 < s->nlabels && p->labels[s->label + j + 1].key == l->key
+                && p->labels[s->label + j + 1].str != 0))
+        {
+            continue;
+        }
+
+        key = ts_pprof_string(p, l->key);
+        val = ts_pprof_string(p, l->str);
+
+        if ((key->len == sizeof(TS_PS_SPAN_ID) - 1
+             && memcmp(key->data, TS_PS_SPAN_ID, key->len) == 0)
+            || (key->len == sizeof(TS_PS_PROFILE_ID) - 1
+                && memcmp(key->data, TS_PS_PROFILE_ID, key->len) == 0)
+            || (key->len >= 2 && key->data[0] == '_' && key->data[1] == '_'))
+        {
+            continue;
+        }
+
+        for (k = 0; k < w->in->nlabels; k++) {
+            sl = &w->in->labels[k];
+            if (sl->name_len == key->len
+                && memcmp(sl->name, key->data, key->len) == 0)
+            {
+                break;
+            }
+        }
+
+        if (k < w->in->nlabels) {
+            continue;
+        }
+
+        if (*n + w->in->nlabels + 2 >= TS_PSTORE_MAX_LABELS) {
+            ts_ps_fmt(w->err, w->errlen, "too many labels with the sample"
+                      " labels of the profile, at most %d",
+                      TS_PSTORE_MAX_LABELS);
+            return TS_ERR_INVALID;
+        }
+
+        out[*n].name = key->data;
+        out[*n].name_len = key->len;
+        out[*n].value = val->data;
+        out[*n].value_len = val->len;
+        (*n)++;
+    }
+
+    return TS_OK;
+}
+
+
+/* strings of a normalized profile are unique: pointers identify them */
+
+static uint32_t
+ts_ps_slabels_hash(const ts_label_t *l, uint32_t n)
+{
+    uint32_t   i;
+    uint64_t   h;
+
+    h = 14695981039346656037ULL;
+
+    for (i = 0; i < n; i++) {
+        h = (h ^ (uint64_t) (uintptr_t) l[i].name) * 1099511628211ULL;
+        h = (h ^ (uint64_t) (uintptr_t) l[i].value) * 1099511628211ULL;
+    }
+
+    return (uint32_t) (h ^ (h >> 32));
+}
+
+
+static int
+ts_ps_groups(ts_ps_w_t *w)
+{
+    int                rc;
+    uint32_t           i, g, sum, c;
+    const ts_pprof_t  *p;
+
+    p = w->in->prof;
+    w->ngroups = 0;
+
+    memset(w->htab, 0, ((size_t) w->hmask + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < p->nsamples; i++) {
+        rc = ts_ps_group_find(w, i, &w->group[i]);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    if (w->ngroups == 0) {
+        w->ngroups = 1;
+        w->rep[0] = TS_PPROF_NONE;
+    }
+
+    /* counting sort of the samples by group */
+
+    memset(w->gstart, 0, ((size_t) w->ngroups + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < p->nsamples; i++) {
+        w->gstart[w->group[i]]++;
+    }
+
+    for (g = 0, sum = 0; g <= w->ngroups; g++) {
+        c = w->gstart[g];
+        w->gstart[g] = sum;
+        sum += c;
+    }
+
+    for (i = 0; i < p->nsamples; i++) {
+        w->order[w->gstart[w->group[i]]++] = i;
+    }
+
+    /* gstart[g] is now where group g ends: shift by one group */
+
+    for (g = w->ngroups; g > 0; g--) {
+        w->gstart[g] = w->gstart[g - 1];
+    }
+
+    w->gstart[0] = 0;
+
+    return TS_OK;
+}
+
+
+static int
+ts_ps_group_find(ts_ps_w_t *w, uint32_t i, uint32_t *g)
+{
+    int          rc;
+    uint32_t     n, m, h, slot, e, k;
+    ts_label_t   l[TS_PSTORE_MAX_LABELS], r[TS_PSTORE_MAX_LABELS];
+
+    rc = ts_ps_slabels(w, i, l, &n);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    h = ts_ps_slabels_hash(l, n);
+
+    for (slot = h & w->hmask; ; slot = (slot + 1) & w->hmask) {
+        e = w->htab[slot];
+
+        if (e == 0) {
+            break;
+        }
+
+        if (w->ghash[e - 1] != h) {
+            continue;
+        }
+
+        (void) ts_ps_slabels(w, w->rep[e - 1], r, &m);
+
+        for (k = 0; k < n && m == n; k++) {
+            if (l[k].name != r[k].name || l[k].value != r[k].value) {
+                break;
+            }
+        }
+
+        if (m == n && k == n) {
+            *g = e - 1;
+            return TS_OK;
+        }
+    }
+
+    for (k = 0; k < n; k++) {
+        if (ts_ps_label_check(w, &l[k], "sample label") != TS_OK) {
+            return TS_ERR_INVALID;
+        }
+    }
+
+    w->rep[w->ngroups] = i;
+    w->ghash[w->ngroups] = h;
+    w->htab[slot] = ++w->ngroups;
+    *g = w->ngroups - 1;
+
+    return TS_OK;
+}
+
+
 /* The series of sample type t: labels sorted, serialized, interned. */
 
 static int
-ts_ps_series(ts_ps_w_t *w, uint32_t t, uint32_t *id)
+ts_ps_series(ts_ps_w_t *w, uint32_t t, uint32_t g, uint32_t *id)
 {
     int                     rc;
     char                    type[4 * 256 + 80];
     size_t                  len;
     uint8_t                *b;
-    uint32_t                i, n, before;
+    uint32_t                i, n, m, before;
     ts_label_t              l[TS_PSTORE_MAX_LABELS];
     const ts_pprof_t       *p;
     const ts_pstore_put_t  *in;
@@ -1329,6 +1620,15 @@ ts_ps_series(ts_ps_w_t *w, uint32_t t, uint32_t *id)
 
     for (i = 0; i < in->nlabels; i++) {
         l[n++] = in->labels[i];
+    }
+
+    if (w->rep[g] != TS_PPROF_NONE) {
+        rc = ts_ps_slabels(w, w->rep[g], l + n, &m);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        n += m;
     }
 
     ts_labels_sort(l, n);
@@ -1420,19 +1720,20 @@ ts_ps_postings(ts_ps_w_t *w, uint32_t id, const ts_label_t *l, uint32_t n)
  */
 
 static int
-ts_ps_row(ts_ps_w_t *w, uint32_t series, uint32_t t)
+ts_ps_row(ts_ps_w_t *w, uint32_t series, uint32_t t, uint32_t g)
 {
     int                rc;
     size_t             len;
     uint8_t           *b, key[TS_PS_ROW_KEY];
     int64_t            time, v;
-    uint32_t           i, n, m;
+    uint32_t           i, j, n, m;
     MDB_val            k, d;
     const ts_pprof_t  *p;
 
     p = w->in->prof;
 
-    for (i = 0, n = 0; i < p->nsamples; i++) {
+    for (j = w->gstart[g], n = 0; j < w->gstart[g + 1]; j++) {
+        i = w->order[j];
         v = p->values[(size_t) i * p->ntypes + t];
         if (v != 0) {
             w->pairs[n].stack = w->stack[i];

@@ -133,6 +133,15 @@ int ts_pstore_put(ts_pstore_t *ps, const ts_pstore_put_t *in,
     ts_pstore_stats_t *st, char *err, size_t errlen);
 
 /*
+ * As ts_pstore_put() for n profiles in one transaction: all are stored
+ * or none (a Push request's profiles).  Every profile is split into
+ * series by its string sample labels as Pyroscope does (ts_pstore.c);
+ * st sums over the profiles.
+ */
+int ts_pstore_putv(ts_pstore_t *ps, const ts_pstore_put_t *in, uint32_t n,
+    ts_pstore_stats_t *st, char *err, size_t errlen);
+
+/*
  * Merges the rows a query selects into out (initialized, empty) with
  * pprof's Merge semantics: values of equal stacks summed, time the
  * earliest, duration summed, period the largest.  Rows are streamed;

@@ -707,6 +707,275 @@ t_growth(void **state)
 }
 
 
+/*
+ * A profile with string sample labels (Go's pprof labels) becomes one
+ * series per distinct label set, as Pyroscope splits it: numeric labels
+ * and span_id do not split, a series label wins over a sample label of
+ * the same name, and samples without labels keep the series' own
+ * labels.
+ */
+
+typedef struct {
+    char                sets[8][128];
+    uint32_t            n;
+} t_sets_t;
+
+
+static int
+t_sets_cb(void *data, const ts_label_t *l, uint32_t n, uint64_t rows,
+    uint64_t row_bytes)
+{
+    char      *b;
+    size_t     len;
+    uint32_t   i;
+    t_sets_t  *s = data;
+
+    (void) row_bytes;
+
+    assert_true(s->n < 8);
+    assert_int_equal(rows, 1);
+
+    b = s->sets[s->n++];
+    len = 0;
+    b[0] = '\0';
+
+    for (i = 0; i < n; i++) {
+        if (l[i].name_len >= 2 && l[i].name[0] == '_' && l[i].name[1] == '_')
+        {
+            continue;
+        }
+
+        len += snprintf(b + len, 128 - len, "%.*s=%.*s,", (int) l[i].name_len,
+                        l[i].name, (int) l[i].value_len, l[i].value);
+    }
+
+    return TS_OK;
+}
+
+
+static int
+t_sets_cmp(const void *a, const void *b)
+{
+    return strcmp(a, b);
+}
+
+
+static void
+t_labelled(ts_pprof_t *p)
+{
+    uint32_t             i, s[5], f, loc[3];
+    int64_t              v;
+    ts_pprof_why_t       why;
+    ts_pprof_line_t      line;
+    ts_pprof_label_t     l[3];
+    ts_pprof_vtype_t     vt;
+    ts_pprof_function_t  fn;
+    static const char   *names[] = { "main.a", "main.b", "main.c" };
+    static const char   *strs[] = { "cpu", "nanoseconds", "handler", "/a",
+                                    "/b", "span_id", "42", "service_name",
+                                    "other", "bytes" };
+
+    ts_pprof_init(p, NULL, NULL);
+
+    for (i = 0; i < 5; i++) {
+        s[i] = ts_pprof_add_string(p, strs[i], strlen(strs[i]));
+    }
+
+    vt.type = s[0];
+    vt.unit = s[1];
+    assert_int_equal(ts_pprof_set_types(p, &vt, 1), TS_OK);
+    p->period_type = vt;
+    p->period = 10000000;
+
+    for (i = 0; i < 3; i++) {
+        memset(&fn, 0, sizeof(fn));
+        fn.name = ts_pprof_add_string(p, names[i], strlen(names[i]));
+        f = ts_pprof_add_function(p, &fn);
+        line.function = f;
+        line.line = 10;
+        line.column = 0;
+        loc[i] = ts_pprof_add_location(p, 0, 0, 0, &line, 1);
+        assert_true(loc[i] != 0);
+    }
+
+    /* main.a {handler=/a, bytes=10 (numeric)}: 10 */
+    memset(l, 0, sizeof(l));
+    l[0].key = s[2];
+    l[0].str = s[3];
+    l[1].key = ts_pprof_add_string(p, strs[9], strlen(strs[9]));
+    l[1].num = 10;
+    v = 10;
+    assert_int_equal(ts_pprof_add_sample(p, &loc[0], 1, &v, l, 2, &why),
+                     TS_OK);
+
+    /* main.b {handler=/b, span_id=42}: 20 */
+    memset(l, 0, sizeof(l));
+    l[0].key = s[2];
+    l[0].str = s[4];
+    l[1].key = ts_pprof_add_string(p, strs[5], strlen(strs[5]));
+    l[1].str = ts_pprof_add_string(p, strs[6], strlen(strs[6]));
+    v = 20;
+    assert_int_equal(ts_pprof_add_sample(p, &loc[1], 1, &v, l, 2, &why),
+                     TS_OK);
+
+    /* main.c, no labels: 30 */
+    v = 30;
+    assert_int_equal(ts_pprof_add_sample(p, &loc[2], 1, &v, NULL, 0, &why),
+                     TS_OK);
+
+    /* main.a {handler=/a, service_name=other}: 5, the /a series */
+    memset(l, 0, sizeof(l));
+    l[0].key = s[2];
+    l[0].str = s[3];
+    l[1].key = ts_pprof_add_string(p, strs[7], strlen(strs[7]));
+    l[1].str = ts_pprof_add_string(p, strs[8], strlen(strs[8]));
+    v = 5;
+    assert_int_equal(ts_pprof_add_sample(p, &loc[0], 1, &v, l, 2, &why),
+                     TS_OK);
+}
+
+
+static int64_t
+t_total(t_env_t *e, const char *handler, uint64_t *n)
+{
+    int64_t        total;
+    uint32_t       i;
+    ts_pprof_t     got;
+    ts_matcher_t   m;
+
+    memset(&m, 0, sizeof(m));
+    m.type = TS_MATCH_EQ;
+    m.name = "handler";
+    m.name_len = 7;
+    m.value = handler;
+    m.value_len = handler ? strlen(handler) : 0;
+
+    assert_int_equal(t_merge(e, "t1",
+                             "process_cpu:cpu:nanoseconds:cpu:nanoseconds",
+                             &m, handler ? 1 : 0, INT64_MIN, INT64_MAX, &got,
+                             n),
+                     TS_OK);
+
+    total = 0;
+    for (i = 0; i < got.nsamples; i++) {
+        total += got.values[i];
+    }
+
+    ts_pprof_free(&got);
+
+    return total;
+}
+
+
+static void
+t_sample_labels(void **state)
+{
+    t_env_t            *e = *state;
+    char                err[512];
+    uint64_t            n;
+    ts_pprof_t          a;
+    t_sets_t            sets;
+    ts_pstore_query_t   q;
+    ts_pstore_stats_t   st;
+
+    t_labelled(&a);
+
+    assert_int_equal(t_put(e, "t1", "process_cpu", &a, "prod", T_T0, &st),
+                     TS_OK);
+    assert_int_equal(st.new_series, 3);
+    assert_int_equal(st.series, 3);
+
+    memset(&q, 0, sizeof(q));
+    q.tenant = "t1";
+    q.tenant_len = 2;
+    q.from = INT64_MIN;
+    q.until = INT64_MAX;
+    memset(&sets, 0, sizeof(sets));
+
+    assert_int_equal(ts_pstore_series(e->ps, &q, t_sets_cb, &sets, err,
+                                      sizeof(err)),
+                     TS_OK);
+    assert_int_equal(sets.n, 3);
+    qsort(sets.sets, sets.n, sizeof(sets.sets[0]), t_sets_cmp);
+    assert_string_equal(sets.sets[0], "env=prod,handler=/a,"
+                                      "service_name=myapp,");
+    assert_string_equal(sets.sets[1], "env=prod,handler=/b,"
+                                      "service_name=myapp,");
+    assert_string_equal(sets.sets[2], "env=prod,service_name=myapp,");
+
+    assert_int_equal(t_total(e, "/a", &n), 15);
+    assert_int_equal(n, 1);
+    assert_int_equal(t_total(e, "/b", &n), 20);
+    assert_int_equal(t_total(e, NULL, &n), 65);
+    assert_int_equal(n, 3);
+
+    ts_pprof_free(&a);
+}
+
+
+/* a sample label that cannot be a label name refuses the profile */
+
+static void
+t_sample_label_invalid(void **state)
+{
+    t_env_t          *e = *state;
+    char              err[512];
+    uint64_t          n;
+    int64_t           v;
+    uint32_t          loc;
+    ts_pprof_t        a;
+    ts_pprof_why_t    why;
+    ts_pprof_label_t  l;
+    ts_pstore_put_t   in[2];
+
+    t_labelled(&a);
+
+    loc = a.stacks[a.samples[0].stack];
+    memset(&l, 0, sizeof(l));
+    l.key = ts_pprof_add_string(&a, "bad-key", 7);
+    l.str = ts_pprof_add_string(&a, "x", 1);
+    v = 1;
+    assert_int_equal(ts_pprof_add_sample(&a, &loc, 1, &v, &l, 1, &why),
+                     TS_OK);
+
+    assert_int_equal(t_put(e, "t1", "process_cpu", &a, NULL, T_T0, NULL),
+                     TS_ERR_INVALID);
+
+    /* a batch with one bad profile stores none of them */
+
+    ts_pprof_free(&a);
+    t_labelled(&a);
+
+    memset(in, 0, sizeof(in));
+    in[0].tenant = "t1";
+    in[0].tenant_len = 2;
+    in[0].name = "process_cpu";
+    in[0].name_len = 11;
+    in[0].time_nanos = T_T0;
+    in[0].prof = &a;
+    in[1] = in[0];
+    in[1].name = "bad name";
+    in[1].name_len = 8;
+
+    assert_int_equal(ts_pstore_putv(e->ps, in, 2, NULL, err, sizeof(err)),
+                     TS_ERR_INVALID);
+    assert_non_null(strstr(err, "invalid profile name"));
+    assert_int_equal(t_total(e, NULL, &n), 0);
+    assert_int_equal(n, 0);
+
+    in[1].name = "process_cpu";
+    in[1].name_len = 11;
+    in[1].time_nanos = T_T0 + 1000;
+    assert_int_equal(ts_pstore_putv(e->ps, in, 2, NULL, err, sizeof(err)),
+                     TS_OK);
+    /* without a series service_name, the sample's one splits too */
+    assert_int_equal(t_total(e, NULL, &n), 130);
+    assert_int_equal(n, 8);
+
+    ts_pprof_free(&a);
+}
+
+
 int
 main(void)
 {
@@ -722,6 +991,10 @@ main(void)
         cmocka_unit_test_setup_teardown(t_folded, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(t_reopen, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(t_growth, t_setup, t_teardown),
+        cmocka_unit_test_setup_teardown(t_sample_labels, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(t_sample_label_invalid, t_setup,
+                                        t_teardown),
     };
 
     if (getenv("T_FILTER") != NULL) {
