@@ -41,6 +41,7 @@ static int ts_pj_fail(ts_pj_t *j, const char *what);
 static void ts_pj_ws(ts_pj_t *j);
 static int ts_pj_lit(ts_pj_t *j, const char *lit);
 static int ts_pj_string(ts_pj_t *j, char **s, size_t *len);
+static int ts_pj_valid(const uint8_t *p, size_t n);
 static int ts_pj_hex4(const uint8_t *p, uint32_t *v);
 static size_t ts_pj_utf8(uint32_t cp, uint8_t *out);
 static int ts_pj_number(ts_pj_t *j, const uint8_t **tok, size_t *len);
@@ -259,6 +260,14 @@ ts_pj_string(ts_pj_t *j, char **s, size_t *len)
     }
 
     b[n] = '\0';
+
+    /* protojson refuses invalid UTF-8; C strings cannot hold a NUL */
+
+    if (!ts_pj_valid(b, n)) {
+        j->a->free(j->a->allocator_data, b);
+        return ts_pj_fail(j, "invalid UTF-8 or NUL in a string");
+    }
+
     *s = (char *) b;
     *len = n;
     j->p = q + 1;
@@ -271,6 +280,55 @@ bad:
     j->a->free(j->a->allocator_data, b);
 
     return ts_pj_fail(j, "bad escape in a string");
+}
+
+
+/* well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF), no NUL */
+
+static int
+ts_pj_valid(const uint8_t *p, size_t n)
+{
+    size_t    i, k, need;
+    uint32_t  cp, min;
+
+    for (i = 0; i < n; i += need + 1) {
+        if (p[i] == 0) {
+            return 0;
+        }
+
+        if (p[i] < 0x80) {
+            need = 0;
+            continue;
+        }
+
+        if ((p[i] & 0xe0) == 0xc0) {
+            need = 1, cp = p[i] & 0x1f, min = 0x80;
+        } else if ((p[i] & 0xf0) == 0xe0) {
+            need = 2, cp = p[i] & 0x0f, min = 0x800;
+        } else if ((p[i] & 0xf8) == 0xf0) {
+            need = 3, cp = p[i] & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+
+        if (n - i <= need) {
+            return 0;
+        }
+
+        for (k = 1; k <= need; k++) {
+            if ((p[i + k] & 0xc0) != 0x80) {
+                return 0;
+            }
+
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -1046,14 +1104,17 @@ store:
 static int
 ts_pj_enum(ts_pj_t *j, const ProtobufCEnumDescriptor *ed, int32_t *dst)
 {
-    int       rc;
-    char     *s;
-    size_t    len;
-    unsigned  i;
+    int             rc;
+    char           *s;
+    size_t          len;
+    unsigned        i;
+    const uint8_t  *at;
 
     if (j->p >= j->end || *j->p != '"') {
         return ts_pj_int(j, PROTOBUF_C_TYPE_INT32, dst);
     }
+
+    at = j->p;
 
     rc = ts_pj_string(j, &s, &len);
     if (rc != TS_OK) {
@@ -1069,6 +1130,7 @@ ts_pj_enum(ts_pj_t *j, const ProtobufCEnumDescriptor *ed, int32_t *dst)
     }
 
     j->a->free(j->a->allocator_data, s);
+    j->p = at;
 
     return ts_pj_fail(j, "unknown enum value");
 }
