@@ -157,6 +157,13 @@ typedef struct {
 } ngx_http_tsdb_pq_ctx_t;
 
 
+/* a walk over series for a listing */
+typedef struct {
+    ngx_http_tsdb_pq_ctx_t     *ctx;
+    int                         rc;
+} ngx_http_tsdb_pq_walk_t;
+
+
 static void ngx_http_tsdb_pq_body(ngx_http_request_t *r);
 static void ngx_http_tsdb_pq_start(ngx_http_tsdb_pq_ctx_t *ctx);
 static ngx_int_t ngx_http_tsdb_pq_endpoint(ngx_http_tsdb_pq_ctx_t *ctx);
@@ -187,6 +194,7 @@ static int ngx_http_tsdb_pq_write(void *data, const char *p, size_t len);
 static void ngx_http_tsdb_pq_folded(ngx_http_tsdb_pq_ctx_t *ctx);
 static void ngx_http_tsdb_pq_stacks(ngx_http_tsdb_pq_ctx_t *ctx);
 static void ngx_http_tsdb_pq_profile(ngx_http_tsdb_pq_ctx_t *ctx);
+static ngx_int_t ngx_http_tsdb_pq_collect(ngx_http_tsdb_pq_ctx_t *ctx);
 static void ngx_http_tsdb_pq_listing(ngx_http_tsdb_pq_ctx_t *ctx);
 static int ngx_http_tsdb_pq_series(void *data, const ts_label_t *l,
     uint32_t n, uint64_t rows, uint64_t row_bytes);
@@ -924,7 +932,7 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
         ctx->limit = ss->limit;
 
         if (!(ctx->step > 0) || !isfinite(ctx->step)
-            || (double) (ctx->until - ctx->from) / 1e9 / ctx->step
+            || ((double) ctx->until - (double) ctx->from) / 1e9 / ctx->step
                > NGX_HTTP_TSDB_PQ_MAX_POINTS)
         {
             ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
@@ -1455,24 +1463,15 @@ ngx_http_tsdb_pq_profile(ngx_http_tsdb_pq_ctx_t *ctx)
 }
 
 
-typedef struct {
-    ngx_http_tsdb_pq_ctx_t     *ctx;
-    int                         rc;
-} ngx_http_tsdb_pq_walk_t;
+/* label names or values of the selected series into ctx->set, sorted */
 
-
-/* label names, label values, profile types: a set over the series */
-
-static void
-ngx_http_tsdb_pq_listing(ngx_http_tsdb_pq_ctx_t *ctx)
+static ngx_int_t
+ngx_http_tsdb_pq_collect(ngx_http_tsdb_pq_ctx_t *ctx)
 {
     int                      rc;
-    size_t                   n;
-    uint32_t                 i;
     ngx_uint_t               s;
     ts_pstore_query_t        q;
     ngx_http_tsdb_pq_walk_t  w;
-    Types__V1__LabelNamesResponse  res = TYPES__V1__LABEL_NAMES_RESPONSE__INIT;
 
     w.ctx = ctx;
     w.rc = TS_OK;
@@ -1492,11 +1491,27 @@ ngx_http_tsdb_pq_listing(ngx_http_tsdb_pq_ctx_t *ctx)
 
         if (rc != TS_OK) {
             ngx_http_tsdb_pq_store_error(ctx, rc);
-            return;
+            return NGX_ERROR;
         }
     }
 
     ngx_http_tsdb_pq_set_sort(&ctx->set);
+
+    return NGX_OK;
+}
+
+
+/* labels, label-values, LabelNames, LabelValues */
+
+static void
+ngx_http_tsdb_pq_listing(ngx_http_tsdb_pq_ctx_t *ctx)
+{
+    uint32_t  i;
+    Types__V1__LabelNamesResponse  res = TYPES__V1__LABEL_NAMES_RESPONSE__INIT;
+
+    if (ngx_http_tsdb_pq_collect(ctx) != NGX_OK) {
+        return;
+    }
 
     if (ctx->connect) {
         /* LabelNamesResponse and LabelValuesResponse: names = 1 */
@@ -1508,34 +1523,31 @@ ngx_http_tsdb_pq_listing(ngx_http_tsdb_pq_ctx_t *ctx)
 
     /* a JSON array of strings, as Go's json.Encoder writes it */
 
-    for (i = 0, n = 0; i < ctx->set.n; i++) {
-        n += ctx->set.len[i] + 1;
+    if (ngx_http_tsdb_pq_write(&ctx->out, "[", 1) != 0) {
+        goto nomem;
     }
-
-    if (ts_buf_reserve(&ctx->out, n + 3) != TS_OK) {
-        ngx_http_tsdb_pq_store_error(ctx, TS_ERR_NOMEM);
-        return;
-    }
-
-    ctx->out.p[ctx->out.len++] = '[';
 
     for (i = 0; i < ctx->set.n; i++) {
         if ((i && ngx_http_tsdb_pq_write(&ctx->out, ",", 1) != 0)
             || ts_pqjson_string(ctx->set.s[i], ctx->set.len[i], &ctx->out)
                != TS_OK)
         {
-            ngx_http_tsdb_pq_store_error(ctx, TS_ERR_NOMEM);
-            return;
+            goto nomem;
         }
     }
 
     if (ngx_http_tsdb_pq_write(&ctx->out, "]\n", 2) != 0) {
-        ngx_http_tsdb_pq_store_error(ctx, TS_ERR_NOMEM);
-        return;
+        goto nomem;
     }
 
     ctx->status = NGX_HTTP_OK;
     ctx->content_type = "application/json";
+
+    return;
+
+nomem:
+
+    ngx_http_tsdb_pq_store_error(ctx, TS_ERR_NOMEM);
 }
 
 
@@ -1602,20 +1614,11 @@ ngx_http_tsdb_pq_types(ngx_http_tsdb_pq_ctx_t *ctx)
         QUERIER__V1__PROFILE_TYPES_RESPONSE__INIT;
 
     ngx_str_set(&ctx->label, TS_PSTORE_TYPE_LABEL);
-    ctx->connect = 0;
-    ctx->ep = NGX_HTTP_TSDB_PQ_LABEL_VALUES;
     ctx->nsel = 1;
 
-    ngx_http_tsdb_pq_listing(ctx);
-
-    ctx->connect = 1;
-    ctx->ep = NGX_HTTP_TSDB_PQ_C_PROFILE_TYPES;
-
-    if (ctx->status != NGX_HTTP_OK) {
+    if (ngx_http_tsdb_pq_collect(ctx) != NGX_OK) {
         return;
     }
-
-    ctx->out.len = 0;
 
     pt = ngx_http_tsdb_pq_alloc(ctx, (ctx->set.n + 1)
                                      * sizeof(Types__V1__ProfileType));
@@ -1688,8 +1691,8 @@ ngx_http_tsdb_pq_select_series(ngx_http_tsdb_pq_ctx_t *ctx)
     Querier__V1__SelectSeriesResponse  res =
         QUERIER__V1__SELECT_SERIES_RESPONSE__INIT;
 
-    ctx->npoints = (uint32_t) ((double) (ctx->until - ctx->from) / 1e9
-                               / ctx->step) + 1;
+    ctx->npoints = (uint32_t) (((double) ctx->until - (double) ctx->from)
+                               / 1e9 / ctx->step) + 1;
 
     ngx_memzero(&q, sizeof(ts_pstore_query_t));
     q.tenant = (char *) ctx->tenant.data;
@@ -1803,6 +1806,7 @@ ngx_http_tsdb_pq_series_row(void *data, const ts_label_t *l, uint32_t n,
     ngx_http_tsdb_pq_ctx_t  *ctx = data;
 
     u_char                    *p;
+    double                     d;
     size_t                     len;
     uint32_t                   i, k, gi, slot;
     ngx_http_tsdb_pq_group_t  *g;
@@ -1819,18 +1823,24 @@ ngx_http_tsdb_pq_series_row(void *data, const ts_label_t *l, uint32_t n,
             if (l[i].name_len == len
                 && ngx_strncmp(l[i].name, ctx->group_by[k], len) == 0)
             {
-                if ((size_t) (key + sizeof(key) - p) < l[i].value_len + 1) {
-                    break;
-                }
-
-                p = ngx_cpymem(p, l[i].value, l[i].value_len);
                 break;
             }
         }
 
-        if (p < key + sizeof(key)) {
-            *p++ = 0xff;
+        if ((size_t) (key + sizeof(key) - p)
+            < (i < n ? l[i].value_len : 0) + 1)
+        {
+            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                  "invalid_argument", "group_by values "
+                                  "longer than %uz bytes", sizeof(key));
+            return 1;
         }
+
+        if (i < n) {
+            p = ngx_cpymem(p, l[i].value, l[i].value_len);
+        }
+
+        *p++ = 0xff;
     }
 
     for (gi = 0; gi < ctx->ngroups; gi++) {
@@ -1857,9 +1867,10 @@ ngx_http_tsdb_pq_series_row(void *data, const ts_label_t *l, uint32_t n,
     }
 
     g = &ctx->groups[gi];
-    slot = (uint32_t) ((double) (t - ctx->from) / 1e9 / ctx->step);
+    d = ((double) t - (double) ctx->from) / 1e9 / ctx->step;
 
-    if (t >= ctx->from && slot < ctx->npoints) {
+    if (d >= 0 && d < ctx->npoints) {
+        slot = (uint32_t) d;
         g->sum[slot] += (double) total;
         g->count[slot]++;
         g->total += (double) total;
