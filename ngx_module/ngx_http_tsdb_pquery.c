@@ -180,6 +180,8 @@ static ngx_int_t ngx_http_tsdb_pq_connect(ngx_http_tsdb_pq_ctx_t *ctx);
 static ngx_uint_t ngx_http_tsdb_pq_encoded(ngx_http_request_t *r);
 static ngx_int_t ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx,
     ProtobufCMessage *msg);
+static ngx_int_t ngx_http_tsdb_pq_unapplied(ngx_http_tsdb_pq_ctx_t *ctx,
+    const Types__V1__StackTraceSelector *sts, size_t nids);
 static void ngx_http_tsdb_pq_range(ngx_http_tsdb_pq_ctx_t *ctx,
     int64_t start, int64_t end);
 static void ngx_http_tsdb_pq_run(void *data);
@@ -931,6 +933,12 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
         ctx->ngroup_by = ss->n_group_by;
         ctx->limit = ss->limit;
 
+        if (ngx_http_tsdb_pq_unapplied(ctx, ss->stack_trace_selector, 0)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         if (!(ctx->step > 0) || !isfinite(ctx->step)
             || ((double) ctx->until - (double) ctx->from) / 1e9 / ctx->step
                > NGX_HTTP_TSDB_PQ_MAX_POINTS)
@@ -974,6 +982,13 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
 
         ctx->max_nodes = ms->max_nodes ? ms->max_nodes : ctx->max_nodes;
 
+        if (ngx_http_tsdb_pq_unapplied(ctx, ms->stack_trace_selector,
+                                       ms->n_profile_id_selector)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
         if (ngx_http_tsdb_pq_set_type(ctx, ms->profile_typeid,
                                       ngx_strlen(ms->profile_typeid))
             != NGX_OK)
@@ -987,6 +1002,13 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
     default: /* NGX_HTTP_TSDB_PQ_C_MERGE_PROFILE */
         mp = (Querier__V1__SelectMergeProfileRequest *) msg;
         ngx_http_tsdb_pq_range(ctx, mp->start, mp->end);
+
+        if (ngx_http_tsdb_pq_unapplied(ctx, mp->stack_trace_selector,
+                                       mp->n_profile_id_selector)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
 
         if (ngx_http_tsdb_pq_set_type(ctx, mp->profile_typeid,
                                       ngx_strlen(mp->profile_typeid))
@@ -1010,6 +1032,28 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
         {
             return NGX_ERROR;
         }
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Stack trace and profile id selectors narrow what is merged; they are
+ * not implemented, and an answer that ignored them would be wrong.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_pq_unapplied(ngx_http_tsdb_pq_ctx_t *ctx,
+    const Types__V1__StackTraceSelector *sts, size_t nids)
+{
+    if ((sts != NULL && (sts->n_call_site || sts->go_pgo != NULL))
+        || nids != 0)
+    {
+        ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_NOT_IMPLEMENTED, "unimplemented",
+                              "stack trace and profile id selectors are not "
+                              "supported");
+        return NGX_ERROR;
     }
 
     return NGX_OK;

@@ -29,7 +29,7 @@ my $go = `command -v go 2>/dev/null`;
 my $protoc = `command -v protoc 2>/dev/null`;
 chomp($go, $protoc);
 
-plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 11;
+plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 12;
 
 ok($go ne '', 'go is installed (Debian golang-go, see .ci/deps)')
     or BAIL_OUT('go not found: apt-get install golang-go');
@@ -443,6 +443,15 @@ $res = $srv->request('POST /querier.v1.QuerierService/ProfileTypes',
 $err = eval { decode_json($res->{body}) } // {};
 ok($res->{status} == 400 && ($err->{message} // '') =~ /invalid JSON/,
    "Connect, truncated JSON: 400 ($err->{message})");
+
+$res = $srv->request('POST /querier.v1.QuerierService/SelectMergeProfile',
+    body => qq({"profileTypeID":"$cases[0][0]","labelSelector":"{}",)
+            . q("stackTraceSelector":{"callSite":[{"name":"main"}]}}),
+    headers => [ [ 'Content-Type', 'application/json' ] ]);
+$err = eval { decode_json($res->{body}) } // {};
+ok($res->{status} == 501 && $err->{code} eq 'unimplemented',
+   "Connect, a stack trace selector: 501 unimplemented, not ignored"
+   . " ($err->{message})");
 
 # the other tenant sees its one profile and nothing else
 ($rj) = connect_call('ProfileTypes', 'querier.v1.ProfileTypesRequest', '',
