@@ -51,6 +51,10 @@ static ngx_http_tsdb_location_t  ngx_http_tsdb_profile_ingest = {
     NGX_HTTP_TSDB_PROFILE_INGEST, ngx_http_tsdb_profile_ingest_handler
 };
 
+static ngx_http_tsdb_location_t  ngx_http_tsdb_profile_query = {
+    NGX_HTTP_TSDB_PROFILE_QUERY, ngx_http_tsdb_profile_query_handler
+};
+
 
 static ngx_command_t  ngx_http_tsdb_commands[] = {
 
@@ -95,6 +99,13 @@ static ngx_command_t  ngx_http_tsdb_commands[] = {
       NGX_HTTP_LOC_CONF_OFFSET,
       0,
       &ngx_http_tsdb_profile_ingest },
+
+    { ngx_string("tsdb_profile_query"),
+      NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_tsdb_zone_location,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      0,
+      &ngx_http_tsdb_profile_query },
 
     { ngx_string("tsdb_query_max_samples"),
       NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,

@@ -227,6 +227,7 @@ ngx_int_t ngx_http_tsdb_write_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_read_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_query_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_profile_ingest_handler(ngx_http_request_t *r);
+ngx_int_t ngx_http_tsdb_profile_query_handler(ngx_http_request_t *r);
 ngx_int_t ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
     ngx_http_tsdb_main_conf_t *mcf);
 void ngx_http_tsdb_profile_exit_process(ngx_http_tsdb_main_conf_t *mcf);

@@ -161,4 +161,18 @@ int ts_pstore_series(ts_pstore_t *ps, const ts_pstore_query_t *q,
 int ts_pstore_used(ts_pstore_t *ps, uint64_t *bytes);
 
 
+/*
+ * Row totals, for timelines and series: cb gets, for every row the
+ * query selects (type may be NULL), its series' sorted labels, its time
+ * (ns) and the sum of its values.  Series in postings order, rows of a
+ * series oldest first.  A callback that returns non-zero stops the walk
+ * (TS_OK).  Memory is constant: nothing is collected here.
+ */
+typedef int (*ts_pstore_row_pt)(void *data, const ts_label_t *l,
+    uint32_t n, int64_t t, int64_t total);
+
+int ts_pstore_totals(ts_pstore_t *ps, const ts_pstore_query_t *q,
+    ts_pstore_row_pt cb, void *data, char *err, size_t errlen);
+
+
 #endif /* TS_PSTORE_H */

@@ -2,7 +2,8 @@
  * Copyright (C) ngx_tsdb authors
  *
  * Profile store reads: series selection through ts_select over the
- * store's postings, and the streaming merge of rows into a ts_pprof_t.
+ * store's postings, the streaming merge of rows into a ts_pprof_t, and
+ * row totals (each row's values summed, nothing kept) for timelines.
  *
  * A merge holds one read transaction (a synchronous step: the gate is
  * shared, a concurrent remap waits for it).  Rows are decoded one at a
@@ -1197,4 +1198,160 @@ ts_pstore_series(ts_pstore_t *ps, const ts_pstore_query_t *q,
     ts_ps_txn_end(ps, w.src.txn);
 
     return (rc == TS_ERR_AGAIN) ? TS_OK : rc;
+}
+
+
+typedef struct {
+    ts_ps_src_t                src;
+    const ts_pstore_query_t   *q;
+    ts_pstore_row_pt           cb;
+    void                      *data;
+    int                        stop;
+    char                      *err;
+    size_t                     errlen;
+} ts_ps_totals_t;
+
+
+/* the sum of a row's values; -1 if the row is corrupt */
+
+static int
+ts_ps_row_total(const MDB_val *v, int64_t *total)
+{
+    uint64_t        x, n, i;
+    const uint8_t  *p, *end;
+
+    p = v->mv_data;
+    end = p + v->mv_size;
+    *total = 0;
+
+    if (v->mv_size < 1 || *p++ != 1
+        || ts_ps_uvarint_get(&p, end, &x) != 0
+        || ts_ps_uvarint_get(&p, end, &x) != 0
+        || ts_ps_uvarint_get(&p, end, &n) != 0)
+    {
+        return -1;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ts_ps_uvarint_get(&p, end, &x) != 0
+            || ts_ps_uvarint_get(&p, end, &x) != 0)
+        {
+            return -1;
+        }
+
+        *total += ts_ps_unzigzag(x);
+    }
+
+    return 0;
+}
+
+
+static int
+ts_ps_totals_series(void *data, uint64_t ref)
+{
+    int              rc;
+    int64_t          t, total;
+    uint8_t          key[TS_PS_ROW_KEY];
+    uint32_t         n;
+    MDB_val          k, v;
+    MDB_cursor      *cur;
+    ts_label_t       l[TS_SELECT_MAX_LABELS];
+    ts_ps_totals_t  *w;
+
+    w = data;
+
+    rc = ts_ps_src_labels(&w->src, ref, l, TS_SELECT_MAX_LABELS, &n);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    rc = mdb_cursor_open(w->src.txn, w->src.ps->dbi[TS_PS_ROWS], &cur);
+    if (rc != 0) {
+        return ts_ps_mdb_err(w->src.ps, w->err, w->errlen, rc,
+                             "mdb_cursor_open");
+    }
+
+    ts_ps_row_key(key, w->src.tenant, (uint32_t) ref, w->q->from);
+    k.mv_data = key;
+    k.mv_size = TS_PS_ROW_KEY;
+
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+    {
+        if (k.mv_size != TS_PS_ROW_KEY || memcmp(k.mv_data, key, 8) != 0) {
+            break;
+        }
+
+        t = (int64_t) (ts_ps_get64((uint8_t *) k.mv_data + 8) ^ TS_PS_SIGN);
+        if (t > w->q->until) {
+            break;
+        }
+
+        if (ts_ps_row_total(&v, &total) != 0) {
+            mdb_cursor_close(cur);
+            ts_ps_fmt(w->err, w->errlen, "corrupt profile row in \"%s\"",
+                      w->src.ps->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        if (w->cb(w->data, l, n, t, total) != 0) {
+            w->stop = 1;
+            break;
+        }
+    }
+
+    mdb_cursor_close(cur);
+
+    if (w->stop) {
+        return TS_ERR_AGAIN;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_ps_mdb_err(w->src.ps, w->err, w->errlen, rc,
+                             "mdb_cursor_get");
+    }
+
+    return TS_OK;
+}
+
+
+int
+ts_pstore_totals(ts_pstore_t *ps, const ts_pstore_query_t *q,
+    ts_pstore_row_pt cb, void *data, char *err, size_t errlen)
+{
+    int             rc;
+    ts_ps_totals_t  w;
+
+    if (err != NULL && errlen) {
+        err[0] = '\0';
+    }
+
+    memset(&w, 0, sizeof(ts_ps_totals_t));
+    w.src.ps = ps;
+    w.q = q;
+    w.cb = cb;
+    w.data = data;
+    w.err = err;
+    w.errlen = errlen;
+
+    rc = ts_ps_txn_begin(ps, MDB_RDONLY, &w.src.txn, err, errlen);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    rc = ts_ps_tenant_get(ps, w.src.txn, q->tenant, q->tenant_len,
+                          &w.src.tenant);
+    w.src.found = (rc == TS_OK);
+
+    if (rc == TS_OK) {
+        rc = ts_ps_select(&w.src, q, ts_ps_totals_series, &w, err, errlen);
+
+    } else if (rc == TS_ERR_NOTFOUND) {
+        rc = TS_OK;
+    }
+
+    ts_ps_txn_end(ps, w.src.txn);
+
+    return (rc == TS_ERR_AGAIN && w.stop) ? TS_OK : rc;
 }

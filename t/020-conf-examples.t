@@ -54,6 +54,15 @@ my %expect = (
         [ 'GET /api/v1/query?query=count(up%7Bjob%3D%22example%22%7D)', [],
           undef, 200, qr/"result":\[\{"metric":\{\},"value":\[[\d.]+,"1"\]/ ],
     ],
+    'profiles.conf' => [
+        [ 'POST /ingest?name=app.cpu&format=folded', [], "main;work 3\n",
+          200, qr/^$/ ],
+        [ 'GET /pyroscope/label-values?label=service_name&from=now-1h'
+          . '&until=now%2B1h', [], undef, 200, qr/^\["app"\]$/ ],
+        [ 'POST /querier.v1.QuerierService/ProfileTypes',
+          [ 'Content-Type: application/json' ], '{}', 200,
+          qr/"ID":"process_cpu:cpu:nanoseconds:cpu:nanoseconds"/ ],
+    ],
 );
 
 my @examples = sort glob 'conf-examples/*.conf';
