@@ -213,6 +213,7 @@ static int ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s,
 static int ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from,
     uint32_t to, const char *name, size_t len, uint64_t hash);
 static void ts_head_prefetch(ts_head_hdr_t *hdr, ts_head_key_t *k);
+static int ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n);
 static uint32_t ts_head_chain(ts_head_hdr_t *hdr, uint32_t r,
     uint32_t tenant, const ts_label_t *labels, uint32_t n, uint64_t hash);
 static uint32_t ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant,
@@ -1477,6 +1478,42 @@ ts_head_chain(ts_head_hdr_t *hdr, uint32_t r, uint32_t tenant,
 }
 
 
+/* memcmp() == 0 without a call for the short strings most labels are */
+
+static int
+ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n)
+{
+    uint64_t  a1, a2, b1, b2;
+    uint32_t  x1, x2, y1, y2;
+
+    if (n > 16) {
+        return memcmp(a, b, n) == 0;
+    }
+
+    if (n >= 8) {
+        memcpy(&a1, a, 8);
+        memcpy(&a2, a + n - 8, 8);
+        memcpy(&b1, b, 8);
+        memcpy(&b2, b + n - 8, 8);
+
+        return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+    }
+
+    if (n >= 4) {
+        memcpy(&x1, a, 4);
+        memcpy(&x2, a + n - 4, 4);
+        memcpy(&y1, b, 4);
+        memcpy(&y2, b + n - 4, 4);
+
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+
+    return n == 0
+           || (a[0] == (uint8_t) b[0] && a[n / 2] == (uint8_t) b[n / 2]
+               && a[n - 1] == (uint8_t) b[n - 1]);
+}
+
+
 static int
 ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off, const ts_label_t *labels,
     uint32_t n)
@@ -1498,8 +1535,8 @@ ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off, const ts_label_t *labels,
         memcpy(&vl, p + 2, 2);
 
         if (nl != labels[i].name_len || vl != labels[i].value_len
-            || memcmp(p + 4, labels[i].name, nl) != 0
-            || memcmp(p + 4 + nl, labels[i].value, vl) != 0)
+            || !ts_head_bytes_eq(p + 4, labels[i].name, nl)
+            || !ts_head_bytes_eq(p + 4 + nl, labels[i].value, vl))
         {
             return 0;
         }

@@ -419,13 +419,13 @@ ts_rw_failed(ts_rw_request_t *req)
 
 
 /*
- * A zeroed array of n elements listed for freeing.  For n == 0 it is a
- * shared empty object, never written, so that cursors may still move by
- * zero (arithmetic on NULL is undefined).  NULL if *rc is already an
- * error (calls chain until one fails) or becomes one.
+ * An array of n elements listed for freeing, not zeroed.  For n == 0 it
+ * is a shared empty object, never written, so that cursors may still
+ * move by zero (arithmetic on NULL is undefined).  NULL if *rc is
+ * already an error (calls chain until one fails) or becomes one.
  */
 static void *
-ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
+ts_rw_array_raw(ts_rw_request_t *req, size_t n, size_t size, int *rc)
 {
     static max_align_t  none;
     void               *p;
@@ -450,8 +450,23 @@ ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
         return NULL;
     }
 
-    memset(p, 0, n * size);
     req->mem[req->nmem++] = p;
+
+    return p;
+}
+
+
+/* the same, zeroed */
+static void *
+ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
+{
+    void  *p;
+
+    p = ts_rw_array_raw(req, n, size, rc);
+
+    if (p != NULL && n != 0) {
+        memset(p, 0, n * size);
+    }
 
     return p;
 }
@@ -1975,13 +1990,14 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
     int              rc;
     size_t           i, n, used;
+    uint8_t          none;
     unsigned         nmem;
-    uint8_t         *mixed;
     ts_rw_fill_t     f;
     ts_rw_totals_t   t;
     ts_rw_series_t  *s;
 
     memset(&t, 0, sizeof(ts_rw_totals_t));
+    none = 0;
 
     if (ts_rw_fast_walk(buf, len, &t, NULL, NULL, &n) != TS_OK) {
         return TS_RW_DECLINED;
@@ -2002,7 +2018,12 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 
     req->nseries = (uint32_t) n;
 
-    rc = ts_rw_alloc_totals(req, &t, &f, &mixed);
+    /* the fill writes every label and sample: not zeroed */
+
+    memset(&f, 0, sizeof(ts_rw_fill_t));
+    f.labels = ts_rw_array_raw(req, t.labels, sizeof(ts_label_t), &rc);
+    f.samples = ts_rw_array_raw(req, t.samples, sizeof(ts_rw_sample_t),
+                                &rc);
     if (rc != TS_OK) {
         return rc;
     }
@@ -2030,7 +2051,8 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
             ts_rw_fast_nul(s);
         }
 
-        ts_rw_series_finish(req, s, mixed);
+        /* no histograms: nothing reads mixed */
+        ts_rw_series_finish(req, s, &none);
     }
 
     return TS_OK;
