@@ -633,23 +633,25 @@ ts_xxh_lanes(const uint64_t *v)
 }
 
 
-/* the last fewer than 32 bytes and the avalanche */
+/* the last n < 32 bytes at p and the avalanche */
 static uint64_t
-ts_xxh_tail(uint64_t acc, const uint8_t *p, const uint8_t *end)
+ts_xxh_tail(uint64_t acc, const uint8_t *p, size_t n)
 {
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        acc ^= ts_xxh_round(0, ts_le64(p));
+    size_t  i;
+
+    for (i = 0; n - i >= 8; i += 8) {
+        acc ^= ts_xxh_round(0, ts_le64(p + i));
         acc = ts_rotl64(acc, 27) * TS_XXH_P1 + TS_XXH_P4;
     }
 
-    if (end - p >= 4) {
-        acc ^= ts_le32(p) * TS_XXH_P1;
+    if (n - i >= 4) {
+        acc ^= ts_le32(p + i) * TS_XXH_P1;
         acc = ts_rotl64(acc, 23) * TS_XXH_P2 + TS_XXH_P3;
-        p += 4;
+        i += 4;
     }
 
-    for ( /* void */ ; p < end; p++) {
-        acc ^= *p * TS_XXH_P5;
+    for ( /* void */ ; i < n; i++) {
+        acc ^= p[i] * TS_XXH_P5;
         acc = ts_rotl64(acc, 11) * TS_XXH_P1;
     }
 
@@ -671,7 +673,7 @@ ts_xxh_digest(const ts_xxh64_t *h, uint64_t seed)
     acc = (h->total >= 32) ? ts_xxh_lanes(h->v) : seed + TS_XXH_P5;
     acc += h->total;
 
-    return ts_xxh_tail(acc, h->mem, h->mem + h->memsize);
+    return ts_xxh_tail(acc, h->mem, h->memsize);
 }
 
 
@@ -679,17 +681,18 @@ ts_xxh_digest(const ts_xxh64_t *h, uint64_t seed)
 uint64_t
 ts_xxh64(const void *in, size_t len, uint64_t seed)
 {
-    const uint8_t  *p = in, *end;
+    const uint8_t  *p = in;
     uint64_t        acc;
+    size_t          i;
     ts_xxh64_t      h;
 
-    end = p + len;
+    i = 0;
 
     if (len >= 32) {
         ts_xxh_init(&h, seed);
 
-        for ( /* void */ ; end - p >= 32; p += 32) {
-            ts_xxh_stripe(&h, p);
+        for ( /* void */ ; len - i >= 32; i += 32) {
+            ts_xxh_stripe(&h, p + i);
         }
 
         acc = ts_xxh_lanes(h.v);
@@ -700,7 +703,7 @@ ts_xxh64(const void *in, size_t len, uint64_t seed)
 
     acc += len;
 
-    return ts_xxh_tail(acc, p, end);
+    return ts_xxh_tail(acc, len ? p + i : p, len - i);
 }
 
 
