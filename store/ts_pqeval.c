@@ -26,6 +26,7 @@
  */
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,19 @@
 
 
 #define TS_PQ_ARENA_BLOCK  (64 * 1024)
+#define TS_PQ_CACHE_MAX    ((size_t) 64 * 1024 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TS_PQ_NO_CACHE  1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TS_PQ_NO_CACHE  1
+#endif
+#endif
+
+#ifndef TS_PQ_NO_CACHE
+#define TS_PQ_NO_CACHE  0
+#endif
 
 
 struct ts_pqeval_result_s {
@@ -50,6 +64,15 @@ struct ts_pqeval_result_s {
 };
 
 
+#if !(TS_PQ_NO_CACHE)
+static _Thread_local ts_pq_cache_t  *ts_pq_cache;
+static pthread_key_t                 ts_pq_cache_key;
+static pthread_once_t                ts_pq_cache_once = PTHREAD_ONCE_INIT;
+static int                           ts_pq_cache_ok;
+#endif
+
+
+static ts_pq_cache_t *ts_pq_cache_get(void);
 static int ts_pq_run(const ts_promql_expr_t *e, ts_source_t *const *src,
     uint32_t nsrc, int64_t start, int64_t end, int64_t step, int range,
     const ts_pqeval_conf_t *conf, ts_pqeval_result_t **res,
@@ -221,6 +244,7 @@ ts_pq_run(const ts_promql_expr_t *e, ts_source_t *const *src, uint32_t nsrc,
     ev->err = err;
     ev->head.next = &ev->head;
     ev->head.prev = &ev->head;
+    ev->cache = ts_pq_cache_get();
 
     if (ev->conf.timeout > 0) {
         ev->deadline = ts_pq_now() + ev->conf.timeout;
@@ -421,6 +445,188 @@ ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
 }
 
 
+/*
+ * Blocks come in size classes, four per power of two from 64 bytes to
+ * 32 MiB (header included), and a freed block goes onto its class's
+ * free list in a cache of the thread, up to TS_PQ_CACHE_MAX bytes in
+ * all, which the next query on that thread (a thread-pool thread runs
+ * one after another) takes again: its pages stay mapped, where malloc
+ * would give a thread heap's top back to the kernel after each query
+ * and fault it in again for the next.  Larger blocks, and every block
+ * under AddressSanitizer (so that it still sees use after free), go to
+ * malloc and free.  max_memory counts the bytes asked for, as before.
+ */
+
+static uint32_t
+ts_pq_class(size_t size)
+{
+    uint32_t  k;
+
+    if (size <= 64) {
+        return 0;
+    }
+
+    k = 63 - (uint32_t) __builtin_clzll((unsigned long long) size - 1);
+
+    return (k - 6) * 4 + (uint32_t) ((size - 1 - ((size_t) 1 << k))
+                                     >> (k - 2)) + 1;
+}
+
+
+static size_t
+ts_pq_class_size(uint32_t c)
+{
+    uint32_t  k;
+
+    if (c == 0) {
+        return 64;
+    }
+
+    k = (c - 1) / 4 + 6;
+
+    return ((size_t) 1 << k) + ((c - 1) % 4 + 1) * ((size_t) 1 << (k - 2));
+}
+
+
+#if !(TS_PQ_NO_CACHE)
+
+static void
+ts_pq_cache_destroy(void *data)
+{
+    uint32_t        c;
+    ts_pq_mem_t    *m, *next;
+    ts_pq_cache_t  *cache;
+
+    cache = data;
+
+    for (c = 0; c < TS_PQ_CLASSES; c++) {
+        for (m = cache->free[c]; m != NULL; m = next) {
+            next = m->next;
+            free(m);
+        }
+    }
+
+    free(cache);
+}
+
+
+static void
+ts_pq_cache_key_init(void)
+{
+    ts_pq_cache_ok = pthread_key_create(&ts_pq_cache_key,
+                                        ts_pq_cache_destroy) == 0;
+}
+
+#endif
+
+
+/* the thread's cache, NULL if there is none to have */
+
+static ts_pq_cache_t *
+ts_pq_cache_get(void)
+{
+#if (TS_PQ_NO_CACHE)
+    return NULL;
+#else
+    ts_pq_cache_t  *cache;
+
+    if (ts_pq_cache != NULL) {
+        return ts_pq_cache;
+    }
+
+    pthread_once(&ts_pq_cache_once, ts_pq_cache_key_init);
+
+    if (!ts_pq_cache_ok) {
+        return NULL;
+    }
+
+    cache = calloc(1, sizeof(ts_pq_cache_t));
+    if (cache == NULL) {
+        return NULL;
+    }
+
+    if (pthread_setspecific(ts_pq_cache_key, cache) != 0) {
+        free(cache);
+        return NULL;
+    }
+
+    ts_pq_cache = cache;
+
+    return cache;
+#endif
+}
+
+
+/* a block for size bytes after the header, from the cache or malloc */
+
+static ts_pq_mem_t *
+ts_pq_block(ts_pq_ev_t *ev, size_t size)
+{
+    size_t          total;
+    uint32_t        c;
+    ts_pq_mem_t    *m;
+
+    total = sizeof(ts_pq_mem_t) + size;
+    c = total <= ts_pq_class_size(TS_PQ_CLASSES - 1) ? ts_pq_class(total)
+                                                     : TS_PQ_CLASSES;
+
+    if (c < TS_PQ_CLASSES && ev->cache != NULL
+        && ev->cache->free[c] != NULL)
+    {
+        m = ev->cache->free[c];
+        ev->cache->free[c] = m->next;
+        ev->cache->bytes -= ts_pq_class_size(c);
+        m->cls = c;
+
+        return m;
+    }
+
+    m = malloc(c < TS_PQ_CLASSES ? ts_pq_class_size(c) : total);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->cls = c;
+
+    return m;
+}
+
+
+/* a block off the evaluator's list back to the cache or to free() */
+
+static void
+ts_pq_unblock(ts_pq_ev_t *ev, ts_pq_mem_t *m)
+{
+    size_t  cs;
+
+    if (m->cls < TS_PQ_CLASSES && ev->cache != NULL) {
+        cs = ts_pq_class_size(m->cls);
+
+        if (ev->cache->bytes + cs <= TS_PQ_CACHE_MAX) {
+            m->next = ev->cache->free[m->cls];
+            ev->cache->free[m->cls] = m;
+            ev->cache->bytes += cs;
+            return;
+        }
+    }
+
+    free(m);
+}
+
+
+/* the bytes a block can hold after its header */
+
+static size_t
+ts_pq_room(const ts_pq_mem_t *m)
+{
+    if (m->cls >= TS_PQ_CLASSES) {
+        return m->size;
+    }
+
+    return ts_pq_class_size(m->cls) - sizeof(ts_pq_mem_t);
+}
+
+
 void *
 ts_pq_alloc(ts_pq_ev_t *ev, size_t size)
 {
@@ -434,7 +640,7 @@ ts_pq_alloc(ts_pq_ev_t *ev, size_t size)
                    "memory", ev->conf.max_memory);
     }
 
-    m = malloc(sizeof(ts_pq_mem_t) + size);
+    m = ts_pq_block(ev, size);
     if (m == NULL) {
         ts_pq_fail(ev, TS_ERR_NOMEM, TS_PQE_INTERNAL, "out of memory");
     }
@@ -466,6 +672,24 @@ ts_pq_realloc(ts_pq_ev_t *ev, void *p, size_t size)
         return p;
     }
 
+    if (ts_pq_room(m) >= size) {
+
+        /* grows in its block, counted as if it were a new one */
+
+        if (size - m->size > ev->conf.max_memory - ev->mem
+            || ev->mem > ev->conf.max_memory)
+        {
+            ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                       "query processing would use more than %zu bytes of "
+                       "memory", ev->conf.max_memory);
+        }
+
+        ev->mem += size - m->size;
+        m->size = size;
+
+        return p;
+    }
+
     np = ts_pq_alloc(ev, size);
     memcpy(np, p, m->size);
     ts_pq_free(ev, p);
@@ -487,7 +711,7 @@ ts_pq_free(ts_pq_ev_t *ev, void *p)
     m->prev->next = m->next;
     m->next->prev = m->prev;
     ev->mem -= m->size;
-    free(m);
+    ts_pq_unblock(ev, m);
 }
 
 
@@ -524,7 +748,7 @@ ts_pq_free_all(ts_pq_ev_t *ev)
 
     for (m = ev->head.next; m != &ev->head; m = next) {
         next = m->next;
-        free(m);
+        ts_pq_unblock(ev, m);
     }
 
     ev->head.next = &ev->head;
@@ -596,6 +820,8 @@ ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n)
     ls->l = (ts_label_t *) (ls + 1);
     ls->n = n;
     ls->noname = NULL;
+    ls->gen = 0;
+    ls->group = NULL;
     p = (char *) (ls->l + n);
 
     for (i = 0; i < n; i++) {
@@ -931,6 +1157,51 @@ ts_pq_series_push(ts_pq_ev_t *ev, ts_pq_series_t *s, int64_t t, double v)
 }
 
 
+void
+ts_pq_series_reserve(ts_pq_ev_t *ev, ts_pq_series_t *s, uint32_t n)
+{
+    if (n <= s->cap) {
+        return;
+    }
+
+    s->p = ts_pq_realloc(ev, s->p, n * sizeof(ts_pq_point_t));
+    s->cap = n;
+}
+
+
+/* the steps of [ts, ev->end] */
+
+uint32_t
+ts_pq_steps_left(ts_pq_ev_t *ev, int64_t ts)
+{
+    if (ts > ev->end) {
+        return 0;
+    }
+
+    return (uint32_t) ((ev->end - ts) / ev->interval) + 1;
+}
+
+
+/*
+ * The steps of [ts, ev->end] a series can have a point at when its last
+ * input point counts up to step "last" (not fixed by @), for its room.
+ */
+
+uint32_t
+ts_pq_steps_until(ts_pq_ev_t *ev, int64_t ts, int at, int64_t last)
+{
+    if (at || last >= ev->end) {
+        return ts_pq_steps_left(ev, ts);
+    }
+
+    if (last < ts) {
+        return 1;
+    }
+
+    return (uint32_t) ((last - ts) / ev->interval) + 1;
+}
+
+
 ts_pq_series_t *
 ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m, const ts_pq_ls_t *ls)
 {
@@ -1092,6 +1363,7 @@ ts_pq_number(ts_pq_ev_t *ev, double d, ts_pq_val_t *v)
 
     v->type = TS_PQ_TYPE_SCALAR;
     s = ts_pq_mat_add(ev, &v->m, ts_pq_ls(ev, NULL, 0));
+    ts_pq_series_reserve(ev, s, ts_pq_steps_left(ev, ev->start));
 
     for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
         ts_pq_series_push(ev, s, ts, d);
@@ -1207,6 +1479,10 @@ ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
 
             if (d == NULL) {
                 d = ts_pq_mat_add(ev, &v->m, s->ls);
+                ts_pq_series_reserve(ev, d,
+                    ts_pq_steps_until(ev, ts, vs->at_kind != TS_PQ_AT_NONE,
+                                      s->p[s->n - 1].t + vs->offset
+                                      + ev->conf.lookback));
             }
 
             ts_pq_series_push(ev, d, ts, times ? (double) s->p[k - 1].t / 1000
@@ -1441,12 +1717,14 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     double             d;
     int64_t            t;
     uint32_t           n;
+    volatile uint32_t  guess;
     uint64_t           v;
     jmp_buf            saved;
     ts_pq_series_t    *s;
     const ts_label_t  *l;
 
     memcpy(saved, ev->jb, sizeof(jmp_buf));
+    guess = 0;
 
     if (setjmp(ev->jb) != 0) {
         memcpy(ev->jb, saved, sizeof(jmp_buf));
@@ -1455,6 +1733,15 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
 
     while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
         s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));
+
+        /*
+         * the series of a selector mostly have as many samples in range
+         * as each other: room for as many as the last one had, and a few
+         */
+
+        if (guess > 0) {
+            ts_pq_series_reserve(ev, s, guess + 4);
+        }
 
         while ((rc = ts_sset_sample(ss, &t, &v)) == 1) {
             if (!keep_stale && v == TS_PQ_STALE_BITS) {
@@ -1471,7 +1758,11 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
         }
 
         if (s->n == 0) {
+            ts_pq_free(ev, s->p);
             m->n--;
+
+        } else {
+            guess = s->n;
         }
     }
 
@@ -1545,7 +1836,7 @@ void
 ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
     uint32_t nargs, ts_pq_step_pt fn, void *data, ts_pq_val_t *out)
 {
-    uint32_t         i, k;
+    uint32_t         i, k, n;
     ts_pq_map_t      map;
     ts_pq_vec_t      vout;
     ts_pq_step_t     st;
@@ -1581,6 +1872,18 @@ ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
 
         for (i = 0; i < vout.n; i++) {
             s = ts_pq_map_get(ev, &map, vout.s[i].ls);
+
+            /*
+             * a series there from the first step likely goes on at
+             * every step: room for all of them at once; one that comes
+             * later (topk's, say) may be rare: it grows as it needs
+             */
+
+            if (s->cap == 0) {
+                n = ts_pq_steps_left(ev, st.ts);
+                ts_pq_series_reserve(ev, s, st.ts == ev->start ? n
+                                            : n < 16 ? n : 16);
+            }
 
             if (s->n > 0 && s->p[s->n - 1].t == st.ts) {
                 ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,

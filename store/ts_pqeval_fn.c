@@ -177,6 +177,10 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
 
             if (d == NULL) {
                 d = ts_pq_mat_add(ev, &v->m, ls);
+                ts_pq_series_reserve(ev, d,
+                    ts_pq_steps_until(ev, ts, r.has_at,
+                                      s->p[s->n - 1].t + r.offset
+                                      + r.range));
             }
 
             ts_pq_series_push(ev, d, ts, out);

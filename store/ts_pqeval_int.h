@@ -35,6 +35,8 @@ struct ts_pq_ls_s {
     uint32_t                n;
     uint64_t                hash;
     ts_pq_ls_t             *noname;     /* without __name__, cached */
+    uint32_t                gen;        /* the aggregation group is of */
+    const ts_pq_ls_t       *group;      /* its group's labels, cached */
 };
 
 
@@ -91,8 +93,20 @@ typedef struct ts_pq_mem_s  ts_pq_mem_t;
 struct ts_pq_mem_s {
     ts_pq_mem_t            *prev;
     ts_pq_mem_t            *next;
-    size_t                  size;
+    size_t                  size;       /* asked for */
+    uint32_t                cls;        /* size class, TS_PQ_CLASSES:
+                                           none (malloc'd to size) */
 };
+
+
+/* 4 size classes per power of two, 64 bytes to 32 MiB */
+#define TS_PQ_CLASSES  (4 * 19 + 1)
+
+/* the blocks a thread keeps between queries */
+typedef struct {
+    ts_pq_mem_t            *free[TS_PQ_CLASSES];
+    size_t                  bytes;
+} ts_pq_cache_t;
 
 
 typedef struct {
@@ -109,10 +123,13 @@ typedef struct {
     uint64_t                samples;
     size_t                  mem;
     ts_pq_mem_t             head;       /* every allocation */
+    ts_pq_cache_t          *cache;      /* the thread's, or NULL */
     uint8_t                *arena;
     size_t                  arena_left;
     int64_t                 deadline;   /* CLOCK_MONOTONIC ms, 0: none */
     uint32_t                ticks;
+    uint32_t                agg_gen;    /* aggregations run, numbers
+                                           ts_pq_ls_t.gen */
 
     ts_pqeval_error_t      *err;
     jmp_buf                 jb;
@@ -177,6 +194,10 @@ void ts_pq_vec_push(ts_pq_ev_t *ev, ts_pq_vec_t *v, const ts_pq_ls_t *ls,
     int64_t t, double val);
 void ts_pq_series_push(ts_pq_ev_t *ev, ts_pq_series_t *s, int64_t t,
     double v);
+/* room for n points in all */
+void ts_pq_series_reserve(ts_pq_ev_t *ev, ts_pq_series_t *s, uint32_t n);
+uint32_t ts_pq_steps_left(ts_pq_ev_t *ev, int64_t ts);
+uint32_t ts_pq_steps_until(ts_pq_ev_t *ev, int64_t ts, int at, int64_t last);
 ts_pq_series_t *ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m,
     const ts_pq_ls_t *ls);
 void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
