@@ -38,7 +38,7 @@
 
 
 #define TS_PQ_ARENA_BLOCK  (64 * 1024)
-#define TS_PQ_CACHE_MAX    ((size_t) 64 * 1024 * 1024)
+#define TS_PQ_CACHE_MAX    ((size_t) 128 * 1024 * 1024)
 
 #if defined(__SANITIZE_ADDRESS__)
 #define TS_PQ_NO_CACHE  1
@@ -65,10 +65,7 @@ struct ts_pqeval_result_s {
 
 
 #if !(TS_PQ_NO_CACHE)
-static _Thread_local ts_pq_cache_t  *ts_pq_cache;
-static pthread_key_t                 ts_pq_cache_key;
-static pthread_once_t                ts_pq_cache_once = PTHREAD_ONCE_INIT;
-static int                           ts_pq_cache_ok;
+static ts_pq_cache_t  ts_pq_cache = { PTHREAD_MUTEX_INITIALIZER, { NULL }, 0 };
 #endif
 
 
@@ -95,9 +92,12 @@ static void ts_pq_matrix_top(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 static void ts_pq_subquery(ts_pq_ev_t *ev, const ts_promql_subquery_t *sq,
     ts_pq_mat_t *m);
 static void ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
-    int64_t mint, int64_t maxt, int keep_stale, ts_pq_mat_t *m);
+    int64_t mint, int64_t maxt, int keep_stale, ts_pq_mat_t *m,
+    ts_pq_each_t *each);
 static int ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
-    ts_pq_mat_t *m);
+    ts_pq_mat_t *m, ts_pq_each_t *each);
+static void ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
+    void *data);
 static int64_t ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at,
     int64_t ts);
 static void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
@@ -448,13 +448,15 @@ ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
 /*
  * Blocks come in size classes, four per power of two from 64 bytes to
  * 32 MiB (header included), and a freed block goes onto its class's
- * free list in a cache of the thread, up to TS_PQ_CACHE_MAX bytes in
- * all, which the next query on that thread (a thread-pool thread runs
- * one after another) takes again: its pages stay mapped, where malloc
+ * free list in the process's cache, up to TS_PQ_CACHE_MAX bytes in all,
+ * which the next query takes again: its pages stay mapped, where malloc
  * would give a thread heap's top back to the kernel after each query
- * and fault it in again for the next.  Larger blocks, and every block
- * under AddressSanitizer (so that it still sees use after free), go to
- * malloc and free.  max_memory counts the bytes asked for, as before.
+ * and fault it in again for the next.  The cache is one per process,
+ * under a mutex, not one per thread: nginx's thread pool hands the next
+ * task to whichever of its (32 by default) threads waits, so a thread's
+ * own cache would mostly be cold.  Larger blocks, and every block under
+ * AddressSanitizer (so that it still sees use after free), go to malloc
+ * and free.  max_memory counts the bytes asked for, as before.
  */
 
 static uint32_t
@@ -488,39 +490,7 @@ ts_pq_class_size(uint32_t c)
 }
 
 
-#if !(TS_PQ_NO_CACHE)
-
-static void
-ts_pq_cache_destroy(void *data)
-{
-    uint32_t        c;
-    ts_pq_mem_t    *m, *next;
-    ts_pq_cache_t  *cache;
-
-    cache = data;
-
-    for (c = 0; c < TS_PQ_CLASSES; c++) {
-        for (m = cache->free[c]; m != NULL; m = next) {
-            next = m->next;
-            free(m);
-        }
-    }
-
-    free(cache);
-}
-
-
-static void
-ts_pq_cache_key_init(void)
-{
-    ts_pq_cache_ok = pthread_key_create(&ts_pq_cache_key,
-                                        ts_pq_cache_destroy) == 0;
-}
-
-#endif
-
-
-/* the thread's cache, NULL if there is none to have */
+/* the process's cache, NULL if there is none to have */
 
 static ts_pq_cache_t *
 ts_pq_cache_get(void)
@@ -528,31 +498,7 @@ ts_pq_cache_get(void)
 #if (TS_PQ_NO_CACHE)
     return NULL;
 #else
-    ts_pq_cache_t  *cache;
-
-    if (ts_pq_cache != NULL) {
-        return ts_pq_cache;
-    }
-
-    pthread_once(&ts_pq_cache_once, ts_pq_cache_key_init);
-
-    if (!ts_pq_cache_ok) {
-        return NULL;
-    }
-
-    cache = calloc(1, sizeof(ts_pq_cache_t));
-    if (cache == NULL) {
-        return NULL;
-    }
-
-    if (pthread_setspecific(ts_pq_cache_key, cache) != 0) {
-        free(cache);
-        return NULL;
-    }
-
-    ts_pq_cache = cache;
-
-    return cache;
+    return &ts_pq_cache;
 #endif
 }
 
@@ -570,15 +516,21 @@ ts_pq_block(ts_pq_ev_t *ev, size_t size)
     c = total <= ts_pq_class_size(TS_PQ_CLASSES - 1) ? ts_pq_class(total)
                                                      : TS_PQ_CLASSES;
 
-    if (c < TS_PQ_CLASSES && ev->cache != NULL
-        && ev->cache->free[c] != NULL)
-    {
+    if (c < TS_PQ_CLASSES && ev->cache != NULL) {
+        pthread_mutex_lock(&ev->cache->mutex);
         m = ev->cache->free[c];
-        ev->cache->free[c] = m->next;
-        ev->cache->bytes -= ts_pq_class_size(c);
-        m->cls = c;
 
-        return m;
+        if (m != NULL) {
+            ev->cache->free[c] = m->next;
+            ev->cache->bytes -= ts_pq_class_size(c);
+        }
+
+        pthread_mutex_unlock(&ev->cache->mutex);
+
+        if (m != NULL) {
+            m->cls = c;
+            return m;
+        }
     }
 
     m = malloc(c < TS_PQ_CLASSES ? ts_pq_class_size(c) : total);
@@ -601,13 +553,16 @@ ts_pq_unblock(ts_pq_ev_t *ev, ts_pq_mem_t *m)
 
     if (m->cls < TS_PQ_CLASSES && ev->cache != NULL) {
         cs = ts_pq_class_size(m->cls);
+        pthread_mutex_lock(&ev->cache->mutex);
 
         if (ev->cache->bytes + cs <= TS_PQ_CACHE_MAX) {
             m->next = ev->cache->free[m->cls];
             ev->cache->free[m->cls] = m;
             ev->cache->bytes += cs;
-            return;
+            m = NULL;
         }
+
+        pthread_mutex_unlock(&ev->cache->mutex);
     }
 
     free(m);
@@ -1441,56 +1396,79 @@ ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at, int64_t ts)
  * is the sample's time in seconds (timestamp()).
  */
 
+typedef struct {
+    const ts_promql_vector_t  *vs;
+    int                        times;
+    ts_pq_val_t               *v;
+} ts_pq_select_t;
+
+
 void
 ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v)
 {
-    int64_t          ts, ref, first, last;
-    uint32_t         i, k;
-    ts_pq_mat_t      raw;
-    ts_pq_series_t  *s, *d;
+    int64_t          first, last;
+    ts_pq_each_t     each;
+    ts_pq_select_t   sel;
 
     first = ts_pq_at(ev, vs->at_kind, vs->at, ev->start) - vs->offset;
     last = ts_pq_at(ev, vs->at_kind, vs->at, ev->end) - vs->offset;
 
     memset(v, 0, sizeof(ts_pq_val_t));
-    ts_pq_load(ev, vs, first - ev->conf.lookback, last, 1, &raw);
-
     v->type = TS_PQ_TYPE_VECTOR;
 
-    for (i = 0; i < raw.n; i++) {
-        s = &raw.s[i];
-        d = NULL;
-        k = 0;
+    sel.vs = vs;
+    sel.times = times;
+    sel.v = v;
+    each.fn = ts_pq_select_one;
+    each.data = &sel;
 
-        for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
-            ts_pq_tick(ev);
-            ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
+    ts_pq_load_each(ev, vs, first - ev->conf.lookback, last, 1, &each);
+    ts_pq_samples(ev, -(int64_t) each.held);
+}
 
-            while (k < s->n && s->p[k].t <= ref) {
-                k++;
-            }
 
-            if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
-                || ts_pq_is_stale(s->p[k - 1].v))
-            {
-                continue;
-            }
+/* one loaded series of an instant vector selector, sampled at each step */
 
-            if (d == NULL) {
-                d = ts_pq_mat_add(ev, &v->m, s->ls);
-                ts_pq_series_reserve(ev, d,
-                    ts_pq_steps_until(ev, ts, vs->at_kind != TS_PQ_AT_NONE,
-                                      s->p[s->n - 1].t + vs->offset
-                                      + ev->conf.lookback));
-            }
+static void
+ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
+{
+    int64_t                    ts, ref;
+    uint32_t                   k;
+    ts_pq_series_t            *d;
+    ts_pq_select_t            *sel;
+    const ts_promql_vector_t  *vs;
 
-            ts_pq_series_push(ev, d, ts, times ? (double) s->p[k - 1].t / 1000
-                                               : s->p[k - 1].v);
+    sel = data;
+    vs = sel->vs;
+    d = NULL;
+    k = 0;
+
+    for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
+        ts_pq_tick(ev);
+        ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
+
+        while (k < s->n && s->p[k].t <= ref) {
+            k++;
         }
-    }
 
-    ts_pq_mat_free(ev, &raw);
+        if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
+            || ts_pq_is_stale(s->p[k - 1].v))
+        {
+            continue;
+        }
+
+        if (d == NULL) {
+            d = ts_pq_mat_add(ev, &sel->v->m, s->ls);
+            ts_pq_series_reserve(ev, d,
+                ts_pq_steps_until(ev, ts, vs->at_kind != TS_PQ_AT_NONE,
+                                  s->p[s->n - 1].t + vs->offset
+                                  + ev->conf.lookback));
+        }
+
+        ts_pq_series_push(ev, d, ts, sel->times ? (double) s->p[k - 1].t / 1000
+                                                : s->p[k - 1].v);
+    }
 }
 
 
@@ -1549,16 +1527,47 @@ ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r)
         return;
     }
 
+    ts_pq_range_sel(ev, e, r, &vs, &first, &last);
+    ts_pq_load(ev, vs, first, last, 0, &r->m, NULL);
+}
+
+
+/* a range selector's window, and the samples it reads: [*mint, *maxt] */
+
+void
+ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
+    const ts_promql_vector_t **vsp, int64_t *mint, int64_t *maxt)
+{
+    const ts_promql_vector_t  *vs;
+
+    memset(r, 0, sizeof(ts_pq_range_t));
+    e = ts_pq_unparen(e);
     vs = &e->u.matrix.vector->u.vector;
     r->range = e->u.matrix.range;
     r->offset = vs->offset;
     r->has_at = vs->at_kind != TS_PQ_AT_NONE;
     r->at = ts_pq_at(ev, vs->at_kind, vs->at, 0);
 
-    first = (r->has_at ? r->at : ev->start) - r->offset;
-    last = (r->has_at ? r->at : ev->end) - r->offset;
+    *mint = (r->has_at ? r->at : ev->start) - r->offset - r->range;
+    *maxt = (r->has_at ? r->at : ev->end) - r->offset;
+    *vsp = vs;
+}
 
-    ts_pq_load(ev, vs, first - r->range, last, 0, &r->m);
+
+/*
+ * The series of a selector one at a time, each handed to each->fn and
+ * its buffer then reused: what the selector reads is never all in
+ * memory at once.  The samples read stay counted against max_samples
+ * (each->held of them), as if they were, until the caller takes them
+ * off.
+ */
+
+void
+ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
+    int64_t maxt, int keep_stale, ts_pq_each_t *each)
+{
+    each->held = 0;
+    ts_pq_load(ev, vs, mint, maxt, keep_stale, NULL, each);
 }
 
 
@@ -1645,13 +1654,19 @@ ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
 
 static void
 ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
-    int64_t maxt, int keep_stale, ts_pq_mat_t *m)
+    int64_t maxt, int keep_stale, ts_pq_mat_t *m, ts_pq_each_t *each)
 {
+    ts_pq_mat_t      one;
+
     int              rc;
     char             msg[TS_SSET_MSG_SIZE];
     ts_sset_t       *ss;
     ts_selector_t   *sel;
     ts_sset_conf_t   conf;
+
+    if (m == NULL) {
+        m = &one;
+    }
 
     memset(m, 0, sizeof(ts_pq_mat_t));
     msg[0] = '\0';
@@ -1679,7 +1694,7 @@ ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
         rc = ts_sset_select(ss, sel, mint, maxt, msg, sizeof(msg));
 
         if (rc == TS_OK) {
-            rc = ts_pq_load_series(ev, ss, keep_stale, m);
+            rc = ts_pq_load_series(ev, ss, keep_stale, m, each);
         }
 
         ts_sources_end(ev->src, ev->nsrc);
@@ -1711,17 +1726,17 @@ ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
 
 static int
 ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
-    ts_pq_mat_t *m)
+    ts_pq_mat_t *m, ts_pq_each_t *each)
 {
     int                rc;
     double             d;
     int64_t            t;
     uint32_t           n;
-    volatile uint32_t  guess;
     uint64_t           v;
     jmp_buf            saved;
     ts_pq_series_t    *s;
     const ts_label_t  *l;
+    volatile uint32_t  guess;
 
     memcpy(saved, ev->jb, sizeof(jmp_buf));
     guess = 0;
@@ -1731,16 +1746,30 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
         return ev->err->rc;
     }
 
+    if (each != NULL) {
+        /* one series, its buffer used again for each */
+        ts_pq_mat_add(ev, m, NULL);
+    }
+
     while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
-        s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));
+        if (each != NULL) {
+            s = &m->s[0];
+            s->ls = ts_pq_ls(ev, l, n);
+            s->n = 0;
+            s->cur = 0;
 
-        /*
-         * the series of a selector mostly have as many samples in range
-         * as each other: room for as many as the last one had, and a few
-         */
+        } else {
+            s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));
 
-        if (guess > 0) {
-            ts_pq_series_reserve(ev, s, guess + 4);
+            /*
+             * the series of a selector mostly have as many samples in
+             * range as each other: room for as many as the last one had,
+             * and a few
+             */
+
+            if (guess > 0) {
+                ts_pq_series_reserve(ev, s, guess + 4);
+            }
         }
 
         while ((rc = ts_sset_sample(ss, &t, &v)) == 1) {
@@ -1757,6 +1786,15 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             break;
         }
 
+        if (each != NULL) {
+            if (s->n > 0) {
+                each->held += s->n;
+                each->fn(ev, s, each->data);
+            }
+
+            continue;
+        }
+
         if (s->n == 0) {
             ts_pq_free(ev, s->p);
             m->n--;
@@ -1767,6 +1805,12 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     }
 
     memcpy(ev->jb, saved, sizeof(jmp_buf));
+
+    if (each != NULL) {
+        ts_pq_free(ev, m->s[0].p);
+        ts_pq_free(ev, m->s);
+        memset(m, 0, sizeof(ts_pq_mat_t));
+    }
 
     return rc < 0 ? rc : TS_OK;
 }

@@ -18,6 +18,7 @@
 #define TS_PQEVAL_INT_H
 
 
+#include <pthread.h>
 #include <setjmp.h>
 
 #include "ts_pqeval.h"
@@ -102,8 +103,9 @@ struct ts_pq_mem_s {
 /* 4 size classes per power of two, 64 bytes to 32 MiB */
 #define TS_PQ_CLASSES  (4 * 19 + 1)
 
-/* the blocks a thread keeps between queries */
+/* the blocks kept between queries */
 typedef struct {
+    pthread_mutex_t         mutex;
     ts_pq_mem_t            *free[TS_PQ_CLASSES];
     size_t                  bytes;
 } ts_pq_cache_t;
@@ -123,7 +125,7 @@ typedef struct {
     uint64_t                samples;
     size_t                  mem;
     ts_pq_mem_t             head;       /* every allocation */
-    ts_pq_cache_t          *cache;      /* the thread's, or NULL */
+    ts_pq_cache_t          *cache;      /* the process's, or NULL */
     uint8_t                *arena;
     size_t                  arena_left;
     int64_t                 deadline;   /* CLOCK_MONOTONIC ms, 0: none */
@@ -158,6 +160,15 @@ typedef struct {
     int                     has_at;
     int64_t                 at;
 } ts_pq_range_t;
+
+
+/* a selector's series one at a time (ts_pq_load_each()) */
+typedef struct {
+    void                  (*fn)(ts_pq_ev_t *ev, ts_pq_series_t *s,
+                                void *data);
+    void                   *data;
+    uint64_t                held;       /* samples read and counted */
+} ts_pq_each_t;
 
 
 /* ts_pqeval.c */
@@ -212,6 +223,11 @@ void ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v);
 void ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_range_t *r);
+void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_range_t *r, const ts_promql_vector_t **vs, int64_t *mint,
+    int64_t *maxt);
+void ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    int64_t mint, int64_t maxt, int keep_stale, ts_pq_each_t *each);
 uint32_t ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s,
     int64_t ts, uint32_t *lo);
 const ts_promql_expr_t *ts_pq_unparen(const ts_promql_expr_t *e);
