@@ -776,7 +776,7 @@ ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n)
     ls->n = n;
     ls->noname = NULL;
     ls->gen = 0;
-    ls->group = NULL;
+    ls->gidx = 0;
     p = (char *) (ls->l + n);
 
     for (i = 0; i < n; i++) {

@@ -50,6 +50,18 @@ typedef struct {
 } ts_pq_groups_t;
 
 
+/* the step loop's aggregation: groups over all steps, state per step */
+typedef struct {
+    uint32_t                gen;        /* on the input label sets */
+    ts_pq_groups_t          gs;
+    ts_pq_group_t          *g;          /* per group of gs */
+    uint32_t               *stamp;      /* the step g[i] is of */
+    uint32_t               *order;      /* of the groups at this step */
+    uint32_t                cap;
+    uint32_t                stamp_now;
+} ts_pq_agg_st_t;
+
+
 static int ts_pq_agg_dense_op(ts_promql_agg_t op);
 static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v);
@@ -57,7 +69,7 @@ static uint32_t ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs,
     const ts_pq_ls_t *ls);
 static int ts_pq_rgroup_cmp(const void *a, const void *b);
 static const ts_pq_ls_t *ts_pq_agg_ls(ts_pq_ev_t *ev,
-    const ts_promql_aggregate_t *a, const ts_pq_ls_t *ls, uint32_t gen);
+    const ts_promql_aggregate_t *a, const ts_pq_ls_t *ls);
 static void ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st);
 static void ts_pq_acc_init(ts_promql_agg_t op, ts_pq_acc_t *acc, double v);
 static void ts_pq_acc_add(ts_promql_agg_t op, ts_pq_acc_t *acc, double v);
@@ -76,8 +88,9 @@ static int ts_pq_sort_less(const ts_pq_sample_t *a,
 void
 ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 {
-    uint32_t                      n, gen;
+    uint32_t                      n, i;
     ts_pq_val_t                   args[2];
+    ts_pq_agg_st_t                as;
     const ts_promql_aggregate_t  *a;
 
     a = &e->u.aggregate;
@@ -102,8 +115,19 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         ts_pq_agg_dense(ev, a, &args[0].m, v);
 
     } else {
-        gen = ++ev->agg_gen;
-        ts_pq_steps(ev, e, args, n, ts_pq_agg_step, &gen, v);
+        memset(&as, 0, sizeof(ts_pq_agg_st_t));
+        as.gen = ++ev->agg_gen;
+        ts_pq_steps(ev, e, args, n, ts_pq_agg_step, &as, v);
+
+        for (i = 0; i < as.cap; i++) {
+            ts_pq_free(ev, as.g[i].heap.s);
+        }
+
+        ts_pq_free(ev, as.g);
+        ts_pq_free(ev, as.stamp);
+        ts_pq_free(ev, as.order);
+        ts_pq_free(ev, as.gs.slot);
+        ts_pq_free(ev, as.gs.g);
     }
 
     ts_pq_mat_free(ev, &args[0].m);
@@ -184,7 +208,7 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
         }
 
         step = (uint32_t) ((s->p[k].t - ev->start) / ev->interval);
-        g = ts_pq_group_of(ev, &gs, ts_pq_agg_ls(ev, a, s->ls, 0));
+        g = ts_pq_group_of(ev, &gs, ts_pq_agg_ls(ev, a, s->ls));
         gidx[i] = g;
 
         if (step < gs.g[g].step) {
@@ -346,38 +370,18 @@ ts_pq_rgroup_cmp(const void *a, const void *b)
 }
 
 
-/*
- * The labels of ls's group: "by" keeps those listed, "without" drops
- * those and the name.  gen not 0: kept on ls for the aggregation of
- * that number, so that a series' group is worked out once, not at
- * every step.
- */
+/* the labels of ls's group: "by" keeps those listed, "without" drops
+   those and the name */
 
 static const ts_pq_ls_t *
 ts_pq_agg_ls(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
-    const ts_pq_ls_t *ls, uint32_t gen)
+    const ts_pq_ls_t *ls)
 {
-    ts_pq_ls_t        *m;
-    const ts_pq_ls_t  *g;
-
-    if (gen != 0 && ls->gen == gen) {
-        return ls->group;
-    }
-
     if (a->without) {
-        g = ts_pq_ls_filter(ev, ls, &a->grouping, 0, 1);
-
-    } else {
-        g = ts_pq_ls_filter(ev, ls, &a->grouping, 1, 0);
+        return ts_pq_ls_filter(ev, ls, &a->grouping, 0, 1);
     }
 
-    if (gen != 0) {
-        m = (ts_pq_ls_t *) ls;
-        m->gen = gen;
-        m->group = g;
-    }
-
-    return g;
+    return ts_pq_ls_filter(ev, ls, &a->grouping, 1, 0);
 }
 
 
@@ -387,17 +391,19 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
     char                          num[64];
     double                        p, *vals;
     int64_t                       k;
-    uint32_t                      i, j, ng, mask, *slot;
-    uint64_t                      sig;
+    uint32_t                      i, j, gi, n, nord;
     ts_pq_vec_t                  *in;
     ts_pq_group_t                *g;
     ts_pq_sample_t                smp;
+    ts_pq_ls_t                   *m;
+    ts_pq_agg_st_t               *as;
     const ts_pq_ls_t             *ls;
     const ts_label_t             *vlab;
     const ts_promql_str_t        *vl;
     const ts_promql_aggregate_t  *a;
 
     a = &st->e->u.aggregate;
+    as = st->data;
     in = &st->vec[0];
     p = st->scalar[1];
     vl = &st->val[1].str;
@@ -421,15 +427,10 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
         }
     }
 
-    g = ts_pq_alloc(ev, in->n * sizeof(ts_pq_group_t));
-    ng = 0;
+    /* a group's state is fresh at a step when its stamp is not this one */
 
-    for (mask = 15; mask < in->n * 2; mask = mask * 2 + 1) {
-        /* void */
-    }
-
-    slot = ts_pq_alloc(ev, (mask + 1) * sizeof(uint32_t));
-    memset(slot, 0, (mask + 1) * sizeof(uint32_t));
+    as->stamp_now++;
+    nord = 0;
 
     for (i = 0; i < in->n; i++) {
         smp = in->s[i];
@@ -438,37 +439,50 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
             ts_pq_go_format(smp.v, num, sizeof(num));
             smp.ls = ts_pq_ls_set(ev, smp.ls, vl->data, vl->len, num,
                                   strlen(num));
-        }
 
-        ls = ts_pq_agg_ls(ev, a, smp.ls, a->op == TS_PQ_AGG_COUNT_VALUES
-                                         ? 0 : *(uint32_t *) st->data);
-
-        if (a->op == TS_PQ_AGG_COUNT_VALUES) {
             /* the value's label stays: "without" drops only those named */
+            ls = ts_pq_agg_ls(ev, a, smp.ls);
             vlab = ts_pq_ls_get(smp.ls, vl->data, vl->len);
             ls = ts_pq_ls_set(ev, ls, vl->data, vl->len, vlab->value,
                               vlab->value_len);
+            gi = ts_pq_group_of(ev, &as->gs, ls);
+
+        } else if (smp.ls->gen == as->gen) {
+            gi = smp.ls->gidx;
+
+        } else {
+            gi = ts_pq_group_of(ev, &as->gs, ts_pq_agg_ls(ev, a, smp.ls));
+            m = (ts_pq_ls_t *) smp.ls;
+            m->gen = as->gen;
+            m->gidx = gi;
         }
 
-        sig = ls->hash;
-
-        for (j = (uint32_t) sig & mask; slot[j]; j = (j + 1) & mask) {
-            if (ts_pq_ls_equal(g[slot[j] - 1].ls, ls)) {
-                break;
-            }
+        if (as->gs.n > as->cap) {
+            n = as->gs.n * 2;
+            as->g = ts_pq_realloc(ev, as->g, n * sizeof(ts_pq_group_t));
+            as->stamp = ts_pq_realloc(ev, as->stamp, n * sizeof(uint32_t));
+            as->order = ts_pq_realloc(ev, as->order, n * sizeof(uint32_t));
+            memset(&as->g[as->cap], 0,
+                   (n - as->cap) * sizeof(ts_pq_group_t));
+            memset(&as->stamp[as->cap], 0,
+                   (n - as->cap) * sizeof(uint32_t));
+            as->cap = n;
         }
 
-        if (slot[j] == 0) {
-            memset(&g[ng], 0, sizeof(ts_pq_group_t));
-            g[ng].ls = ls;
-            ts_pq_acc_init(a->op, &g[ng].acc, smp.v);
-            slot[j] = ++ng;
+        g = &as->g[gi];
+
+        if (as->stamp[gi] != as->stamp_now) {
+            as->stamp[gi] = as->stamp_now;
+            as->order[nord++] = gi;
+            g->ls = as->gs.g[gi].ls;
+            g->heap.n = 0;
+            ts_pq_acc_init(a->op, &g->acc, smp.v);
 
             switch (a->op) {
             case TS_PQ_AGG_TOPK:
             case TS_PQ_AGG_BOTTOMK:
             case TS_PQ_AGG_QUANTILE:
-                ts_pq_vec_push(ev, &g[ng - 1].heap, smp.ls, smp.t, smp.v);
+                ts_pq_vec_push(ev, &g->heap, smp.ls, smp.t, smp.v);
                 break;
             default:
                 break;
@@ -477,47 +491,44 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
             continue;
         }
 
-        ts_pq_agg_add(ev, a->op, &g[slot[j] - 1], &smp, k);
+        ts_pq_agg_add(ev, a->op, g, &smp, k);
     }
 
-    for (i = 0; i < ng; i++) {
+    for (i = 0; i < nord; i++) {
+        g = &as->g[as->order[i]];
+
         switch (a->op) {
 
         case TS_PQ_AGG_QUANTILE:
-            vals = ts_pq_alloc(ev, g[i].heap.n * sizeof(double));
+            vals = ts_pq_alloc(ev, g->heap.n * sizeof(double));
 
-            for (j = 0; j < g[i].heap.n; j++) {
-                vals[j] = g[i].heap.s[j].v;
+            for (j = 0; j < g->heap.n; j++) {
+                vals[j] = g->heap.s[j].v;
             }
 
-            g[i].acc.value = ts_pq_quantile(p, vals, g[i].heap.n);
+            g->acc.value = ts_pq_quantile(p, vals, g->heap.n);
             ts_pq_free(ev, vals);
-            ts_pq_free(ev, g[i].heap.s);
             break;
 
         case TS_PQ_AGG_TOPK:
         case TS_PQ_AGG_BOTTOMK:
-            ts_pq_go_sort(ev, g[i].heap.s, g[i].heap.n,
+            ts_pq_go_sort(ev, g->heap.s, g->heap.n,
                           a->op == TS_PQ_AGG_TOPK);
 
-            for (j = 0; j < g[i].heap.n; j++) {
-                smp = g[i].heap.s[j];
+            for (j = 0; j < g->heap.n; j++) {
+                smp = g->heap.s[j];
                 ts_pq_vec_push(ev, st->out, smp.ls, st->ts, smp.v);
             }
 
-            ts_pq_free(ev, g[i].heap.s);
             continue;
 
         default:
-            g[i].acc.value = ts_pq_acc_value(a->op, &g[i].acc);
+            g->acc.value = ts_pq_acc_value(a->op, &g->acc);
             break;
         }
 
-        ts_pq_vec_push(ev, st->out, g[i].ls, st->ts, g[i].acc.value);
+        ts_pq_vec_push(ev, st->out, g->ls, st->ts, g->acc.value);
     }
-
-    ts_pq_free(ev, slot);
-    ts_pq_free(ev, g);
 }
 
 

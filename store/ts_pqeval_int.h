@@ -36,8 +36,8 @@ struct ts_pq_ls_s {
     uint32_t                n;
     uint64_t                hash;
     ts_pq_ls_t             *noname;     /* without __name__, cached */
-    uint32_t                gen;        /* the aggregation group is of */
-    const ts_pq_ls_t       *group;      /* its group's labels, cached */
+    uint32_t                gen;        /* the aggregation gidx is of */
+    uint32_t                gidx;       /* its group there, cached */
 };
 
 
