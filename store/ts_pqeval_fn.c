@@ -125,6 +125,8 @@ typedef struct {
     ts_pq_val_t            *args;
     uint32_t                nargs;
     ts_pq_val_t            *v;
+    uint32_t               *reset;      /* rate, increase: per point */
+    uint32_t                rcap;
 } ts_pq_call_range_t;
 
 
@@ -162,6 +164,8 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     cr.args = args;
     cr.nargs = nargs;
     cr.v = v;
+    cr.reset = NULL;
+    cr.rcap = 0;
 
     if (arg->kind == TS_PQ_MATRIX
         && c->func->id != TS_PQ_FN_ABSENT_OVER_TIME)
@@ -200,6 +204,8 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
         ts_pq_mat_free(ev, &r.m);
     }
 
+    ts_pq_free(ev, cr.reset);
+
     for (i = 0; i < nargs; i++) {
         ts_pq_mat_free(ev, &args[i].m);
     }
@@ -229,6 +235,35 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
     ls = c->func->id == TS_PQ_FN_LAST_OVER_TIME
          ? s->ls : ts_pq_ls_noname(ev, s->ls);
 
+    /*
+     * rate() and increase() add up the counter resets in each window:
+     * the index of the next reset at or after each point lets a window
+     * go from one reset to the next instead of over all its points
+     */
+
+    r->base = NULL;
+    r->reset = NULL;
+
+    if ((c->func->id == TS_PQ_FN_RATE || c->func->id == TS_PQ_FN_INCREASE)
+        && s->n >= 2)
+    {
+        if (s->n + 1 > cr->rcap) {
+            ts_pq_free(ev, cr->reset);
+            cr->rcap = s->n + 1;
+            cr->reset = ts_pq_alloc(ev, cr->rcap * sizeof(uint32_t));
+        }
+
+        cr->reset[s->n] = s->n;
+
+        for (k = s->n - 1; k > 0; k--) {
+            cr->reset[k] = s->p[k].v < s->p[k - 1].v ? k : cr->reset[k + 1];
+        }
+
+        cr->reset[0] = cr->reset[1];
+        r->base = s->p;
+        r->reset = cr->reset;
+    }
+
     for (ts = ev->start, step = 0; ts <= ev->end;
          ts += ev->interval, step++)
     {
@@ -257,6 +292,9 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 
         ts_pq_series_push(ev, d, ts, out);
     }
+
+    r->base = NULL;
+    r->reset = NULL;
 }
 
 
@@ -432,7 +470,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
 {
     double    res, to_start, to_end, sampled, avg, zero, thr, ext, factor;
     int64_t   start, end;
-    uint32_t  i;
+    uint32_t  i, off;
 
     if (n < 2) {
         return 0;
@@ -443,7 +481,15 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
 
     res = p[n - 1].v - p[0].v;
 
-    if (counter) {
+    if (counter && r->reset != NULL) {
+        /* the same resets, added in the same order, without the scan */
+        off = (uint32_t) (p - r->base);
+
+        for (i = r->reset[off + 1]; i < off + n; i = r->reset[i + 1]) {
+            res += r->base[i - 1].v;
+        }
+
+    } else if (counter) {
         for (i = 1; i < n; i++) {
             if (p[i].v < p[i - 1].v) {
                 res += p[i - 1].v;

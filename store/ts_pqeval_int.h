@@ -159,6 +159,9 @@ typedef struct {
     int64_t                 offset;
     int                     has_at;
     int64_t                 at;
+    const ts_pq_point_t    *base;       /* the series' points, and */
+    const uint32_t         *reset;      /* the next counter reset at or
+                                           after each (NULL: none known) */
 } ts_pq_range_t;
 
 
