@@ -100,7 +100,6 @@ static void ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
     void *data);
 static int64_t ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at,
     int64_t ts);
-static void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
 static ts_pq_series_t *ts_pq_map_get(ts_pq_ev_t *ev, ts_pq_map_t *map,
     const ts_pq_ls_t *ls);
 static void ts_pq_args_at(ts_pq_ev_t *ev, ts_pq_val_t *args, uint32_t nargs,
@@ -1818,7 +1817,7 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
 
 /* the step loop */
 
-static void
+void
 ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m)
 {
     map->m = m;
@@ -1870,6 +1869,42 @@ ts_pq_map_get(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls)
 
 
 /*
+ * A step's output sample into the series of its label set; two at one
+ * step are Prometheus's "vector cannot contain metrics with the same
+ * labelset".
+ */
+
+void
+ts_pq_map_put(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls,
+    int64_t ts, double v)
+{
+    uint32_t         n;
+    ts_pq_series_t  *s;
+
+    s = ts_pq_map_get(ev, map, ls);
+
+    /*
+     * a series there from the first step likely goes on at every step:
+     * room for all of them at once; one that comes later (topk's, say)
+     * may be rare: it grows as it needs
+     */
+
+    if (s->cap == 0) {
+        n = ts_pq_steps_left(ev, ts);
+        ts_pq_series_reserve(ev, s, ts == ev->start ? n : n < 16 ? n : 16);
+    }
+
+    if (s->n > 0 && s->p[s->n - 1].t == ts) {
+        ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
+                   "vector cannot contain metrics with the same "
+                   "labelset");
+    }
+
+    ts_pq_series_push(ev, s, ts, v);
+}
+
+
+/*
  * Runs fn at every step with the arguments' vectors (and scalars) at
  * that step and gathers its output vectors into out, a series per
  * label set.  Two samples with one label set at one step are
@@ -1880,11 +1915,10 @@ void
 ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
     uint32_t nargs, ts_pq_step_pt fn, void *data, ts_pq_val_t *out)
 {
-    uint32_t         i, k, n;
+    uint32_t         i, k;
     ts_pq_map_t      map;
     ts_pq_vec_t      vout;
     ts_pq_step_t     st;
-    ts_pq_series_t  *s;
 
     memset(out, 0, sizeof(ts_pq_val_t));
     memset(&vout, 0, sizeof(ts_pq_vec_t));
@@ -1915,27 +1949,7 @@ ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
         fn(ev, &st);
 
         for (i = 0; i < vout.n; i++) {
-            s = ts_pq_map_get(ev, &map, vout.s[i].ls);
-
-            /*
-             * a series there from the first step likely goes on at
-             * every step: room for all of them at once; one that comes
-             * later (topk's, say) may be rare: it grows as it needs
-             */
-
-            if (s->cap == 0) {
-                n = ts_pq_steps_left(ev, st.ts);
-                ts_pq_series_reserve(ev, s, st.ts == ev->start ? n
-                                            : n < 16 ? n : 16);
-            }
-
-            if (s->n > 0 && s->p[s->n - 1].t == st.ts) {
-                ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
-                           "vector cannot contain metrics with the same "
-                           "labelset");
-            }
-
-            ts_pq_series_push(ev, s, st.ts, vout.s[i].v);
+            ts_pq_map_put(ev, &map, vout.s[i].ls, st.ts, vout.s[i].v);
         }
     }
 

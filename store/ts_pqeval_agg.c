@@ -65,6 +65,9 @@ typedef struct {
 static int ts_pq_agg_dense_op(ts_promql_agg_t op);
 static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v);
+static int ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *args, ts_pq_val_t *v);
+static int ts_pq_first_cmp(const void *a, const void *b);
 static uint32_t ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs,
     const ts_pq_ls_t *ls);
 static int ts_pq_rgroup_cmp(const void *a, const void *b);
@@ -113,6 +116,12 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 
     if (ts_pq_agg_dense_op(a->op) && args[0].type == TS_PQ_TYPE_VECTOR) {
         ts_pq_agg_dense(ev, a, &args[0].m, v);
+
+    } else if ((a->op == TS_PQ_AGG_TOPK || a->op == TS_PQ_AGG_BOTTOMK)
+               && args[0].type == TS_PQ_TYPE_VECTOR
+               && ts_pq_agg_topk(ev, a, args, v))
+    {
+        /* done */
 
     } else {
         memset(&as, 0, sizeof(ts_pq_agg_st_t));
@@ -293,6 +302,221 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_free(ev, acc);
     ts_pq_free(ev, gs.slot);
     ts_pq_free(ev, gs.g);
+}
+
+
+/* groups x steps at most for topk's and bottomk's heaps per cell */
+#define TS_PQ_TOPK_CELLS  65536
+
+
+/* a group's heap at one step, and the first series that reached it */
+typedef struct {
+    ts_pq_vec_t             heap;
+    uint32_t                first;
+} ts_pq_kcell_t;
+
+
+/*
+ * topk and bottomk over the whole range at once, as the dense
+ * aggregations: each series' group found once, its points put into its
+ * group's heap at their steps, series by series in input order (the
+ * order the step loop would give each heap its samples in); then, step
+ * by step, the groups in the order of their first series at that step,
+ * each heap sorted, into the output series.  0 (nothing done) when the
+ * groups times steps are too many for a heap each: the step loop then.
+ */
+
+static int
+ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *args, ts_pq_val_t *v)
+{
+    int               top;
+    double            p;
+    int64_t           off, *kv;
+    uint32_t          i, j, g, n, nsteps, step, *gidx;
+    ts_pq_map_t       map;
+    ts_pq_sample_t    smp;
+    ts_pq_kcell_t    *cell, *c;
+    ts_pq_series_t   *s, *ps;
+    ts_pq_groups_t    gs;
+    uint64_t         *first;
+
+    if (ev->start > ev->end) {
+        return 0;
+    }
+
+    nsteps = ts_pq_steps_left(ev, ev->start);
+    memset(&gs, 0, sizeof(ts_pq_groups_t));
+    gidx = ts_pq_alloc(ev, (args[0].m.n + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < args[0].m.n; i++) {
+        ts_pq_tick(ev);
+        s = &args[0].m.s[i];
+        gidx[i] = s->n ? ts_pq_group_of(ev, &gs,
+                                         ts_pq_agg_ls(ev, a, s->ls))
+                       : UINT32_MAX;
+    }
+
+    if (gs.n == 0 || (uint64_t) gs.n * nsteps > TS_PQ_TOPK_CELLS) {
+        ts_pq_free(ev, gidx);
+        ts_pq_free(ev, gs.slot);
+        ts_pq_free(ev, gs.g);
+        return 0;
+    }
+
+    /* k per step, as the step loop reads the parameter: NaN if none */
+
+    kv = ts_pq_alloc(ev, (size_t) nsteps * sizeof(int64_t) + 8);
+    ps = args[1].m.n ? &args[1].m.s[0] : NULL;
+    top = a->op == TS_PQ_AGG_TOPK;
+
+    cell = ts_pq_alloc(ev, ((size_t) gs.n * nsteps + 1)
+                           * sizeof(ts_pq_kcell_t));
+    memset(cell, 0, ((size_t) gs.n * nsteps + 1) * sizeof(ts_pq_kcell_t));
+
+    /* which steps have an input sample at all: k is checked at those */
+
+    for (i = 0; i < args[0].m.n; i++) {
+        s = &args[0].m.s[i];
+
+        for (j = 0; j < s->n; j++) {
+            off = s->p[j].t - ev->start;
+
+            if (off >= 0 && off % ev->interval == 0
+                && s->p[j].t <= ev->end)
+            {
+                cell[(off / ev->interval)].first = 1;
+            }
+        }
+    }
+
+    for (step = 0, j = 0; step < nsteps; step++) {
+        p = NAN;
+
+        if (ps != NULL) {
+            while (j < ps->n
+                   && ps->p[j].t < ev->start + (int64_t) step * ev->interval)
+            {
+                j++;
+            }
+
+            if (j < ps->n
+                && ps->p[j].t == ev->start + (int64_t) step * ev->interval)
+            {
+                p = ps->p[j].v;
+            }
+        }
+
+        kv[step] = 0;
+
+        if (!cell[step].first) {
+            continue;
+        }
+
+        if (!(p >= -9.223372036854775e18 && p <= 9.223372036854775e18)) {
+            ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
+                       "Scalar value %s overflows int64",
+                       isnan(p) ? "NaN" : p > 0 ? "+Inf" : "-Inf");
+        }
+
+        kv[step] = (int64_t) p;
+    }
+
+    memset(cell, 0, (size_t) nsteps * sizeof(ts_pq_kcell_t));
+
+    /* the heaps, series by series */
+
+    for (i = 0; i < args[0].m.n; i++) {
+        if (gidx[i] == UINT32_MAX) {
+            continue;
+        }
+
+        ts_pq_tick(ev);
+        s = &args[0].m.s[i];
+
+        for (j = 0; j < s->n; j++) {
+            off = s->p[j].t - ev->start;
+
+            if (off < 0 || off % ev->interval != 0 || s->p[j].t > ev->end) {
+                continue;
+            }
+
+            step = (uint32_t) (off / ev->interval);
+
+            if (kv[step] < 1) {
+                continue;
+            }
+
+            c = &cell[(size_t) gidx[i] * nsteps + step];
+            smp.ls = s->ls;
+            smp.t = s->p[j].t;
+            smp.v = s->p[j].v;
+
+            if (c->heap.n == 0) {
+                c->first = i;
+            }
+
+            ts_pq_heap_put(ev, &c->heap, &smp, kv[step], top);
+        }
+    }
+
+    ts_pq_free(ev, gidx);
+
+    /* step by step into the output, as the step loop */
+
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+    ts_pq_map_init(ev, &map, &v->m);
+
+    first = ts_pq_alloc(ev, ((size_t) gs.n + 1) * sizeof(uint64_t));
+
+    for (step = 0; step < nsteps; step++) {
+        ts_pq_tick(ev);
+
+        for (n = 0, g = 0; g < gs.n; g++) {
+            c = &cell[(size_t) g * nsteps + step];
+
+            if (c->heap.n > 0) {
+                first[n++] = (uint64_t) c->first << 32 | g;
+            }
+        }
+
+        qsort(first, n, sizeof(uint64_t), ts_pq_first_cmp);
+
+        for (i = 0; i < n; i++) {
+            c = &cell[(size_t) (first[i] & 0xffffffff) * nsteps + step];
+            ts_pq_go_sort(ev, c->heap.s, c->heap.n, top);
+
+            for (j = 0; j < c->heap.n; j++) {
+                ts_pq_map_put(ev, &map, c->heap.s[j].ls,
+                              ev->start + (int64_t) step * ev->interval,
+                              c->heap.s[j].v);
+            }
+
+            ts_pq_free(ev, c->heap.s);
+        }
+    }
+
+    ts_pq_free(ev, first);
+    ts_pq_free(ev, map.slot);
+    ts_pq_free(ev, cell);
+    ts_pq_free(ev, kv);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+
+    return 1;
+}
+
+
+static int
+ts_pq_first_cmp(const void *a, const void *b)
+{
+    uint64_t  x, y;
+
+    x = *(const uint64_t *) a;
+    y = *(const uint64_t *) b;
+
+    return (x > y) - (x < y);
 }
 
 

@@ -219,6 +219,9 @@ void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 void ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 
 void ts_pq_eval(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
+void ts_pq_map_put(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls,
+    int64_t ts, double v);
 void ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *args, uint32_t nargs, ts_pq_step_pt fn, void *data,
     ts_pq_val_t *out);
