@@ -1284,6 +1284,9 @@ ngx_http_tsdb_prof_header(ngx_http_request_t *r, const char *name)
 static void
 ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
 {
+    u_char               reason[NGX_HTTP_TSDB_PROF_ERR], *p;
+    int64_t              oldest, t;
+    uint32_t             i;
     ngx_http_request_t  *r;
 
     r = ctx->request;
@@ -1298,6 +1301,30 @@ ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
     if (ctx->puts == NULL) {
         ctx->puts = &ctx->put;
         ctx->nputs = 1;
+    }
+
+    /*
+     * as metrics: nothing older than the zone's retention, which the
+     * next retention step would delete (a Push: all or none)
+     */
+
+    oldest = (int64_t) ngx_time() * 1000 - ctx->zone->retention;
+    oldest = (oldest < INT64_MIN / 1000000) ? INT64_MIN : oldest * 1000000;
+
+    for (i = 0; i < ctx->nputs; i++) {
+        t = ctx->puts[i].prof->time_nanos ? ctx->puts[i].prof->time_nanos
+                                          : ctx->puts[i].time_nanos;
+        if (t >= oldest) {
+            continue;
+        }
+
+        p = ngx_snprintf(reason, sizeof(reason) - 1,
+                         "profile time %L ns is older than the zone's"
+                         " retention (oldest accepted %L ns)", t, oldest);
+        *p = '\0';
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, (char *) reason);
+        ngx_http_tsdb_prof_reply(ctx);
+        return;
     }
 
     ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_prof_put,
