@@ -1077,6 +1077,17 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
         mp = (Querier__V1__SelectMergeProfileRequest *) msg;
         ngx_http_tsdb_pq_range(ctx, mp->start, mp->end);
 
+        /* as Pyroscope's frontend: 0 is the default (8192), -1 all */
+
+        if (mp->max_nodes > TS_FLAME_NODES_MAX) {
+            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                  "invalid_argument", "max_nodes is at most"
+                                  " %d", TS_FLAME_NODES_MAX);
+            return NGX_ERROR;
+        }
+
+        ctx->max_nodes = mp->max_nodes ? mp->max_nodes : ctx->max_nodes;
+
         if (ngx_http_tsdb_pq_unapplied(ctx, mp->stack_trace_selector,
                                        mp->n_profile_id_selector)
             != NGX_OK)
@@ -1542,9 +1553,36 @@ done:
 static void
 ngx_http_tsdb_pq_profile(ngx_http_tsdb_pq_ctx_t *ctx)
 {
-    int                            rc;
+    int                            rc, cut;
     ts_buf_t                       pb;
+    ts_pprof_t                     t;
+    ts_pprof_limits_t              lim;
     Perftools__Profiles__Profile  *m;
+
+    /* max_nodes: cut as Pyroscope's SelectMergeProfile cuts */
+
+    ts_pprof_limits_default(&lim);
+    lim.max_decompressed = 0;
+    lim.max_samples = 0;
+    lim.max_depth = 0;
+    lim.max_labels = 0;
+
+    ts_pprof_init(&t, NULL, &lim);
+
+    rc = ts_flame_truncate(&ctx->prof, ctx->max_nodes, &t, &cut);
+    if (rc != TS_OK) {
+        ts_pprof_free(&t);
+        ngx_http_tsdb_pq_store_error(ctx, rc);
+        return;
+    }
+
+    if (cut) {
+        ts_pprof_free(&ctx->prof);
+        ctx->prof = t;
+
+    } else {
+        ts_pprof_free(&t);
+    }
 
     if (!ctx->json) {
         rc = ts_pprof_encode(&ctx->prof, 0, ngx_http_tsdb_pq_write,

@@ -15,6 +15,8 @@
 #  4. /pyroscope/labels and label-values take query=TYPE{...} with the
 #     type id selecting __profile_type__ as Pyroscope's do; Connect
 #     requests with Content-Encoding: gzip answer as plain ones;
+#     SelectMergeProfile's max_nodes cuts the pprof as Pyroscope does:
+#     same totals, the cut stacks ending in "other";
 #  5. bad queries get 4xx with one-line reasons; tenants stay apart.
 
 use strict;
@@ -33,7 +35,7 @@ my $go = `command -v go 2>/dev/null`;
 my $protoc = `command -v protoc 2>/dev/null`;
 chomp($go, $protoc);
 
-plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 12 + 6;
+plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 12 + 6 + 3;
 
 ok($go ne '', 'go is installed (Debian golang-go, see .ci/deps)')
     or BAIL_OUT('go not found: apt-get install golang-go');
@@ -403,6 +405,28 @@ is($js, $ticks{$cputype}, 'SelectMergeProfile JSON: samples sum to the'
    . ' total');
 like($rp->{headers}{'content-type'} . ' ' . $rj->{headers}{'content-type'},
      qr{^application/proto application/json}, 'Connect content types');
+
+# max_nodes 8: the cut profile, as go tool pprof prints it
+($rj, $rp) = connect_call('SelectMergeProfile',
+    'querier.v1.SelectMergeProfileRequest', "$mp max_nodes: 8",
+    qq({"profileTypeID":"$cputype","labelSelector":"{env=\\"prod\\"}",)
+    . qq("start":"$ms","end":"$me","maxNodes":"8"}));
+open $fh, '>', "$tmp/smp8.pb" or die;
+binmode $fh;
+print $fh $rp->{body};
+close $fh;
+my ($cut_total, $cut) = pprof_top('', "$tmp/smp8.pb");
+is($cut_total, $want_total, 'SelectMergeProfile max_nodes 8: go tool pprof'
+   . ' totals unchanged');
+ok(@$cut < @$want && (grep { /\sother$/ } @$cut),
+   'max_nodes 8: ' . scalar(@$cut) . ' of ' . scalar(@$want) . ' function'
+   . ' lines, the cut stacks ending in "other"')
+    or diag("@$cut");
+$j = eval { decode_json($rj->{body}) } // {};
+$js = 0;
+$js += $_->{value}[0] for @{ $j->{sample} // [] };
+is($js, $ticks{$cputype}, 'max_nodes 8, JSON: samples still sum to the'
+   . ' total');
 
 
 # 4. labels and label-values with a profile type query; gzip requests
