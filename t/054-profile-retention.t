@@ -1,5 +1,5 @@
 # Retention for profiles (tsdb_zone retention=): against the real nginx
-# with retention=4s and a checkpoint every 500ms,
+# with retention=10s and a checkpoint every 500ms,
 #  1. /ingest and Push refuse a profile older than retention with 400
 #     and a one-line reason (Connect error JSON for Push), storing
 #     nothing;
@@ -28,7 +28,7 @@ my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
 client_max_body_size 16m;
 tsdb_zone main:16m path=$TEST_NGINX_DATA_DIR/main thread_pool=default
-          retention=4s flush=500ms;
+          retention=10s flush=500ms;
 CONF
     config => <<'CONF');
 location / {
@@ -70,7 +70,7 @@ ok($res->{status} == 400
    && $res->{body} =~ /^[^\n]*older than the zone's retention[^\n]*\n?$/,
    "/ingest of a profile an hour old: 400 ($res->{status} $res->{body})");
 
-# the Go fixture is dated when it was recorded, long before now - 4s
+# the Go fixture is dated when it was recorded, long before now - 10s
 my $cpu1 = slurp('/work/shared/fixtures/pprof/go-1.19/cpu1.pb.gz');
 $res = $srv->request('POST /push.v1.PusherService/Push',
     headers => [ [ 'Content-Type', 'application/json' ] ],
@@ -97,11 +97,11 @@ is($res->{status}, 200, 'a profile dated a day later: 200');
 my $t0 = ticks('young');
 is($t0, 1e9, 'render merges it: 100 samples at 100 Hz, 1e9 ns');
 
-# wait for a retention step after the row got older than 4s (polled,
-# with a deadline far beyond the 4s + 500ms it needs)
+# wait for a retention step after the row got older than 10s (polled,
+# with a deadline far beyond the 10s + 500ms it needs)
 my $ticks = $t0;
 
-for (1 .. 120) {
+for (1 .. 240) {
     $ticks = ticks('young');
     last if $ticks == 0;
     select(undef, undef, undef, 0.25);
