@@ -4128,6 +4128,8 @@ ts_db_drop_locked(ts_db_t *db, size_t *bytes)
 
     p = (uintptr_t) v.mv_data;
     found = 0;
+    lo = 0;
+    hi = 0;
     line = NULL;
     cap = 0;
 
