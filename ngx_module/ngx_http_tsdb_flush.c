@@ -96,6 +96,7 @@ typedef struct {
 } ngx_http_tsdb_xcopy_t;
 
 
+static void ngx_http_tsdb_drop_pages(ngx_http_tsdb_zone_t *z);
 static void ngx_http_tsdb_flush_handler(ngx_event_t *ev);
 #if (NGX_THREADS)
 static void ngx_http_tsdb_ckpt_thread(void *data, ngx_log_t *log);
@@ -357,6 +358,28 @@ ngx_http_tsdb_floor_lookup(ngx_http_tsdb_zone_t *z, ts_db_rtxn_t *t,
 }
 
 
+/*
+ * The pages of the LMDB map that a checkpoint (copy-on-write, lookups)
+ * or reads touched stay mapped in the worker, where they count as its
+ * memory although they are clean page cache: after each checkpoint, in
+ * every worker, they are unmapped.
+ */
+
+static void
+ngx_http_tsdb_drop_pages(ngx_http_tsdb_zone_t *z)
+{
+    if (z->db == NULL) {
+        return;
+    }
+
+    if (ts_db_drop_pages(z->db, NULL) != TS_OK) {
+        ngx_log_error(NGX_LOG_WARN, z->log, 0,
+                      "tsdb zone \"%V\": ts_db_drop_pages() failed: %s",
+                      &z->name, ts_db_errmsg(z->db));
+    }
+}
+
+
 static void
 ngx_http_tsdb_flush_handler(ngx_event_t *ev)
 {
@@ -372,6 +395,8 @@ ngx_http_tsdb_flush_handler(ngx_event_t *ev)
     rc = ts_head_flush_trylock(&z->head);
 
     if (rc < 0) {
+        /* another worker checkpoints: drop what reads mapped here */
+        ngx_http_tsdb_drop_pages(z);
         goto next;
     }
 
@@ -391,6 +416,7 @@ ngx_http_tsdb_flush_handler(ngx_event_t *ev)
     ngx_http_tsdb_checkpoint(z);
     ts_head_flush_unlock(&z->head);
     (void) ngx_http_tsdb_flush_observe(z);
+    ngx_http_tsdb_drop_pages(z);
 
 next:
 
@@ -425,6 +451,7 @@ ngx_http_tsdb_ckpt_done(ngx_event_t *ev)
     /* the WAL below this worker's epoch segment may go now */
 
     (void) ngx_http_tsdb_flush_observe(z);
+    ngx_http_tsdb_drop_pages(z);
 }
 
 #endif

@@ -61,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -238,6 +239,8 @@ typedef struct {
     const char             *tname;          /* last tenant resolved */
     uint32_t                tlen;
     uint32_t                tid;
+    uint8_t                 clast[16];      /* greatest key in "chunks" */
+    int                     chas;           /* clast is set */
 } ts_db_apply_t;
 
 
@@ -334,7 +337,7 @@ static int ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
 static int ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
     int kind, const ts_label_t *l, uint8_t *idb, int del);
 static int ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a);
-static int ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn,
+static int ts_db_apply_chunk(ts_db_t *db, ts_db_apply_t *a,
     const ts_db_bchunk_t *c);
 static int ts_db_apply_metas(ts_db_t *db, ts_db_apply_t *a);
 
@@ -370,6 +373,7 @@ static int ts_db_chunks_start(ts_db_chunks_t *it, MDB_val *k, MDB_val *d);
 static int ts_db_chunk_bad(ts_db_rtxn_t *t, const MDB_val *k,
     const char *why);
 
+static int ts_db_drop_locked(ts_db_t *db, size_t *bytes);
 static int ts_db_verify_walk(ts_db_rtxn_t *t);
 static int ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k,
     const MDB_val *v);
@@ -2130,8 +2134,24 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     v.mv_data = NULL;
     v.mv_size = ts_db_series_size(s->labels, s->n);
 
+    /*
+     * Ids are allocated in increasing order, so a new series is the
+     * last key: MDB_APPEND fills the pages instead of splitting them in
+     * half.  An id at or below the last key (never from our counter)
+     * falls back to the ordinary put, which refuses to overwrite.
+     */
+
     rc = mdb_put(a->txn, db->dbi[TS_DB_SERIES], &k, &v,
-                 MDB_RESERVE | MDB_NOOVERWRITE);
+                 MDB_RESERVE | MDB_APPEND);
+
+    if (rc == MDB_KEYEXIST) {
+        v.mv_data = NULL;
+        v.mv_size = ts_db_series_size(s->labels, s->n);
+
+        rc = mdb_put(a->txn, db->dbi[TS_DB_SERIES], &k, &v,
+                     MDB_RESERVE | MDB_NOOVERWRITE);
+    }
+
     if (rc != 0) {
         return ts_db_werr(db, rc, "mdb_put", "series");
     }
@@ -2199,8 +2219,23 @@ ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant, int kind,
     v.mv_data = idb;
     v.mv_size = 8;
 
-    rc = del ? mdb_del(txn, db->dbi[TS_DB_POSTINGS], &k, &v)
-             : mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, 0);
+    /*
+     * A new series has the greatest id of every list it joins:
+     * MDB_APPENDDUP fills the list's pages (a plain put splits a full
+     * page in half, leaving lists that only grow at the end half
+     * empty).  An id not above the list's last one is put in its place.
+     */
+
+    if (del) {
+        rc = mdb_del(txn, db->dbi[TS_DB_POSTINGS], &k, &v);
+
+    } else {
+        rc = mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, MDB_APPENDDUP);
+
+        if (rc == MDB_KEYEXIST) {
+            rc = mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, 0);
+        }
+    }
 
     if (rc != 0 && !(del && rc == MDB_NOTFOUND)) {
         return ts_db_werr(db, rc, del ? "mdb_del" : "mdb_put", "postings");
@@ -2238,6 +2273,7 @@ ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a)
     uint32_t         i;
     uint64_t         checked;
     MDB_val          k, v;
+    MDB_cursor      *cur;
     ts_db_bchunk_t  *c;
 
     checked = 0;
@@ -2281,8 +2317,28 @@ ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a)
               ts_db_chunk_cmp);
     }
 
+    /* the greatest key stored: the puts past it append */
+
+    rc = mdb_cursor_open(a->txn, db->dbi[TS_DB_CHUNKS], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "chunks");
+    }
+
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    a->chas = (rc == 0 && k.mv_size == sizeof(a->clast));
+
+    if (a->chas) {
+        memcpy(a->clast, k.mv_data, sizeof(a->clast));
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "chunks");
+    }
+
     for (i = 0; i < a->b->nchunks; i++) {
-        rc = ts_db_apply_chunk(db, a->txn, &a->b->chunks[i]);
+        rc = ts_db_apply_chunk(db, a, &a->b->chunks[i]);
         if (rc != TS_OK) {
             return rc;
         }
@@ -2298,13 +2354,16 @@ ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a)
  */
 
 static int
-ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn, const ts_db_bchunk_t *c)
+ts_db_apply_chunk(ts_db_t *db, ts_db_apply_t *a, const ts_db_bchunk_t *c)
 {
     int       rc, found;
     int64_t   ob, nb;
     uint8_t   key[16], bkey[8], *p;
     uint32_t  crc;
+    MDB_txn  *txn;
     MDB_val   k, v, rk, rv;
+
+    txn = a->txn;
 
     ts_db_ckey(key, c->id, c->mint);
     k.mv_data = key;
@@ -2312,23 +2371,52 @@ ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn, const ts_db_bchunk_t *c)
 
     ob = 0;
     found = 0;
+    rc = MDB_KEYEXIST;
 
-    rc = mdb_get(txn, db->dbi[TS_DB_CHUNKS], &k, &v);
+    /*
+     * Past the greatest key stored (the chunks of new series, and new
+     * chunks of the series with the greatest ids) nothing can be
+     * overwritten: MDB_APPEND, which fills pages instead of splitting
+     * them in half.  The sort makes these puts come last, in order; a
+     * key put twice in the batch is not greater the second time and
+     * takes the ordinary path.
+     */
 
-    if (rc == 0 && v.mv_size >= TS_DB_CHUNK_HDR) {
-        found = 1;
-        ob = ts_db_bucket(ts_db_geti64((const uint8_t *) v.mv_data + 4));
+    if (!a->chas || memcmp(key, a->clast, sizeof(key)) > 0) {
+        v.mv_data = NULL;
+        v.mv_size = TS_DB_CHUNK_HDR + (size_t) c->len;
 
-    } else if (rc != 0 && rc != MDB_NOTFOUND) {
-        return ts_db_werr(db, rc, "mdb_get", "chunks");
+        rc = mdb_put(txn, db->dbi[TS_DB_CHUNKS], &k, &v,
+                     MDB_RESERVE | MDB_APPEND);
+
+        if (rc == 0) {
+            memcpy(a->clast, key, sizeof(key));
+            a->chas = 1;
+
+        } else if (rc != MDB_KEYEXIST) {
+            return ts_db_werr(db, rc, "mdb_put", "chunks");
+        }
     }
 
-    v.mv_data = NULL;
-    v.mv_size = TS_DB_CHUNK_HDR + (size_t) c->len;
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_get(txn, db->dbi[TS_DB_CHUNKS], &k, &v);
 
-    rc = mdb_put(txn, db->dbi[TS_DB_CHUNKS], &k, &v, MDB_RESERVE);
-    if (rc != 0) {
-        return ts_db_werr(db, rc, "mdb_put", "chunks");
+        if (rc == 0 && v.mv_size >= TS_DB_CHUNK_HDR) {
+            found = 1;
+            ob = ts_db_bucket(ts_db_geti64((const uint8_t *) v.mv_data
+                                           + 4));
+
+        } else if (rc != 0 && rc != MDB_NOTFOUND) {
+            return ts_db_werr(db, rc, "mdb_get", "chunks");
+        }
+
+        v.mv_data = NULL;
+        v.mv_size = TS_DB_CHUNK_HDR + (size_t) c->len;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_CHUNKS], &k, &v, MDB_RESERVE);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_put", "chunks");
+        }
     }
 
     p = v.mv_data;
@@ -2361,7 +2449,16 @@ ts_db_apply_chunk(ts_db_t *db, MDB_txn *txn, const ts_db_bchunk_t *c)
 
     ts_db_puti64(bkey, nb);
 
-    rc = mdb_put(txn, db->dbi[TS_DB_RETENTION], &rk, &rv, MDB_NODUPDATA);
+    /* chunk keys come in order: most join the end of their bucket */
+
+    rc = mdb_put(txn, db->dbi[TS_DB_RETENTION], &rk, &rv,
+                 MDB_APPENDDUP | MDB_NODUPDATA);
+
+    if (rc == MDB_KEYEXIST) {
+        rc = mdb_put(txn, db->dbi[TS_DB_RETENTION], &rk, &rv,
+                     MDB_NODUPDATA);
+    }
+
     if (rc != 0 && rc != MDB_KEYEXIST) {
         return ts_db_werr(db, rc, "mdb_put", "retention");
     }
@@ -3962,6 +4059,119 @@ ts_db_sync(ts_db_t *db)
     }
 
     (void) pthread_mutex_unlock(&db->wlock);
+
+    return rc;
+}
+
+
+/*
+ * Drops this process's page table entries of the whole LMDB map.  The
+ * map is read-only, shared and file-backed (no MDB_WRITEMAP), so this
+ * loses nothing: the pages stay in the kernel's page cache and the next
+ * read faults them in again.  LMDB does not tell where its map is
+ * (mdb_env_info() reports an address only with MDB_FIXEDMAP), so a
+ * value read from "meta" gives an address inside it and
+ * /proc/self/maps the shared mapping around that address.  A read
+ * transaction is open meanwhile, which keeps ts_db_remap() from moving
+ * the map in this process.
+ */
+
+int
+ts_db_drop_pages(ts_db_t *db, size_t *bytes)
+{
+    int  rc;
+
+    if (bytes != NULL) {
+        *bytes = 0;
+    }
+
+    (void) pthread_mutex_lock(&db->wlock);
+    rc = ts_db_drop_locked(db, bytes);
+    (void) pthread_mutex_unlock(&db->wlock);
+
+    return rc;
+}
+
+
+static int
+ts_db_drop_locked(ts_db_t *db, size_t *bytes)
+{
+    int            rc, found;
+    char          *line;
+    char           perms[8];
+    FILE          *f;
+    size_t         cap;
+    MDB_val        k, v;
+    uintptr_t      p;
+    unsigned long  lo, hi;
+    ts_db_rtxn_t  *t;
+
+    rc = ts_db_rtxn_begin(db, &t);
+
+    if (rc != TS_OK) {
+        if (t != NULL) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "%s", t->errmsg);
+            ts_db_rtxn_abort(t);
+        }
+
+        return rc;
+    }
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    rc = mdb_get(t->txn, db->dbi[TS_DB_META], &k, &v);
+    if (rc != 0) {
+        ts_db_rtxn_abort(t);
+        return ts_db_werr(db, rc, "mdb_get", "meta");
+    }
+
+    p = (uintptr_t) v.mv_data;
+    found = 0;
+    lo = 0;
+    hi = 0;
+    line = NULL;
+    cap = 0;
+
+    f = fopen("/proc/self/maps", "re");
+    if (f == NULL) {
+        ts_db_rtxn_abort(t);
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "fopen(\"/proc/self/maps\")"
+                  " failed: %s", strerror(errno));
+        return TS_ERR_IO;
+    }
+
+    while (getline(&line, &cap, f) > 0) {
+        if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) {
+            continue;
+        }
+
+        if (p >= lo && p < hi && perms[3] == 's') {
+            found = 1;
+            break;
+        }
+    }
+
+    free(line);
+    (void) fclose(f);
+
+    rc = TS_OK;
+
+    if (!found) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "the map of \"%s\" is not"
+                  " a shared mapping in /proc/self/maps", db->file);
+        rc = TS_ERR_INVALID;
+
+    } else if (madvise((void *) lo, hi - lo, MADV_DONTNEED) != 0) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "madvise() of the map of"
+                  " \"%s\" failed: %s", db->file, strerror(errno));
+        rc = TS_ERR_IO;
+
+    } else if (bytes != NULL) {
+        *bytes = hi - lo;
+    }
+
+    ts_db_rtxn_abort(t);
 
     return rc;
 }

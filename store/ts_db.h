@@ -180,6 +180,15 @@ const char *ts_db_dir(const ts_db_t *db);
  */
 int ts_db_sync(ts_db_t *db);
 
+/*
+ * Unmaps (MADV_DONTNEED) the pages of the LMDB map this process touched,
+ * so that its memory (RSS, PSS) stops counting them; they stay in the
+ * page cache and reads fault them in again.  *bytes (may be NULL) = the
+ * length of the map.  Other threads may read meanwhile; a write of this
+ * process (ts_db_apply(), retention) is waited for.
+ */
+int ts_db_drop_pages(ts_db_t *db, size_t *bytes);
+
 /* Clears reader slots of dead processes; *dead (may be NULL) = count. */
 int ts_db_reader_check(ts_db_t *db, int *dead);
 

@@ -2759,6 +2759,241 @@ test_corrupt_records(void **state)
 }
 
 
+/*
+ * New series get increasing ids, and their chunks keys past every key
+ * stored, so their puts append (MDB_APPEND, MDB_APPENDDUP) and fill the
+ * pages instead of splitting them in half.  Batches that mix appends
+ * with overwrites and puts in the middle keep every record and cross
+ * reference.
+ */
+
+static void
+test_append_fill(void **state)
+{
+    int             i;
+    t_ls_t          s;
+    t_env_t        *e;
+    uint8_t         data[T_CHUNK_LEN];
+    size_t          ideal, used;
+    ts_db_t        *db;
+    uint32_t        idx;
+    uint64_t        first, last, id;
+    ts_db_chunk_t   c;
+    ts_db_rtxn_t   *t;
+    ts_db_batch_t  *b;
+    ts_db_chunks_t  it;
+    ts_db_stats_t   st;
+
+    e = *state;
+    db = t_open(e->root, 0, 0);
+
+    /* 20 transactions of 500 new series, one chunk each */
+
+    for (i = 0; i < 20; i++) {
+        assert_int_equal(t_write(db, "t", i * 500, (i + 1) * 500, 1,
+                                 T_HOUR, 1000), TS_OK);
+    }
+
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    assert_int_equal(ts_db_stats(db, &st), TS_OK);
+    assert_int_equal(st.series, 10000);
+    assert_int_equal(st.chunks, 10000);
+
+    /*
+     * The bytes the records need, with LMDB's 8-byte node header and
+     * 2-byte slot per entry: series records (key 8, header 14, labels
+     * of 12 + 16 + 7 bytes), series_hash entries (key 12, one id),
+     * chunks (key 16, header 13, data), retention entries (16 bytes)
+     * and postings ids (8 bytes, 7 lists per series): 3.58 MB.  Used
+     * (free pages included): 6.64 MB with plain puts, whose splits
+     * leave the pages that only grow at the end half full, 5.94 MB
+     * with the append flags; the rest is series_hash (random keys) and
+     * the pages each transaction copied and freed.
+     */
+
+    ideal = 10000 * ((10 + 8 + 14 + 35) + (10 + 12 + 8)
+                     + (10 + 16 + 13 + T_CHUNK_LEN) + 16 + 7 * 8);
+    used = st.used_bytes;
+    print_message("append fill: %zu bytes used, %zu bytes of records\n",
+                  used, ideal);
+    assert_true(used < ideal + ideal * 3 / 4);
+
+    first = t_find(db, "t", 0);
+    last = t_find(db, "t", 9999);
+    assert_true(first != 0 && last > first);
+
+    /*
+     * A mixed batch: a chunk in the middle of the key space (series 0),
+     * the greatest key again (an overwrite), a new series whose chunk
+     * is put twice (the later put wins) and a chunk for a new series.
+     */
+
+    assert_int_equal(ts_db_batch_create(&b), TS_OK);
+
+    t_payload(data, sizeof(data), 91);
+    assert_int_equal(ts_db_batch_chunk_id(b, first, 2 * T_HOUR,
+                                          2 * T_HOUR + 10, 1, data, 20),
+                     TS_OK);
+    assert_int_equal(ts_db_batch_chunk_id(b, last, T_HOUR, T_HOUR + 999, 1,
+                                          data, 30), TS_OK);
+
+    t_ls(&s, 10000);
+    assert_int_equal(ts_db_batch_series(b, "t", 1, s.l, 3, 0, &idx), TS_OK);
+    assert_int_equal(ts_db_batch_chunk(b, idx, T_HOUR, T_HOUR + 5, 1, data,
+                                       10), TS_OK);
+    assert_int_equal(ts_db_batch_chunk(b, idx, T_HOUR, T_HOUR + 7, 1, data,
+                                       12), TS_OK);
+
+    t_ls(&s, 10001);
+    assert_int_equal(ts_db_batch_series(b, "t", 1, s.l, 3, 0, &idx), TS_OK);
+    assert_int_equal(ts_db_batch_chunk(b, idx, 3 * T_HOUR, 3 * T_HOUR + 5, 1,
+                                       data, 14), TS_OK);
+
+    assert_int_equal(ts_db_apply(db, b), TS_OK);
+    id = ts_db_batch_series_id(b, 0);
+    assert_true(id > last);
+    assert_int_equal(ts_db_batch_series_id(b, idx), id + 1);
+    ts_db_batch_destroy(b);
+
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    assert_int_equal(ts_db_stats(db, &st), TS_OK);
+    assert_int_equal(st.series, 10002);
+    assert_int_equal(st.chunks, 10003);
+    assert_int_equal(t_count_chunks(db, first, 0, 3 * T_HOUR), 2);
+    assert_int_equal(t_find(db, "t", 10000), id);
+    assert_int_equal(t_find(db, "t", 10001), id + 1);
+
+    assert_int_equal(ts_db_rtxn_begin(db, &t), TS_OK);
+
+    assert_int_equal(ts_db_chunks_open(t, &it, last, 0, 3 * T_HOUR), TS_OK);
+    assert_int_equal(ts_db_chunks_next(&it, &c), 1);
+    assert_int_equal(c.maxt, T_HOUR + 999);
+    assert_int_equal(c.len, 30);
+    assert_memory_equal(c.data, data, 30);
+    assert_int_equal(ts_db_chunks_next(&it, &c), 0);
+    ts_db_chunks_close(&it);
+
+    assert_int_equal(ts_db_chunks_open(t, &it, id, 0, 3 * T_HOUR), TS_OK);
+    assert_int_equal(ts_db_chunks_next(&it, &c), 1);
+    assert_int_equal(c.maxt, T_HOUR + 7);
+    assert_int_equal(c.len, 12);
+    assert_int_equal(ts_db_chunks_next(&it, &c), 0);
+    ts_db_chunks_close(&it);
+
+    ts_db_rtxn_abort(t);
+
+    ts_db_close(db);
+}
+
+
+/* Rss of the mapping of this process that holds addr, in kB; -1: none. */
+
+static long
+t_map_rss(uintptr_t addr)
+{
+    int            in;
+    long           rss;
+    char           line[512];
+    FILE          *f;
+    unsigned long  lo, hi;
+
+    f = fopen("/proc/self/smaps", "r");
+    assert_non_null(f);
+
+    in = 0;
+    rss = -1;
+
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-')
+            < strchr(line, ' '))
+        {
+            in = (addr >= lo && addr < hi);
+            continue;
+        }
+
+        if (in && sscanf(line, "Rss: %ld kB", &rss) == 1) {
+            break;
+        }
+    }
+
+    (void) fclose(f);
+
+    return rss;
+}
+
+
+/*
+ * ts_db_drop_pages() unmaps the pages reads touched: the map's Rss goes
+ * to zero and the data reads back the same, from the page cache.
+ */
+
+static void
+test_drop_pages(void **state)
+{
+    int             rc;
+    t_env_t        *e;
+    size_t          bytes, n;
+    uint8_t         data[T_CHUNK_LEN];
+    ts_db_t        *db;
+    uint64_t        id;
+    uintptr_t       addr;
+    ts_db_chunk_t   c;
+    ts_db_rtxn_t   *t;
+    ts_db_chunks_t  it;
+
+    e = *state;
+    db = t_open(e->root, 0, 0);
+
+    assert_int_equal(t_write(db, "t", 0, 2000, 2, T_HOUR, 1000), TS_OK);
+    id = t_find(db, "t", 0);
+
+    /* read every chunk of the first 2000 ids: the pages get mapped */
+
+    assert_int_equal(ts_db_rtxn_begin(db, &t), TS_OK);
+    addr = 0;
+    n = 0;
+
+    for (id = 1; id <= 2000; id++) {
+        assert_int_equal(ts_db_chunks_open(t, &it, id, 0, 3 * T_HOUR),
+                         TS_OK);
+
+        while ((rc = ts_db_chunks_next(&it, &c)) == 1) {
+            addr = (uintptr_t) c.data;
+            n++;
+        }
+
+        assert_int_equal(rc, 0);
+        ts_db_chunks_close(&it);
+    }
+
+    ts_db_rtxn_abort(t);
+    assert_int_equal(n, 4000);
+    assert_true(t_map_rss(addr) > 0);
+
+    assert_int_equal(ts_db_drop_pages(db, &bytes), TS_OK);
+    assert_true(bytes >= 64 * 1024);
+    assert_int_equal(t_map_rss(addr), 0);
+
+    /* the data is still there, faulted in again */
+
+    t_payload(data, sizeof(data), 1999 * 1000 + 1);
+    id = t_find(db, "t", 1999);
+    assert_int_equal(ts_db_rtxn_begin(db, &t), TS_OK);
+    assert_int_equal(ts_db_chunks_open(t, &it, id, T_HOUR + 1000,
+                                       T_HOUR + 1999), TS_OK);
+    assert_int_equal(ts_db_chunks_next(&it, &c), 1);
+    assert_int_equal(c.len, sizeof(data));
+    assert_memory_equal(c.data, data, sizeof(data));
+    ts_db_chunks_close(&it);
+    ts_db_rtxn_abort(t);
+
+    assert_true(t_map_rss(addr) > 0);
+    assert_int_equal(ts_db_verify(db), TS_OK);
+
+    ts_db_close(db);
+}
+
+
 #define T(name)  cmocka_unit_test_setup_teardown(name, t_setup, t_teardown)
 
 
@@ -2779,6 +3014,8 @@ main(void)
         T(test_label_names_values),
         T(test_chunks_overwrite),
         T(test_chunks_range),
+        T(test_append_fill),
+        T(test_drop_pages),
         T(test_metadata),
         T(test_batch_invalid),
         T(test_snapshot_isolation),
