@@ -52,10 +52,11 @@
 
 
 #define TS_HEAD_MAGIC        0x44485354u      /* "TSHD" */
-#define TS_HEAD_VERSION      4u
+#define TS_HEAD_VERSION      5u
 #define TS_HEAD_ALIGN        64
 #define TS_HEAD_SERIES_COST  1024
-#define TS_HEAD_POSTINGS_N   14
+#define TS_HEAD_POSTINGS_N   12
+#define TS_HEAD_SKIP_EVERY   16      /* postings blocks between anchors */
 #define TS_HEAD_READ_RETRIES 8
 #define TS_HEAD_FIND_WINDOW  32
 
@@ -104,13 +105,22 @@ typedef struct {
     uint32_t                children;       /* names of a tenant, values
                                                of a name */
     uint32_t                sibling;        /* next child of the parent */
-    uint32_t                pad;
+    uint32_t                anchor;         /* newest skip anchor block */
 } ts_pair_t;
 
 
+/*
+ * A postings block.  Every TS_HEAD_SKIP_EVERY-th block of a list (seq a
+ * multiple of it) is an anchor whose skip is the next anchor once that
+ * exists, so a seek passes 16 blocks at a time.  skip only ever points
+ * further down the same list: after a crash between linking a block
+ * and setting skip, the next anchor is reached from the older one.
+ */
 typedef struct {
     uint32_t                next;
     uint32_t                n;
+    uint32_t                skip;           /* anchors: the next anchor */
+    uint32_t                seq;            /* position in the list */
     uint32_t                refs[TS_HEAD_POSTINGS_N];
 } ts_block_t;
 
@@ -1140,6 +1150,74 @@ ts_postings_next(ts_postings_t *p, uint32_t *ref)
 }
 
 
+/*
+ * Moves to the first ref >= target: over anchors while the next one
+ * still starts at or below target, over full blocks that end below it,
+ * then by binary search in the block.  Never moves backwards.
+ */
+
+int
+ts_postings_seek(ts_postings_t *p, uint32_t target, uint32_t *ref)
+{
+    uint32_t     n, lo, hi, mid, skip;
+    ts_block_t  *b, *sb;
+
+    while (p->block) {
+        b = ts_head_arena(p->hdr, p->block);
+
+        skip = __atomic_load_n(&b->skip, __ATOMIC_ACQUIRE);
+        if (skip) {
+            sb = ts_head_arena(p->hdr, skip);
+
+            if (sb->refs[0] <= target) {
+                p->block = skip;
+                p->i = 0;
+                continue;
+            }
+        }
+
+        n = __atomic_load_n(&b->n, __ATOMIC_ACQUIRE);
+
+        if (n == TS_HEAD_POSTINGS_N && b->refs[n - 1] < target) {
+            p->block = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE);
+            p->i = 0;
+            continue;
+        }
+
+        lo = p->i;
+        hi = n;
+
+        while (lo < hi) {
+            mid = lo + (hi - lo) / 2;
+
+            if (b->refs[mid] < target) {
+                lo = mid + 1;
+
+            } else {
+                hi = mid;
+            }
+        }
+
+        p->i = lo;
+
+        if (lo < n) {
+            *ref = b->refs[p->i++];
+            return 1;
+        }
+
+        if (n < TS_HEAD_POSTINGS_N) {
+            /* the newest block, not full yet: the end for now */
+            return 0;
+        }
+
+        p->block = __atomic_load_n(&b->next, __ATOMIC_ACQUIRE);
+        p->i = 0;
+    }
+
+    return 0;
+}
+
+
 int
 ts_head_label_names(ts_head_t *h, uint32_t tenant, ts_head_str_pt cb,
     void *data)
@@ -1799,6 +1877,8 @@ ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair, uint32_t ref)
 
     nb = ts_head_arena(hdr, off);
     nb->next = 0;
+    nb->skip = 0;
+    nb->seq = b ? b->seq + 1 : 0;
     nb->refs[0] = ref;
     nb->n = 1;
 
@@ -1810,6 +1890,15 @@ ts_head_postings_add(ts_head_hdr_t *hdr, uint32_t pair, uint32_t ref)
     }
 
     p->last = off;
+
+    if (nb->seq % TS_HEAD_SKIP_EVERY == 0) {
+        if (p->anchor) {
+            __atomic_store_n(&((ts_block_t *) ts_head_arena(hdr, p->anchor))
+                             ->skip, off, __ATOMIC_RELEASE);
+        }
+
+        p->anchor = off;
+    }
 
     return TS_OK;
 }

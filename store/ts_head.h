@@ -233,6 +233,8 @@ int ts_head_release(ts_head_t *h, uint32_t ref, int64_t upto,
 void ts_head_postings(ts_head_t *h, uint32_t tenant, const char *name,
     size_t nlen, const char *value, size_t vlen, ts_postings_t *p);
 int ts_postings_next(ts_postings_t *p, uint32_t *ref);
+/* The first ref >= target from the current position on, as next. */
+int ts_postings_seek(ts_postings_t *p, uint32_t target, uint32_t *ref);
 
 /* Label names of a tenant, and the values of one name, unsorted. */
 int ts_head_label_names(ts_head_t *h, uint32_t tenant, ts_head_str_pt cb,

@@ -195,6 +195,8 @@ static int ts_select_verify(ts_select_t *s, uint64_t ref);
 static int ts_source_head_postings(void *data, const char *name,
     size_t nlen, const char *value, size_t vlen, ts_pit_t *it);
 static int ts_source_head_next(ts_pit_t *it, uint64_t *ref);
+static int ts_source_head_seek(ts_pit_t *it, uint64_t target,
+    uint64_t *ref);
 static int ts_source_empty_next(ts_pit_t *it, uint64_t *ref);
 static int ts_source_head_values(void *data, const char *name, size_t nlen,
     ts_source_str_pt cb, void *cbdata);
@@ -206,7 +208,7 @@ static int ts_source_head_chunk(void *data, const ts_head_chunk_t *c);
 
 
 static const ts_pit_ops_t  ts_source_head_ops = {
-    ts_source_head_next, NULL, NULL
+    ts_source_head_next, ts_source_head_seek, NULL
 };
 
 static const ts_pit_ops_t  ts_source_empty_ops = {
@@ -1601,6 +1603,33 @@ ts_source_head_next(ts_pit_t *it, uint64_t *ref)
 
     memcpy(&p, it->st, sizeof(p));
     rc = ts_postings_next(&p, &r);
+    memcpy(it->st, &p, sizeof(p));
+
+    if (rc == 1) {
+        *ref = r;
+    }
+
+    return rc;
+}
+
+
+static int
+ts_source_head_seek(ts_pit_t *it, uint64_t target, uint64_t *ref)
+{
+    int            rc;
+    uint32_t       r;
+    ts_postings_t  p;
+
+    memcpy(&p, it->st, sizeof(p));
+
+    if (target > UINT32_MAX) {
+        /* head refs are 32-bit: nothing at or after target */
+        p.block = 0;
+        memcpy(it->st, &p, sizeof(p));
+        return 0;
+    }
+
+    rc = ts_postings_seek(&p, (uint32_t) target, &r);
     memcpy(it->st, &p, sizeof(p));
 
     if (rc == 1) {

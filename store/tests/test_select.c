@@ -1044,6 +1044,203 @@ test_many_values(void **state)
 }
 
 
+/*
+ * Series selection goes by the postings index: picking 1,000 series out
+ * of 200,000 reads the labels of those 1,000 only and moves the
+ * postings iterators a number of times that grows with the answer, not
+ * with the tenant (the big lists are intersected by seeking).  A
+ * counting source wraps the head's.
+ */
+
+#define T_BIG_SIZE    ((size_t) 256 * 1024 * 1024)
+#define T_BIG_SERIES  200000
+#define T_BIG_EVERY   200
+
+typedef struct {
+    const ts_source_t   *inner;
+    uint64_t             labels;
+    uint64_t             moves;
+} t_count_t;
+
+static t_count_t            t_count;
+static const ts_pit_ops_t  *t_count_inner;
+static const ts_pit_ops_t   t_count_ops;
+
+
+static int
+t_count_next(ts_pit_t *it, uint64_t *ref)
+{
+    int  rc;
+
+    t_count.moves++;
+    it->ops = t_count_inner;
+    rc = t_count_inner->next(it, ref);
+    it->ops = &t_count_ops;
+
+    return rc;
+}
+
+
+static int
+t_count_seek(ts_pit_t *it, uint64_t target, uint64_t *ref)
+{
+    int  rc;
+
+    t_count.moves++;
+    it->ops = t_count_inner;
+    rc = t_count_inner->seek != NULL
+         ? t_count_inner->seek(it, target, ref)
+         : t_count_inner->next(it, ref);
+    it->ops = &t_count_ops;
+
+    return rc;
+}
+
+
+static void
+t_count_close(ts_pit_t *it)
+{
+    if (t_count_inner->close != NULL) {
+        it->ops = t_count_inner;
+        t_count_inner->close(it);
+    }
+}
+
+
+static const ts_pit_ops_t  t_count_ops = {
+    t_count_next, t_count_seek, t_count_close
+};
+
+
+static int
+t_count_postings(void *data, const char *name, size_t nlen,
+    const char *value, size_t vlen, ts_pit_t *it)
+{
+    int         rc;
+    t_count_t  *c = data;
+
+    rc = c->inner->postings(c->inner->data, name, nlen, value, vlen, it);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    /* every list this test asks for exists: one kind of iterator */
+    if (t_count_inner == NULL) {
+        t_count_inner = it->ops;
+    }
+
+    assert_ptr_equal(it->ops, t_count_inner);
+
+    /* a seek that is not the inner one's is a walk: counted as such */
+    it->ops = &t_count_ops;
+
+    return TS_OK;
+}
+
+
+static int
+t_count_labels(void *data, uint64_t ref, ts_label_t *out, uint32_t max,
+    uint32_t *n)
+{
+    t_count_t  *c = data;
+
+    c->labels++;
+
+    return c->inner->labels(c->inner->data, ref, out, max, n);
+}
+
+
+static void
+test_postings_not_scan(void **state)
+{
+    int                rc;
+    char               id[16], job[16];
+    void              *mem;
+    size_t             i;
+    uint64_t           ref, found;
+    ts_head_t          big;
+    ts_select_t       *it;
+    ts_matcher_t       m[3];
+    ts_selector_t     *sel;
+    ts_source_t        src;
+    ts_source_head_t   hs;
+    uint32_t           tn, n, r;
+    ts_label_t         l[4];
+
+    (void) state;
+
+    mem = mmap(NULL, T_BIG_SIZE, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(mem != MAP_FAILED);
+    assert_int_equal(ts_head_open(&big, mem, T_BIG_SIZE, getpid(), t_alive),
+                     TS_OK);
+    assert_int_equal(ts_head_tenant(&big, "t", 1, &tn), TS_OK);
+
+    for (i = 0; i < T_BIG_SERIES; i++) {
+        snprintf(id, sizeof(id), "s%zu", i);
+        snprintf(job, sizeof(job), "%s",
+                 i % T_BIG_EVERY == 7 ? "needle" : "hay");
+
+        l[0] = (ts_label_t) { "__name__", 8, "m", 1 };
+        l[1] = (ts_label_t) { "id", 2, id, (uint32_t) strlen(id) };
+        l[2] = (ts_label_t) { "job", 3, job, (uint32_t) strlen(job) };
+        n = 3;
+
+        assert_int_equal(ts_head_series(&big, tn, l, n,
+                                        ts_labels_hash(l, n), 0, &r), 1);
+    }
+
+    ts_source_head_init(&hs, &big, "t", 1);
+
+    memset(&src, 0, sizeof(src));
+    src.data = &t_count;
+    src.postings = t_count_postings;
+    src.labels = t_count_labels;
+    src.label_values = hs.src.label_values;
+    src.chunks = hs.src.chunks;
+
+    /* {__name__="m", job="needle"}, then with a regex and a != too */
+    m[0] = (ts_matcher_t) { TS_MATCH_EQ, "__name__", 8, "m", 1 };
+    m[1] = (ts_matcher_t) { TS_MATCH_EQ, "job", 3, "needle", 6 };
+    m[2] = (ts_matcher_t) { TS_MATCH_NEQ, "id", 2, "s7", 2 };
+
+    for (n = 2; n <= 3; n++) {
+        memset(&t_count, 0, sizeof(t_count));
+        t_count.inner = &hs.src;
+        t_count_inner = NULL;
+
+        assert_int_equal(ts_selector_compile(&sel, m, n, NULL, NULL, 0),
+                         TS_OK);
+        assert_int_equal(ts_select_open(&it, sel, &src), TS_OK);
+
+        found = 0;
+        while ((rc = ts_select_next(it, &ref)) == 1) {
+            found++;
+        }
+
+        assert_int_equal(rc, 0);
+        ts_select_close(it);
+        ts_selector_free(sel);
+
+        assert_int_equal(found, T_BIG_SERIES / T_BIG_EVERY - (n == 3));
+
+        print_message("select %u matchers: %llu of %d series, "
+                      "%llu labels read, %llu postings moves\n", n,
+                      (unsigned long long) found, T_BIG_SERIES,
+                      (unsigned long long) t_count.labels,
+                      (unsigned long long) t_count.moves);
+
+        /* labels read for the answer (and its != check) only */
+        assert_true(t_count.labels <= T_BIG_SERIES / T_BIG_EVERY);
+
+        /* iterator moves: a few per series found, never one per series */
+        assert_true(t_count.moves <= 4 * (T_BIG_SERIES / T_BIG_EVERY) + 8);
+    }
+
+    munmap(mem, T_BIG_SIZE);
+}
+
+
 int
 main(void)
 {
@@ -1059,6 +1256,7 @@ main(void)
         cmocka_unit_test(test_fake_source),
         cmocka_unit_test_setup_teardown(test_many_values, t_setup,
                                         t_teardown),
+        cmocka_unit_test(test_postings_not_scan),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
