@@ -26,6 +26,7 @@
  */
 
 #include <math.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +38,19 @@
 
 
 #define TS_PQ_ARENA_BLOCK  (64 * 1024)
+#define TS_PQ_CACHE_MAX    ((size_t) 128 * 1024 * 1024)
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TS_PQ_NO_CACHE  1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TS_PQ_NO_CACHE  1
+#endif
+#endif
+
+#ifndef TS_PQ_NO_CACHE
+#define TS_PQ_NO_CACHE  0
+#endif
 
 
 struct ts_pqeval_result_s {
@@ -50,6 +64,12 @@ struct ts_pqeval_result_s {
 };
 
 
+#if !(TS_PQ_NO_CACHE)
+static ts_pq_cache_t  ts_pq_cache = { PTHREAD_MUTEX_INITIALIZER, { NULL }, 0 };
+#endif
+
+
+static ts_pq_cache_t *ts_pq_cache_get(void);
 static int ts_pq_run(const ts_promql_expr_t *e, ts_source_t *const *src,
     uint32_t nsrc, int64_t start, int64_t end, int64_t step, int range,
     const ts_pqeval_conf_t *conf, ts_pqeval_result_t **res,
@@ -72,12 +92,14 @@ static void ts_pq_matrix_top(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 static void ts_pq_subquery(ts_pq_ev_t *ev, const ts_promql_subquery_t *sq,
     ts_pq_mat_t *m);
 static void ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
-    int64_t mint, int64_t maxt, int keep_stale, ts_pq_mat_t *m);
+    int64_t mint, int64_t maxt, int keep_stale, ts_pq_mat_t *m,
+    ts_pq_each_t *each);
 static int ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
-    ts_pq_mat_t *m);
+    ts_pq_mat_t *m, ts_pq_each_t *each);
+static void ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
+    void *data);
 static int64_t ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at,
     int64_t ts);
-static void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
 static ts_pq_series_t *ts_pq_map_get(ts_pq_ev_t *ev, ts_pq_map_t *map,
     const ts_pq_ls_t *ls);
 static void ts_pq_args_at(ts_pq_ev_t *ev, ts_pq_val_t *args, uint32_t nargs,
@@ -221,6 +243,7 @@ ts_pq_run(const ts_promql_expr_t *e, ts_source_t *const *src, uint32_t nsrc,
     ev->err = err;
     ev->head.next = &ev->head;
     ev->head.prev = &ev->head;
+    ev->cache = ts_pq_cache_get();
 
     if (ev->conf.timeout > 0) {
         ev->deadline = ts_pq_now() + ev->conf.timeout;
@@ -421,6 +444,143 @@ ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
 }
 
 
+/*
+ * Blocks come in size classes, four per power of two from 64 bytes to
+ * 32 MiB (header included), and a freed block goes onto its class's
+ * free list in the process's cache, up to TS_PQ_CACHE_MAX bytes in all,
+ * which the next query takes again: its pages stay mapped, where malloc
+ * would give a thread heap's top back to the kernel after each query
+ * and fault it in again for the next.  The cache is one per process,
+ * under a mutex, not one per thread: nginx's thread pool hands the next
+ * task to whichever of its (32 by default) threads waits, so a thread's
+ * own cache would mostly be cold.  Larger blocks, and every block under
+ * AddressSanitizer (so that it still sees use after free), go to malloc
+ * and free.  max_memory counts the bytes asked for, as before.
+ */
+
+static uint32_t
+ts_pq_class(size_t size)
+{
+    uint32_t  k;
+
+    if (size <= 64) {
+        return 0;
+    }
+
+    k = 63 - (uint32_t) __builtin_clzll((unsigned long long) size - 1);
+
+    return (k - 6) * 4 + (uint32_t) ((size - 1 - ((size_t) 1 << k))
+                                     >> (k - 2)) + 1;
+}
+
+
+static size_t
+ts_pq_class_size(uint32_t c)
+{
+    uint32_t  k;
+
+    if (c == 0) {
+        return 64;
+    }
+
+    k = (c - 1) / 4 + 6;
+
+    return ((size_t) 1 << k) + ((c - 1) % 4 + 1) * ((size_t) 1 << (k - 2));
+}
+
+
+/* the process's cache, NULL if there is none to have */
+
+static ts_pq_cache_t *
+ts_pq_cache_get(void)
+{
+#if (TS_PQ_NO_CACHE)
+    return NULL;
+#else
+    return &ts_pq_cache;
+#endif
+}
+
+
+/* a block for size bytes after the header, from the cache or malloc */
+
+static ts_pq_mem_t *
+ts_pq_block(ts_pq_ev_t *ev, size_t size)
+{
+    size_t          total;
+    uint32_t        c;
+    ts_pq_mem_t    *m;
+
+    total = sizeof(ts_pq_mem_t) + size;
+    c = total <= ts_pq_class_size(TS_PQ_CLASSES - 1) ? ts_pq_class(total)
+                                                     : TS_PQ_CLASSES;
+
+    if (c < TS_PQ_CLASSES && ev->cache != NULL) {
+        pthread_mutex_lock(&ev->cache->mutex);
+        m = ev->cache->free[c];
+
+        if (m != NULL) {
+            ev->cache->free[c] = m->next;
+            ev->cache->bytes -= ts_pq_class_size(c);
+        }
+
+        pthread_mutex_unlock(&ev->cache->mutex);
+
+        if (m != NULL) {
+            m->cls = c;
+            return m;
+        }
+    }
+
+    m = malloc(c < TS_PQ_CLASSES ? ts_pq_class_size(c) : total);
+    if (m == NULL) {
+        return NULL;
+    }
+
+    m->cls = c;
+
+    return m;
+}
+
+
+/* a block off the evaluator's list back to the cache or to free() */
+
+static void
+ts_pq_unblock(ts_pq_ev_t *ev, ts_pq_mem_t *m)
+{
+    size_t  cs;
+
+    if (m->cls < TS_PQ_CLASSES && ev->cache != NULL) {
+        cs = ts_pq_class_size(m->cls);
+        pthread_mutex_lock(&ev->cache->mutex);
+
+        if (ev->cache->bytes + cs <= TS_PQ_CACHE_MAX) {
+            m->next = ev->cache->free[m->cls];
+            ev->cache->free[m->cls] = m;
+            ev->cache->bytes += cs;
+            m = NULL;
+        }
+
+        pthread_mutex_unlock(&ev->cache->mutex);
+    }
+
+    free(m);
+}
+
+
+/* the bytes a block can hold after its header */
+
+static size_t
+ts_pq_room(const ts_pq_mem_t *m)
+{
+    if (m->cls >= TS_PQ_CLASSES) {
+        return m->size;
+    }
+
+    return ts_pq_class_size(m->cls) - sizeof(ts_pq_mem_t);
+}
+
+
 void *
 ts_pq_alloc(ts_pq_ev_t *ev, size_t size)
 {
@@ -434,7 +594,7 @@ ts_pq_alloc(ts_pq_ev_t *ev, size_t size)
                    "memory", ev->conf.max_memory);
     }
 
-    m = malloc(sizeof(ts_pq_mem_t) + size);
+    m = ts_pq_block(ev, size);
     if (m == NULL) {
         ts_pq_fail(ev, TS_ERR_NOMEM, TS_PQE_INTERNAL, "out of memory");
     }
@@ -466,6 +626,24 @@ ts_pq_realloc(ts_pq_ev_t *ev, void *p, size_t size)
         return p;
     }
 
+    if (ts_pq_room(m) >= size) {
+
+        /* grows in its block, counted as if it were a new one */
+
+        if (size - m->size > ev->conf.max_memory - ev->mem
+            || ev->mem > ev->conf.max_memory)
+        {
+            ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                       "query processing would use more than %zu bytes of "
+                       "memory", ev->conf.max_memory);
+        }
+
+        ev->mem += size - m->size;
+        m->size = size;
+
+        return p;
+    }
+
     np = ts_pq_alloc(ev, size);
     memcpy(np, p, m->size);
     ts_pq_free(ev, p);
@@ -487,7 +665,7 @@ ts_pq_free(ts_pq_ev_t *ev, void *p)
     m->prev->next = m->next;
     m->next->prev = m->prev;
     ev->mem -= m->size;
-    free(m);
+    ts_pq_unblock(ev, m);
 }
 
 
@@ -524,7 +702,7 @@ ts_pq_free_all(ts_pq_ev_t *ev)
 
     for (m = ev->head.next; m != &ev->head; m = next) {
         next = m->next;
-        free(m);
+        ts_pq_unblock(ev, m);
     }
 
     ev->head.next = &ev->head;
@@ -596,6 +774,8 @@ ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n)
     ls->l = (ts_label_t *) (ls + 1);
     ls->n = n;
     ls->noname = NULL;
+    ls->gen = 0;
+    ls->gidx = 0;
     p = (char *) (ls->l + n);
 
     for (i = 0; i < n; i++) {
@@ -931,6 +1111,51 @@ ts_pq_series_push(ts_pq_ev_t *ev, ts_pq_series_t *s, int64_t t, double v)
 }
 
 
+void
+ts_pq_series_reserve(ts_pq_ev_t *ev, ts_pq_series_t *s, uint32_t n)
+{
+    if (n <= s->cap) {
+        return;
+    }
+
+    s->p = ts_pq_realloc(ev, s->p, n * sizeof(ts_pq_point_t));
+    s->cap = n;
+}
+
+
+/* the steps of [ts, ev->end] */
+
+uint32_t
+ts_pq_steps_left(ts_pq_ev_t *ev, int64_t ts)
+{
+    if (ts > ev->end) {
+        return 0;
+    }
+
+    return (uint32_t) ((ev->end - ts) / ev->interval) + 1;
+}
+
+
+/*
+ * The steps of [ts, ev->end] a series can have a point at when its last
+ * input point counts up to step "last" (not fixed by @), for its room.
+ */
+
+uint32_t
+ts_pq_steps_until(ts_pq_ev_t *ev, int64_t ts, int at, int64_t last)
+{
+    if (at || last >= ev->end) {
+        return ts_pq_steps_left(ev, ts);
+    }
+
+    if (last < ts) {
+        return 1;
+    }
+
+    return (uint32_t) ((last - ts) / ev->interval) + 1;
+}
+
+
 ts_pq_series_t *
 ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m, const ts_pq_ls_t *ls)
 {
@@ -1092,6 +1317,7 @@ ts_pq_number(ts_pq_ev_t *ev, double d, ts_pq_val_t *v)
 
     v->type = TS_PQ_TYPE_SCALAR;
     s = ts_pq_mat_add(ev, &v->m, ts_pq_ls(ev, NULL, 0));
+    ts_pq_series_reserve(ev, s, ts_pq_steps_left(ev, ev->start));
 
     for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
         ts_pq_series_push(ev, s, ts, d);
@@ -1169,52 +1395,79 @@ ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at, int64_t ts)
  * is the sample's time in seconds (timestamp()).
  */
 
+typedef struct {
+    const ts_promql_vector_t  *vs;
+    int                        times;
+    ts_pq_val_t               *v;
+} ts_pq_select_t;
+
+
 void
 ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v)
 {
-    int64_t          ts, ref, first, last;
-    uint32_t         i, k;
-    ts_pq_mat_t      raw;
-    ts_pq_series_t  *s, *d;
+    int64_t          first, last;
+    ts_pq_each_t     each;
+    ts_pq_select_t   sel;
 
     first = ts_pq_at(ev, vs->at_kind, vs->at, ev->start) - vs->offset;
     last = ts_pq_at(ev, vs->at_kind, vs->at, ev->end) - vs->offset;
 
     memset(v, 0, sizeof(ts_pq_val_t));
-    ts_pq_load(ev, vs, first - ev->conf.lookback, last, 1, &raw);
-
     v->type = TS_PQ_TYPE_VECTOR;
 
-    for (i = 0; i < raw.n; i++) {
-        s = &raw.s[i];
-        d = NULL;
-        k = 0;
+    sel.vs = vs;
+    sel.times = times;
+    sel.v = v;
+    each.fn = ts_pq_select_one;
+    each.data = &sel;
 
-        for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
-            ts_pq_tick(ev);
-            ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
+    ts_pq_load_each(ev, vs, first - ev->conf.lookback, last, 1, &each);
+    ts_pq_samples(ev, -(int64_t) each.held);
+}
 
-            while (k < s->n && s->p[k].t <= ref) {
-                k++;
-            }
 
-            if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
-                || ts_pq_is_stale(s->p[k - 1].v))
-            {
-                continue;
-            }
+/* one loaded series of an instant vector selector, sampled at each step */
 
-            if (d == NULL) {
-                d = ts_pq_mat_add(ev, &v->m, s->ls);
-            }
+static void
+ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
+{
+    int64_t                    ts, ref;
+    uint32_t                   k;
+    ts_pq_series_t            *d;
+    ts_pq_select_t            *sel;
+    const ts_promql_vector_t  *vs;
 
-            ts_pq_series_push(ev, d, ts, times ? (double) s->p[k - 1].t / 1000
-                                               : s->p[k - 1].v);
+    sel = data;
+    vs = sel->vs;
+    d = NULL;
+    k = 0;
+
+    for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
+        ts_pq_tick(ev);
+        ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
+
+        while (k < s->n && s->p[k].t <= ref) {
+            k++;
         }
-    }
 
-    ts_pq_mat_free(ev, &raw);
+        if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
+            || ts_pq_is_stale(s->p[k - 1].v))
+        {
+            continue;
+        }
+
+        if (d == NULL) {
+            d = ts_pq_mat_add(ev, &sel->v->m, s->ls);
+            ts_pq_series_reserve(ev, d,
+                ts_pq_steps_until(ev, ts, vs->at_kind != TS_PQ_AT_NONE,
+                                  s->p[s->n - 1].t + vs->offset
+                                  + ev->conf.lookback));
+        }
+
+        ts_pq_series_push(ev, d, ts, sel->times ? (double) s->p[k - 1].t / 1000
+                                                : s->p[k - 1].v);
+    }
 }
 
 
@@ -1273,16 +1526,47 @@ ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r)
         return;
     }
 
+    ts_pq_range_sel(ev, e, r, &vs, &first, &last);
+    ts_pq_load(ev, vs, first, last, 0, &r->m, NULL);
+}
+
+
+/* a range selector's window, and the samples it reads: [*mint, *maxt] */
+
+void
+ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
+    const ts_promql_vector_t **vsp, int64_t *mint, int64_t *maxt)
+{
+    const ts_promql_vector_t  *vs;
+
+    memset(r, 0, sizeof(ts_pq_range_t));
+    e = ts_pq_unparen(e);
     vs = &e->u.matrix.vector->u.vector;
     r->range = e->u.matrix.range;
     r->offset = vs->offset;
     r->has_at = vs->at_kind != TS_PQ_AT_NONE;
     r->at = ts_pq_at(ev, vs->at_kind, vs->at, 0);
 
-    first = (r->has_at ? r->at : ev->start) - r->offset;
-    last = (r->has_at ? r->at : ev->end) - r->offset;
+    *mint = (r->has_at ? r->at : ev->start) - r->offset - r->range;
+    *maxt = (r->has_at ? r->at : ev->end) - r->offset;
+    *vsp = vs;
+}
 
-    ts_pq_load(ev, vs, first - r->range, last, 0, &r->m);
+
+/*
+ * The series of a selector one at a time, each handed to each->fn and
+ * its buffer then reused: what the selector reads is never all in
+ * memory at once.  The samples read stay counted against max_samples
+ * (each->held of them), as if they were, until the caller takes them
+ * off.
+ */
+
+void
+ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
+    int64_t maxt, int keep_stale, ts_pq_each_t *each)
+{
+    each->held = 0;
+    ts_pq_load(ev, vs, mint, maxt, keep_stale, NULL, each);
 }
 
 
@@ -1369,13 +1653,19 @@ ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
 
 static void
 ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
-    int64_t maxt, int keep_stale, ts_pq_mat_t *m)
+    int64_t maxt, int keep_stale, ts_pq_mat_t *m, ts_pq_each_t *each)
 {
+    ts_pq_mat_t      one;
+
     int              rc;
     char             msg[TS_SSET_MSG_SIZE];
     ts_sset_t       *ss;
     ts_selector_t   *sel;
     ts_sset_conf_t   conf;
+
+    if (m == NULL) {
+        m = &one;
+    }
 
     memset(m, 0, sizeof(ts_pq_mat_t));
     msg[0] = '\0';
@@ -1403,7 +1693,7 @@ ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
         rc = ts_sset_select(ss, sel, mint, maxt, msg, sizeof(msg));
 
         if (rc == TS_OK) {
-            rc = ts_pq_load_series(ev, ss, keep_stale, m);
+            rc = ts_pq_load_series(ev, ss, keep_stale, m, each);
         }
 
         ts_sources_end(ev->src, ev->nsrc);
@@ -1435,7 +1725,7 @@ ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int64_t mint,
 
 static int
 ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
-    ts_pq_mat_t *m)
+    ts_pq_mat_t *m, ts_pq_each_t *each)
 {
     int                rc;
     double             d;
@@ -1445,16 +1735,41 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     jmp_buf            saved;
     ts_pq_series_t    *s;
     const ts_label_t  *l;
+    volatile uint32_t  guess;
 
     memcpy(saved, ev->jb, sizeof(jmp_buf));
+    guess = 0;
 
     if (setjmp(ev->jb) != 0) {
         memcpy(ev->jb, saved, sizeof(jmp_buf));
         return ev->err->rc;
     }
 
+    if (each != NULL) {
+        /* one series, its buffer used again for each */
+        ts_pq_mat_add(ev, m, NULL);
+    }
+
     while ((rc = ts_sset_next(ss, &l, &n)) == 1) {
-        s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));
+        if (each != NULL) {
+            s = &m->s[0];
+            s->ls = ts_pq_ls(ev, l, n);
+            s->n = 0;
+            s->cur = 0;
+
+        } else {
+            s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));
+
+            /*
+             * the series of a selector mostly have as many samples in
+             * range as each other: room for as many as the last one had,
+             * and a few
+             */
+
+            if (guess > 0) {
+                ts_pq_series_reserve(ev, s, guess + 4);
+            }
+        }
 
         while ((rc = ts_sset_sample(ss, &t, &v)) == 1) {
             if (!keep_stale && v == TS_PQ_STALE_BITS) {
@@ -1470,12 +1785,31 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             break;
         }
 
+        if (each != NULL) {
+            if (s->n > 0) {
+                each->held += s->n;
+                each->fn(ev, s, each->data);
+            }
+
+            continue;
+        }
+
         if (s->n == 0) {
+            ts_pq_free(ev, s->p);
             m->n--;
+
+        } else {
+            guess = s->n;
         }
     }
 
     memcpy(ev->jb, saved, sizeof(jmp_buf));
+
+    if (each != NULL) {
+        ts_pq_free(ev, m->s[0].p);
+        ts_pq_free(ev, m->s);
+        memset(m, 0, sizeof(ts_pq_mat_t));
+    }
 
     return rc < 0 ? rc : TS_OK;
 }
@@ -1483,7 +1817,7 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
 
 /* the step loop */
 
-static void
+void
 ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m)
 {
     map->m = m;
@@ -1535,6 +1869,42 @@ ts_pq_map_get(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls)
 
 
 /*
+ * A step's output sample into the series of its label set; two at one
+ * step are Prometheus's "vector cannot contain metrics with the same
+ * labelset".
+ */
+
+void
+ts_pq_map_put(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls,
+    int64_t ts, double v)
+{
+    uint32_t         n;
+    ts_pq_series_t  *s;
+
+    s = ts_pq_map_get(ev, map, ls);
+
+    /*
+     * a series there from the first step likely goes on at every step:
+     * room for all of them at once; one that comes later (topk's, say)
+     * may be rare: it grows as it needs
+     */
+
+    if (s->cap == 0) {
+        n = ts_pq_steps_left(ev, ts);
+        ts_pq_series_reserve(ev, s, ts == ev->start ? n : n < 16 ? n : 16);
+    }
+
+    if (s->n > 0 && s->p[s->n - 1].t == ts) {
+        ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
+                   "vector cannot contain metrics with the same "
+                   "labelset");
+    }
+
+    ts_pq_series_push(ev, s, ts, v);
+}
+
+
+/*
  * Runs fn at every step with the arguments' vectors (and scalars) at
  * that step and gathers its output vectors into out, a series per
  * label set.  Two samples with one label set at one step are
@@ -1549,7 +1919,6 @@ ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
     ts_pq_map_t      map;
     ts_pq_vec_t      vout;
     ts_pq_step_t     st;
-    ts_pq_series_t  *s;
 
     memset(out, 0, sizeof(ts_pq_val_t));
     memset(&vout, 0, sizeof(ts_pq_vec_t));
@@ -1580,15 +1949,7 @@ ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *args,
         fn(ev, &st);
 
         for (i = 0; i < vout.n; i++) {
-            s = ts_pq_map_get(ev, &map, vout.s[i].ls);
-
-            if (s->n > 0 && s->p[s->n - 1].t == st.ts) {
-                ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
-                           "vector cannot contain metrics with the same "
-                           "labelset");
-            }
-
-            ts_pq_series_push(ev, s, st.ts, vout.s[i].v);
+            ts_pq_map_put(ev, &map, vout.s[i].ls, st.ts, vout.s[i].v);
         }
     }
 

@@ -17,17 +17,66 @@
 #include "ts_pqeval_int.h"
 
 
+/* the running state of one group at one step */
 typedef struct {
-    const ts_pq_ls_t       *ls;
-    uint64_t                sig;
     double                  value;
     double                  mean;
-    double                  count;
+    double                  count;      /* 0: no sample yet */
+} ts_pq_acc_t;
+
+
+typedef struct {
+    const ts_pq_ls_t       *ls;
+    ts_pq_acc_t             acc;
     ts_pq_vec_t             heap;       /* topk, bottomk, quantile */
 } ts_pq_group_t;
 
 
+/* a group of the whole range: its labels, where it first has a sample */
+typedef struct {
+    const ts_pq_ls_t       *ls;
+    uint32_t                step;
+    uint32_t                series;
+    uint32_t                index;
+} ts_pq_rgroup_t;
+
+
+typedef struct {
+    ts_pq_rgroup_t         *g;
+    uint32_t                n;
+    uint32_t                cap;
+    uint32_t               *slot;       /* group + 1, 0: free */
+    uint32_t                mask;
+} ts_pq_groups_t;
+
+
+/* the step loop's aggregation: groups over all steps, state per step */
+typedef struct {
+    uint32_t                gen;        /* on the input label sets */
+    ts_pq_groups_t          gs;
+    ts_pq_group_t          *g;          /* per group of gs */
+    uint32_t               *stamp;      /* the step g[i] is of */
+    uint32_t               *order;      /* of the groups at this step */
+    uint32_t                cap;
+    uint32_t                stamp_now;
+} ts_pq_agg_st_t;
+
+
+static int ts_pq_agg_dense_op(ts_promql_agg_t op);
+static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_mat_t *in, ts_pq_val_t *v);
+static int ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *args, ts_pq_val_t *v);
+static int ts_pq_first_cmp(const void *a, const void *b);
+static uint32_t ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs,
+    const ts_pq_ls_t *ls);
+static int ts_pq_rgroup_cmp(const void *a, const void *b);
+static const ts_pq_ls_t *ts_pq_agg_ls(ts_pq_ev_t *ev,
+    const ts_promql_aggregate_t *a, const ts_pq_ls_t *ls);
 static void ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st);
+static void ts_pq_acc_init(ts_promql_agg_t op, ts_pq_acc_t *acc, double v);
+static void ts_pq_acc_add(ts_promql_agg_t op, ts_pq_acc_t *acc, double v);
+static double ts_pq_acc_value(ts_promql_agg_t op, const ts_pq_acc_t *acc);
 static void ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op,
     ts_pq_group_t *g, const ts_pq_sample_t *s, int64_t k);
 static void ts_pq_heap_put(ts_pq_ev_t *ev, ts_pq_vec_t *h,
@@ -42,8 +91,9 @@ static int ts_pq_sort_less(const ts_pq_sample_t *a,
 void
 ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 {
-    uint32_t                      n;
+    uint32_t                      n, i;
     ts_pq_val_t                   args[2];
+    ts_pq_agg_st_t                as;
     const ts_promql_aggregate_t  *a;
 
     a = &e->u.aggregate;
@@ -64,10 +114,498 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         }
     }
 
-    ts_pq_steps(ev, e, args, n, ts_pq_agg_step, NULL, v);
+    if (ts_pq_agg_dense_op(a->op) && args[0].type == TS_PQ_TYPE_VECTOR) {
+        ts_pq_agg_dense(ev, a, &args[0].m, v);
+
+    } else if ((a->op == TS_PQ_AGG_TOPK || a->op == TS_PQ_AGG_BOTTOMK)
+               && args[0].type == TS_PQ_TYPE_VECTOR
+               && ts_pq_agg_topk(ev, a, args, v))
+    {
+        /* done */
+
+    } else {
+        memset(&as, 0, sizeof(ts_pq_agg_st_t));
+        as.gen = ++ev->agg_gen;
+        ts_pq_steps(ev, e, args, n, ts_pq_agg_step, &as, v);
+
+        for (i = 0; i < as.cap; i++) {
+            ts_pq_free(ev, as.g[i].heap.s);
+        }
+
+        ts_pq_free(ev, as.g);
+        ts_pq_free(ev, as.stamp);
+        ts_pq_free(ev, as.order);
+        ts_pq_free(ev, as.gs.slot);
+        ts_pq_free(ev, as.gs.g);
+    }
 
     ts_pq_mat_free(ev, &args[0].m);
     ts_pq_mat_free(ev, &args[1].m);
+}
+
+
+/* the aggregations that keep a number per group and step */
+
+static int
+ts_pq_agg_dense_op(ts_promql_agg_t op)
+{
+    switch (op) {
+    case TS_PQ_AGG_SUM:
+    case TS_PQ_AGG_AVG:
+    case TS_PQ_AGG_COUNT:
+    case TS_PQ_AGG_MIN:
+    case TS_PQ_AGG_MAX:
+    case TS_PQ_AGG_GROUP:
+    case TS_PQ_AGG_STDDEV:
+    case TS_PQ_AGG_STDVAR:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+
+/*
+ * Such an aggregation over the whole range at once: each input series'
+ * group is found once (not per sample per step), and its points go into
+ * the group's row of a dense groups x steps table.  Series by series in
+ * input order is, at every step, the order the step loop would add the
+ * samples in, so sums round alike; the groups come out in the step
+ * loop's order too: by the first step with a sample, then by the first
+ * series with a sample at that step.
+ */
+
+static void
+ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_mat_t *in, ts_pq_val_t *v)
+{
+    int64_t           off;
+    uint32_t          i, j, k, g, n, nsteps, step, *gidx;
+    ts_pq_acc_t      *acc, *c;
+    ts_pq_series_t   *s, *d;
+    ts_pq_groups_t    gs;
+    ts_pq_rgroup_t   *rg;
+
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+
+    if (ev->start > ev->end) {
+        return;
+    }
+
+    nsteps = ts_pq_steps_left(ev, ev->start);
+    memset(&gs, 0, sizeof(ts_pq_groups_t));
+    gidx = ts_pq_alloc(ev, (in->n + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < in->n; i++) {
+        ts_pq_tick(ev);
+        s = &in->s[i];
+        gidx[i] = UINT32_MAX;
+
+        for (k = 0; k < s->n; k++) {
+            off = s->p[k].t - ev->start;
+
+            if (off >= 0 && off % ev->interval == 0
+                && s->p[k].t <= ev->end)
+            {
+                break;
+            }
+        }
+
+        if (k == s->n) {
+            continue;
+        }
+
+        step = (uint32_t) ((s->p[k].t - ev->start) / ev->interval);
+        g = ts_pq_group_of(ev, &gs, ts_pq_agg_ls(ev, a, s->ls));
+        gidx[i] = g;
+
+        if (step < gs.g[g].step) {
+            gs.g[g].step = step;
+            gs.g[g].series = i;
+        }
+    }
+
+    if (gs.n == 0) {
+        ts_pq_free(ev, gidx);
+        ts_pq_free(ev, gs.slot);
+        ts_pq_free(ev, gs.g);
+        return;
+    }
+
+    if ((uint64_t) gs.n * nsteps * sizeof(ts_pq_acc_t)
+        > ev->conf.max_memory)
+    {
+        ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                   "query processing would use more than %zu bytes of "
+                   "memory", ev->conf.max_memory);
+    }
+
+    acc = ts_pq_alloc(ev, (size_t) gs.n * nsteps * sizeof(ts_pq_acc_t));
+    memset(acc, 0, (size_t) gs.n * nsteps * sizeof(ts_pq_acc_t));
+
+    for (i = 0; i < in->n; i++) {
+        if (gidx[i] == UINT32_MAX) {
+            continue;
+        }
+
+        ts_pq_tick(ev);
+        s = &in->s[i];
+        c = &acc[(size_t) gidx[i] * nsteps];
+
+        for (k = 0; k < s->n; k++) {
+            off = s->p[k].t - ev->start;
+
+            if (off < 0 || off % ev->interval != 0 || s->p[k].t > ev->end) {
+                continue;
+            }
+
+            step = (uint32_t) (off / ev->interval);
+
+            if (c[step].count == 0) {
+                ts_pq_acc_init(a->op, &c[step], s->p[k].v);
+
+            } else {
+                ts_pq_acc_add(a->op, &c[step], s->p[k].v);
+            }
+        }
+    }
+
+    ts_pq_free(ev, gidx);
+
+    rg = gs.g;
+    qsort(rg, gs.n, sizeof(ts_pq_rgroup_t), ts_pq_rgroup_cmp);
+
+    for (j = 0; j < gs.n; j++) {
+        ts_pq_tick(ev);
+        c = &acc[(size_t) rg[j].index * nsteps];
+
+        for (n = 0, step = 0; step < nsteps; step++) {
+            n += c[step].count != 0;
+        }
+
+        d = ts_pq_mat_add(ev, &v->m, rg[j].ls);
+        ts_pq_series_reserve(ev, d, n);
+        ts_pq_samples(ev, n);
+
+        for (step = 0; step < nsteps; step++) {
+            if (c[step].count == 0) {
+                continue;
+            }
+
+            d->p[d->n].t = ev->start + (int64_t) step * ev->interval;
+            d->p[d->n].v = ts_pq_acc_value(a->op, &c[step]);
+            d->n++;
+        }
+    }
+
+    ts_pq_free(ev, acc);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+}
+
+
+/* groups x steps at most for topk's and bottomk's heaps per cell */
+#define TS_PQ_TOPK_CELLS  65536
+
+
+/* a group's heap at one step, and the first series that reached it */
+typedef struct {
+    ts_pq_vec_t             heap;
+    uint32_t                first;
+} ts_pq_kcell_t;
+
+
+/*
+ * topk and bottomk over the whole range at once, as the dense
+ * aggregations: each series' group found once, its points put into its
+ * group's heap at their steps, series by series in input order (the
+ * order the step loop would give each heap its samples in); then, step
+ * by step, the groups in the order of their first series at that step,
+ * each heap sorted, into the output series.  0 (nothing done) when the
+ * groups times steps are too many for a heap each: the step loop then.
+ */
+
+static int
+ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *args, ts_pq_val_t *v)
+{
+    int               top;
+    double            p;
+    int64_t           off, *kv;
+    uint32_t          i, j, g, n, nsteps, step, *gidx;
+    ts_pq_map_t       map;
+    ts_pq_sample_t    smp;
+    ts_pq_kcell_t    *cell, *c;
+    ts_pq_series_t   *s, *ps;
+    ts_pq_groups_t    gs;
+    uint64_t         *first;
+
+    if (ev->start > ev->end) {
+        return 0;
+    }
+
+    nsteps = ts_pq_steps_left(ev, ev->start);
+    memset(&gs, 0, sizeof(ts_pq_groups_t));
+    gidx = ts_pq_alloc(ev, (args[0].m.n + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < args[0].m.n; i++) {
+        ts_pq_tick(ev);
+        s = &args[0].m.s[i];
+        gidx[i] = s->n ? ts_pq_group_of(ev, &gs,
+                                         ts_pq_agg_ls(ev, a, s->ls))
+                       : UINT32_MAX;
+    }
+
+    if (gs.n == 0 || (uint64_t) gs.n * nsteps > TS_PQ_TOPK_CELLS) {
+        ts_pq_free(ev, gidx);
+        ts_pq_free(ev, gs.slot);
+        ts_pq_free(ev, gs.g);
+        return 0;
+    }
+
+    /* k per step, as the step loop reads the parameter: NaN if none */
+
+    kv = ts_pq_alloc(ev, (size_t) nsteps * sizeof(int64_t) + 8);
+    ps = args[1].m.n ? &args[1].m.s[0] : NULL;
+    top = a->op == TS_PQ_AGG_TOPK;
+
+    cell = ts_pq_alloc(ev, ((size_t) gs.n * nsteps + 1)
+                           * sizeof(ts_pq_kcell_t));
+    memset(cell, 0, ((size_t) gs.n * nsteps + 1) * sizeof(ts_pq_kcell_t));
+
+    /* which steps have an input sample at all: k is checked at those */
+
+    for (i = 0; i < args[0].m.n; i++) {
+        s = &args[0].m.s[i];
+
+        for (j = 0; j < s->n; j++) {
+            off = s->p[j].t - ev->start;
+
+            if (off >= 0 && off % ev->interval == 0
+                && s->p[j].t <= ev->end)
+            {
+                cell[(off / ev->interval)].first = 1;
+            }
+        }
+    }
+
+    for (step = 0, j = 0; step < nsteps; step++) {
+        p = NAN;
+
+        if (ps != NULL) {
+            while (j < ps->n
+                   && ps->p[j].t < ev->start + (int64_t) step * ev->interval)
+            {
+                j++;
+            }
+
+            if (j < ps->n
+                && ps->p[j].t == ev->start + (int64_t) step * ev->interval)
+            {
+                p = ps->p[j].v;
+            }
+        }
+
+        kv[step] = 0;
+
+        if (!cell[step].first) {
+            continue;
+        }
+
+        if (!(p >= -9.223372036854775e18 && p <= 9.223372036854775e18)) {
+            ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
+                       "Scalar value %s overflows int64",
+                       isnan(p) ? "NaN" : p > 0 ? "+Inf" : "-Inf");
+        }
+
+        kv[step] = (int64_t) p;
+    }
+
+    memset(cell, 0, (size_t) nsteps * sizeof(ts_pq_kcell_t));
+
+    /* the heaps, series by series */
+
+    for (i = 0; i < args[0].m.n; i++) {
+        if (gidx[i] == UINT32_MAX) {
+            continue;
+        }
+
+        ts_pq_tick(ev);
+        s = &args[0].m.s[i];
+
+        for (j = 0; j < s->n; j++) {
+            off = s->p[j].t - ev->start;
+
+            if (off < 0 || off % ev->interval != 0 || s->p[j].t > ev->end) {
+                continue;
+            }
+
+            step = (uint32_t) (off / ev->interval);
+
+            if (kv[step] < 1) {
+                continue;
+            }
+
+            c = &cell[(size_t) gidx[i] * nsteps + step];
+            smp.ls = s->ls;
+            smp.t = s->p[j].t;
+            smp.v = s->p[j].v;
+
+            if (c->heap.n == 0) {
+                c->first = i;
+            }
+
+            ts_pq_heap_put(ev, &c->heap, &smp, kv[step], top);
+        }
+    }
+
+    ts_pq_free(ev, gidx);
+
+    /* step by step into the output, as the step loop */
+
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+    ts_pq_map_init(ev, &map, &v->m);
+
+    first = ts_pq_alloc(ev, ((size_t) gs.n + 1) * sizeof(uint64_t));
+
+    for (step = 0; step < nsteps; step++) {
+        ts_pq_tick(ev);
+
+        for (n = 0, g = 0; g < gs.n; g++) {
+            c = &cell[(size_t) g * nsteps + step];
+
+            if (c->heap.n > 0) {
+                first[n++] = (uint64_t) c->first << 32 | g;
+            }
+        }
+
+        qsort(first, n, sizeof(uint64_t), ts_pq_first_cmp);
+
+        for (i = 0; i < n; i++) {
+            c = &cell[(size_t) (first[i] & 0xffffffff) * nsteps + step];
+            ts_pq_go_sort(ev, c->heap.s, c->heap.n, top);
+
+            for (j = 0; j < c->heap.n; j++) {
+                ts_pq_map_put(ev, &map, c->heap.s[j].ls,
+                              ev->start + (int64_t) step * ev->interval,
+                              c->heap.s[j].v);
+            }
+
+            ts_pq_free(ev, c->heap.s);
+        }
+    }
+
+    ts_pq_free(ev, first);
+    ts_pq_free(ev, map.slot);
+    ts_pq_free(ev, cell);
+    ts_pq_free(ev, kv);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+
+    return 1;
+}
+
+
+static int
+ts_pq_first_cmp(const void *a, const void *b)
+{
+    uint64_t  x, y;
+
+    x = *(const uint64_t *) a;
+    y = *(const uint64_t *) b;
+
+    return (x > y) - (x < y);
+}
+
+
+/* the index of ls's group in gs, a new one at the end if none yet */
+
+static uint32_t
+ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs, const ts_pq_ls_t *ls)
+{
+    uint32_t         i, j, k, size, *slot;
+    ts_pq_rgroup_t  *g;
+
+    if (gs->slot == NULL) {
+        gs->mask = 63;
+        gs->slot = ts_pq_alloc(ev, 64 * sizeof(uint32_t));
+        memset(gs->slot, 0, 64 * sizeof(uint32_t));
+    }
+
+    for (i = (uint32_t) ls->hash & gs->mask; gs->slot[i];
+         i = (i + 1) & gs->mask)
+    {
+        if (ts_pq_ls_equal(gs->g[gs->slot[i] - 1].ls, ls)) {
+            return gs->slot[i] - 1;
+        }
+    }
+
+    if (gs->n == gs->cap) {
+        gs->cap = gs->cap ? gs->cap * 2 : 16;
+        gs->g = ts_pq_realloc(ev, gs->g, gs->cap * sizeof(ts_pq_rgroup_t));
+    }
+
+    g = &gs->g[gs->n];
+    g->ls = ls;
+    g->step = UINT32_MAX;
+    g->series = UINT32_MAX;
+    g->index = gs->n;
+    gs->slot[i] = ++gs->n;
+
+    if (gs->n * 2 > gs->mask) {
+        size = (gs->mask + 1) * 2;
+        slot = ts_pq_alloc(ev, size * sizeof(uint32_t));
+        memset(slot, 0, size * sizeof(uint32_t));
+
+        for (k = 0; k < gs->n; k++) {
+            for (j = (uint32_t) gs->g[k].ls->hash & (size - 1); slot[j];
+                 j = (j + 1) & (size - 1))
+            {
+                /* void */
+            }
+
+            slot[j] = k + 1;
+        }
+
+        ts_pq_free(ev, gs->slot);
+        gs->slot = slot;
+        gs->mask = size - 1;
+    }
+
+    return gs->n - 1;
+}
+
+
+static int
+ts_pq_rgroup_cmp(const void *a, const void *b)
+{
+    const ts_pq_rgroup_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    if (x->step != y->step) {
+        return x->step < y->step ? -1 : 1;
+    }
+
+    return (x->series > y->series) - (x->series < y->series);
+}
+
+
+/* the labels of ls's group: "by" keeps those listed, "without" drops
+   those and the name */
+
+static const ts_pq_ls_t *
+ts_pq_agg_ls(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    const ts_pq_ls_t *ls)
+{
+    if (a->without) {
+        return ts_pq_ls_filter(ev, ls, &a->grouping, 0, 1);
+    }
+
+    return ts_pq_ls_filter(ev, ls, &a->grouping, 1, 0);
 }
 
 
@@ -77,16 +615,19 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
     char                          num[64];
     double                        p, *vals;
     int64_t                       k;
-    uint32_t                      i, j, ng, mask, *slot;
-    uint64_t                      sig;
+    uint32_t                      i, j, gi, n, nord;
     ts_pq_vec_t                  *in;
     ts_pq_group_t                *g;
     ts_pq_sample_t                smp;
+    ts_pq_ls_t                   *m;
+    ts_pq_agg_st_t               *as;
     const ts_pq_ls_t             *ls;
+    const ts_label_t             *vlab;
     const ts_promql_str_t        *vl;
     const ts_promql_aggregate_t  *a;
 
     a = &st->e->u.aggregate;
+    as = st->data;
     in = &st->vec[0];
     p = st->scalar[1];
     vl = &st->val[1].str;
@@ -110,15 +651,10 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
         }
     }
 
-    g = ts_pq_alloc(ev, in->n * sizeof(ts_pq_group_t));
-    ng = 0;
+    /* a group's state is fresh at a step when its stamp is not this one */
 
-    for (mask = 15; mask < in->n * 2; mask = mask * 2 + 1) {
-        /* void */
-    }
-
-    slot = ts_pq_alloc(ev, (mask + 1) * sizeof(uint32_t));
-    memset(slot, 0, (mask + 1) * sizeof(uint32_t));
+    as->stamp_now++;
+    nord = 0;
 
     for (i = 0; i < in->n; i++) {
         smp = in->s[i];
@@ -127,62 +663,50 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
             ts_pq_go_format(smp.v, num, sizeof(num));
             smp.ls = ts_pq_ls_set(ev, smp.ls, vl->data, vl->len, num,
                                   strlen(num));
-        }
 
-        ls = smp.ls;
+            /* the value's label stays: "without" drops only those named */
+            ls = ts_pq_agg_ls(ev, a, smp.ls);
+            vlab = ts_pq_ls_get(smp.ls, vl->data, vl->len);
+            ls = ts_pq_ls_set(ev, ls, vl->data, vl->len, vlab->value,
+                              vlab->value_len);
+            gi = ts_pq_group_of(ev, &as->gs, ls);
 
-        if (a->without) {
-            ls = ts_pq_ls_filter(ev, ls, &a->grouping, 0, 1);
-
-            if (a->op == TS_PQ_AGG_COUNT_VALUES) {
-                /* without drops only the names listed, never vl */
-                ls = ts_pq_ls_set(ev, ls, vl->data, vl->len,
-                                  ts_pq_ls_get(smp.ls, vl->data,
-                                               vl->len)->value,
-                                  ts_pq_ls_get(smp.ls, vl->data,
-                                               vl->len)->value_len);
-            }
+        } else if (smp.ls->gen == as->gen) {
+            gi = smp.ls->gidx;
 
         } else {
-            ls = ts_pq_ls_filter(ev, ls, &a->grouping, 1, 0);
-
-            if (a->op == TS_PQ_AGG_COUNT_VALUES) {
-                ls = ts_pq_ls_set(ev, ls, vl->data, vl->len,
-                                  ts_pq_ls_get(smp.ls, vl->data,
-                                               vl->len)->value,
-                                  ts_pq_ls_get(smp.ls, vl->data,
-                                               vl->len)->value_len);
-            }
+            gi = ts_pq_group_of(ev, &as->gs, ts_pq_agg_ls(ev, a, smp.ls));
+            m = (ts_pq_ls_t *) smp.ls;
+            m->gen = as->gen;
+            m->gidx = gi;
         }
 
-        sig = ls->hash;
-
-        for (j = (uint32_t) sig & mask; slot[j]; j = (j + 1) & mask) {
-            if (ts_pq_ls_equal(g[slot[j] - 1].ls, ls)) {
-                break;
-            }
+        if (as->gs.n > as->cap) {
+            n = as->gs.n * 2;
+            as->g = ts_pq_realloc(ev, as->g, n * sizeof(ts_pq_group_t));
+            as->stamp = ts_pq_realloc(ev, as->stamp, n * sizeof(uint32_t));
+            as->order = ts_pq_realloc(ev, as->order, n * sizeof(uint32_t));
+            memset(&as->g[as->cap], 0,
+                   (n - as->cap) * sizeof(ts_pq_group_t));
+            memset(&as->stamp[as->cap], 0,
+                   (n - as->cap) * sizeof(uint32_t));
+            as->cap = n;
         }
 
-        if (slot[j] == 0) {
-            memset(&g[ng], 0, sizeof(ts_pq_group_t));
-            g[ng].ls = ls;
-            g[ng].value = smp.v;
-            g[ng].mean = smp.v;
-            g[ng].count = 1;
-            slot[j] = ++ng;
+        g = &as->g[gi];
+
+        if (as->stamp[gi] != as->stamp_now) {
+            as->stamp[gi] = as->stamp_now;
+            as->order[nord++] = gi;
+            g->ls = as->gs.g[gi].ls;
+            g->heap.n = 0;
+            ts_pq_acc_init(a->op, &g->acc, smp.v);
 
             switch (a->op) {
-            case TS_PQ_AGG_STDDEV:
-            case TS_PQ_AGG_STDVAR:
-                g[ng - 1].value = 0;
-                break;
-            case TS_PQ_AGG_GROUP:
-                g[ng - 1].value = 1;
-                break;
             case TS_PQ_AGG_TOPK:
             case TS_PQ_AGG_BOTTOMK:
             case TS_PQ_AGG_QUANTILE:
-                ts_pq_vec_push(ev, &g[ng - 1].heap, smp.ls, smp.t, smp.v);
+                ts_pq_vec_push(ev, &g->heap, smp.ls, smp.t, smp.v);
                 break;
             default:
                 break;
@@ -191,92 +715,97 @@ ts_pq_agg_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
             continue;
         }
 
-        ts_pq_agg_add(ev, a->op, &g[slot[j] - 1], &smp, k);
+        ts_pq_agg_add(ev, a->op, g, &smp, k);
     }
 
-    for (i = 0; i < ng; i++) {
+    for (i = 0; i < nord; i++) {
+        g = &as->g[as->order[i]];
+
         switch (a->op) {
 
-        case TS_PQ_AGG_AVG:
-            g[i].value = g[i].mean;
-            break;
-
-        case TS_PQ_AGG_COUNT:
-        case TS_PQ_AGG_COUNT_VALUES:
-            g[i].value = g[i].count;
-            break;
-
-        case TS_PQ_AGG_STDVAR:
-            g[i].value /= g[i].count;
-            break;
-
-        case TS_PQ_AGG_STDDEV:
-            g[i].value = sqrt(g[i].value / g[i].count);
-            break;
-
         case TS_PQ_AGG_QUANTILE:
-            vals = ts_pq_alloc(ev, g[i].heap.n * sizeof(double));
+            vals = ts_pq_alloc(ev, g->heap.n * sizeof(double));
 
-            for (j = 0; j < g[i].heap.n; j++) {
-                vals[j] = g[i].heap.s[j].v;
+            for (j = 0; j < g->heap.n; j++) {
+                vals[j] = g->heap.s[j].v;
             }
 
-            g[i].value = ts_pq_quantile(p, vals, g[i].heap.n);
+            g->acc.value = ts_pq_quantile(p, vals, g->heap.n);
             ts_pq_free(ev, vals);
-            ts_pq_free(ev, g[i].heap.s);
             break;
 
         case TS_PQ_AGG_TOPK:
         case TS_PQ_AGG_BOTTOMK:
-            ts_pq_go_sort(ev, g[i].heap.s, g[i].heap.n,
+            ts_pq_go_sort(ev, g->heap.s, g->heap.n,
                           a->op == TS_PQ_AGG_TOPK);
 
-            for (j = 0; j < g[i].heap.n; j++) {
-                smp = g[i].heap.s[j];
+            for (j = 0; j < g->heap.n; j++) {
+                smp = g->heap.s[j];
                 ts_pq_vec_push(ev, st->out, smp.ls, st->ts, smp.v);
             }
 
-            ts_pq_free(ev, g[i].heap.s);
             continue;
 
         default:
+            g->acc.value = ts_pq_acc_value(a->op, &g->acc);
             break;
         }
 
-        ts_pq_vec_push(ev, st->out, g[i].ls, st->ts, g[i].value);
+        ts_pq_vec_push(ev, st->out, g->ls, st->ts, g->acc.value);
     }
-
-    ts_pq_free(ev, slot);
-    ts_pq_free(ev, g);
 }
 
 
+/* a group's state from its first sample */
+
 static void
-ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op, ts_pq_group_t *g,
-    const ts_pq_sample_t *s, int64_t k)
+ts_pq_acc_init(ts_promql_agg_t op, ts_pq_acc_t *acc, double v)
+{
+    acc->value = v;
+    acc->mean = v;
+    acc->count = 1;
+
+    switch (op) {
+    case TS_PQ_AGG_STDDEV:
+    case TS_PQ_AGG_STDVAR:
+        acc->value = 0;
+        break;
+    case TS_PQ_AGG_GROUP:
+        acc->value = 1;
+        break;
+    default:
+        break;
+    }
+}
+
+
+/* the next sample into a group's state (not topk, bottomk, quantile) */
+
+static void
+ts_pq_acc_add(ts_promql_agg_t op, ts_pq_acc_t *acc, double v)
 {
     double  delta;
 
     switch (op) {
 
     case TS_PQ_AGG_SUM:
-        g->value += s->v;
+        acc->value += v;
         break;
 
     case TS_PQ_AGG_AVG:
-        g->count++;
+        acc->count++;
 
-        if (isinf(g->mean)) {
-            if (isinf(s->v) && (g->mean > 0) == (s->v > 0)) {
+        if (isinf(acc->mean)) {
+            if (isinf(v) && (acc->mean > 0) == (v > 0)) {
                 break;
             }
 
-            if (!isinf(s->v) && !isnan(s->v)) {
+            if (!isinf(v) && !isnan(v)) {
                 break;
             }
         }
 
-        g->mean += s->v / g->count - g->mean / g->count;
+        acc->mean += v / acc->count - acc->mean / acc->count;
         break;
 
     case TS_PQ_AGG_GROUP:
@@ -284,30 +813,63 @@ ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op, ts_pq_group_t *g,
 
     case TS_PQ_AGG_COUNT:
     case TS_PQ_AGG_COUNT_VALUES:
-        g->count++;
+        acc->count++;
         break;
 
     case TS_PQ_AGG_MAX:
-        if (g->value < s->v || isnan(g->value)) {
-            g->value = s->v;
+        if (acc->value < v || isnan(acc->value)) {
+            acc->value = v;
         }
 
         break;
 
     case TS_PQ_AGG_MIN:
-        if (g->value > s->v || isnan(g->value)) {
-            g->value = s->v;
+        if (acc->value > v || isnan(acc->value)) {
+            acc->value = v;
         }
 
         break;
 
     case TS_PQ_AGG_STDDEV:
     case TS_PQ_AGG_STDVAR:
-        g->count++;
-        delta = s->v - g->mean;
-        g->mean += delta / g->count;
-        g->value += delta * (s->v - g->mean);
+        acc->count++;
+        delta = v - acc->mean;
+        acc->mean += delta / acc->count;
+        acc->value += delta * (v - acc->mean);
         break;
+
+    default:
+        break;
+    }
+}
+
+
+/* a group's result (not topk, bottomk, quantile) */
+
+static double
+ts_pq_acc_value(ts_promql_agg_t op, const ts_pq_acc_t *acc)
+{
+    switch (op) {
+    case TS_PQ_AGG_AVG:
+        return acc->mean;
+    case TS_PQ_AGG_COUNT:
+    case TS_PQ_AGG_COUNT_VALUES:
+        return acc->count;
+    case TS_PQ_AGG_STDVAR:
+        return acc->value / acc->count;
+    case TS_PQ_AGG_STDDEV:
+        return sqrt(acc->value / acc->count);
+    default:
+        return acc->value;
+    }
+}
+
+
+static void
+ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op, ts_pq_group_t *g,
+    const ts_pq_sample_t *s, int64_t k)
+{
+    switch (op) {
 
     case TS_PQ_AGG_TOPK:
     case TS_PQ_AGG_BOTTOMK:
@@ -316,6 +878,10 @@ ts_pq_agg_add(ts_pq_ev_t *ev, ts_promql_agg_t op, ts_pq_group_t *g,
 
     case TS_PQ_AGG_QUANTILE:
         ts_pq_vec_push(ev, &g->heap, s->ls, s->t, s->v);
+        break;
+
+    default:
+        ts_pq_acc_add(op, &g->acc, s->v);
         break;
     }
 }

@@ -37,6 +37,8 @@ typedef struct {
 
 static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     uint32_t mi, ts_pq_val_t *v);
+static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
+    void *data);
 static int ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n, int64_t ts,
     const double *sc, double *out);
@@ -117,18 +119,30 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 
 /* a function of a range vector, per series and step */
 
+typedef struct {
+    const ts_promql_expr_t *e;
+    ts_pq_range_t          *r;
+    ts_pq_val_t            *args;
+    uint32_t                nargs;
+    ts_pq_val_t            *v;
+    uint32_t               *reset;      /* rate, increase: per point */
+    uint32_t                rcap;
+} ts_pq_call_range_t;
+
+
 static void
 ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     ts_pq_val_t *v)
 {
-    double                   out, sc[4];
-    int64_t                  ts;
-    uint32_t                 i, k, lo, n, step, nargs;
-    ts_pq_val_t              args[4];
-    ts_pq_range_t            r;
-    ts_pq_series_t          *s, *d;
-    const ts_pq_ls_t        *ls;
-    const ts_promql_call_t  *c;
+    int64_t                    mint, maxt;
+    uint32_t                   i, nargs;
+    ts_pq_val_t                args[4];
+    ts_pq_each_t               each;
+    ts_pq_range_t              r;
+    ts_pq_call_range_t         cr;
+    const ts_promql_expr_t    *arg;
+    const ts_promql_call_t    *c;
+    const ts_promql_vector_t  *vs;
 
     c = &e->u.call;
     nargs = c->nargs < 4 ? c->nargs : 4;
@@ -140,58 +154,147 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
         }
     }
 
-    ts_pq_range_arg(ev, c->args[mi], &r);
-
-    if (c->func->id == TS_PQ_FN_ABSENT_OVER_TIME) {
-        ts_pq_absent_over_time(ev, e, &r, v);
-        ts_pq_mat_free(ev, &r.m);
-        return;
-    }
+    arg = ts_pq_unparen(c->args[mi]);
 
     memset(v, 0, sizeof(ts_pq_val_t));
     v->type = TS_PQ_TYPE_VECTOR;
 
-    for (i = 0; i < r.m.n; i++) {
-        s = &r.m.s[i];
-        s->cur = 0;
-        d = NULL;
-        ls = c->func->id == TS_PQ_FN_LAST_OVER_TIME
-             ? s->ls : ts_pq_ls_noname(ev, s->ls);
+    cr.e = e;
+    cr.r = &r;
+    cr.args = args;
+    cr.nargs = nargs;
+    cr.v = v;
+    cr.reset = NULL;
+    cr.rcap = 0;
 
-        for (ts = ev->start, step = 0; ts <= ev->end;
-             ts += ev->interval, step++)
-        {
-            ts_pq_tick(ev);
-            n = ts_pq_window(&r, s, ts, &lo);
+    if (arg->kind == TS_PQ_MATRIX
+        && c->func->id != TS_PQ_FN_ABSENT_OVER_TIME)
+    {
+        /*
+         * a range selector: its series straight from the storage to the
+         * windows, one at a time
+         */
 
-            for (k = 0; k < nargs; k++) {
-                sc[k] = args[k].type == TS_PQ_TYPE_SCALAR && args[k].m.n
-                        && step < args[k].m.s[0].n
-                        ? args[k].m.s[0].p[step].v : NAN;
-            }
+        ts_pq_range_sel(ev, arg, &r, &vs, &mint, &maxt);
 
-            if (n == 0 || !ts_pq_over(ev, e, &r, s->p + lo, n, ts, sc, &out))
-            {
-                continue;
-            }
+        each.fn = ts_pq_call_range_one;
+        each.data = &cr;
+        ts_pq_load_each(ev, vs, mint, maxt, 0, &each);
 
-            if (d == NULL) {
-                d = ts_pq_mat_add(ev, &v->m, ls);
-            }
+        ts_pq_mat_unique(ev, &v->m);
+        ts_pq_samples(ev, -(int64_t) each.held);
 
-            ts_pq_series_push(ev, d, ts, out);
+    } else {
+        ts_pq_range_arg(ev, c->args[mi], &r);
+
+        if (c->func->id == TS_PQ_FN_ABSENT_OVER_TIME) {
+            ts_pq_absent_over_time(ev, e, &r, v);
+            ts_pq_mat_free(ev, &r.m);
+            return;
         }
+
+        for (i = 0; i < r.m.n; i++) {
+            ts_pq_call_range_one(ev, &r.m.s[i], &cr);
+        }
+
+        /* names dropped: two series may now be one */
+
+        ts_pq_mat_unique(ev, &v->m);
+
+        ts_pq_mat_free(ev, &r.m);
     }
 
-    /* names dropped: two series may now be one */
-
-    ts_pq_mat_unique(ev, &v->m);
-
-    ts_pq_mat_free(ev, &r.m);
+    ts_pq_free(ev, cr.reset);
 
     for (i = 0; i < nargs; i++) {
         ts_pq_mat_free(ev, &args[i].m);
     }
+}
+
+
+/* the function over one series' windows at every step */
+
+static void
+ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
+{
+    double                   out, sc[4];
+    int64_t                  ts;
+    uint32_t                 k, lo, n, step;
+    ts_pq_range_t           *r;
+    ts_pq_series_t          *d;
+    const ts_pq_ls_t        *ls;
+    ts_pq_call_range_t      *cr;
+    const ts_promql_call_t  *c;
+
+    cr = data;
+    r = cr->r;
+    c = &cr->e->u.call;
+
+    s->cur = 0;
+    d = NULL;
+    ls = c->func->id == TS_PQ_FN_LAST_OVER_TIME
+         ? s->ls : ts_pq_ls_noname(ev, s->ls);
+
+    /*
+     * rate() and increase() add up the counter resets in each window:
+     * the index of the next reset at or after each point lets a window
+     * go from one reset to the next instead of over all its points
+     */
+
+    r->base = NULL;
+    r->reset = NULL;
+
+    if ((c->func->id == TS_PQ_FN_RATE || c->func->id == TS_PQ_FN_INCREASE)
+        && s->n >= 2)
+    {
+        if (s->n + 1 > cr->rcap) {
+            ts_pq_free(ev, cr->reset);
+            cr->rcap = s->n + 1;
+            cr->reset = ts_pq_alloc(ev, cr->rcap * sizeof(uint32_t));
+        }
+
+        cr->reset[s->n] = s->n;
+
+        for (k = s->n - 1; k > 0; k--) {
+            cr->reset[k] = s->p[k].v < s->p[k - 1].v ? k : cr->reset[k + 1];
+        }
+
+        cr->reset[0] = cr->reset[1];
+        r->base = s->p;
+        r->reset = cr->reset;
+    }
+
+    for (ts = ev->start, step = 0; ts <= ev->end;
+         ts += ev->interval, step++)
+    {
+        ts_pq_tick(ev);
+        n = ts_pq_window(r, s, ts, &lo);
+
+        for (k = 0; k < cr->nargs; k++) {
+            sc[k] = cr->args[k].type == TS_PQ_TYPE_SCALAR
+                    && cr->args[k].m.n && step < cr->args[k].m.s[0].n
+                    ? cr->args[k].m.s[0].p[step].v : NAN;
+        }
+
+        if (n == 0
+            || !ts_pq_over(ev, cr->e, r, s->p + lo, n, ts, sc, &out))
+        {
+            continue;
+        }
+
+        if (d == NULL) {
+            d = ts_pq_mat_add(ev, &cr->v->m, ls);
+            ts_pq_series_reserve(ev, d,
+                ts_pq_steps_until(ev, ts, r->has_at,
+                                  s->p[s->n - 1].t + r->offset
+                                  + r->range));
+        }
+
+        ts_pq_series_push(ev, d, ts, out);
+    }
+
+    r->base = NULL;
+    r->reset = NULL;
 }
 
 
@@ -367,7 +470,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
 {
     double    res, to_start, to_end, sampled, avg, zero, thr, ext, factor;
     int64_t   start, end;
-    uint32_t  i;
+    uint32_t  i, off;
 
     if (n < 2) {
         return 0;
@@ -378,7 +481,15 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
 
     res = p[n - 1].v - p[0].v;
 
-    if (counter) {
+    if (counter && r->reset != NULL) {
+        /* the same resets, added in the same order, without the scan */
+        off = (uint32_t) (p - r->base);
+
+        for (i = r->reset[off + 1]; i < off + n; i = r->reset[i + 1]) {
+            res += r->base[i - 1].v;
+        }
+
+    } else if (counter) {
         for (i = 1; i < n; i++) {
             if (p[i].v < p[i - 1].v) {
                 res += p[i - 1].v;

@@ -18,6 +18,7 @@
 #define TS_PQEVAL_INT_H
 
 
+#include <pthread.h>
 #include <setjmp.h>
 
 #include "ts_pqeval.h"
@@ -35,6 +36,8 @@ struct ts_pq_ls_s {
     uint32_t                n;
     uint64_t                hash;
     ts_pq_ls_t             *noname;     /* without __name__, cached */
+    uint32_t                gen;        /* the aggregation gidx is of */
+    uint32_t                gidx;       /* its group there, cached */
 };
 
 
@@ -91,8 +94,21 @@ typedef struct ts_pq_mem_s  ts_pq_mem_t;
 struct ts_pq_mem_s {
     ts_pq_mem_t            *prev;
     ts_pq_mem_t            *next;
-    size_t                  size;
+    size_t                  size;       /* asked for */
+    uint32_t                cls;        /* size class, TS_PQ_CLASSES:
+                                           none (malloc'd to size) */
 };
+
+
+/* 4 size classes per power of two, 64 bytes to 32 MiB */
+#define TS_PQ_CLASSES  (4 * 19 + 1)
+
+/* the blocks kept between queries */
+typedef struct {
+    pthread_mutex_t         mutex;
+    ts_pq_mem_t            *free[TS_PQ_CLASSES];
+    size_t                  bytes;
+} ts_pq_cache_t;
 
 
 typedef struct {
@@ -109,10 +125,13 @@ typedef struct {
     uint64_t                samples;
     size_t                  mem;
     ts_pq_mem_t             head;       /* every allocation */
+    ts_pq_cache_t          *cache;      /* the process's, or NULL */
     uint8_t                *arena;
     size_t                  arena_left;
     int64_t                 deadline;   /* CLOCK_MONOTONIC ms, 0: none */
     uint32_t                ticks;
+    uint32_t                agg_gen;    /* aggregations run, numbers
+                                           ts_pq_ls_t.gen */
 
     ts_pqeval_error_t      *err;
     jmp_buf                 jb;
@@ -140,7 +159,19 @@ typedef struct {
     int64_t                 offset;
     int                     has_at;
     int64_t                 at;
+    const ts_pq_point_t    *base;       /* the series' points, and */
+    const uint32_t         *reset;      /* the next counter reset at or
+                                           after each (NULL: none known) */
 } ts_pq_range_t;
+
+
+/* a selector's series one at a time (ts_pq_load_each()) */
+typedef struct {
+    void                  (*fn)(ts_pq_ev_t *ev, ts_pq_series_t *s,
+                                void *data);
+    void                   *data;
+    uint64_t                held;       /* samples read and counted */
+} ts_pq_each_t;
 
 
 /* ts_pqeval.c */
@@ -177,6 +208,10 @@ void ts_pq_vec_push(ts_pq_ev_t *ev, ts_pq_vec_t *v, const ts_pq_ls_t *ls,
     int64_t t, double val);
 void ts_pq_series_push(ts_pq_ev_t *ev, ts_pq_series_t *s, int64_t t,
     double v);
+/* room for n points in all */
+void ts_pq_series_reserve(ts_pq_ev_t *ev, ts_pq_series_t *s, uint32_t n);
+uint32_t ts_pq_steps_left(ts_pq_ev_t *ev, int64_t ts);
+uint32_t ts_pq_steps_until(ts_pq_ev_t *ev, int64_t ts, int at, int64_t last);
 ts_pq_series_t *ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m,
     const ts_pq_ls_t *ls);
 void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
@@ -184,6 +219,9 @@ void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 void ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 
 void ts_pq_eval(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
+void ts_pq_map_put(ts_pq_ev_t *ev, ts_pq_map_t *map, const ts_pq_ls_t *ls,
+    int64_t ts, double v);
 void ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *args, uint32_t nargs, ts_pq_step_pt fn, void *data,
     ts_pq_val_t *out);
@@ -191,6 +229,11 @@ void ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v);
 void ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_range_t *r);
+void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_range_t *r, const ts_promql_vector_t **vs, int64_t *mint,
+    int64_t *maxt);
+void ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    int64_t mint, int64_t maxt, int keep_stale, ts_pq_each_t *each);
 uint32_t ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s,
     int64_t ts, uint32_t *lo);
 const ts_promql_expr_t *ts_pq_unparen(const ts_promql_expr_t *e);

@@ -117,17 +117,33 @@ ts_pqjson_float(double v, char fmt, char *buf, size_t size)
 static size_t
 ts_pqj_digits(double v, char *d, int *exp)
 {
-    int     p;
+    int     p, lo, hi;
     char    s[40], *e;
     size_t  n;
 
-    for (p = 0; p < 17; p++) {
+    /*
+     * The fewest digits after the point that read back to v, by binary
+     * search over 0..16 (16 always does): if p digits read back, so do
+     * p + 1, the nearest number of p + 1 digits being at most as far
+     * from v as the one of p digits.  4 or 5 tries instead of up to 17.
+     */
+
+    lo = 0;
+    hi = 16;
+
+    while (lo < hi) {
+        p = (lo + hi) / 2;
         snprintf(s, sizeof(s), "%.*e", p, v);
 
         if (strtod(s, NULL) == v) {
-            break;
+            hi = p;
+
+        } else {
+            lo = p + 1;
         }
     }
+
+    snprintf(s, sizeof(s), "%.*e", lo, v);
 
     e = strchr(s, 'e');
     *exp = atoi(e + 1);

@@ -829,6 +829,85 @@ test_errors(void **state)
 }
 
 
+/*
+ * ts_pqjson_float's digits are the fewest that read back to v, as Go's
+ * FormatFloat(v, 'e', -1): checked against a plain search from 0 digits
+ * up over values of every kind (integers, short decimals, full-precision
+ * quotients, tiny and huge exponents).
+ */
+
+static void
+test_float_shortest(void **state)
+{
+    int       p, i;
+    char      buf[64], ref[64], want[64], *e;
+    double    v;
+    uint64_t  x;
+
+    (void) state;
+
+    x = 88172645463325252ull;
+
+    for (i = 0; i < 20000; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+
+        switch (i % 5) {
+        case 0:
+            v = (double) (x % 100000000);
+            break;
+        case 1:
+            v = (double) (x % 100000) / 1000;
+            break;
+        case 2:
+            v = (double) (x % 1000003) / (double) (x % 977 + 1);
+            break;
+        case 3:
+            memcpy(&v, &x, sizeof(v));
+            v = fabs(v);
+            break;
+        default:
+            v = (double) (x >> 11) / 9007199254740992.0 * pow(10, i % 40 - 20);
+            break;
+        }
+
+        if (isnan(v) || isinf(v) || v == 0) {
+            continue;
+        }
+
+        for (p = 0; p < 17; p++) {
+            snprintf(ref, sizeof(ref), "%.*e", p, v);
+
+            if (strtod(ref, NULL) == v) {
+                break;
+            }
+        }
+
+        /* the reference without trailing zeros in the mantissa */
+
+        e = strchr(ref, 'e');
+        snprintf(want, sizeof(want), "%.*s", (int) (e - ref), ref);
+
+        while (strchr(want, '.') != NULL && want[strlen(want) - 1] == '0') {
+            want[strlen(want) - 1] = '\0';
+        }
+
+        if (want[strlen(want) - 1] == '.') {
+            want[strlen(want) - 1] = '\0';
+        }
+
+        ts_pqjson_float(v, 'e', buf, sizeof(buf));
+
+        if (strncmp(buf, want, strlen(want)) != 0
+            || buf[strlen(want)] != 'e' || strtod(buf, NULL) != v)
+        {
+            fail_msg("%.17g: %s, want %s%s", v, buf, want, e);
+        }
+    }
+}
+
+
 int
 main(void)
 {
@@ -836,6 +915,7 @@ main(void)
         cmocka_unit_test(test_testdata),
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_float_shortest),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
