@@ -6,7 +6,10 @@
 # Prometheus 2.42 servers, one per response type; they must answer
 # histogram queries, instant and range, exactly as p1 does.  The
 # responses must decode to the same histograms, and again after a
-# checkpoint moved the chunks to LMDB and nginx restarted.
+# checkpoint moved the chunks to LMDB and nginx restarted.  And
+# ngx_tsdb's own /api/v1/query and query_range answer the same PromQL
+# over the histograms (selectors, histogram_count/sum/fraction/quantile,
+# rate, increase, sum by) exactly as p1, from the head and from LMDB.
 #
 # Why not remote_read into a Prometheus: Prometheus 2.42's remote-read
 # client asks for SAMPLES and keeps only TimeSeries.samples (its
@@ -56,7 +59,7 @@ my @queries = (
     'histogram_quantile(0.75, gauge_hist)',
 );
 
-plan tests => 11 + 3 * 2 * @queries;
+plan tests => 11 + 5 * 2 * @queries;
 
 my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
@@ -70,6 +73,9 @@ location = /api/v1/write {
 }
 location = /api/v1/read {
     tsdb_remote_read main;
+}
+location /api/v1/ {
+    tsdb_query main;
 }
 CONF
 
@@ -166,6 +172,23 @@ sub canonical {
 
 sub compare {
     my ($p1_port, $p2_port, $what) = @_;
+    my $get = sub { prometheus_api($p2_port, $_[0]) };
+
+    compare_with($p1_port, $get, $what);
+}
+
+
+# the same queries answered by ngx_tsdb's own query API
+sub compare_ngx {
+    my ($p1_port, $what) = @_;
+    my $get = sub { $srv->request("GET $_[0]")->{body} // '' };
+
+    compare_with($p1_port, $get, $what);
+}
+
+
+sub compare_with {
+    my ($p1_port, $get, $what) = @_;
     my $at = $t_start + $STEP * int($N * 0.7) + 2;
 
     for my $q (@queries) {
@@ -176,7 +199,7 @@ sub compare {
 
         for my $path ($inst, $range) {
             my $a = canonical(prometheus_api($p1_port, $path));
-            my $b = canonical(prometheus_api($p2_port, $path));
+            my $b = canonical($get->($path));
             my $kind = $path eq $inst ? 'instant' : 'range';
 
             ok($a =~ /"result":\[\{/ && $a eq $b, "$what, $kind: $q")
@@ -268,6 +291,9 @@ $res = prometheus_post($p1_port, '/api/v1/write', $body, @RW_V1);
 is($res->{status}, 204, 'Prometheus took the histograms')
     or diag($res->{body});
 
+# ngx_tsdb's PromQL over the histograms in its head answers as p1 does
+compare_ngx($p1_port, 'ngx_tsdb query API, head');
+
 # from the head: both response types decode to every histogram written
 my %file = map { $_ => read_back($_, 'head') } qw(samples streamed);
 my $text = dump_file('decode', 'samples', $file{samples});
@@ -302,6 +328,8 @@ ok(dump_file('decode', 'samples', $file{samples}) eq $text,
    'persisted: SAMPLES reads the same histograms');
 ok(dump_file('decode', 'streamed', $file{streamed}) eq $text,
    'persisted: STREAMED reads the same histograms');
+
+compare_ngx($p1_port, 'ngx_tsdb query API, persisted');
 
 my ($p4, $p4_port) = fed_prometheus('p-persisted',
     dump_file('write', 'streamed', $file{streamed}));
