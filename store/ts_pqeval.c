@@ -1433,7 +1433,11 @@ ts_pq_unary(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         d->ls = ts_pq_ls_noname(ev, s->ls);
 
         for (k = 0; k < d->n; k++) {
-            d->p[k].v = -d->p[k].v;
+            /* 2.42 negates V; a histogram's H stays */
+
+            if (!ts_pq_is_hist(d->p[k].v)) {
+                d->p[k].v = -d->p[k].v;
+            }
         }
     }
 

@@ -35,6 +35,8 @@ typedef struct {
 } ts_pq_hgroup_t;
 
 
+static void ts_pq_hist_args(ts_promql_fn_t fn, ts_pq_val_t *args,
+    uint32_t nargs);
 static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     uint32_t mi, ts_pq_val_t *v);
 static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
@@ -106,6 +108,8 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         ts_pq_eval(ev, c->args[i], &args[i]);
     }
 
+    ts_pq_hist_args(c->func->id, args, nargs);
+
     ts_pq_steps(ev, e, args, nargs, ts_pq_fn_step, NULL, v);
 
     for (i = 0; i < nargs; i++) {
@@ -116,6 +120,47 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 
     if (c->func->ret == TS_PQ_TYPE_SCALAR) {
         v->type = TS_PQ_TYPE_SCALAR;
+    }
+}
+
+
+/*
+ * 2.42's functions of instant vectors read a histogram sample's V, 0,
+ * but for histogram_*() and sort(), sort_desc() (which keep the sample)
+ */
+
+static void
+ts_pq_hist_args(ts_promql_fn_t fn, ts_pq_val_t *args, uint32_t nargs)
+{
+    uint32_t         i, j, k;
+    ts_pq_series_t  *s;
+
+    switch (fn) {
+    case TS_PQ_FN_HISTOGRAM_COUNT:
+    case TS_PQ_FN_HISTOGRAM_SUM:
+    case TS_PQ_FN_HISTOGRAM_FRACTION:
+    case TS_PQ_FN_HISTOGRAM_QUANTILE:
+    case TS_PQ_FN_SORT:
+    case TS_PQ_FN_SORT_DESC:
+        return;
+    default:
+        break;
+    }
+
+    for (i = 0; i < nargs; i++) {
+        if (args[i].type != TS_PQ_TYPE_VECTOR) {
+            continue;
+        }
+
+        for (j = 0; j < args[i].m.n; j++) {
+            s = &args[i].m.s[j];
+
+            for (k = 0; k < s->n; k++) {
+                if (ts_pq_is_hist(s->p[k].v)) {
+                    s->p[k].v = 0;
+                }
+            }
+        }
     }
 }
 
