@@ -36,6 +36,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <time.h>
@@ -109,6 +110,7 @@ struct rwload_conf_s {
     double                  *value;
     uint64_t                *rng;
     double                   deadline;
+    double                   cpu_s;      /* in the timed phase */
     int                      shown;
     pthread_barrier_t        barrier;
     pthread_mutex_t          lock;
@@ -134,6 +136,7 @@ static void rwload_report(rwload_conf_t *cf, rwload_conn_t *conns,
     double encode_s, double elapsed);
 static int rwload_cmp(const void *a, const void *b);
 static double rwload_now(void);
+static double rwload_cpu(void);
 static void *rwload_alloc(size_t n);
 
 
@@ -210,7 +213,7 @@ int
 main(int argc, char **argv)
 {
     size_t          i, ngroups;
-    double          t0, encode_s, elapsed;
+    double          t0, cpu0, encode_s, elapsed;
     rwload_conf_t   cf;
     rwload_conn_t  *conns;
 
@@ -255,6 +258,7 @@ main(int argc, char **argv)
     pthread_barrier_wait(&cf.barrier);
 
     t0 = rwload_now();
+    cpu0 = rwload_cpu();
     cf.deadline = cf.duration > 0 ? t0 + cf.duration : 0;
     pthread_barrier_wait(&cf.barrier);
 
@@ -263,6 +267,9 @@ main(int argc, char **argv)
     }
 
     elapsed = rwload_now() - t0;
+
+    /* what the generator takes of the machine while it is measured */
+    cf.cpu_s = rwload_cpu() - cpu0;
 
     rwload_report(&cf, conns, encode_s, elapsed);
 
@@ -871,8 +878,9 @@ rwload_report(rwload_conf_t *cf, rwload_conn_t *conns, double encode_s,
            "%llu failed\n", (unsigned long long) w.reqs_ok,
            (unsigned long long) w.reqs_bad, (unsigned long long) w.reqs_err);
     printf("rwload: timed: %.2f s, %llu requests 2xx, %llu non-2xx, "
-           "%llu failed\n", elapsed, (unsigned long long) t.reqs_ok,
-           (unsigned long long) t.reqs_bad, (unsigned long long) t.reqs_err);
+           "%llu failed, generator CPU %.2f s\n", elapsed,
+           (unsigned long long) t.reqs_ok, (unsigned long long) t.reqs_bad,
+           (unsigned long long) t.reqs_err, cf->cpu_s);
 
     for (k = 0; k < RWLOAD_NCODES; k++) {
         if (t.codes[k]) {
@@ -884,14 +892,29 @@ rwload_report(rwload_conf_t *cf, rwload_conn_t *conns, double encode_s,
     printf("RESULT samples_ok=%llu samples_bad=%llu elapsed=%.3f "
            "samples_per_s=%.0f p50_ms=%.2f p99_ms=%.2f req_ok=%llu "
            "req_non2xx=%llu req_failed=%llu warm_samples_ok=%llu "
-           "warm_non2xx=%llu\n",
+           "warm_non2xx=%llu client_cpu_s=%.2f\n",
            (unsigned long long) t.samples_ok,
            (unsigned long long) t.samples_bad, elapsed,
            elapsed > 0 ? t.samples_ok / elapsed : 0, p50, p99,
            (unsigned long long) t.reqs_ok, (unsigned long long) t.reqs_bad,
            (unsigned long long) t.reqs_err,
            (unsigned long long) w.samples_ok,
-           (unsigned long long) w.reqs_bad);
+           (unsigned long long) w.reqs_bad, cf->cpu_s);
+}
+
+
+/* user + system CPU seconds of the whole process, all threads */
+static double
+rwload_cpu(void)
+{
+    struct rusage  ru;
+
+    if (getrusage(RUSAGE_SELF, &ru) != 0) {
+        return 0;
+    }
+
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
+           + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 

@@ -22,6 +22,7 @@
 
 
 #define NGX_HTTP_TSDB_TENANT_DEFAULT  "anonymous"
+#define NGX_HTTP_TSDB_KNOWN_BATCH     256
 
 
 typedef struct {
@@ -37,6 +38,9 @@ typedef struct {
     ts_reject_t                 why;
     ngx_http_request_t         *request;
     ngx_http_tsdb_sync_wait_t   wait;         /* wal_fsync=always */
+    ts_head_t                  *head;         /* for the known lookup */
+    uint32_t                    tenant;       /* that it used */
+    unsigned                    known:1;
     unsigned                    waiting:1;
 } ngx_http_tsdb_write_ctx_t;
 
@@ -60,6 +64,8 @@ typedef struct {
 static void ngx_http_tsdb_write_body(ngx_http_request_t *r);
 static void ngx_http_tsdb_write_process(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, u_char *body, size_t len);
+static void ngx_http_tsdb_write_known(void *data, ts_rw_series_t *s,
+    size_t n);
 static ngx_int_t ngx_http_tsdb_write_store(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req,
     ngx_http_tsdb_wal_batch_t *wb);
@@ -249,6 +255,7 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
     int                         rc;
     u_char                     *raw;
     size_t                      rawlen;
+    ngx_str_t                   name;
     ts_rw_request_t             req;
     ProtobufCAllocator          a;
     ngx_http_tsdb_loc_conf_t   *lcf;
@@ -271,6 +278,18 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
     }
 
     ts_rw_request_init(&req, &a, &lcf->limits);
+
+    /* series the head holds skip most validation, see ts_rw.h */
+
+    if (ngx_http_tsdb_tenant(r, lcf, &name) == NGX_OK
+        && ts_head_tenant_find(&lcf->zone->head, (char *) name.data,
+                               name.len, &ctx->tenant) == TS_OK)
+    {
+        ctx->head = &lcf->zone->head;
+        ctx->known = 1;
+        req.known = ngx_http_tsdb_write_known;
+        req.known_data = ctx;
+    }
 
     rc = ts_rw_decode(&req, ctx->version, raw, rawlen);
     if (rc != TS_OK) {
@@ -329,6 +348,34 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
 }
 
 
+/* ts_rw_known_pt: the head's lookup in batches, without creating */
+
+static void
+ngx_http_tsdb_write_known(void *data, ts_rw_series_t *s, size_t n)
+{
+    ngx_http_tsdb_write_ctx_t *ctx = data;
+
+    size_t          i, k, m;
+    ts_head_key_t   keys[NGX_HTTP_TSDB_KNOWN_BATCH];
+
+    for (i = 0; i < n; i += m) {
+        m = ngx_min(n - i, NGX_HTTP_TSDB_KNOWN_BATCH);
+
+        for (k = 0; k < m; k++) {
+            keys[k].labels = s[i + k].labels;
+            keys[k].n = s[i + k].nlabels;
+            keys[k].hash = s[i + k].hash;
+        }
+
+        ts_head_find_many(ctx->head, ctx->tenant, keys, m);
+
+        for (k = 0; k < m; k++) {
+            s[i + k].ref = keys[k].ref;
+        }
+    }
+}
+
+
 static ngx_int_t
 ngx_http_tsdb_write_store(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_request_t *req,
@@ -378,8 +425,14 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
             continue;
         }
 
-        rc = ts_head_series(&z->head, tenant, s->labels, s->nlabels,
-                            s->hash, lcf->max_series_per_tenant, &ref);
+        if (s->ref != 0 && ctx->known && tenant == ctx->tenant) {
+            ref = s->ref;
+            rc = 0;
+
+        } else {
+            rc = ts_head_series(&z->head, tenant, s->labels, s->nlabels,
+                                s->hash, lcf->max_series_per_tenant, &ref);
+        }
 
         if (rc == TS_ERR_LIMIT) {
             ctx->rejected += s->nsamples + s->nhistograms;

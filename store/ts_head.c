@@ -57,6 +57,7 @@
 #define TS_HEAD_SERIES_COST  1024
 #define TS_HEAD_POSTINGS_N   14
 #define TS_HEAD_READ_RETRIES 8
+#define TS_HEAD_FIND_WINDOW  32
 
 /* an iterator's scratch memory for a head histogram chunk */
 #define TS_HEAD_HIST_SCRATCH (TS_HEAD_HIST_BLOCK / 2)
@@ -211,6 +212,10 @@ static int ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s,
     size_t len);
 static int ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from,
     uint32_t to, const char *name, size_t len, uint64_t hash);
+static void ts_head_prefetch(ts_head_hdr_t *hdr, ts_head_key_t *k);
+static int ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n);
+static uint32_t ts_head_chain(ts_head_hdr_t *hdr, uint32_t r,
+    uint32_t tenant, const ts_label_t *labels, uint32_t n, uint64_t hash);
 static uint32_t ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant,
     const ts_label_t *labels, uint32_t n, uint64_t hash);
 static int ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off,
@@ -521,6 +526,66 @@ done:
     ts_head_unlock(h);
 
     return rc;
+}
+
+
+void
+ts_head_find_many(ts_head_t *h, uint32_t tenant, ts_head_key_t *keys,
+    size_t n)
+{
+    size_t          i, j, end;
+    uint32_t       *b, r;
+    ts_head_key_t  *k;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+    b = ts_head_sbuckets(hdr);
+
+    if (tenant >= __atomic_load_n(&hdr->tenants_used, __ATOMIC_ACQUIRE)) {
+        for (i = 0; i < n; i++) {
+            keys[i].ref = 0;
+        }
+
+        return;
+    }
+
+    /*
+     * In windows: all buckets of a window are prefetched, then all
+     * their first series, then labels and chunks, then compared; the
+     * misses of a window overlap instead of following one another.
+     */
+
+    for (i = 0; i < n; i = end) {
+        end = (n - i > TS_HEAD_FIND_WINDOW) ? i + TS_HEAD_FIND_WINDOW : n;
+
+        for (j = i; j < end; j++) {
+            __builtin_prefetch(&b[keys[j].hash & hdr->series_mask]);
+        }
+
+        for (j = i; j < end; j++) {
+            k = &keys[j];
+            r = __atomic_load_n(&b[k->hash & hdr->series_mask],
+                                __ATOMIC_ACQUIRE);
+            k->ref = r;
+
+            if (r) {
+                __builtin_prefetch(ts_head_series_at(hdr, r));
+            }
+        }
+
+        for (j = i; j < end; j++) {
+            ts_head_prefetch(hdr, &keys[j]);
+        }
+
+        for (j = i; j < end; j++) {
+            k = &keys[j];
+
+            if (k->ref) {
+                k->ref = ts_head_chain(hdr, k->ref, tenant, k->labels, k->n,
+                                       k->hash);
+            }
+        }
+    }
 }
 
 
@@ -1334,15 +1399,68 @@ ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from, uint32_t to,
 }
 
 
+/*
+ * The labels blob and the newest chunk's header of the bucket's first
+ * series, when its hash is the key's: the lines a match reads next.
+ */
+static void
+ts_head_prefetch(ts_head_hdr_t *hdr, ts_head_key_t *k)
+{
+    size_t         size, off;
+    uint32_t       i, id;
+    const char    *p;
+    ts_hseries_t  *s;
+
+    if (k->ref == 0) {
+        return;
+    }
+
+    s = ts_head_series_at(hdr, k->ref);
+
+    if (s->hash != k->hash) {
+        return;
+    }
+
+    size = 2;
+
+    for (i = 0; i < k->n; i++) {
+        size += 4 + k->labels[i].name_len + k->labels[i].value_len;
+    }
+
+    p = ts_head_arena(hdr, s->labels);
+
+    for (off = 0; off < size + 63; off += 64) {
+        __builtin_prefetch(p + (off < size ? off : size - 1));
+    }
+
+    /* a hint for the append that follows; the value may be stale */
+    id = __atomic_load_n(&s->head, __ATOMIC_RELAXED);
+    if (id) {
+        __builtin_prefetch(ts_head_chunk_at(hdr, id));
+    }
+}
+
+
 static uint32_t
 ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant, const ts_label_t *labels,
     uint32_t n, uint64_t hash)
 {
-    uint32_t       r;
-    ts_hseries_t  *s;
+    uint32_t  r;
 
     r = __atomic_load_n(&ts_head_sbuckets(hdr)[hash & hdr->series_mask],
                         __ATOMIC_ACQUIRE);
+
+    return ts_head_chain(hdr, r, tenant, labels, n, hash);
+}
+
+
+/* walks a bucket chain from r */
+
+static uint32_t
+ts_head_chain(ts_head_hdr_t *hdr, uint32_t r, uint32_t tenant,
+    const ts_label_t *labels, uint32_t n, uint64_t hash)
+{
+    ts_hseries_t  *s;
 
     while (r) {
         s = ts_head_series_at(hdr, r);
@@ -1357,6 +1475,42 @@ ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant, const ts_label_t *labels,
     }
 
     return 0;
+}
+
+
+/* memcmp() == 0 without a call for the short strings most labels are */
+
+static int
+ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n)
+{
+    uint64_t  a1, a2, b1, b2;
+    uint32_t  x1, x2, y1, y2;
+
+    if (n > 16) {
+        return memcmp(a, b, n) == 0;
+    }
+
+    if (n >= 8) {
+        memcpy(&a1, a, 8);
+        memcpy(&a2, a + n - 8, 8);
+        memcpy(&b1, b, 8);
+        memcpy(&b2, b + n - 8, 8);
+
+        return ((a1 ^ b1) | (a2 ^ b2)) == 0;
+    }
+
+    if (n >= 4) {
+        memcpy(&x1, a, 4);
+        memcpy(&x2, a + n - 4, 4);
+        memcpy(&y1, b, 4);
+        memcpy(&y2, b + n - 4, 4);
+
+        return ((x1 ^ y1) | (x2 ^ y2)) == 0;
+    }
+
+    return n == 0
+           || (a[0] == (uint8_t) b[0] && a[n / 2] == (uint8_t) b[n / 2]
+               && a[n - 1] == (uint8_t) b[n - 1]);
 }
 
 
@@ -1381,8 +1535,8 @@ ts_head_labels_eq(ts_head_hdr_t *hdr, uint32_t off, const ts_label_t *labels,
         memcpy(&vl, p + 2, 2);
 
         if (nl != labels[i].name_len || vl != labels[i].value_len
-            || memcmp(p + 4, labels[i].name, nl) != 0
-            || memcmp(p + 4 + nl, labels[i].value, vl) != 0)
+            || !ts_head_bytes_eq(p + 4, labels[i].name, nl)
+            || !ts_head_bytes_eq(p + 4 + nl, labels[i].value, vl))
         {
             return 0;
         }

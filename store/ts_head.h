@@ -118,6 +118,23 @@ int ts_head_tenant_find(ts_head_t *h, const char *name, size_t len,
 int ts_head_series(ts_head_t *h, uint32_t tenant, const ts_label_t *labels,
     uint32_t n, uint64_t hash, uint32_t max_series, uint32_t *ref);
 
+/* One lookup of ts_head_find_many(). */
+typedef struct {
+    const ts_label_t       *labels;     /* as they would be stored */
+    uint32_t                n;
+    uint32_t                ref;        /* out: the series, 0 if none */
+    uint64_t                hash;       /* ts_labels_hash() */
+} ts_head_key_t;
+
+/*
+ * Finds series of a tenant without creating any: ts_head_series()'s
+ * lookup for n keys at once, the memory each needs (hash bucket,
+ * series, labels, newest chunk) prefetched for several before any is
+ * compared, since on a large head each is a cache miss.
+ */
+void ts_head_find_many(ts_head_t *h, uint32_t tenant, ts_head_key_t *keys,
+    size_t n);
+
 /* Series a tenant has in the head. */
 uint32_t ts_head_tenant_series(ts_head_t *h, uint32_t tenant);
 

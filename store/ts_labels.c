@@ -616,41 +616,42 @@ ts_xxh_update(ts_xxh64_t *h, const void *in, size_t len)
 }
 
 
+/* the four lanes into one, after 32 or more bytes */
 static uint64_t
-ts_xxh_digest(const ts_xxh64_t *h, uint64_t seed)
+ts_xxh_lanes(const uint64_t *v)
 {
-    const uint8_t  *p, *end;
-    uint64_t        acc;
+    uint64_t  acc;
 
-    if (h->total >= 32) {
-        acc = ts_rotl64(h->v[0], 1) + ts_rotl64(h->v[1], 7)
-              + ts_rotl64(h->v[2], 12) + ts_rotl64(h->v[3], 18);
-        acc = ts_xxh_merge(acc, h->v[0]);
-        acc = ts_xxh_merge(acc, h->v[1]);
-        acc = ts_xxh_merge(acc, h->v[2]);
-        acc = ts_xxh_merge(acc, h->v[3]);
+    acc = ts_rotl64(v[0], 1) + ts_rotl64(v[1], 7) + ts_rotl64(v[2], 12)
+          + ts_rotl64(v[3], 18);
+    acc = ts_xxh_merge(acc, v[0]);
+    acc = ts_xxh_merge(acc, v[1]);
+    acc = ts_xxh_merge(acc, v[2]);
+    acc = ts_xxh_merge(acc, v[3]);
 
-    } else {
-        acc = seed + TS_XXH_P5;
-    }
+    return acc;
+}
 
-    acc += h->total;
-    p = h->mem;
-    end = p + h->memsize;
 
-    for ( /* void */ ; end - p >= 8; p += 8) {
-        acc ^= ts_xxh_round(0, ts_le64(p));
+/* the last n < 32 bytes at p and the avalanche */
+static uint64_t
+ts_xxh_tail(uint64_t acc, const uint8_t *p, size_t n)
+{
+    size_t  i;
+
+    for (i = 0; n - i >= 8; i += 8) {
+        acc ^= ts_xxh_round(0, ts_le64(p + i));
         acc = ts_rotl64(acc, 27) * TS_XXH_P1 + TS_XXH_P4;
     }
 
-    if (end - p >= 4) {
-        acc ^= ts_le32(p) * TS_XXH_P1;
+    if (n - i >= 4) {
+        acc ^= ts_le32(p + i) * TS_XXH_P1;
         acc = ts_rotl64(acc, 23) * TS_XXH_P2 + TS_XXH_P3;
-        p += 4;
+        i += 4;
     }
 
-    for ( /* void */ ; p < end; p++) {
-        acc ^= *p * TS_XXH_P5;
+    for ( /* void */ ; i < n; i++) {
+        acc ^= p[i] * TS_XXH_P5;
         acc = ts_rotl64(acc, 11) * TS_XXH_P1;
     }
 
@@ -664,15 +665,75 @@ ts_xxh_digest(const ts_xxh64_t *h, uint64_t seed)
 }
 
 
-uint64_t
-ts_xxh64(const void *p, size_t len, uint64_t seed)
+static uint64_t
+ts_xxh_digest(const ts_xxh64_t *h, uint64_t seed)
 {
-    ts_xxh64_t  h;
+    uint64_t  acc;
 
-    ts_xxh_init(&h, seed);
-    ts_xxh_update(&h, p, len);
+    acc = (h->total >= 32) ? ts_xxh_lanes(h->v) : seed + TS_XXH_P5;
+    acc += h->total;
 
-    return ts_xxh_digest(&h, seed);
+    return ts_xxh_tail(acc, h->mem, h->memsize);
+}
+
+
+/* one buffer: the stripes read in place, nothing copied */
+uint64_t
+ts_xxh64(const void *in, size_t len, uint64_t seed)
+{
+    const uint8_t  *p = in;
+    uint64_t        acc;
+    size_t          i;
+    ts_xxh64_t      h;
+
+    i = 0;
+
+    if (len >= 32) {
+        ts_xxh_init(&h, seed);
+
+        for ( /* void */ ; len - i >= 32; i += 32) {
+            ts_xxh_stripe(&h, p + i);
+        }
+
+        acc = ts_xxh_lanes(h.v);
+
+    } else {
+        acc = seed + TS_XXH_P5;
+    }
+
+    acc += len;
+
+    return ts_xxh_tail(acc, len ? p + i : p, len - i);
+}
+
+
+/* a short string's copy without a call: most label strings */
+static void
+ts_labels_copy(uint8_t *d, const char *s, size_t n)
+{
+    uint64_t  a, b;
+    uint32_t  x, y;
+
+    if (n > 16) {
+        memcpy(d, s, n);
+
+    } else if (n >= 8) {
+        memcpy(&a, s, 8);
+        memcpy(&b, s + n - 8, 8);
+        memcpy(d, &a, 8);
+        memcpy(d + n - 8, &b, 8);
+
+    } else if (n >= 4) {
+        memcpy(&x, s, 4);
+        memcpy(&y, s + n - 4, 4);
+        memcpy(d, &x, 4);
+        memcpy(d + n - 4, &y, 4);
+
+    } else if (n > 0) {
+        d[0] = (uint8_t) s[0];
+        d[n / 2] = (uint8_t) s[n / 2];
+        d[n - 1] = (uint8_t) s[n - 1];
+    }
 }
 
 
@@ -694,10 +755,10 @@ ts_labels_hash(const ts_label_t *l, uint32_t n)
             break;
         }
 
-        memcpy(buf + k, l[i].name, l[i].name_len);
+        ts_labels_copy(buf + k, l[i].name, l[i].name_len);
         k += l[i].name_len;
         buf[k++] = sep;
-        memcpy(buf + k, l[i].value, l[i].value_len);
+        ts_labels_copy(buf + k, l[i].value, l[i].value_len);
         k += l[i].value_len;
         buf[k++] = sep;
     }

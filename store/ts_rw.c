@@ -419,13 +419,13 @@ ts_rw_failed(ts_rw_request_t *req)
 
 
 /*
- * A zeroed array of n elements listed for freeing.  For n == 0 it is a
- * shared empty object, never written, so that cursors may still move by
- * zero (arithmetic on NULL is undefined).  NULL if *rc is already an
- * error (calls chain until one fails) or becomes one.
+ * An array of n elements listed for freeing, not zeroed.  For n == 0 it
+ * is a shared empty object, never written, so that cursors may still
+ * move by zero (arithmetic on NULL is undefined).  NULL if *rc is
+ * already an error (calls chain until one fails) or becomes one.
  */
 static void *
-ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
+ts_rw_array_raw(ts_rw_request_t *req, size_t n, size_t size, int *rc)
 {
     static max_align_t  none;
     void               *p;
@@ -450,8 +450,23 @@ ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
         return NULL;
     }
 
-    memset(p, 0, n * size);
     req->mem[req->nmem++] = p;
+
+    return p;
+}
+
+
+/* the same, zeroed */
+static void *
+ts_rw_array(ts_rw_request_t *req, size_t n, size_t size, int *rc)
+{
+    void  *p;
+
+    p = ts_rw_array_raw(req, n, size, rc);
+
+    if (p != NULL && n != 0) {
+        memset(p, 0, n * size);
+    }
 
     return p;
 }
@@ -645,7 +660,7 @@ ts_rw_too_many_series(ts_rw_request_t *req, size_t n)
 /* the wire pass */
 
 static int
-ts_pb_varint(ts_pb_t *pb, uint64_t *v)
+ts_pb_varint_long(ts_pb_t *pb, uint64_t *v)
 {
     uint64_t  x;
     unsigned  shift;
@@ -664,6 +679,19 @@ ts_pb_varint(ts_pb_t *pb, uint64_t *v)
     }
 
     return TS_ERR_CORRUPT;
+}
+
+
+/* most are one byte (keys, lengths of labels): inlined */
+static inline int
+ts_pb_varint(ts_pb_t *pb, uint64_t *v)
+{
+    if (pb->p < pb->end && *pb->p < 0x80) {
+        *v = *pb->p++;
+        return TS_OK;
+    }
+
+    return ts_pb_varint_long(pb, v);
 }
 
 
@@ -1287,6 +1315,41 @@ ts_rw_series_check(ts_rw_request_t *req, ts_rw_series_t *s,
 }
 
 
+/*
+ * 1 if a series whose labels req->known found passes what depends on
+ * the limits (the rest it passed when it was stored); else it is
+ * checked in full, which finds the reason.  Histograms and exemplars
+ * never reach here (the v1 fast path has none).
+ */
+static int
+ts_rw_known_check(ts_rw_request_t *req, const ts_rw_series_t *s)
+{
+    const ts_limits_t  *lim = req->lim;
+    const ts_label_t   *l;
+    uint32_t            i;
+
+    if (s->nlabels > lim->max_label_names_per_series
+        || (uint64_t) s->nsamples + s->nhistograms
+           > lim->max_samples_per_series
+        || s->nhistograms != 0 || s->nexemplars != 0)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < s->nlabels; i++) {
+        l = &s->labels[i];
+
+        if (l->name_len > lim->max_label_name_length
+            || l->value_len > lim->max_label_value_length)
+        {
+            return 0;
+        }
+    }
+
+    return 1;
+}
+
+
 static void
 ts_rw_preset_reason(ts_rw_series_t *s, ts_reject_t *r)
 {
@@ -1325,7 +1388,12 @@ ts_rw_series_finish(ts_rw_request_t *req, ts_rw_series_t *s,
     if (s->reject != TS_REJECT_NONE) {
         ts_rw_preset_reason(s, &r);
 
+    } else if (s->ref != 0 && ts_rw_known_check(req, s)) {
+        /* labels as stored, hash set by ts_rw_fast_known() */
+        return;
+
     } else {
+        s->ref = 0;
         s->reject = ts_rw_series_check(req, s, mixed, &r);
     }
 
@@ -1590,13 +1658,18 @@ ts_rw_v1_fill(ts_rw_request_t *req, const Prometheus__WriteRequest *wr,
 
 /*
  * The v1 fast path.  A WriteRequest whose series hold labels and float
- * samples only, each field once per Label and Sample, no NUL in a
- * string, no unknown field -- what Prometheus and vmagent send for
- * samples -- is decoded straight from the wire with labels pointing
- * into buf: no protobuf-c unpack, no allocation per message.  Anything
- * else is declined before req changes and goes to protobuf-c, so the
- * answers are the slow path's by construction.  The first pass checks
- * and counts, the second fills and cannot fail.
+ * samples only, each field once per Label and Sample, no unknown field
+ * -- what Prometheus and vmagent send for samples -- is decoded
+ * straight from the wire with labels pointing into buf: no protobuf-c
+ * unpack, no allocation per message.  Anything else is declined before
+ * req changes, or, when the fill finds it, with every change undone,
+ * and goes to protobuf-c, so the answers are the slow path's by
+ * construction.  The first pass only counts the labels and samples of
+ * each series (it does not look inside them), the second parses and
+ * fills.  A NUL byte in a label does not decline: such a series is
+ * rejected as protobuf-c's path rejects it, with its strings cut at
+ * the NUL as strlen() cuts them there; a series req->known found needs
+ * no such check (stored labels hold no NUL).
  */
 
 #define TS_RW_DECLINED  1
@@ -1641,9 +1714,29 @@ ts_rw_fast_sub(ts_pb_t *pb, ts_pb_t *sub)
 static int
 ts_rw_fast_label(ts_pb_t *pb, ts_label_t *l)
 {
-    ts_pb_t   sub;
-    uint32_t  f, seen;
-    unsigned  wt;
+    size_t          n;
+    ts_pb_t         sub;
+    uint32_t        f, seen;
+    unsigned        wt;
+    const uint8_t  *p;
+
+    /* the usual encoding: name, then value, both shorter than 128 */
+
+    p = pb->p;
+    n = (size_t) (pb->end - p);
+
+    if (n >= 4 && p[0] == 0x0a && p[1] < 0x80 && n >= 4 + (size_t) p[1]
+        && p[2 + p[1]] == 0x12 && p[3 + p[1]] < 0x80
+        && n == 4 + (size_t) p[1] + p[3 + p[1]])
+    {
+        l->name = (const char *) p + 2;
+        l->name_len = p[1];
+        l->value = (const char *) p + 4 + p[1];
+        l->value_len = p[3 + p[1]];
+        pb->p = pb->end;
+
+        return TS_OK;
+    }
 
     seen = 0;
     l->name = "";
@@ -1655,8 +1748,7 @@ ts_rw_fast_label(ts_pb_t *pb, ts_label_t *l)
         if (ts_rw_fast_key(pb, &f, &wt) != TS_OK
             || wt != 2 || (f != 1 && f != 2) || (seen & (1u << f))
             || ts_rw_fast_sub(pb, &sub) != TS_OK
-            || sub.end - sub.p > (ptrdiff_t) TS_RW_LEN_MAX
-            || memchr(sub.p, 0, (size_t) (sub.end - sub.p)) != NULL)
+            || sub.end - sub.p > (ptrdiff_t) TS_RW_LEN_MAX)
         {
             return TS_RW_DECLINED;
         }
@@ -1678,12 +1770,44 @@ ts_rw_fast_label(ts_pb_t *pb, ts_label_t *l)
 
 
 /* Sample { double value = 1; int64 timestamp = 2; } */
+static uint64_t
+ts_rw_le64(const uint8_t *p)
+{
+    uint64_t  v;
+    unsigned  i;
+
+    v = 0;
+
+    for (i = 0; i < 8; i++) {
+        v |= (uint64_t) p[i] << (8 * i);
+    }
+
+    return v;
+}
+
+
 static int
 ts_rw_fast_sample(ts_pb_t *pb, ts_rw_sample_t *d)
 {
+    ts_pb_t   sub;
     uint32_t  f, seen;
     uint64_t  v;
     unsigned  wt;
+
+    /* the usual encoding: value, then timestamp */
+
+    if (pb->end - pb->p >= 11 && pb->p[0] == 0x09 && pb->p[9] == 0x10) {
+        sub.p = pb->p + 10;
+        sub.end = pb->end;
+
+        if (ts_pb_varint(&sub, &v) == TS_OK && sub.p == sub.end) {
+            d->v = ts_rw_le64(pb->p + 1);
+            d->t = (int64_t) v;
+            pb->p = pb->end;
+
+            return TS_OK;
+        }
+    }
 
     seen = 0;
     d->t = 0;
@@ -1701,13 +1825,7 @@ ts_rw_fast_sample(ts_pb_t *pb, ts_rw_sample_t *d)
                 return TS_RW_DECLINED;
             }
 
-            v = 0;
-
-            for (f = 0; f < 8; f++) {
-                v |= (uint64_t) pb->p[f] << (8 * f);
-            }
-
-            d->v = v;
+            d->v = ts_rw_le64(pb->p);
             pb->p += 8;
             continue;
         }
@@ -1726,17 +1844,16 @@ ts_rw_fast_sample(ts_pb_t *pb, ts_rw_sample_t *d)
 
 /*
  * TimeSeries { repeated Label labels = 1; repeated Sample samples = 2; }
- * With s NULL only checks and counts into t; else fills from f.
+ * With s NULL only counts into t (labels and samples unparsed); else
+ * parses and fills from f.
  */
 static int
 ts_rw_fast_series(ts_pb_t *pb, ts_rw_totals_t *t, ts_rw_fill_t *f,
     ts_rw_series_t *s)
 {
-    ts_pb_t         sub;
-    uint32_t        field;
-    unsigned        wt;
-    ts_label_t      l, *lp;
-    ts_rw_sample_t  d, *dp;
+    ts_pb_t   sub;
+    uint32_t  field;
+    unsigned  wt;
 
     if (s != NULL) {
         s->labels = f->labels;
@@ -1751,35 +1868,31 @@ ts_rw_fast_series(ts_pb_t *pb, ts_rw_totals_t *t, ts_rw_fill_t *f,
             return TS_RW_DECLINED;
         }
 
-        if (field == 1) {
-            lp = (s != NULL) ? f->labels++ : &l;
-
-            if (ts_rw_fast_label(&sub, lp) != TS_OK) {
-                return TS_RW_DECLINED;
-            }
-
-            if (s != NULL) {
-                s->nlabels++;
+        if (s == NULL) {
+            if (field == 1) {
+                t->labels++;
 
             } else {
-                t->labels++;
+                t->samples++;
             }
 
             continue;
         }
 
-        dp = (s != NULL) ? f->samples++ : &d;
+        if (field == 1) {
+            if (ts_rw_fast_label(&sub, f->labels++) != TS_OK) {
+                return TS_RW_DECLINED;
+            }
 
-        if (ts_rw_fast_sample(&sub, dp) != TS_OK) {
+            s->nlabels++;
+            continue;
+        }
+
+        if (ts_rw_fast_sample(&sub, f->samples++) != TS_OK) {
             return TS_RW_DECLINED;
         }
 
-        if (s != NULL) {
-            s->nsamples++;
-
-        } else {
-            t->samples++;
-        }
+        s->nsamples++;
     }
 
     return TS_OK;
@@ -1814,16 +1927,77 @@ ts_rw_fast_walk(const uint8_t *buf, size_t len, ts_rw_totals_t *t,
 }
 
 
+/* cuts a string at its first NUL, as strlen() would; 1 if it had one */
+static int
+ts_rw_fast_cut(const char *s, uint32_t *len)
+{
+    const char  *nul;
+
+    nul = memchr(s, 0, *len);
+    if (nul == NULL) {
+        return 0;
+    }
+
+    *len = (uint32_t) (nul - s);
+
+    return 1;
+}
+
+
+static void
+ts_rw_fast_nul(ts_rw_series_t *s)
+{
+    uint32_t     i;
+    int          nul;
+    ts_label_t  *l;
+
+    nul = 0;
+
+    for (i = 0; i < s->nlabels; i++) {
+        l = &s->labels[i];
+        nul |= ts_rw_fast_cut(l->name, &l->name_len);
+        nul |= ts_rw_fast_cut(l->value, &l->value_len);
+    }
+
+    if (nul) {
+        s->reject = TS_REJECT_NUL_IN_STRING;
+    }
+}
+
+
+/* the series the store holds, see ts_rw_known_pt */
+static void
+ts_rw_fast_known(ts_rw_request_t *req)
+{
+    uint32_t         i;
+    ts_rw_series_t  *s;
+
+    if (req->known == NULL) {
+        return;
+    }
+
+    for (i = 0; i < req->nseries; i++) {
+        s = &req->series[i];
+        s->hash = ts_labels_hash(s->labels, s->nlabels);
+    }
+
+    req->known(req->known_data, req->series, req->nseries);
+}
+
+
 static int
 ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
-    int             rc;
-    size_t          i, n;
-    uint8_t        *mixed;
-    ts_rw_fill_t    f;
-    ts_rw_totals_t  t;
+    int              rc;
+    size_t           i, n, used;
+    uint8_t          none;
+    unsigned         nmem;
+    ts_rw_fill_t     f;
+    ts_rw_totals_t   t;
+    ts_rw_series_t  *s;
 
     memset(&t, 0, sizeof(ts_rw_totals_t));
+    none = 0;
 
     if (ts_rw_fast_walk(buf, len, &t, NULL, NULL, &n) != TS_OK) {
         return TS_RW_DECLINED;
@@ -1834,6 +2008,9 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
         return rc;
     }
 
+    nmem = req->nmem;
+    used = req->used;
+
     req->series = ts_rw_array(req, n, sizeof(ts_rw_series_t), &rc);
     if (rc != TS_OK) {
         return rc;
@@ -1841,15 +2018,41 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 
     req->nseries = (uint32_t) n;
 
-    rc = ts_rw_alloc_totals(req, &t, &f, &mixed);
+    /* the fill writes every label and sample: not zeroed */
+
+    memset(&f, 0, sizeof(ts_rw_fill_t));
+    f.labels = ts_rw_array_raw(req, t.labels, sizeof(ts_label_t), &rc);
+    f.samples = ts_rw_array_raw(req, t.samples, sizeof(ts_rw_sample_t),
+                                &rc);
     if (rc != TS_OK) {
         return rc;
     }
 
-    (void) ts_rw_fast_walk(buf, len, &t, &f, req->series, &n);
+    if (ts_rw_fast_walk(buf, len, &t, &f, req->series, &n) != TS_OK) {
+        /* something inside a label or sample: undo, for protobuf-c */
+
+        while (req->nmem > nmem) {
+            ts_rw_free(req, req->mem[--req->nmem]);
+        }
+
+        req->used = used;
+        req->series = NULL;
+        req->nseries = 0;
+
+        return TS_RW_DECLINED;
+    }
+
+    ts_rw_fast_known(req);
 
     for (i = 0; i < n; i++) {
-        ts_rw_series_finish(req, &req->series[i], mixed);
+        s = &req->series[i];
+
+        if (s->ref == 0) {
+            ts_rw_fast_nul(s);
+        }
+
+        /* no histograms: nothing reads mixed */
+        ts_rw_series_finish(req, s, &none);
     }
 
     return TS_OK;

@@ -172,8 +172,26 @@ typedef struct {
     int64_t                    created_t;  /* v2 rc.1-3 TimeSeries
                                               .created_timestamp; 0 */
     uint64_t                   hash;       /* ts_labels_hash() */
+    uint32_t                   ref;        /* set by req->known: the
+                                              store's series with these
+                                              labels, 0 if none */
     ts_reject_code_t           reject;
 } ts_rw_series_t;
+
+
+/*
+ * An optional lookup of the series a store already holds, called by
+ * the v1 fast path before any series is validated, with every series
+ * of the request at once (so that it can prefetch): labels exactly as
+ * sent, hash their ts_labels_hash().  It sets s->ref (non-zero) for a
+ * series whose labels are, byte for byte and in the same order, those
+ * of a stored series.  Stored labels passed validation when they were
+ * stored, so such a series skips the character checks, the sort and
+ * the NUL check; the limits (label count, name and value lengths,
+ * samples per series) are still checked, and a series that fails one
+ * is validated in full, as if it were new, and loses its ref.
+ */
+typedef void (*ts_rw_known_pt)(void *data, ts_rw_series_t *s, size_t n);
 
 
 typedef struct {
@@ -207,6 +225,10 @@ typedef struct {
                                               why the request failed */
     ts_reject_t                why_other;  /* first dropped exemplar or
                                               metadata entry */
+
+    /* set after ts_rw_request_init(), optional, see ts_rw_known_pt */
+    ts_rw_known_pt             known;
+    void                      *known_data;
 
     /* private */
     const ts_limits_t         *lim;

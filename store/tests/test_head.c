@@ -269,6 +269,89 @@ test_series_labels(void **state)
 }
 
 
+/*
+ * ts_head_find_many(): over several windows, finds what ts_head_series()
+ * created, with its refs, and nothing else: not a missing series, not
+ * another tenant's, not one whose hash matches but labels differ (or
+ * are a prefix), and nothing in a tenant that does not exist.
+ */
+
+#define T_FIND_N  200
+
+static void
+test_find_many(void **state)
+{
+    static char     vals[T_FIND_N][16];
+    uint32_t        a, b, refs[T_FIND_N], rb;
+    size_t          i;
+    ts_label_t      l[T_FIND_N][2], other[2];
+    ts_head_key_t   k[T_FIND_N + 4];
+    ts_head_t       h;
+
+    (void) state;
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "a", 1, &a), TS_OK);
+    assert_int_equal(ts_head_tenant(&h, "b", 1, &b), TS_OK);
+
+    for (i = 0; i < T_FIND_N; i++) {
+        snprintf(vals[i], sizeof(vals[i]), "s%zu", i);
+        l[i][0] = (ts_label_t) { "__name__", 8, "up", 2 };
+        l[i][1] = (ts_label_t) { "i", 1, vals[i],
+                                 (uint32_t) strlen(vals[i]) };
+
+        k[i].labels = l[i];
+        k[i].n = 2;
+        k[i].hash = ts_labels_hash(l[i], 2);
+
+        /* every third one is not created */
+        if (i % 3 == 2) {
+            refs[i] = 0;
+            continue;
+        }
+
+        assert_int_equal(ts_head_series(&h, i % 7 == 6 ? b : a, l[i], 2,
+                                         k[i].hash, 0, &refs[i]), 1);
+
+        if (i % 7 == 6) {
+            refs[i] = 0;
+        }
+    }
+
+    /* the hash of series 0 with other labels; series 1 cut to a prefix */
+    other[0] = (ts_label_t) { "__name__", 8, "up", 2 };
+    other[1] = (ts_label_t) { "i", 1, "zz", 2 };
+    k[T_FIND_N] = (ts_head_key_t) { other, 2, 7, k[0].hash };
+    k[T_FIND_N + 1] = (ts_head_key_t) { l[1], 1, 7, k[1].hash };
+    k[T_FIND_N + 2] = (ts_head_key_t) { l[1], 1, 7,
+                                        ts_labels_hash(l[1], 1) };
+    k[T_FIND_N + 3] = k[0];
+
+    ts_head_find_many(&h, a, k, T_FIND_N + 4);
+
+    for (i = 0; i < T_FIND_N; i++) {
+        assert_int_equal(k[i].ref, refs[i]);
+    }
+
+    assert_int_not_equal(refs[0], 0);
+    assert_int_equal(k[T_FIND_N].ref, 0);
+    assert_int_equal(k[T_FIND_N + 1].ref, 0);
+    assert_int_equal(k[T_FIND_N + 2].ref, 0);
+    assert_int_equal(k[T_FIND_N + 3].ref, refs[0]);
+
+    /* tenant b finds its own: series 6 */
+    ts_head_find_many(&h, b, &k[6], 1);
+    assert_int_equal(ts_head_series(&h, b, l[6], 2, k[6].hash, 0, &rb), 0);
+    assert_int_equal(k[6].ref, rb);
+
+    ts_head_find_many(&h, 99, k, T_FIND_N);
+
+    for (i = 0; i < T_FIND_N; i++) {
+        assert_int_equal(k[i].ref, 0);
+    }
+}
+
+
 typedef struct {
     const char  *name;
     int64_t      t;
@@ -1188,6 +1271,8 @@ main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_postings, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_postings_many_blocks, t_setup,
+                                        t_teardown),
+        cmocka_unit_test_setup_teardown(test_find_many, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_tenant_limit, t_setup,
                                         t_teardown),

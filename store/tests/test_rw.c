@@ -2203,6 +2203,120 @@ test_v1_fast_path(void **state)
 }
 
 
+/*
+ * req->known: series found in a stand-in store (rw_same.h) skip the
+ * character checks but not the limits.  Every fixture, and mutated
+ * copies, decoded with the lookup over the fixture's own accepted
+ * series must equal the decode without it, with the default limits
+ * and with limits that the stored series break.
+ */
+
+static size_t
+tr_known_same(const ts_limits_t *lim, const ts_rw_request_t *store,
+    const uint8_t *raw, size_t len, int *same)
+{
+    int              rc1, rc2;
+    rw_known_t       k;
+    ts_rw_request_t  a, b;
+
+    k.store = store;
+    k.found = 0;
+
+    rc1 = tr_decode(&a, lim, TS_RW_V1, raw, len);
+
+    ts_rw_request_init(&b, NULL, lim);
+    b.known = rw_known;
+    b.known_data = &k;
+    rc2 = ts_rw_decode(&b, TS_RW_V1, raw, len);
+
+    *same = rc1 == rc2 && (rc1 != TS_OK || rw_same(&a, &b));
+
+    ts_rw_request_free(&a);
+    ts_rw_request_free(&b);
+
+    return k.found;
+}
+
+
+static void
+test_v1_known(void **state)
+{
+    static const struct {
+        const char  *name;
+        uint32_t     labels;
+        uint32_t     name_len;
+        uint32_t     value_len;
+        uint32_t     samples;
+    } strict[] = {
+        { "label count", 4, 1024, 2048, 100000 },
+        { "name length", 30, 6, 2048, 100000 },
+        { "value length", 30, 1024, 12, 100000 },
+        { "samples", 30, 1024, 2048, 0 },
+    };
+    ts_rw_request_t  store, strict_req;
+    ts_limits_t      lim, lim2;
+    uint8_t         *raw, *mut;
+    uint64_t         x;
+    size_t           i, j, k, len, found, accepted;
+    int              same;
+    char             name[96];
+
+    (void) state;
+
+    ts_limits_default(&lim);
+    x = 0x2545f4914f6cdd1dULL;
+
+    for (i = 0; i < sizeof(tr_fixtures) / sizeof(tr_fixtures[0]); i++) {
+        raw = tr_fixture_raw(tr_fixtures[i].file, &len);
+        assert_int_equal(tr_decode(&store, &lim, TS_RW_V1, raw, len), TS_OK);
+        accepted = store.decoded.series - store.rejected.series;
+
+        /* Prometheus sends labels sorted: all of them are found */
+        found = tr_known_same(&lim, &store, raw, len, &same);
+        snprintf(name, sizeof(name), "%s known", tr_fixtures[i].file);
+        tr_check(name, same);
+        tr_check(name, found == accepted);
+
+        for (j = 0; j < sizeof(strict) / sizeof(strict[0]); j++) {
+            lim2 = lim;
+            lim2.max_label_names_per_series = strict[j].labels;
+            lim2.max_label_name_length = strict[j].name_len;
+            lim2.max_label_value_length = strict[j].value_len;
+            lim2.max_samples_per_series = strict[j].samples;
+
+            found = tr_known_same(&lim2, &store, raw, len, &same);
+            snprintf(name, sizeof(name), "%s known, strict %s",
+                     tr_fixtures[i].file, strict[j].name);
+            tr_check(name, same);
+            tr_check(name, found == accepted);
+
+            /* the limit bites: found series are rejected all the same */
+            assert_int_equal(tr_decode(&strict_req, &lim2, TS_RW_V1, raw,
+                                       len), TS_OK);
+            tr_check(name, accepted == 0 || strict_req.rejected.series > 0);
+            ts_rw_request_free(&strict_req);
+        }
+
+        mut = malloc(len + 1);
+        assert_non_null(mut);
+
+        for (k = 0; k < TR_MUTATIONS / 4; k++) {
+            memcpy(mut, raw, len);
+            mut[tr_rand(&x) % (len ? len : 1)] = (uint8_t) tr_rand(&x);
+
+            (void) tr_known_same(&lim, &store, mut, len, &same);
+            snprintf(name, sizeof(name), "%s known, mutation %zu",
+                     tr_fixtures[i].file, k);
+            tr_check(name, same);
+        }
+
+        free(mut);
+        ts_rw_request_free(&store);
+        free(raw);
+    }
+}
+
+
 static void
 test_allocator_accounting(void **state)
 {
@@ -2398,6 +2512,7 @@ main(void)
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_fixture_content),
         cmocka_unit_test(test_v1_fast_path),
+        cmocka_unit_test(test_v1_known),
         cmocka_unit_test(test_v1_partial),
         cmocka_unit_test(test_v1_values_bit_exact),
         cmocka_unit_test(test_v1_samples_limit),
