@@ -1805,7 +1805,7 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     uint32_t           n;
     uint64_t           v;
     jmp_buf            saved;
-    ts_sset_value_t    val;
+    const ts_sset_value_t  *val;
     ts_pq_series_t    *s;
     const ts_label_t  *l;
     volatile uint32_t  guess;
@@ -1844,23 +1844,23 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             }
         }
 
-        while ((rc = ts_sset_value(ss, &val)) == 1) {
-            v = val.enc == TS_XOR_ENCODING ? val.v
-                : val.h.sum == TS_HIST_STALE_SUM ? TS_PQ_STALE_BITS : 0;
+        while ((rc = ts_sset_value_ref(ss, &val)) == 1) {
+            v = val->enc == TS_XOR_ENCODING ? val->v
+                : val->h.sum == TS_HIST_STALE_SUM ? TS_PQ_STALE_BITS : 0;
 
             if (!keep_stale && v == TS_PQ_STALE_BITS) {
                 continue;
             }
 
-            if (val.enc != TS_XOR_ENCODING && v == 0) {
+            if (val->enc != TS_XOR_ENCODING && v == 0) {
                 /* a histogram, as 2.42's iterators give it: a float one */
-                d = ts_pq_hist_ref(ev, ts_pq_hist_from(ev, &val.h));
+                d = ts_pq_hist_ref(ev, ts_pq_hist_from(ev, &val->h));
 
             } else {
                 memcpy(&d, &v, sizeof(d));
             }
 
-            ts_pq_series_push(ev, s, val.t, d);
+            ts_pq_series_push(ev, s, val->t, d);
             ts_pq_tick(ev);
         }
 

@@ -1090,7 +1090,7 @@ ts_pq_agg_hist(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
 
     any = 0;
 
-    for (i = 0; i < in->n && !any; i++) {
+    for (i = 0; ev->nhist > 0 && i < in->n && !any; i++) {
         for (k = 0; k < in->s[i].n; k++) {
             if (ts_pq_is_hist(in->s[i].p[k].v)) {
                 any = 1;

@@ -35,8 +35,8 @@ typedef struct {
 } ts_pq_hgroup_t;
 
 
-static void ts_pq_hist_args(ts_promql_fn_t fn, ts_pq_val_t *args,
-    uint32_t nargs);
+static void ts_pq_hist_args(ts_pq_ev_t *ev, ts_promql_fn_t fn,
+    ts_pq_val_t *args, uint32_t nargs);
 static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     uint32_t mi, ts_pq_val_t *v);
 static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
@@ -108,7 +108,7 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         ts_pq_eval(ev, c->args[i], &args[i]);
     }
 
-    ts_pq_hist_args(c->func->id, args, nargs);
+    ts_pq_hist_args(ev, c->func->id, args, nargs);
 
     ts_pq_steps(ev, e, args, nargs, ts_pq_fn_step, NULL, v);
 
@@ -130,10 +130,16 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
  */
 
 static void
-ts_pq_hist_args(ts_promql_fn_t fn, ts_pq_val_t *args, uint32_t nargs)
+ts_pq_hist_args(ts_pq_ev_t *ev, ts_promql_fn_t fn, ts_pq_val_t *args,
+    uint32_t nargs)
 {
     uint32_t         i, j, k;
     ts_pq_series_t  *s;
+
+    if (ev->nhist == 0) {
+        /* no histogram read in this evaluation */
+        return;
+    }
 
     switch (fn) {
     case TS_PQ_FN_HISTOGRAM_COUNT:
@@ -293,7 +299,7 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
     r->reset = NULL;
     r->has_hist = 0;
 
-    for (k = 0; k < s->n; k++) {
+    for (k = 0; ev->nhist > 0 && k < s->n; k++) {
         if (ts_pq_is_hist(s->p[k].v)) {
             r->has_hist = 1;
             break;
