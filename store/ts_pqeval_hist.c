@@ -649,20 +649,17 @@ ts_pq_hist_side_reset(const ts_pqeval_bucket_t *cb, uint32_t cn,
 }
 
 
-/* FloatHistogram.DetectReset */
+/*
+ * FloatHistogram.DetectReset, from the counts alone: 2.42 does not take
+ * the chunk's counter-reset hint as an answer (a subquery that skips the
+ * first sample after a reset still finds the reset there, with the
+ * samples that follow carrying "not a reset")
+ */
 
 int
 ts_pq_hist_reset(const ts_pq_hist_t *curr, const ts_pq_hist_t *prev)
 {
     double  zt, pz;
-
-    if (curr->reset_hint == TS_HIST_HINT_RESET) {
-        return 1;
-    }
-
-    if (curr->reset_hint == TS_HIST_HINT_NOT_RESET) {
-        return 0;
-    }
 
     if (curr->count < prev->count || curr->schema > prev->schema
         || curr->zero_threshold < prev->zero_threshold)
