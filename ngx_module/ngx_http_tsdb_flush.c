@@ -123,6 +123,7 @@ static void ngx_http_tsdb_ckpt_log(ngx_http_tsdb_ckpt_t *ck, uint64_t e,
 static void ngx_http_tsdb_ckpt_wal(ngx_http_tsdb_zone_t *z,
     ts_wal_set_t *set);
 static void ngx_http_tsdb_retention(ngx_http_tsdb_zone_t *z);
+static void ngx_http_tsdb_profile_retention(ngx_http_tsdb_zone_t *z);
 static void ngx_http_tsdb_exemplars_load_once(ngx_http_tsdb_zone_t *z);
 static ngx_int_t ngx_http_tsdb_exemplars_load(ngx_http_tsdb_zone_t *z);
 static int ngx_http_tsdb_exemplars_block(void *data,
@@ -493,6 +494,7 @@ ngx_http_tsdb_checkpoint(ngx_http_tsdb_zone_t *z)
     ngx_free(ck.meta);
 
     ngx_http_tsdb_retention(z);
+    ngx_http_tsdb_profile_retention(z);
 }
 
 
@@ -1353,4 +1355,44 @@ ngx_http_tsdb_xcopy_free(ngx_http_tsdb_xcopy_t *xc)
     free(xc->labels);
     free(xc->ex.e);
     free(xc->ex.bytes);
+}
+
+
+/*
+ * Profiles: a bounded retention step over the zone's profile store
+ * (rows before now - retention), with the checkpoint, so in the thread
+ * pool when the zone has one, never on a request.  Each worker's handle
+ * resumes where its own last step stopped.
+ */
+
+static void
+ngx_http_tsdb_profile_retention(ngx_http_tsdb_zone_t *z)
+{
+    char                   err[TS_PSTORE_ERR_MAX];
+    int64_t                cutoff;
+    ts_pstore_retention_t  st;
+
+    if (z->pstore == NULL) {
+        return;
+    }
+
+    cutoff = (int64_t) ngx_time() * 1000 - z->retention;
+    cutoff = (cutoff < INT64_MIN / 1000000) ? INT64_MIN : cutoff * 1000000;
+
+    if (ts_pstore_retention(z->pstore, cutoff, NGX_HTTP_TSDB_RETENTION_KEYS,
+                            &st, err, sizeof(err))
+        != TS_OK)
+    {
+        ngx_log_error(NGX_LOG_ALERT, z->log, 0,
+                      "tsdb zone \"%V\": profile retention failed: %s",
+                      &z->name, err);
+        return;
+    }
+
+    if (st.rows) {
+        ngx_log_error(NGX_LOG_NOTICE, z->log, 0,
+                      "tsdb zone \"%V\": retention deleted %uL profile "
+                      "rows, %uL bytes%s", &z->name, st.rows, st.row_bytes,
+                      st.more ? ", more to do" : "");
+    }
 }

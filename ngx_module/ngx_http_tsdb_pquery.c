@@ -40,6 +40,7 @@
 #include "pyroscope_querier.pb-c.h"
 #include "pyroscope_types.pb-c.h"
 #include "ts_flame.h"
+#include "ts_inflate.h"
 #include "ts_pjson.h"
 #include "ts_pprof.h"
 #include "ts_pqjson.h"
@@ -54,6 +55,12 @@
 #define NGX_HTTP_TSDB_PQ_MAX_VALUES  1000000
 #define NGX_HTTP_TSDB_PQ_ERR         512
 #define NGX_HTTP_TSDB_PQ_TYPE_MAX    512
+
+/* request Content-Encoding; gzip inflates to 4 x a profile's cap */
+#define NGX_HTTP_TSDB_PQ_ENC_NONE    0
+#define NGX_HTTP_TSDB_PQ_ENC_GZIP    1
+#define NGX_HTTP_TSDB_PQ_ENC_OTHER   2
+#define NGX_HTTP_TSDB_PQ_BODY_FACTOR 4
 
 #define NGX_HTTP_TSDB_PQ_AVERAGE                                          \
 TYPES__V1__TIME_SERIES_AGGREGATION_TYPE__TIME_SERIES_AGGREGATION_TYPE_AVERAGE
@@ -715,7 +722,27 @@ ngx_http_tsdb_pq_selector(ngx_http_tsdb_pq_ctx_t *ctx, const char *s,
             continue;
         }
 
-        sel->m[sel->n++] = v->matchers[j];
+        sel->m[sel->n] = v->matchers[j];
+
+        /*
+         * legacy labels and label-values: a profile type id in the
+         * name position (process_cpu:cpu:nanoseconds:cpu:nanoseconds
+         * {...}) selects __profile_type__, as Pyroscope's handlers do
+         */
+
+        if (!want_type && !ctx->connect
+            && v->matchers[j].name_len == 8
+            && ngx_strncmp(v->matchers[j].name, "__name__", 8) == 0
+            && ngx_strlchr((u_char *) v->matchers[j].value,
+                           (u_char *) v->matchers[j].value
+                           + v->matchers[j].value_len, ':')
+               != NULL)
+        {
+            sel->m[sel->n].name = TS_PSTORE_TYPE_LABEL;
+            sel->m[sel->n].name_len = sizeof(TS_PSTORE_TYPE_LABEL) - 1;
+        }
+
+        sel->n++;
     }
 
     if (want_type && ctx->type_len == 0) {
@@ -768,7 +795,11 @@ ngx_http_tsdb_pq_connect(ngx_http_tsdb_pq_ctx_t *ctx)
     int                                 rc;
     u_char                             *body;
     size_t                              len;
+    uint8_t                            *out;
     ngx_str_t                           ct;
+    ngx_uint_t                          enc;
+    const char                         *reason;
+    ts_pprof_limits_t                   lim;
     ProtobufCMessage                   *msg;
     ProtobufCAllocator                  a;
     ngx_http_request_t                 *r;
@@ -810,10 +841,12 @@ ngx_http_tsdb_pq_connect(ngx_http_tsdb_pq_ctx_t *ctx)
         return NGX_ERROR;
     }
 
-    if (ngx_http_tsdb_pq_encoded(r)) {
+    enc = ngx_http_tsdb_pq_encoded(r);
+
+    if (enc == NGX_HTTP_TSDB_PQ_ENC_OTHER) {
         ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
-                              "unimplemented", "compressed requests are "
-                              "not supported");
+                              "unimplemented", "unsupported Content-Encoding,"
+                              " expected gzip or identity");
         return NGX_ERROR;
     }
 
@@ -824,6 +857,36 @@ ngx_http_tsdb_pq_connect(ngx_http_tsdb_pq_ctx_t *ctx)
     }
 
     ngx_http_tsdb_pool_allocator(r, &a);
+
+    /* gzip bodies with the caps of the Push API: inflated at most 16 MiB */
+
+    if (enc == NGX_HTTP_TSDB_PQ_ENC_GZIP) {
+        ts_pprof_limits_default(&lim);
+
+        rc = ts_inflate(body, len, TS_INFLATE_GZIP,
+                        lim.max_decompressed * NGX_HTTP_TSDB_PQ_BODY_FACTOR,
+                        &a, &out, &len, &reason);
+
+        if (rc == TS_ERR_LIMIT) {
+            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                  "invalid_argument", "gzip request body "
+                                  "decompresses beyond the limit");
+            return NGX_ERROR;
+        }
+
+        if (rc != TS_OK) {
+            ngx_http_tsdb_pq_fail(ctx, rc == TS_ERR_NOMEM
+                                       ? NGX_HTTP_INTERNAL_SERVER_ERROR
+                                       : NGX_HTTP_BAD_REQUEST,
+                                  rc == TS_ERR_NOMEM ? "internal"
+                                                     : "invalid_argument",
+                                  "%s", reason ? reason
+                                               : "bad gzip request body");
+            return NGX_ERROR;
+        }
+
+        body = out;
+    }
 
     if (ctx->json) {
         rc = ts_pjson_decode(d, body, len, &a, &msg, ctx->err,
@@ -848,7 +911,7 @@ ngx_http_tsdb_pq_connect(ngx_http_tsdb_pq_ctx_t *ctx)
 }
 
 
-/* a Content-Encoding other than identity */
+/* the Content-Encoding: none (or identity), gzip, or another */
 
 static ngx_uint_t
 ngx_http_tsdb_pq_encoded(ngx_http_request_t *r)
@@ -863,17 +926,28 @@ ngx_http_tsdb_pq_encoded(ngx_http_request_t *r)
         for (i = 0; i < part->nelts; i++) {
             if (h[i].key.len == 16
                 && ngx_strncasecmp(h[i].key.data,
-                                   (u_char *) "Content-Encoding", 16) == 0
-                && !(h[i].value.len == 8
-                     && ngx_strncasecmp(h[i].value.data,
-                                        (u_char *) "identity", 8) == 0))
+                                   (u_char *) "Content-Encoding", 16) == 0)
             {
-                return 1;
+                if (h[i].value.len == 8
+                    && ngx_strncasecmp(h[i].value.data,
+                                       (u_char *) "identity", 8) == 0)
+                {
+                    continue;
+                }
+
+                if (h[i].value.len == 4
+                    && ngx_strncasecmp(h[i].value.data,
+                                       (u_char *) "gzip", 4) == 0)
+                {
+                    return NGX_HTTP_TSDB_PQ_ENC_GZIP;
+                }
+
+                return NGX_HTTP_TSDB_PQ_ENC_OTHER;
             }
         }
     }
 
-    return 0;
+    return NGX_HTTP_TSDB_PQ_ENC_NONE;
 }
 
 
@@ -1002,6 +1076,17 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
     default: /* NGX_HTTP_TSDB_PQ_C_MERGE_PROFILE */
         mp = (Querier__V1__SelectMergeProfileRequest *) msg;
         ngx_http_tsdb_pq_range(ctx, mp->start, mp->end);
+
+        /* as Pyroscope's frontend: 0 is the default (8192), -1 all */
+
+        if (mp->max_nodes > TS_FLAME_NODES_MAX) {
+            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
+                                  "invalid_argument", "max_nodes is at most"
+                                  " %d", TS_FLAME_NODES_MAX);
+            return NGX_ERROR;
+        }
+
+        ctx->max_nodes = mp->max_nodes ? mp->max_nodes : ctx->max_nodes;
 
         if (ngx_http_tsdb_pq_unapplied(ctx, mp->stack_trace_selector,
                                        mp->n_profile_id_selector)
@@ -1468,9 +1553,36 @@ done:
 static void
 ngx_http_tsdb_pq_profile(ngx_http_tsdb_pq_ctx_t *ctx)
 {
-    int                            rc;
+    int                            rc, cut;
     ts_buf_t                       pb;
+    ts_pprof_t                     t;
+    ts_pprof_limits_t              lim;
     Perftools__Profiles__Profile  *m;
+
+    /* max_nodes: cut as Pyroscope's SelectMergeProfile cuts */
+
+    ts_pprof_limits_default(&lim);
+    lim.max_decompressed = 0;
+    lim.max_samples = 0;
+    lim.max_depth = 0;
+    lim.max_labels = 0;
+
+    ts_pprof_init(&t, NULL, &lim);
+
+    rc = ts_flame_truncate(&ctx->prof, ctx->max_nodes, &t, &cut);
+    if (rc != TS_OK) {
+        ts_pprof_free(&t);
+        ngx_http_tsdb_pq_store_error(ctx, rc);
+        return;
+    }
+
+    if (cut) {
+        ts_pprof_free(&ctx->prof);
+        ctx->prof = t;
+
+    } else {
+        ts_pprof_free(&t);
+    }
 
     if (!ctx->json) {
         rc = ts_pprof_encode(&ctx->prof, 0, ngx_http_tsdb_pq_write,

@@ -16,6 +16,15 @@
  * thread pool (inline without one), and the answer is 200 only after
  * the commit: an acknowledged profile is durable and visible to every
  * worker.  Each worker opens the zone's profile store after fork.
+ *
+ * Group commit: with a thread pool, a worker keeps one write task per
+ * zone in the pool.  Requests decoded while it runs wait in the zone's
+ * queue; when it completes, everything queued (up to 64 requests and
+ * 256 profiles) goes into the next task as one transaction with one
+ * sync, and each request is answered after that commit.  Requests are
+ * decoded and validated before they queue; should the shared
+ * transaction still fail, each request of it is retried in a
+ * transaction of its own, so a bad request fails alone.
  */
 
 #include <ngx_config.h>
@@ -37,6 +46,10 @@
 /* a Push body may carry several profiles: 4 x the per-profile cap */
 #define NGX_HTTP_TSDB_PUSH_BODY_FACTOR 4
 #define NGX_HTTP_TSDB_PUSH_PATH        "/push.v1.PusherService/Push"
+
+/* group commit: at most this much in one transaction */
+#define NGX_HTTP_TSDB_PROF_BATCH_REQS  64
+#define NGX_HTTP_TSDB_PROF_BATCH_PUTS  256
 
 
 typedef struct {
@@ -66,8 +79,29 @@ typedef struct {
     size_t                      memory_left;
     unsigned                    push:1;     /* Connect: errors as JSON */
     unsigned                    json:1;     /* application/json */
+    ngx_queue_t                 queue;      /* in a batch's queue */
     char                        err[NGX_HTTP_TSDB_PROF_ERR];
 } ngx_http_tsdb_prof_ctx_t;
+
+
+#if (NGX_THREADS)
+
+/* a worker's group commit for one zone (see the top) */
+typedef struct {
+    ngx_http_tsdb_zone_t       *zone;
+    ngx_thread_task_t          *task;
+    ngx_queue_t                 pending;    /* decoded, waiting */
+    ngx_queue_t                 running;    /* in the task's transaction */
+    ts_pstore_put_t            *puts;       /* of running, in order */
+    uint32_t                    nputs;
+    uint32_t                    nreqs;
+    ts_pstore_stats_t           stats;
+    int                         rc;
+    unsigned                    busy:1;     /* the task is in the pool */
+    char                        err[NGX_HTTP_TSDB_PROF_ERR];
+} ngx_http_tsdb_prof_batch_t;
+
+#endif
 
 
 /* Pyroscope's convertMetadata: app name suffix -> type */
@@ -118,6 +152,13 @@ static void ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx);
 static void ngx_http_tsdb_prof_put(void *data);
 #endif
 static void ngx_http_tsdb_prof_stored(void *data);
+#if (NGX_THREADS)
+static void ngx_http_tsdb_prof_batch_post(ngx_http_tsdb_prof_batch_t *b);
+static ngx_int_t ngx_http_tsdb_prof_batch_take(ngx_http_tsdb_prof_batch_t *b);
+static void ngx_http_tsdb_prof_batch_thread(void *data, ngx_log_t *log);
+static void ngx_http_tsdb_prof_batch_done(ngx_event_t *ev);
+static void ngx_http_tsdb_prof_batch_answer(ngx_http_tsdb_prof_batch_t *b);
+#endif
 static void ngx_http_tsdb_prof_fail(ngx_http_tsdb_prof_ctx_t *ctx,
     ngx_uint_t status, const char *reason);
 static void ngx_http_tsdb_prof_reply(ngx_http_tsdb_prof_ctx_t *ctx);
@@ -153,6 +194,12 @@ static const ngx_http_tsdb_prof_type_t  ngx_http_tsdb_prof_types[] = {
 };
 
 
+#if (NGX_THREADS)
+static ngx_http_tsdb_prof_batch_t  *ngx_http_tsdb_prof_batches;
+static ngx_uint_t                   ngx_http_tsdb_prof_nbatches;
+#endif
+
+
 /* pprof sample type -> display name, tree.DefaultSampleTypeMapping */
 static const char  *ngx_http_tsdb_prof_display[][2] = {
     { "samples", "cpu" },
@@ -172,8 +219,21 @@ ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
     ngx_uint_t              i;
     ts_pstore_conf_t        pc;
     ngx_http_tsdb_zone_t  **z;
+#if (NGX_THREADS)
+    ngx_http_tsdb_prof_batch_t  *b;
+#endif
 
     z = mcf->zones.elts;
+
+#if (NGX_THREADS)
+    ngx_http_tsdb_prof_batches = ngx_pcalloc(cycle->pool,
+        (mcf->zones.nelts + 1) * sizeof(ngx_http_tsdb_prof_batch_t));
+    if (ngx_http_tsdb_prof_batches == NULL) {
+        return NGX_ERROR;
+    }
+
+    ngx_http_tsdb_prof_nbatches = 0;
+#endif
 
     for (i = 0; i < mcf->zones.nelts; i++) {
         if (!z[i]->profiles || z[i]->path.len >= NGX_MAX_PATH) {
@@ -194,6 +254,29 @@ ngx_http_tsdb_profile_init_process(ngx_cycle_t *cycle,
                           err);
             return NGX_ERROR;
         }
+
+#if (NGX_THREADS)
+        if (z[i]->thread_pool != NULL) {
+            b = &ngx_http_tsdb_prof_batches[ngx_http_tsdb_prof_nbatches];
+
+            b->task = ngx_thread_task_alloc(cycle->pool, 0);
+            if (b->task == NULL) {
+                return NGX_ERROR;
+            }
+
+            b->zone = z[i];
+            ngx_queue_init(&b->pending);
+            ngx_queue_init(&b->running);
+
+            b->task->ctx = b;
+            b->task->handler = ngx_http_tsdb_prof_batch_thread;
+            b->task->event.handler = ngx_http_tsdb_prof_batch_done;
+            b->task->event.data = b;
+            b->task->event.log = cycle->log;
+
+            ngx_http_tsdb_prof_nbatches++;
+        }
+#endif
     }
 
     return NGX_OK;
@@ -1284,7 +1367,14 @@ ngx_http_tsdb_prof_header(ngx_http_request_t *r, const char *name)
 static void
 ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
 {
+    u_char               reason[NGX_HTTP_TSDB_PROF_ERR], *p;
+    int64_t              oldest, t;
+    uint32_t             i;
     ngx_http_request_t  *r;
+#if (NGX_THREADS)
+    ngx_uint_t                   k;
+    ngx_http_tsdb_prof_batch_t  *b;
+#endif
 
     r = ctx->request;
 
@@ -1300,9 +1390,234 @@ ngx_http_tsdb_prof_store(ngx_http_tsdb_prof_ctx_t *ctx)
         ctx->nputs = 1;
     }
 
+    /*
+     * as metrics: nothing older than the zone's retention, which the
+     * next retention step would delete (a Push: all or none)
+     */
+
+    oldest = (int64_t) ngx_time() * 1000 - ctx->zone->retention;
+    oldest = (oldest < INT64_MIN / 1000000) ? INT64_MIN : oldest * 1000000;
+
+    for (i = 0; i < ctx->nputs; i++) {
+        t = ctx->puts[i].prof->time_nanos ? ctx->puts[i].prof->time_nanos
+                                          : ctx->puts[i].time_nanos;
+        if (t >= oldest) {
+            continue;
+        }
+
+        p = ngx_snprintf(reason, sizeof(reason) - 1,
+                         "profile time %L ns is older than the zone's"
+                         " retention (oldest accepted %L ns)", t, oldest);
+        *p = '\0';
+        ngx_http_tsdb_prof_fail(ctx, NGX_HTTP_BAD_REQUEST, (char *) reason);
+        ngx_http_tsdb_prof_reply(ctx);
+        return;
+    }
+
+#if (NGX_THREADS)
+
+    /* with a thread pool: into the zone's group commit */
+
+    for (k = 0; k < ngx_http_tsdb_prof_nbatches; k++) {
+        b = &ngx_http_tsdb_prof_batches[k];
+
+        if (b->zone != ctx->zone) {
+            continue;
+        }
+
+        ngx_queue_insert_tail(&b->pending, &ctx->queue);
+        r->main->blocked++;
+
+        if (!b->busy) {
+            ngx_http_tsdb_prof_batch_post(b);
+        }
+
+        return;
+    }
+
+#endif
+
     ngx_http_tsdb_offload(r, ctx->zone, ngx_http_tsdb_prof_put,
                           ngx_http_tsdb_prof_stored, ctx);
 }
+
+
+#if (NGX_THREADS)
+
+/*
+ * Starts the next transaction with what is queued; should the pool
+ * refuse the task, runs it here, batch after batch.
+ */
+
+static void
+ngx_http_tsdb_prof_batch_post(ngx_http_tsdb_prof_batch_t *b)
+{
+    while (!ngx_queue_empty(&b->pending)) {
+
+        if (ngx_http_tsdb_prof_batch_take(b) == NGX_OK
+            && ngx_thread_task_post(b->zone->thread_pool, b->task) == NGX_OK)
+        {
+            b->busy = 1;
+            return;
+        }
+
+        ngx_http_tsdb_prof_batch_thread(b, b->zone->log);
+        ngx_http_tsdb_prof_batch_answer(b);
+    }
+}
+
+
+/* moves queued requests to running and their puts into one array */
+
+static ngx_int_t
+ngx_http_tsdb_prof_batch_take(ngx_http_tsdb_prof_batch_t *b)
+{
+    uint32_t                   n, nreqs;
+    ngx_queue_t               *q;
+    ngx_http_tsdb_prof_ctx_t  *ctx;
+
+    n = 0;
+    nreqs = 0;
+
+    while (!ngx_queue_empty(&b->pending)) {
+        q = ngx_queue_head(&b->pending);
+        ctx = ngx_queue_data(q, ngx_http_tsdb_prof_ctx_t, queue);
+
+        if (nreqs > 0
+            && (nreqs == NGX_HTTP_TSDB_PROF_BATCH_REQS
+                || n + ctx->nputs > NGX_HTTP_TSDB_PROF_BATCH_PUTS))
+        {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        ngx_queue_insert_tail(&b->running, q);
+        n += ctx->nputs;
+        nreqs++;
+    }
+
+    b->nreqs = nreqs;
+    b->nputs = 0;
+    b->puts = NULL;
+
+    if (nreqs == 1) {
+        return NGX_OK;              /* the request's own puts */
+    }
+
+    b->puts = ngx_alloc(n * sizeof(ts_pstore_put_t), b->zone->log);
+    if (b->puts == NULL) {
+        return NGX_ERROR;           /* each in its own transaction */
+    }
+
+    for (q = ngx_queue_head(&b->running);
+         q != ngx_queue_sentinel(&b->running);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_http_tsdb_prof_ctx_t, queue);
+        ngx_memcpy(&b->puts[b->nputs], ctx->puts,
+                   ctx->nputs * sizeof(ts_pstore_put_t));
+        b->nputs += ctx->nputs;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * In the thread pool: one transaction, one sync for the whole batch;
+ * if it fails, every request alone, so that only the bad one fails.
+ */
+
+static void
+ngx_http_tsdb_prof_batch_thread(void *data, ngx_log_t *log)
+{
+    ngx_http_tsdb_prof_batch_t *b = data;
+
+    int                        rc;
+    ngx_queue_t               *q;
+    ngx_http_tsdb_prof_ctx_t  *ctx;
+
+    rc = TS_ERR_INVALID;
+
+    if (b->puts != NULL) {
+        rc = ts_pstore_putv(b->zone->pstore, b->puts, b->nputs, &b->stats,
+                            b->err, sizeof(b->err));
+
+        if (rc != TS_OK) {
+            ngx_log_debug2(NGX_LOG_DEBUG_HTTP, log, 0,
+                           "tsdb profile batch of %uD failed, each alone:"
+                           " %s", b->nreqs, b->err);
+        }
+    }
+
+    for (q = ngx_queue_head(&b->running);
+         q != ngx_queue_sentinel(&b->running);
+         q = ngx_queue_next(q))
+    {
+        ctx = ngx_queue_data(q, ngx_http_tsdb_prof_ctx_t, queue);
+
+        if (rc == TS_OK) {
+            ctx->rc = TS_OK;
+            continue;
+        }
+
+        ctx->rc = ts_pstore_putv(b->zone->pstore, ctx->puts, ctx->nputs,
+                                 &ctx->stats, ctx->err, sizeof(ctx->err));
+    }
+
+    b->rc = rc;
+}
+
+
+/* on the event loop: the task is back; answer its requests, go on */
+
+static void
+ngx_http_tsdb_prof_batch_done(ngx_event_t *ev)
+{
+    ngx_http_tsdb_prof_batch_t *b = ev->data;
+
+    b->busy = 0;
+
+    ngx_http_tsdb_prof_batch_answer(b);
+    ngx_http_tsdb_prof_batch_post(b);
+}
+
+
+static void
+ngx_http_tsdb_prof_batch_answer(ngx_http_tsdb_prof_batch_t *b)
+{
+    ngx_queue_t               *q;
+    ngx_connection_t          *c;
+    ngx_http_request_t        *r;
+    ngx_http_tsdb_prof_ctx_t  *ctx;
+
+    if (b->rc == TS_OK && b->nreqs > 1) {
+        ngx_log_debug4(NGX_LOG_DEBUG_HTTP, b->zone->log, 0,
+                       "tsdb profile batch: %uD requests, %uD profiles,"
+                       " %uL symbol bytes, %uL row bytes", b->nreqs,
+                       b->nputs, b->stats.symbol_bytes,
+                       b->stats.row_bytes);
+    }
+
+    ngx_free(b->puts);
+    b->puts = NULL;
+
+    while (!ngx_queue_empty(&b->running)) {
+        q = ngx_queue_head(&b->running);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_http_tsdb_prof_ctx_t, queue);
+        r = ctx->request;
+        c = r->connection;
+
+        r->main->blocked--;
+
+        ngx_http_tsdb_prof_stored(ctx);
+        ngx_http_run_posted_requests(c);
+    }
+}
+
+#endif
 
 
 /* in the thread pool: the synced LMDB commit */
@@ -1325,10 +1640,8 @@ ngx_http_tsdb_prof_stored(void *data)
     switch (ctx->rc) {
 
     case TS_OK:
-        ngx_log_debug3(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
-                       "tsdb profile stored: %uD series, %uL symbol bytes,"
-                       " %uL row bytes", ctx->stats.series,
-                       ctx->stats.symbol_bytes, ctx->stats.row_bytes);
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "tsdb profile stored: %uD profiles", ctx->nputs);
         ctx->status = NGX_HTTP_OK;
         break;
 

@@ -933,3 +933,338 @@ ts_flame_folded_node(ts_flame_tree_t *t, uint32_t i, ts_buf_t *path,
 
     return TS_OK;
 }
+
+
+/* Truncation (ts_flame_truncate): p's ids mapped into out lazily */
+
+typedef struct {
+    const ts_pprof_t   *p;
+    ts_pprof_t         *out;
+    uint32_t           *smap;       /* string; 0: not yet (0 is "") */
+    uint32_t           *fmap;       /* function id - 1 -> out id */
+    uint32_t           *mmap;
+    uint32_t           *lmap;
+    ts_pprof_line_t    *lines;      /* one location's, remapped */
+    ts_pprof_label_t   *labels;     /* one sample's, remapped */
+} ts_flame_cut_t;
+
+
+static uint32_t
+ts_flame_cut_str(ts_flame_cut_t *c, uint32_t i)
+{
+    uint32_t               k;
+    const ts_pprof_str_t  *s;
+
+    if (i == 0 || c->smap[i] != 0) {
+        return c->smap[i];
+    }
+
+    s = ts_pprof_string(c->p, i);
+    k = ts_pprof_add_string(c->out, s->data, s->len);
+
+    if (k != TS_PPROF_NONE) {
+        c->smap[i] = k;
+    }
+
+    return k;
+}
+
+
+static uint32_t
+ts_flame_cut_loc(ts_flame_cut_t *c, uint32_t id)
+{
+    uint32_t                    i, k, m, f;
+    ts_pprof_line_t            *lines;
+    ts_pprof_mapping_t          mp;
+    ts_pprof_function_t         fn;
+    const ts_pprof_location_t  *loc;
+
+    if (c->lmap[id - 1] != 0) {
+        return c->lmap[id - 1];
+    }
+
+    loc = &c->p->locations[id - 1];
+    m = 0;
+
+    if (loc->mapping != 0) {
+        m = c->mmap[loc->mapping - 1];
+
+        if (m == 0) {
+            mp = c->p->mappings[loc->mapping - 1];
+            mp.file = ts_flame_cut_str(c, mp.file);
+            mp.build_id = ts_flame_cut_str(c, mp.build_id);
+
+            if (mp.file == TS_PPROF_NONE || mp.build_id == TS_PPROF_NONE) {
+                return 0;
+            }
+
+            m = ts_pprof_add_mapping(c->out, &mp);
+            c->mmap[loc->mapping - 1] = m;
+
+            if (m == 0) {
+                return 0;
+            }
+        }
+    }
+
+    lines = c->lines;
+
+    for (k = 0; k < loc->nlines; k++) {
+        lines[k] = c->p->lines[loc->line + k];
+        i = lines[k].function - 1;
+        f = c->fmap[i];
+
+        if (f == 0) {
+            fn = c->p->functions[i];
+            fn.name = ts_flame_cut_str(c, fn.name);
+            fn.system_name = ts_flame_cut_str(c, fn.system_name);
+            fn.filename = ts_flame_cut_str(c, fn.filename);
+
+            if (fn.name == TS_PPROF_NONE || fn.system_name == TS_PPROF_NONE
+                || fn.filename == TS_PPROF_NONE)
+            {
+                return 0;
+            }
+
+            f = ts_pprof_add_function(c->out, &fn);
+            c->fmap[i] = f;
+
+            if (f == 0) {
+                return 0;
+            }
+        }
+
+        lines[k].function = f;
+    }
+
+    c->lmap[id - 1] = ts_pprof_add_location(c->out, m, loc->address,
+                                            loc->is_folded, lines,
+                                            loc->nlines);
+
+    return c->lmap[id - 1];
+}
+
+
+/* out's types, period and times as p's */
+
+static int
+ts_flame_cut_head(ts_flame_cut_t *c)
+{
+    int                rc;
+    uint32_t           i;
+    ts_pprof_vtype_t  *vt;
+    const ts_pprof_t  *p;
+
+    p = c->p;
+
+    vt = malloc((p->ntypes + 1) * sizeof(ts_pprof_vtype_t));
+    if (vt == NULL) {
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = 0; i < p->ntypes; i++) {
+        vt[i].type = ts_flame_cut_str(c, p->types[i].type);
+        vt[i].unit = ts_flame_cut_str(c, p->types[i].unit);
+
+        if (vt[i].type == TS_PPROF_NONE || vt[i].unit == TS_PPROF_NONE) {
+            free(vt);
+            return TS_ERR_NOMEM;
+        }
+    }
+
+    rc = ts_pprof_set_types(c->out, vt, p->ntypes);
+    free(vt);
+
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    c->out->period_type.type = ts_flame_cut_str(c, p->period_type.type);
+    c->out->period_type.unit = ts_flame_cut_str(c, p->period_type.unit);
+    c->out->default_type = ts_flame_cut_str(c, p->default_type);
+
+    if (c->out->period_type.type == TS_PPROF_NONE
+        || c->out->period_type.unit == TS_PPROF_NONE
+        || c->out->default_type == TS_PPROF_NONE)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    c->out->period = p->period;
+    c->out->time_nanos = p->time_nanos;
+    c->out->duration_nanos = p->duration_nanos;
+
+    return TS_OK;
+}
+
+
+int
+ts_flame_truncate(const ts_pprof_t *p, int64_t max_nodes, ts_pprof_t *out,
+    int *cut)
+{
+    int                         rc;
+    int64_t                     min, v;
+    uint32_t                    i, d, l, k, node, n, other, len, *stack;
+    uint32_t                    maxdepth;
+    const char                 *name;
+    ts_pprof_line_t             line;
+    ts_flame_cut_t              c;
+    ts_flame_tree_t             t;
+    ts_pprof_function_t         fn;
+    const ts_pprof_sample_t    *s;
+    const ts_pprof_location_t  *loc;
+    const ts_pprof_str_t       *str;
+
+    *cut = 0;
+
+    if (max_nodes <= 0 || p->ntypes == 0 || p->nsamples == 0) {
+        return TS_OK;
+    }
+
+    rc = ts_flame_tree(&t, p, 0);
+    min = (rc == TS_OK) ? ts_flame_min_value(&t, max_nodes, &rc) : 0;
+
+    if (rc != TS_OK || min == 0) {
+        ts_flame_tree_free(&t);
+        return rc;
+    }
+
+    maxdepth = 0;
+
+    for (i = 0; i < p->nsamples; i++) {
+        maxdepth = p->samples[i].depth > maxdepth ? p->samples[i].depth
+                                                  : maxdepth;
+    }
+
+    memset(&c, 0, sizeof(ts_flame_cut_t));
+    c.p = p;
+    c.out = out;
+    c.smap = calloc((size_t) p->nstrings + 1, sizeof(uint32_t));
+    c.fmap = calloc((size_t) p->nfunctions + 1, sizeof(uint32_t));
+    c.mmap = calloc((size_t) p->nmappings + 1, sizeof(uint32_t));
+    c.lmap = calloc((size_t) p->nlocations + 1, sizeof(uint32_t));
+    c.lines = malloc(((size_t) p->nlines + 1) * sizeof(ts_pprof_line_t));
+    c.labels = malloc(((size_t) p->nlabels + 1) * sizeof(ts_pprof_label_t));
+    stack = malloc(((size_t) maxdepth + 1) * sizeof(uint32_t));
+
+    if (c.smap == NULL || c.fmap == NULL || c.mmap == NULL || c.lmap == NULL
+        || c.lines == NULL || c.labels == NULL || stack == NULL)
+    {
+        rc = TS_ERR_NOMEM;
+        goto done;
+    }
+
+    rc = ts_flame_cut_head(&c);
+    if (rc != TS_OK) {
+        goto done;
+    }
+
+    /* the stub: function and location "other", no mapping */
+
+    memset(&fn, 0, sizeof(ts_pprof_function_t));
+    fn.name = ts_pprof_add_string(out, "other", 5);
+    fn.system_name = fn.name;
+    line.function = (fn.name == TS_PPROF_NONE) ? 0
+                    : ts_pprof_add_function(out, &fn);
+    line.line = 0;
+    line.column = 0;
+    other = line.function ? ts_pprof_add_location(out, 0, 0, 0, &line, 1)
+                          : 0;
+
+    if (other == 0) {
+        rc = TS_ERR_NOMEM;
+        goto done;
+    }
+
+    for (i = 0; i < p->nsamples; i++) {
+        s = &p->samples[i];
+        v = p->values[(size_t) i * p->ntypes];
+
+        /* root first as the tree was built: k locations stay */
+
+        node = 0;
+        k = s->depth;
+
+        for (d = s->depth; v != 0 && d > 0 && k == s->depth; d--) {
+            loc = &p->locations[p->stacks[s->stack + d - 1] - 1];
+
+            for (l = (loc->nlines ? loc->nlines : 1); l > 0; l--) {
+                if (loc->nlines == 0) {
+                    rc = ts_flame_address(&t, loc->address, &name, &len);
+
+                } else {
+                    str = ts_pprof_string(p, p->functions[
+                        p->lines[loc->line + l - 1].function - 1].name);
+                    name = str->data;
+                    len = str->len;
+                    rc = TS_OK;
+                }
+
+                rc = rc ? rc : ts_flame_child(&t, node, name, len, &node);
+                if (rc != TS_OK) {
+                    goto done;
+                }
+
+                if (t.nodes[node].total < min) {
+                    /* the location stays if a frame of it did */
+                    k = (l == (loc->nlines ? loc->nlines : 1))
+                        ? s->depth - d : s->depth - d + 1;
+                    break;
+                }
+            }
+        }
+
+        /* leaf first: "other" if cut, then the kept locations */
+
+        n = 0;
+
+        if (k < s->depth) {
+            stack[n++] = other;
+        }
+
+        for (d = s->depth - k; d < s->depth; d++) {
+            stack[n] = ts_flame_cut_loc(&c, p->stacks[s->stack + d]);
+            if (stack[n++] == 0) {
+                rc = TS_ERR_NOMEM;
+                goto done;
+            }
+        }
+
+        for (l = 0; l < s->nlabels; l++) {
+            c.labels[l] = p->labels[s->label + l];
+            c.labels[l].key = ts_flame_cut_str(&c, c.labels[l].key);
+            c.labels[l].str = ts_flame_cut_str(&c, c.labels[l].str);
+            c.labels[l].unit = ts_flame_cut_str(&c, c.labels[l].unit);
+
+            if (c.labels[l].key == TS_PPROF_NONE
+                || c.labels[l].str == TS_PPROF_NONE
+                || c.labels[l].unit == TS_PPROF_NONE)
+            {
+                rc = TS_ERR_NOMEM;
+                goto done;
+            }
+        }
+
+        rc = ts_pprof_add_sample(out, stack, n,
+                                 &p->values[(size_t) i * p->ntypes],
+                                 c.labels, s->nlabels, NULL);
+        if (rc != TS_OK) {
+            goto done;
+        }
+    }
+
+    *cut = 1;
+
+done:
+
+    ts_flame_tree_free(&t);
+    free(c.smap);
+    free(c.fmap);
+    free(c.mmap);
+    free(c.lmap);
+    free(c.lines);
+    free(c.labels);
+    free(stack);
+
+    return rc;
+}

@@ -135,5 +135,20 @@ int ts_flame_json(const ts_flame_graph_t *g, const ts_flame_meta_t *m,
  */
 int ts_flame_folded(ts_flame_tree_t *t, ts_write_pt write, void *data);
 
+/*
+ * A profile cut to max_nodes as Pyroscope's SelectMergeProfile cuts it
+ * (its pprofProtoTruncatedSymbols): the tree of sample type 0 decides;
+ * nodes whose total is below the max_nodes-th largest total are cut,
+ * and every sample whose stack runs into one keeps its locations from
+ * the root down to the last one with a kept frame, below which one
+ * location "other" stands for the rest (a stack cut entirely becomes
+ * just "other"); equal stacks then sum.  Totals of every sample type
+ * stay.  out must be initialized and empty.  TS_OK with *cut set (0:
+ * max_nodes <= 0 or not more nodes than that, out left empty: use p);
+ * TS_ERR_NOMEM, TS_ERR_LIMIT (out's max_memory, the tree's size).
+ */
+int ts_flame_truncate(const ts_pprof_t *p, int64_t max_nodes,
+    ts_pprof_t *out, int *cut);
+
 
 #endif /* TS_FLAME_H */

@@ -11,8 +11,9 @@
  * there is no counter to get out of step.  Every symbol is written in
  * the same transaction as the first row that refers to it, and a node's
  * parent before the node: a committed row only refers to committed
- * symbols.  Symbols are never deleted (retention of rows is a later
- * step; symbols would be collected per tenant then).
+ * symbols.  Symbols, stacks and series are never deleted; retention
+ * (ts_pstore_retention) deletes rows only, so ids stay dense and a
+ * series without rows just selects nothing.
  *
  * Threads.  Writes serialize on ps->wlock.  LMDB allows
  * mdb_env_set_mapsize() only while this process has no transaction, so
@@ -1848,4 +1849,156 @@ ts_ps_type_id(const ts_pprof_t *p, uint32_t t, const char *name,
                  (int) s[2]->len, s[2]->data, (int) s[3]->len, s[3]->data);
 
     return (n < 0 || (size_t) n >= size) ? 0 : (size_t) n;
+}
+
+
+/*
+ * Retention.  Row keys are (tenant, series, time), so the old rows of a
+ * series come first: delete them, and at the first row at or after the
+ * cutoff jump to the next series with one MDB_SET_RANGE.  The position
+ * to resume from is kept in the handle (under wlock); rows written
+ * behind it meanwhile are newer than any cutoff soon to come.
+ */
+
+int
+ts_pstore_retention(ts_pstore_t *ps, int64_t cutoff, size_t max_keys,
+    ts_pstore_retention_t *st, char *err, size_t errlen)
+{
+    int          rc, mrc;
+    int64_t      t;
+    uint8_t      next[TS_PS_ROW_KEY];
+    uint32_t     tenant, series;
+    MDB_val      k, v;
+    MDB_txn     *txn;
+    MDB_cursor  *cur;
+
+    memset(st, 0, sizeof(ts_pstore_retention_t));
+
+    if (max_keys == 0) {
+        ts_ps_fmt(err, errlen, "retention step of 0 keys");
+        return TS_ERR_INVALID;
+    }
+
+    (void) pthread_mutex_lock(&ps->wlock);
+
+    rc = ts_ps_txn_begin(ps, 0, &txn, err, errlen);
+    if (rc != TS_OK) {
+        (void) pthread_mutex_unlock(&ps->wlock);
+        return rc;
+    }
+
+    mrc = mdb_cursor_open(txn, ps->dbi[TS_PS_ROWS], &cur);
+    if (mrc != 0) {
+        rc = ts_ps_mdb_err(ps, err, errlen, mrc, "mdb_cursor_open");
+        goto failed;
+    }
+
+    if (ps->ret_resume) {
+        k.mv_data = ps->ret_key;
+        k.mv_size = TS_PS_ROW_KEY;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+    } else {
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    }
+
+    while (mrc == 0) {
+
+        if (st->visited == max_keys) {
+            break;
+        }
+
+        st->visited++;
+
+        if (k.mv_size != TS_PS_ROW_KEY) {
+            ts_ps_fmt(err, errlen, "profile store \"%s\": a %zu-byte key in"
+                      " \"rows\"", ps->file, k.mv_size);
+            mdb_cursor_close(cur);
+            rc = TS_ERR_CORRUPT;
+            goto failed;
+        }
+
+        t = (int64_t) (ts_ps_get64((uint8_t *) k.mv_data + 8) ^ TS_PS_SIGN);
+
+        if (t < cutoff) {
+            st->rows++;
+            st->row_bytes += k.mv_size + v.mv_size;
+
+            mrc = mdb_cursor_del(cur, 0);
+            if (mrc != 0) {
+                break;
+            }
+
+            /* after a delete LMDB's MDB_NEXT gives the following key */
+            mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+
+        /* the rest of this series is newer: on to the next series */
+
+        tenant = ts_ps_get32(k.mv_data);
+        series = ts_ps_get32((uint8_t *) k.mv_data + 4);
+
+        if (series == UINT32_MAX) {
+            if (tenant == UINT32_MAX) {
+                mrc = MDB_NOTFOUND;
+                break;
+            }
+
+            ts_ps_row_key(next, tenant + 1, 0, INT64_MIN);
+
+        } else {
+            ts_ps_row_key(next, tenant, series + 1, INT64_MIN);
+        }
+
+        k.mv_data = next;
+        k.mv_size = TS_PS_ROW_KEY;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+
+    if (mrc != 0 && mrc != MDB_NOTFOUND) {
+        rc = ts_ps_mdb_err(ps, err, errlen, mrc, "mdb_cursor_get/del");
+        mdb_cursor_close(cur);
+        goto failed;
+    }
+
+    /* the key the next step starts at; NOTFOUND: the pass is complete */
+
+    st->more = (mrc == 0);
+
+    if (st->more) {
+        memcpy(next, k.mv_data, TS_PS_ROW_KEY);
+    }
+
+    mdb_cursor_close(cur);
+
+    if (st->rows == 0) {
+        ts_ps_txn_end(ps, txn);
+
+    } else {
+        mrc = mdb_txn_commit(txn);
+        (void) pthread_rwlock_unlock(&ps->gate);
+
+        if (mrc != 0) {
+            (void) pthread_mutex_unlock(&ps->wlock);
+            return ts_ps_mdb_err(ps, err, errlen, mrc, "mdb_txn_commit");
+        }
+    }
+
+    ps->ret_resume = st->more;
+
+    if (st->more) {
+        memcpy(ps->ret_key, next, TS_PS_ROW_KEY);
+    }
+
+    (void) pthread_mutex_unlock(&ps->wlock);
+
+    return TS_OK;
+
+failed:
+
+    ts_ps_txn_end(ps, txn);
+    (void) pthread_mutex_unlock(&ps->wlock);
+
+    return rc;
 }

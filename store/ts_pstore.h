@@ -175,4 +175,28 @@ int ts_pstore_totals(ts_pstore_t *ps, const ts_pstore_query_t *q,
     ts_pstore_row_pt cb, void *data, char *err, size_t errlen);
 
 
+/* What one retention step did. */
+typedef struct {
+    uint64_t            rows;          /* rows deleted */
+    uint64_t            row_bytes;     /* their keys plus values */
+    uint64_t            visited;       /* keys looked at, <= max_keys */
+    unsigned            more:1;        /* the pass over all rows goes on */
+} ts_pstore_retention_t;
+
+/*
+ * One bounded retention step: deletes the rows (of every tenant and
+ * series) whose time is before cutoff (ns), looking at most at max_keys
+ * row keys, in one write transaction, committed and synced.  Rows of a
+ * series are in time order, so a series costs its old rows plus one
+ * look; the step resumes where the previous one of this handle stopped
+ * (st->more), and a pass that reached the end starts again from the
+ * first row.  Series, postings, stacks and symbols stay (ids are never
+ * reused; a series without rows selects nothing); LMDB reuses the freed
+ * pages, so rows bound the file.  TS_ERR_INVALID for max_keys 0,
+ * TS_ERR_IO.
+ */
+int ts_pstore_retention(ts_pstore_t *ps, int64_t cutoff, size_t max_keys,
+    ts_pstore_retention_t *st, char *err, size_t errlen);
+
+
 #endif /* TS_PSTORE_H */

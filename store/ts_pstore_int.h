@@ -67,6 +67,8 @@ struct ts_pstore_s {
     pthread_mutex_t      wlock;
     pthread_rwlock_t     gate;
     int                  locks;
+    uint8_t              ret_key[TS_PS_ROW_KEY];   /* retention resumes */
+    unsigned             ret_resume:1;
     char                 dir[PATH_MAX];
     char                 file[PATH_MAX];
     char                 errmsg[TS_PSTORE_ERR_MAX];

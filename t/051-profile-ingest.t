@@ -33,7 +33,8 @@ my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
 client_max_body_size 16m;
 client_body_buffer_size 1m;
-tsdb_zone main:16m path=$TEST_NGINX_DATA_DIR/main thread_pool=default;
+tsdb_zone main:16m path=$TEST_NGINX_DATA_DIR/main thread_pool=default
+          retention=36500d;
 CONF
     config => <<'CONF');
 location /pyroscope/ {

@@ -12,13 +12,19 @@
 #     protobuf (requests encoded, answers decoded by protoc, the
 #     reference implementation) with the same content, and
 #     SelectMergeProfile's pprof prints as /pyroscope/pprof does;
-#  4. bad queries get 4xx with one-line reasons; tenants stay apart.
+#  4. /pyroscope/labels and label-values take query=TYPE{...} with the
+#     type id selecting __profile_type__ as Pyroscope's do; Connect
+#     requests with Content-Encoding: gzip answer as plain ones;
+#     SelectMergeProfile's max_nodes cuts the pprof as Pyroscope does:
+#     same totals, the cut stacks ending in "other";
+#  5. bad queries get 4xx with one-line reasons; tenants stay apart.
 
 use strict;
 use warnings;
 
 use lib 't/lib';
 use File::Temp qw(tempdir);
+use IO::Compress::Gzip;
 use IPC::Open3 qw(open3);
 use JSON::PP;
 use Symbol qw(gensym);
@@ -29,7 +35,7 @@ my $go = `command -v go 2>/dev/null`;
 my $protoc = `command -v protoc 2>/dev/null`;
 chomp($go, $protoc);
 
-plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 12;
+plan tests => 2 + 4 * 2 + 4 * 5 + 4 + 17 + 12 + 6 + 3;
 
 ok($go ne '', 'go is installed (Debian golang-go, see .ci/deps)')
     or BAIL_OUT('go not found: apt-get install golang-go');
@@ -300,7 +306,7 @@ sub connect_call {
 
 my $ms = ($now - 2 * 86400) * 1000;
 my $me = ($now + 2 * 86400) * 1000;
-my ($rj, $rp, $j, $t, @names);
+my ($rj, $rp, $j, $t, $res, $err, @names);
 
 ($rj, $rp) = connect_call('ProfileTypes', 'querier.v1.ProfileTypesRequest',
                           "start: $ms end: $me",
@@ -400,8 +406,84 @@ is($js, $ticks{$cputype}, 'SelectMergeProfile JSON: samples sum to the'
 like($rp->{headers}{'content-type'} . ' ' . $rj->{headers}{'content-type'},
      qr{^application/proto application/json}, 'Connect content types');
 
+# max_nodes 8: the cut profile, as go tool pprof prints it
+($rj, $rp) = connect_call('SelectMergeProfile',
+    'querier.v1.SelectMergeProfileRequest', "$mp max_nodes: 8",
+    qq({"profileTypeID":"$cputype","labelSelector":"{env=\\"prod\\"}",)
+    . qq("start":"$ms","end":"$me","maxNodes":"8"}));
+open $fh, '>', "$tmp/smp8.pb" or die;
+binmode $fh;
+print $fh $rp->{body};
+close $fh;
+my ($cut_total, $cut) = pprof_top('', "$tmp/smp8.pb");
+is($cut_total, $want_total, 'SelectMergeProfile max_nodes 8: go tool pprof'
+   . ' totals unchanged');
+ok(@$cut < @$want && (grep { /\sother$/ } @$cut),
+   'max_nodes 8: ' . scalar(@$cut) . ' of ' . scalar(@$want) . ' function'
+   . ' lines, the cut stacks ending in "other"')
+    or diag("@$cut");
+$j = eval { decode_json($rj->{body}) } // {};
+$js = 0;
+$js += $_->{value}[0] for @{ $j->{sample} // [] };
+is($js, $ticks{$cputype}, 'max_nodes 8, JSON: samples still sum to the'
+   . ' total');
 
-# 4. refusals and tenants
+
+# 4. labels and label-values with a profile type query; gzip requests
+
+sub legacy_list {
+    my ($what, $q) = @_;
+    my $res = $srv->request("GET /pyroscope/$what&query=" . q_esc($q)
+                            . "&from=$from&until=$until");
+    return eval { decode_json($res->{body}) } // [ "$res->{status}"
+                                                   . " $res->{body}" ];
+}
+
+my $memtype = $cases[2][0];
+is_deeply(legacy_list('label-values?label=service_name', "$memtype\{}"),
+          [ 'myapp' ], 'label-values?query=memory type: only myapp (fold'
+          . ' has CPU profiles only)');
+is_deeply(legacy_list('label-values?label=service_name', "$cputype\{}"),
+          [ 'fold', 'myapp' ], 'label-values?query=CPU type: both');
+is_deeply(legacy_list('labels?x=1', "$cputype\{service_name=\"fold\"}"),
+          [ qw(__name__ __profile_type__ pyroscope_spy service_name) ],
+          'labels?query=TYPE{service_name="fold"}: fold\'s names, no env');
+
+my $smsj = qq({"profileTypeID":"$cputype","labelSelector":)
+           . qq("{service_name=\\"myapp\\"}","start":"$ms","end":"$me"});
+my $smsp = run_protoc('encode', 'querier.v1.SelectMergeStacktracesRequest',
+    qq(profile_typeID: "$cputype" label_selector: '{service_name="myapp"}')
+    . " start: $ms end: $me");
+my ($gzj, $gzp);
+IO::Compress::Gzip::gzip(\$smsj => \$gzj) or die;
+IO::Compress::Gzip::gzip(\$smsp => \$gzp) or die;
+my $u = 'POST /querier.v1.QuerierService/SelectMergeStacktraces';
+
+$res = $srv->request($u, body => $gzj, headers => [
+    [ 'Content-Type', 'application/json' ], [ 'Content-Encoding', 'gzip' ] ]);
+$j = (eval { decode_json($res->{body}) } // {})->{flamegraph} // {};
+is($j->{total}, $ticks{$cputype}, 'a gzip JSON Connect request: the total'
+   . " of the plain one ($res->{status})");
+$res = $srv->request($u, body => $gzp, headers => [
+    [ 'Content-Type', 'application/proto' ], [ 'Content-Encoding', 'gzip' ] ]);
+$t = run_protoc('decode', 'querier.v1.SelectMergeStacktracesResponse',
+                $res->{body});
+is(($t =~ /^\s*total: (\d+)/m)[0], $ticks{$cputype},
+   "a gzip proto Connect request: the same total ($res->{status})");
+$res = $srv->request($u, body => substr($gzj, 0, 20), headers => [
+    [ 'Content-Type', 'application/json' ], [ 'Content-Encoding', 'gzip' ] ]);
+$err = eval { decode_json($res->{body}) } // {};
+my $res2 = $srv->request($u, body => $smsj, headers => [
+    [ 'Content-Type', 'application/json' ], [ 'Content-Encoding', 'br' ] ]);
+my $err2 = eval { decode_json($res2->{body}) } // {};
+ok($res->{status} == 400 && ($err->{code} // '') eq 'invalid_argument'
+   && $res2->{status} == 415 && ($err2->{code} // '') eq 'unimplemented',
+   'a truncated gzip body: 400 invalid_argument ("'
+   . ($err->{message} // '') . '"); br: 415 unimplemented ("'
+   . ($err2->{message} // '') . '")');
+
+
+# 5. refusals and tenants
 
 my @bad = (
     [ 'render without query', 'GET /pyroscope/render?from=now-1h', 400,
@@ -428,11 +510,11 @@ for my $b (@bad) {
        "$name: $status \"$body\"");
 }
 
-my $res = $srv->request('POST /querier.v1.QuerierService/SelectSeries',
+$res = $srv->request('POST /querier.v1.QuerierService/SelectSeries',
     body => q|{"profileTypeID":"a:b:c:d:e","labelSelector":"{x=~\"(\"}",|
             . q|"start":"1","end":"2","step":1}|,
     headers => [ [ 'Content-Type', 'application/json' ] ]);
-my $err = eval { decode_json($res->{body}) } // {};
+$err = eval { decode_json($res->{body}) } // {};
 ok($res->{status} == 400 && $err->{code} eq 'invalid_argument'
    && $err->{message} =~ /selector/,
    "Connect, a bad regex: 400 invalid_argument ($err->{message})");

@@ -7,7 +7,7 @@
  * worked out by hand from its walk (children by name, visited last
  * first, x offsets delta-encoded).  Then inline frames and locations
  * without lines, the folded export, the flat-per-function identity
- * and the whole /render JSON.
+ * and the whole /render JSON; the pprof cut to max_nodes.
  */
 
 #include <stdarg.h>
@@ -348,6 +348,56 @@ test_json(void **state)
 }
 
 
+/* the cut profile, as folded text */
+
+static void
+tfl_cut(const char *body, int64_t max_nodes, int want_cut, const char *want)
+{
+    int              cut;
+    ts_pprof_t       p, out;
+    tfl_out_t        o;
+    ts_flame_tree_t  t;
+
+    tfl_profile(&p, body);
+    ts_pprof_init(&out, NULL, NULL);
+
+    assert_int_equal(ts_flame_truncate(&p, max_nodes, &out, &cut), TS_OK);
+    assert_int_equal(cut, want_cut);
+
+    assert_int_equal(ts_flame_tree(&t, cut ? &out : &p, 0), TS_OK);
+    o.len = 0;
+    assert_int_equal(ts_flame_folded(&t, tfl_write, &o), TS_OK);
+    assert_string_equal(o.buf, want);
+
+    ts_flame_tree_free(&t);
+    ts_pprof_free(&out);
+    ts_pprof_free(&p);
+}
+
+
+/*
+ * totals main 12, c 5, a 5, b 3, x 1: max_nodes 2 keeps what reaches
+ * 5 (b and x go), 1 keeps main only; 5, 0 and -1 keep everything
+ */
+
+static void
+test_truncate(void **state)
+{
+    const char  *body;
+
+    (void) state;
+
+    body = "main;c 5\nmain;a;b 3\nmain;a 2\nmain 1\nx 1\n";
+
+    tfl_cut(body, 2, 1, "main 1\nmain;a 2\nmain;a;other 3\nmain;c 5\n"
+                        "other 1\n");
+    tfl_cut(body, 1, 1, "main 1\nmain;other 10\nother 1\n");
+    tfl_cut(body, 5, 0, "main 1\nmain;a 2\nmain;a;b 3\nmain;c 5\nx 1\n");
+    tfl_cut(body, 0, 0, "main 1\nmain;a 2\nmain;a;b 3\nmain;c 5\nx 1\n");
+    tfl_cut(body, -1, 0, "main 1\nmain;a 2\nmain;a;b 3\nmain;c 5\nx 1\n");
+}
+
+
 int
 main(void)
 {
@@ -357,6 +407,7 @@ main(void)
         cmocka_unit_test(test_folded),
         cmocka_unit_test(test_flat),
         cmocka_unit_test(test_json),
+        cmocka_unit_test(test_truncate),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -693,8 +693,8 @@ test_fork_writers(void **state)
 static void
 test_fork_sigkill(void **state)
 {
-    int            round, k, st;
-    char           inst[32];
+    int            round, k, st, fd[2];
+    char           inst[32], c;
     int64_t        last;
     uint32_t       tn, r, ref, n;
     pid_t          pid;
@@ -709,6 +709,11 @@ test_fork_sigkill(void **state)
     srand(7);
 
     for (round = 0; round < 20; round++) {
+        /*
+         * The child says when its first sample is in, so that every
+         * round appends at least one however loaded the machine is.
+         */
+        assert_int_equal(pipe(fd), 0);
         pid = fork();
         assert_true(pid >= 0);
 
@@ -723,8 +728,17 @@ test_fork_sigkill(void **state)
                 _exit(1);
             }
 
+            close(fd[0]);
+
             for (t = 1000000 * (round + 1); ; t++) {
                 (void) ts_head_append(&ch, r, t, t_bits((double) t));
+
+                if (t == 1000000 * (round + 1)) {
+                    c = 1;
+                    if (write(fd[1], &c, 1) != 1) {
+                        _exit(1);
+                    }
+                }
 
                 if (t % 8 == 0) {
                     snprintf(inst, sizeof(inst), "%d-%lld", round,
@@ -733,6 +747,10 @@ test_fork_sigkill(void **state)
                 }
             }
         }
+
+        close(fd[1]);
+        assert_int_equal(read(fd[0], &c, 1), 1);
+        close(fd[0]);
 
         usleep(1000 + rand() % 5000);
         kill(pid, SIGKILL);

@@ -6,7 +6,8 @@
  * out of the store must equal ts_pprof_merge() of the same inputs in
  * total and per-function flat value, for every sample type; the same
  * profile twice stores its symbols once; tenants, label matchers and
- * time ranges select; bad input is refused; a reopen keeps everything.
+ * time ranges select; bad input is refused; a reopen keeps everything;
+ * retention deletes the old rows in bounded steps and leaves the rest.
  */
 
 #define _XOPEN_SOURCE 700
@@ -976,6 +977,117 @@ t_sample_label_invalid(void **state)
 }
 
 
+/*
+ * Retention: 10 rows 1 s apart in each of 6 series (2 tenants, 2
+ * label sets, 2 sample types); a cutoff at the 6th deletes 5 rows of
+ * each series, in steps of at most 3 keys, and what is left merges to
+ * exactly what the range [cutoff, end] merged before.
+ */
+
+static void
+t_retention(void **state)
+{
+    t_env_t                *e = *state;
+    char                    err[512];
+    int64_t                 cutoff;
+    uint32_t                i, steps;
+    uint64_t                n, rows;
+    const char             *type;
+    ts_pprof_t              a, b, want, got;
+    ts_pstore_retention_t   st;
+
+    type = "process_cpu:cpu:nanoseconds:cpu:nanoseconds";
+    t_parse("cpu1.pb.gz", &a);
+    t_parse("cpu2.pb.gz", &b);
+
+    for (i = 0; i < 10; i++) {
+        a.time_nanos = T_T0 + (int64_t) i * 1000000000;
+        b.time_nanos = a.time_nanos;
+        assert_int_equal(t_put(e, "t1", "process_cpu", &a, "x", 0, NULL),
+                         TS_OK);
+        assert_int_equal(t_put(e, "t1", "process_cpu", &b, "y", 0, NULL),
+                         TS_OK);
+        assert_int_equal(t_put(e, "t2", "process_cpu", &a, NULL, 0, NULL),
+                         TS_OK);
+    }
+
+    cutoff = T_T0 + 5 * 1000000000LL;
+
+    assert_int_equal(t_merge(e, "t1", type, NULL, 0, cutoff, INT64_MAX,
+                             &want, &n), TS_OK);
+    assert_int_equal(n, 10);
+
+    assert_int_equal(ts_pstore_retention(e->ps, cutoff, 0, &st, err,
+                                         sizeof(err)), TS_ERR_INVALID);
+
+    /* bounded steps until the pass is complete */
+    rows = 0;
+
+    for (steps = 0; steps < 100; steps++) {
+        assert_int_equal(ts_pstore_retention(e->ps, cutoff, 3, &st, err,
+                                             sizeof(err)), TS_OK);
+        assert_true(st.visited <= 3);
+        assert_true(st.rows <= st.visited);
+        assert_true(st.rows == 0 || st.row_bytes > st.rows * 16);
+        rows += st.rows;
+
+        if (!st.more) {
+            break;
+        }
+    }
+
+    /* 30 deletions and 6 looks at a kept row: 12 full steps, one more */
+    assert_int_equal(rows, 6 * 5);
+    assert_int_equal(steps + 1, 12);
+
+    assert_int_equal(t_merge(e, "t1", type, NULL, 0, INT64_MIN, INT64_MAX,
+                             &got, &n), TS_OK);
+    assert_int_equal(n, 10);
+    t_same(&want, "cpu", &got);
+    ts_pprof_free(&got);
+
+    assert_int_equal(t_merge(e, "t1", type, NULL, 0, INT64_MIN, cutoff - 1,
+                             &got, &n), TS_OK);
+    assert_int_equal(n, 0);
+    ts_pprof_free(&got);
+
+    assert_int_equal(t_merge(e, "t2", type, NULL, 0, INT64_MIN, INT64_MAX,
+                             &got, &n), TS_OK);
+    assert_int_equal(n, 5);
+    ts_pprof_free(&got);
+
+    /* a second pass finds nothing, in one step of 6 looks */
+    assert_int_equal(ts_pstore_retention(e->ps, cutoff, 1000, &st, err,
+                                         sizeof(err)), TS_OK);
+    assert_int_equal(st.rows, 0);
+    assert_int_equal(st.visited, 6);
+    assert_false(st.more);
+
+    /* a later cutoff takes the rest; the series stay, selecting nothing */
+    assert_int_equal(ts_pstore_retention(e->ps, INT64_MAX, 1000, &st, err,
+                                         sizeof(err)), TS_OK);
+    assert_int_equal(st.rows, 30);
+    assert_false(st.more);
+
+    assert_int_equal(t_merge(e, "t1", type, NULL, 0, INT64_MIN, INT64_MAX,
+                             &got, &n), TS_OK);
+    assert_int_equal(n, 0);
+    assert_int_equal(got.nsamples, 0);
+    ts_pprof_free(&got);
+
+    /* and the store takes new rows after it */
+    assert_int_equal(t_put(e, "t1", "process_cpu", &a, "x", 0, NULL), TS_OK);
+    assert_int_equal(t_merge(e, "t1", type, NULL, 0, INT64_MIN, INT64_MAX,
+                             &got, &n), TS_OK);
+    assert_int_equal(n, 1);
+    ts_pprof_free(&got);
+
+    ts_pprof_free(&want);
+    ts_pprof_free(&a);
+    ts_pprof_free(&b);
+}
+
+
 int
 main(void)
 {
@@ -995,6 +1107,7 @@ main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(t_sample_label_invalid, t_setup,
                                         t_teardown),
+        cmocka_unit_test_setup_teardown(t_retention, t_setup, t_teardown),
     };
 
     if (getenv("T_FILTER") != NULL) {
