@@ -33,6 +33,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "ts_chunk.h"
 #include "ts_pqeval_int.h"
 #include "ts_pqjson.h"
 
@@ -61,6 +62,8 @@ struct ts_pqeval_result_s {
     size_t                  len;
     ts_pqeval_series_t     *s;
     uint32_t                n;
+    ts_pqeval_hist_t      **hist;       /* of histogram points */
+    uint32_t                nhist;
 };
 
 
@@ -195,6 +198,24 @@ ts_pqeval_result_scalar(const ts_pqeval_result_t *res, int64_t *t,
 }
 
 
+const ts_pqeval_hist_t *
+ts_pqeval_point_hist(const ts_pqeval_result_t *res,
+    const ts_pqeval_point_t *p)
+{
+    uint64_t  bits;
+
+    memcpy(&bits, &p->v, sizeof(bits));
+
+    if ((bits & TS_PQ_HIST_MASK) != TS_PQ_HIST_TAG
+        || (bits & TS_PQ_HIST_IDX) >= res->nhist)
+    {
+        return NULL;
+    }
+
+    return res->hist[bits & TS_PQ_HIST_IDX];
+}
+
+
 void
 ts_pqeval_result_free(ts_pqeval_result_t *res)
 {
@@ -326,10 +347,14 @@ static void
 ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
     ts_pqeval_result_t **resp)
 {
+    int                  res_vector;
     char                *p;
     size_t               size;
-    uint32_t             i, k, n;
+    uint32_t             i, k, n, nh;
+    uint64_t             bits;
+    ts_pq_hist_t        *h;
     ts_pq_series_t      *s;
+    ts_pqeval_hist_t    *oh;
     ts_pqeval_series_t  *o;
     ts_pqeval_result_t  *res;
 
@@ -344,7 +369,10 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
     }
 
     size = sizeof(ts_pqeval_result_t) + n * sizeof(ts_pqeval_series_t)
-           + v->str.len + 1;
+           + v->str.len + 1 + 8;
+
+    res_vector = !range && v->type == TS_PQ_TYPE_VECTOR;
+    nh = 0;
 
     for (i = 0; i < n; i++) {
         s = &v->m.s[i];
@@ -355,6 +383,20 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
         }
 
         size += 16;
+
+        for (k = 0; k < s->n; k++) {
+            h = ts_pq_hist_get(ev, s->p[k].v);
+
+            if (h != NULL) {
+                nh++;
+                size += sizeof(ts_pqeval_hist_t *) + sizeof(ts_pqeval_hist_t)
+                        + (h->n_pos + h->n_neg) * sizeof(ts_pqeval_bucket_t);
+            }
+
+            if (res_vector) {
+                break;
+            }
+        }
     }
 
     res = calloc(1, size);
@@ -380,6 +422,9 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
     }
 
     p += v->str.len + 1;
+    p = (char *) (((uintptr_t) p + 7) & ~(uintptr_t) 7);
+    res->hist = (ts_pqeval_hist_t **) p;
+    p += nh * sizeof(ts_pqeval_hist_t *);
 
     for (i = 0; i < n; i++) {
         s = &v->m.s[i];
@@ -394,6 +439,30 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
         if (res->type == TS_PQ_TYPE_VECTOR && s->n) {
             ((ts_pq_point_t *) o->points)[0].t = ev->qstart;
             o->npoints = 1;
+        }
+
+        /* histograms into the block, the points tagged with their index */
+
+        for (k = 0; k < o->npoints; k++) {
+            h = ts_pq_hist_get(ev, o->points[k].v);
+
+            if (h == NULL) {
+                continue;
+            }
+
+            oh = (ts_pqeval_hist_t *) p;
+            p += sizeof(ts_pqeval_hist_t);
+            *oh = *h;
+            oh->pos = (ts_pqeval_bucket_t *) p;
+            memcpy(p, h->pos, h->n_pos * sizeof(ts_pqeval_bucket_t));
+            p += h->n_pos * sizeof(ts_pqeval_bucket_t);
+            oh->neg = (ts_pqeval_bucket_t *) p;
+            memcpy(p, h->neg, h->n_neg * sizeof(ts_pqeval_bucket_t));
+            p += h->n_neg * sizeof(ts_pqeval_bucket_t);
+
+            bits = TS_PQ_HIST_TAG | res->nhist;
+            memcpy((void *) &o->points[k].v, &bits, sizeof(double));
+            res->hist[res->nhist++] = oh;
         }
 
         o->labels = (ts_label_t *) p;
@@ -1364,7 +1433,11 @@ ts_pq_unary(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         d->ls = ts_pq_ls_noname(ev, s->ls);
 
         for (k = 0; k < d->n; k++) {
-            d->p[k].v = -d->p[k].v;
+            /* 2.42 negates V; a histogram's H stays */
+
+            if (!ts_pq_is_hist(d->p[k].v)) {
+                d->p[k].v = -d->p[k].v;
+            }
         }
     }
 
@@ -1729,10 +1802,10 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
 {
     int                rc;
     double             d;
-    int64_t            t;
     uint32_t           n;
     uint64_t           v;
     jmp_buf            saved;
+    const ts_sset_value_t  *val;
     ts_pq_series_t    *s;
     const ts_label_t  *l;
     volatile uint32_t  guess;
@@ -1771,13 +1844,23 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             }
         }
 
-        while ((rc = ts_sset_sample(ss, &t, &v)) == 1) {
+        while ((rc = ts_sset_value_ref(ss, &val)) == 1) {
+            v = val->enc == TS_XOR_ENCODING ? val->v
+                : val->h.sum == TS_HIST_STALE_SUM ? TS_PQ_STALE_BITS : 0;
+
             if (!keep_stale && v == TS_PQ_STALE_BITS) {
                 continue;
             }
 
-            memcpy(&d, &v, sizeof(d));
-            ts_pq_series_push(ev, s, t, d);
+            if (val->enc != TS_XOR_ENCODING && v == 0) {
+                /* a histogram, as 2.42's iterators give it: a float one */
+                d = ts_pq_hist_ref(ev, ts_pq_hist_from(ev, &val->h));
+
+            } else {
+                memcpy(&d, &v, sizeof(d));
+            }
+
+            ts_pq_series_push(ev, s, val->t, d);
             ts_pq_tick(ev);
         }
 

@@ -67,6 +67,31 @@ typedef struct {
 } ts_pqeval_point_t;
 
 
+/*
+ * A native histogram as Prometheus 2.42's FloatHistogram: integer
+ * histograms come converted.  Buckets by index, ascending, each side;
+ * the bucket of index i has the bounds (b(i-1), b(i)] (positive) or
+ * [-b(i), -b(i-1)) (negative), b() of the schema (ts_pqeval_hist_bound()).
+ */
+typedef struct {
+    int32_t                 idx;
+    double                  count;
+} ts_pqeval_bucket_t;
+
+typedef struct {
+    int32_t                 schema;
+    uint32_t                reset_hint;     /* TS_HIST_HINT_* */
+    double                  zero_threshold;
+    double                  zero_count;
+    double                  count;
+    double                  sum;
+    uint32_t                n_pos;
+    uint32_t                n_neg;
+    ts_pqeval_bucket_t     *pos;
+    ts_pqeval_bucket_t     *neg;
+} ts_pqeval_hist_t;
+
+
 /* vector: one point (at the evaluation time); matrix: points by time */
 typedef struct {
     const ts_label_t       *labels;     /* sorted */
@@ -101,6 +126,16 @@ int ts_pqeval_range(const ts_promql_expr_t *e, ts_source_t *const *src,
     uint32_t nsrc, int64_t start, int64_t end, int64_t step,
     const ts_pqeval_conf_t *conf, ts_pqeval_result_t **res,
     ts_pqeval_error_t *err);
+
+/*
+ * The histogram of a result's point, NULL if the point is a float: a
+ * histogram point's v is a NaN that says which (not a value).
+ */
+const ts_pqeval_hist_t *ts_pqeval_point_hist(const ts_pqeval_result_t *res,
+    const ts_pqeval_point_t *p);
+
+/* the upper bound of bucket idx in schema, as Prometheus's getBound() */
+double ts_pqeval_hist_bound(int32_t idx, int32_t schema);
 
 /* TS_PQ_TYPE_SCALAR, _VECTOR, _MATRIX or _STRING */
 ts_promql_type_t ts_pqeval_result_type(const ts_pqeval_result_t *res);

@@ -86,6 +86,8 @@ static int ts_pq_heap_less(const ts_pq_vec_t *h, uint32_t i, uint32_t j,
 static void ts_pq_swap(ts_pq_sample_t *s, uint32_t i, uint32_t j);
 static int ts_pq_sort_less(const ts_pq_sample_t *a,
     const ts_pq_sample_t *b, int desc);
+static int ts_pq_agg_hist(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_mat_t *in, ts_pq_val_t *v);
 
 
 void
@@ -114,7 +116,14 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         }
     }
 
-    if (ts_pq_agg_dense_op(a->op) && args[0].type == TS_PQ_TYPE_VECTOR) {
+    if (args[0].type == TS_PQ_TYPE_VECTOR
+        && ts_pq_agg_hist(ev, a, &args[0].m, v))
+    {
+        /* sum over native histograms */
+
+    } else if (ts_pq_agg_dense_op(a->op)
+               && args[0].type == TS_PQ_TYPE_VECTOR)
+    {
         ts_pq_agg_dense(ev, a, &args[0].m, v);
 
     } else if ((a->op == TS_PQ_AGG_TOPK || a->op == TS_PQ_AGG_BOTTOMK)
@@ -1048,4 +1057,166 @@ ts_pq_sort_less(const ts_pq_sample_t *a, const ts_pq_sample_t *b,
     }
 
     return desc ? b->v < a->v : b->v > a->v;
+}
+
+
+/*
+ * An input with native histograms.  2.42's aggregation() adds them up
+ * for sum only (at the lowest schema, compacted); a group with floats
+ * and histograms gives nothing.  Every other aggregation reads a
+ * histogram sample's V, 0: the points become 0 and the usual code runs
+ * (returns 0).
+ */
+
+typedef struct {
+    ts_pq_hist_t           *h;
+    double                  f;
+    uint32_t                kind;       /* 1 floats, 2 histograms, 3 both */
+    uint32_t                owned;      /* h is a sum, not an input's */
+} ts_pq_hacc_t;
+
+
+static int
+ts_pq_agg_hist(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_mat_t *in, ts_pq_val_t *v)
+{
+    int               any;
+    int64_t           off;
+    uint32_t          i, j, k, n, nsteps, step, *gidx;
+    ts_pq_hist_t     *h, *t;
+    ts_pq_hacc_t     *acc, *c;
+    ts_pq_series_t   *s, *d;
+    ts_pq_groups_t    gs;
+
+    any = 0;
+
+    for (i = 0; ev->nhist > 0 && i < in->n && !any; i++) {
+        for (k = 0; k < in->s[i].n; k++) {
+            if (ts_pq_is_hist(in->s[i].p[k].v)) {
+                any = 1;
+                break;
+            }
+        }
+    }
+
+    if (!any) {
+        return 0;
+    }
+
+    if (a->op != TS_PQ_AGG_SUM) {
+        for (i = 0; i < in->n; i++) {
+            for (k = 0; k < in->s[i].n; k++) {
+                if (ts_pq_is_hist(in->s[i].p[k].v)) {
+                    in->s[i].p[k].v = 0;
+                }
+            }
+        }
+
+        return 0;
+    }
+
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+
+    if (ev->start > ev->end) {
+        return 1;
+    }
+
+    nsteps = ts_pq_steps_left(ev, ev->start);
+    memset(&gs, 0, sizeof(ts_pq_groups_t));
+    gidx = ts_pq_alloc(ev, (in->n + 1) * sizeof(uint32_t));
+
+    for (i = 0; i < in->n; i++) {
+        gidx[i] = ts_pq_group_of(ev, &gs, ts_pq_agg_ls(ev, a, in->s[i].ls));
+    }
+
+    if ((uint64_t) gs.n * nsteps * sizeof(ts_pq_hacc_t)
+        > ev->conf.max_memory)
+    {
+        ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                   "query processing would use more than %zu bytes of "
+                   "memory", ev->conf.max_memory);
+    }
+
+    n = gs.n ? gs.n : 1;
+    acc = ts_pq_alloc(ev, (size_t) n * nsteps * sizeof(ts_pq_hacc_t));
+    memset(acc, 0, (size_t) n * nsteps * sizeof(ts_pq_hacc_t));
+
+    /* series by series in input order: each step's samples in order */
+
+    for (i = 0; i < in->n; i++) {
+        ts_pq_tick(ev);
+        s = &in->s[i];
+        c = &acc[(size_t) gidx[i] * nsteps];
+
+        for (k = 0; k < s->n; k++) {
+            off = s->p[k].t - ev->start;
+
+            if (off < 0 || off % ev->interval != 0 || s->p[k].t > ev->end) {
+                continue;
+            }
+
+            step = (uint32_t) (off / ev->interval);
+            h = ts_pq_hist_get(ev, s->p[k].v);
+
+            if (h == NULL) {
+                c[step].f += s->p[k].v;
+                c[step].kind |= 1;
+
+            } else if (c[step].kind == 0) {
+                c[step].h = h;
+                c[step].kind = 2;
+
+            } else if (c[step].kind == 2) {
+                t = ts_pq_hist_add(ev, c[step].h, h, 1);
+
+                if (c[step].owned) {
+                    ts_pq_free(ev, c[step].h);
+                }
+
+                c[step].h = t;
+                c[step].owned = 1;
+
+            } else {
+                c[step].kind = 3;
+            }
+        }
+    }
+
+    ts_pq_free(ev, gidx);
+
+    for (j = 0; j < gs.n; j++) {
+        ts_pq_tick(ev);
+        c = &acc[(size_t) j * nsteps];
+        d = NULL;
+
+        for (step = 0; step < nsteps; step++) {
+            if (c[step].kind == 0 || c[step].kind == 3) {
+                continue;
+            }
+
+            if (d == NULL) {
+                d = ts_pq_mat_add(ev, &v->m, gs.g[j].ls);
+            }
+
+            if (c[step].kind == 2) {
+                h = ts_pq_hist_copy(ev, c[step].h);
+                ts_pq_hist_compact(h);
+                ts_pq_series_push(ev, d,
+                                  ev->start + (int64_t) step * ev->interval,
+                                  ts_pq_hist_ref(ev, h));
+
+            } else {
+                ts_pq_series_push(ev, d,
+                                  ev->start + (int64_t) step * ev->interval,
+                                  c[step].f);
+            }
+        }
+    }
+
+    ts_pq_free(ev, acc);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+
+    return 1;
 }

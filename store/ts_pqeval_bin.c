@@ -149,7 +149,7 @@ static void
 ts_pq_vs(ts_pq_ev_t *ev, ts_pq_step_t *st, ts_pq_vec_t *vec, double sc,
     int swap)
 {
-    int                        keep, cmp;
+    int                        keep, cmp, hist;
     double                     x, l, r;
     uint32_t                   i;
     const ts_pq_ls_t          *ls;
@@ -159,8 +159,12 @@ ts_pq_vs(ts_pq_ev_t *ev, ts_pq_step_t *st, ts_pq_vec_t *vec, double sc,
     cmp = ts_promql_op_is_comparison(b->op);
 
     for (i = 0; i < vec->n; i++) {
-        l = swap ? sc : vec->s[i].v;
-        r = swap ? vec->s[i].v : sc;
+        /* a histogram's V is 0 in 2.42, and its H stays the result's */
+
+        hist = ts_pq_is_hist(vec->s[i].v);
+        x = hist ? 0 : vec->s[i].v;
+        l = swap ? sc : x;
+        r = swap ? x : sc;
 
         x = ts_pq_binop(b->op, l, r, &keep);
 
@@ -183,7 +187,7 @@ ts_pq_vs(ts_pq_ev_t *ev, ts_pq_step_t *st, ts_pq_vec_t *vec, double sc,
             ls = ts_pq_ls_noname(ev, ls);
         }
 
-        ts_pq_vec_push(ev, st->out, ls, st->ts, x);
+        ts_pq_vec_push(ev, st->out, ls, st->ts, hist ? vec->s[i].v : x);
     }
 }
 
@@ -198,6 +202,7 @@ ts_pq_vv(ts_pq_ev_t *ev, ts_pq_step_t *st)
     uint8_t                   *used;
     double                     x, l, r;
     uint32_t                   i, k, j, nout0;
+    ts_pq_hist_t              *hl, *hr;
     uint64_t                   sig;
     ts_pq_vec_t               *lhs, *rhs;
     ts_pq_sigent_t            *idx, *done;
@@ -272,7 +277,27 @@ ts_pq_vv(ts_pq_ev_t *ev, ts_pq_step_t *st)
             r = x;
         }
 
-        x = ts_pq_binop(b->op, l, r, &keep);
+        /*
+         * 2.42 adds two histograms; a float and a histogram give
+         * nothing; any other operation on two histograms reads their V,
+         * 0, and gives a float
+         */
+
+        hl = ts_pq_hist_get(ev, l);
+        hr = ts_pq_hist_get(ev, r);
+
+        if ((hl == NULL) != (hr == NULL)) {
+            continue;
+        }
+
+        if (hl != NULL && hr != NULL && b->op == TS_PQ_OP_ADD) {
+            x = ts_pq_hist_ref(ev, ts_pq_hist_add(ev, hl, hr, 1));
+            keep = 1;
+
+        } else {
+            x = ts_pq_binop(b->op, hl != NULL ? 0 : l, hr != NULL ? 0 : r,
+                            &keep);
+        }
 
         if (b->return_bool) {
             x = keep;

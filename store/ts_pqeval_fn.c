@@ -6,8 +6,8 @@
  * *_over_time, linear regression, Holt-Winters, bucketQuantile with its
  * monotonicity fix).  Functions of a range argument run per series and
  * step over the window; the others are step functions (ts_pq_steps()).
- * Native histograms are not stored yet: histogram_count, _sum and
- * _fraction see none and return nothing.
+ * Native histograms (ts_pqeval_hist.c): histogram_count, _sum,
+ * _fraction and _quantile, rate and increase over them, as 2.42.
  */
 
 #include <math.h>
@@ -35,6 +35,8 @@ typedef struct {
 } ts_pq_hgroup_t;
 
 
+static void ts_pq_hist_args(ts_pq_ev_t *ev, ts_promql_fn_t fn,
+    ts_pq_val_t *args, uint32_t nargs);
 static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     uint32_t mi, ts_pq_val_t *v);
 static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
@@ -44,6 +46,9 @@ static int ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     const double *sc, double *out);
 static int ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p,
     uint32_t n, int64_t ts, int counter, int rate, double *out);
+static int ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+    const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
+    double *out);
 static int ts_pq_instant_delta(const ts_pq_point_t *p, uint32_t n, int rate,
     double *out);
 static void ts_pq_regression(const ts_pq_point_t *p, uint32_t n,
@@ -103,6 +108,8 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
         ts_pq_eval(ev, c->args[i], &args[i]);
     }
 
+    ts_pq_hist_args(ev, c->func->id, args, nargs);
+
     ts_pq_steps(ev, e, args, nargs, ts_pq_fn_step, NULL, v);
 
     for (i = 0; i < nargs; i++) {
@@ -113,6 +120,53 @@ ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 
     if (c->func->ret == TS_PQ_TYPE_SCALAR) {
         v->type = TS_PQ_TYPE_SCALAR;
+    }
+}
+
+
+/*
+ * 2.42's functions of instant vectors read a histogram sample's V, 0,
+ * but for histogram_*() and sort(), sort_desc() (which keep the sample)
+ */
+
+static void
+ts_pq_hist_args(ts_pq_ev_t *ev, ts_promql_fn_t fn, ts_pq_val_t *args,
+    uint32_t nargs)
+{
+    uint32_t         i, j, k;
+    ts_pq_series_t  *s;
+
+    if (ev->nhist == 0) {
+        /* no histogram read in this evaluation */
+        return;
+    }
+
+    switch (fn) {
+    case TS_PQ_FN_HISTOGRAM_COUNT:
+    case TS_PQ_FN_HISTOGRAM_SUM:
+    case TS_PQ_FN_HISTOGRAM_FRACTION:
+    case TS_PQ_FN_HISTOGRAM_QUANTILE:
+    case TS_PQ_FN_SORT:
+    case TS_PQ_FN_SORT_DESC:
+        return;
+    default:
+        break;
+    }
+
+    for (i = 0; i < nargs; i++) {
+        if (args[i].type != TS_PQ_TYPE_VECTOR) {
+            continue;
+        }
+
+        for (j = 0; j < args[i].m.n; j++) {
+            s = &args[i].m.s[j];
+
+            for (k = 0; k < s->n; k++) {
+                if (ts_pq_is_hist(s->p[k].v)) {
+                    s->p[k].v = 0;
+                }
+            }
+        }
     }
 }
 
@@ -243,9 +297,34 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 
     r->base = NULL;
     r->reset = NULL;
+    r->has_hist = 0;
+
+    for (k = 0; ev->nhist > 0 && k < s->n; k++) {
+        if (ts_pq_is_hist(s->p[k].v)) {
+            r->has_hist = 1;
+            break;
+        }
+    }
+
+    if (r->has_hist && c->func->id != TS_PQ_FN_RATE
+        && c->func->id != TS_PQ_FN_INCREASE && c->func->id != TS_PQ_FN_DELTA)
+    {
+        /*
+         * 2.42's other range functions read a histogram point's V,
+         * which is 0: the points are the evaluator's, so in place
+         */
+
+        for (k = 0; k < s->n; k++) {
+            if (ts_pq_is_hist(s->p[k].v)) {
+                s->p[k].v = 0;
+            }
+        }
+
+        r->has_hist = 0;
+    }
 
     if ((c->func->id == TS_PQ_FN_RATE || c->func->id == TS_PQ_FN_INCREASE)
-        && s->n >= 2)
+        && s->n >= 2 && !r->has_hist)
     {
         if (s->n + 1 > cr->rcap) {
             ts_pq_free(ev, cr->reset);
@@ -312,11 +391,16 @@ ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, const ts_pq_range_t *r,
     switch (e->u.call.func->id) {
 
     case TS_PQ_FN_RATE:
-        return ts_pq_rate(r, p, n, ts, 1, 1, out);
     case TS_PQ_FN_INCREASE:
-        return ts_pq_rate(r, p, n, ts, 1, 0, out);
     case TS_PQ_FN_DELTA:
-        return ts_pq_rate(r, p, n, ts, 0, 0, out);
+        if (r->has_hist) {
+            return ts_pq_hist_rate(ev, r, p, n, ts,
+                                   e->u.call.func->id != TS_PQ_FN_DELTA,
+                                   e->u.call.func->id == TS_PQ_FN_RATE, out);
+        }
+
+        return ts_pq_rate(r, p, n, ts, e->u.call.func->id != TS_PQ_FN_DELTA,
+                          e->u.call.func->id == TS_PQ_FN_RATE, out);
     case TS_PQ_FN_IRATE:
         return ts_pq_instant_delta(p, n, 1, out);
     case TS_PQ_FN_IDELTA:
@@ -522,6 +606,109 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
     }
 
     *out = res * factor;
+
+    return 1;
+}
+
+
+/*
+ * rate, increase and delta of a window that has histograms: 2.42's
+ * extrapolatedRate with histogramRate; a mix of floats and histograms
+ * gives nothing
+ */
+
+static int
+ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+    const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
+    double *out)
+{
+    double         to_start, to_end, sampled, avg, thr, ext, factor;
+    int32_t        schema;
+    int64_t        start, end;
+    uint32_t       i;
+    ts_pq_hist_t  *h, *prev, *curr, *t;
+
+    if (n < 2) {
+        return 0;
+    }
+
+    prev = ts_pq_hist_get(ev, p[0].v);
+
+    if (prev == NULL) {
+        /* floats first: a histogram later in the window spoils it */
+
+        for (i = 1; i < n; i++) {
+            if (ts_pq_is_hist(p[i].v)) {
+                return 0;
+            }
+        }
+
+        return ts_pq_rate(r, p, n, ts, counter, rate, out);
+    }
+
+    curr = ts_pq_hist_get(ev, p[n - 1].v);
+
+    if (curr == NULL) {
+        return 0;
+    }
+
+    schema = prev->schema < curr->schema ? prev->schema : curr->schema;
+
+    for (i = 1; i + 1 < n; i++) {
+        t = ts_pq_hist_get(ev, p[i].v);
+
+        if (t == NULL) {
+            return 0;
+        }
+
+        if (counter && t->schema < schema) {
+            schema = t->schema;
+        }
+    }
+
+    /* last at the lowest schema, minus the first */
+
+    t = ts_pq_hist_to_schema(ev, curr, schema);
+    h = ts_pq_hist_add(ev, t, prev, -1);
+
+    if (counter) {
+        for (i = 1; i < n; i++) {
+            t = ts_pq_hist_get(ev, p[i].v);
+
+            if (ts_pq_hist_reset(t, prev)) {
+                h = ts_pq_hist_add(ev, h, prev, 1);
+            }
+
+            prev = t;
+        }
+    }
+
+    h->reset_hint = TS_HIST_HINT_GAUGE;
+    ts_pq_hist_compact(h);
+
+    end = (r->has_at ? r->at : ts) - r->offset;
+    start = end - r->range;
+
+    to_start = (double) (p[0].t - start) / 1000;
+    to_end = (double) (end - p[n - 1].t) / 1000;
+    sampled = (double) (p[n - 1].t - p[0].t) / 1000;
+    avg = sampled / (n - 1);
+
+    /* no zero point: 2.42 looks at the float result, 0 for histograms */
+
+    thr = avg * 1.1;
+    ext = sampled;
+    ext += to_start < thr ? to_start : avg / 2;
+    ext += to_end < thr ? to_end : avg / 2;
+
+    factor = ext / sampled;
+
+    if (rate) {
+        factor /= (double) r->range / 1000;
+    }
+
+    ts_pq_hist_mul(h, factor);
+    *out = ts_pq_hist_ref(ev, h);
 
     return 1;
 }
@@ -803,6 +990,7 @@ ts_pq_fn_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
     double                   x, lo, hi;
     uint32_t                 i;
     ts_pq_vec_t             *in;
+    ts_pq_hist_t            *h;
     ts_promql_fn_t           fn;
     const ts_promql_call_t  *c;
 
@@ -846,6 +1034,27 @@ ts_pq_fn_step(ts_pq_ev_t *ev, ts_pq_step_t *st)
     case TS_PQ_FN_HISTOGRAM_COUNT:
     case TS_PQ_FN_HISTOGRAM_SUM:
     case TS_PQ_FN_HISTOGRAM_FRACTION:
+        /* native histograms only; float samples give nothing */
+
+        if (fn == TS_PQ_FN_HISTOGRAM_FRACTION) {
+            in = &st->vec[2];
+        }
+
+        for (i = 0; i < in->n; i++) {
+            h = ts_pq_hist_get(ev, in->s[i].v);
+
+            if (h == NULL) {
+                continue;
+            }
+
+            x = fn == TS_PQ_FN_HISTOGRAM_COUNT ? h->count
+                : fn == TS_PQ_FN_HISTOGRAM_SUM ? h->sum
+                : ts_pq_hist_fraction(st->scalar[0], st->scalar[1], h);
+
+            ts_pq_vec_push(ev, st->out, ts_pq_ls_noname(ev, in->s[i].ls),
+                           st->ts, x);
+        }
+
         return;
 
     case TS_PQ_FN_LABEL_REPLACE:
@@ -1127,6 +1336,7 @@ ts_pq_histogram_quantile(ts_pq_ev_t *ev, ts_pq_step_t *st)
     uint32_t           i, k, ng, mask, *slot;
     uint64_t           h;
     ts_pq_vec_t       *in;
+    ts_pq_hist_t      *hist;
     ts_pq_hgroup_t    *g;
     const ts_label_t  *l, *name;
 
@@ -1144,8 +1354,23 @@ ts_pq_histogram_quantile(ts_pq_ev_t *ev, ts_pq_step_t *st)
     slot = ts_pq_alloc(ev, (mask + 1) * sizeof(uint32_t));
     memset(slot, 0, (mask + 1) * sizeof(uint32_t));
 
+    /* native histograms first, as 2.42 */
+
+    for (i = 0; i < in->n; i++) {
+        hist = ts_pq_hist_get(ev, in->s[i].v);
+
+        if (hist != NULL) {
+            ts_pq_vec_push(ev, st->out, ts_pq_ls_noname(ev, in->s[i].ls),
+                           st->ts, ts_pq_hist_quantile(st->scalar[0], hist));
+        }
+    }
+
     for (i = 0; i < in->n; i++) {
         l = ts_pq_ls_get(in->s[i].ls, "le", 2);
+
+        if (ts_pq_is_hist(in->s[i].v)) {
+            continue;
+        }
 
         if (l == NULL
             || ts_pq_parse_float(l->value, l->value_len, &le) != TS_OK)

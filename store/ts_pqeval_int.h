@@ -27,6 +27,18 @@
 
 #define TS_PQ_STALE_BITS  0x7ff0000000000002ull
 
+/*
+ * A point holding a native histogram: v is a signalling NaN whose low
+ * bits index ev->hist (arithmetic on it gives a quiet NaN, never
+ * another histogram's bits).
+ */
+#define TS_PQ_HIST_TAG    0x7ff4000000000000ull
+#define TS_PQ_HIST_MASK   0xfffc000000000000ull
+#define TS_PQ_HIST_IDX    0x0003ffffffffffffull
+
+
+typedef ts_pqeval_hist_t  ts_pq_hist_t;
+
 
 typedef struct ts_pq_ls_s  ts_pq_ls_t;
 
@@ -133,6 +145,10 @@ typedef struct {
     uint32_t                agg_gen;    /* aggregations run, numbers
                                            ts_pq_ls_t.gen */
 
+    ts_pq_hist_t          **hist;       /* of histogram points */
+    uint32_t                nhist;
+    uint32_t                hcap;
+
     ts_pqeval_error_t      *err;
     jmp_buf                 jb;
 } ts_pq_ev_t;
@@ -162,6 +178,7 @@ typedef struct {
     const ts_pq_point_t    *base;       /* the series' points, and */
     const uint32_t         *reset;      /* the next counter reset at or
                                            after each (NULL: none known) */
+    int                     has_hist;   /* the series has histograms */
 } ts_pq_range_t;
 
 
@@ -259,6 +276,30 @@ void ts_pq_go_sort(ts_pq_ev_t *ev, ts_pq_sample_t *s, uint32_t n,
 void ts_pq_binary(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *v);
 double ts_pq_binop(ts_promql_op_t op, double l, double r, int *keep);
+
+
+/* ts_pqeval_hist.c: native histograms as Prometheus 2.42's FloatHistogram */
+ts_pq_hist_t *ts_pq_hist_new(ts_pq_ev_t *ev, uint32_t n_pos, uint32_t n_neg);
+ts_pq_hist_t *ts_pq_hist_from(ts_pq_ev_t *ev, const ts_hist_t *src);
+ts_pq_hist_t *ts_pq_hist_copy(ts_pq_ev_t *ev, const ts_pq_hist_t *h);
+/* a copy at a schema no higher than h's */
+ts_pq_hist_t *ts_pq_hist_to_schema(ts_pq_ev_t *ev, const ts_pq_hist_t *h,
+    int32_t schema);
+/* the point value that stands for h */
+double ts_pq_hist_ref(ts_pq_ev_t *ev, ts_pq_hist_t *h);
+/* the histogram of a point value, NULL for a float */
+ts_pq_hist_t *ts_pq_hist_get(ts_pq_ev_t *ev, double v);
+int ts_pq_is_hist(double v);
+/* a + b (sign 1) or a - b (sign -1), at the lower schema of the two */
+ts_pq_hist_t *ts_pq_hist_add(ts_pq_ev_t *ev, const ts_pq_hist_t *a,
+    const ts_pq_hist_t *b, int sign);
+void ts_pq_hist_mul(ts_pq_hist_t *h, double f);
+void ts_pq_hist_div(ts_pq_hist_t *h, double d);
+/* drops buckets of count 0 (Compact(0)) */
+void ts_pq_hist_compact(ts_pq_hist_t *h);
+int ts_pq_hist_reset(const ts_pq_hist_t *curr, const ts_pq_hist_t *prev);
+double ts_pq_hist_quantile(double q, const ts_pq_hist_t *h);
+double ts_pq_hist_fraction(double lower, double upper, const ts_pq_hist_t *h);
 
 
 #endif /* TS_PQEVAL_INT_H */

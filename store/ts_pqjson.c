@@ -23,8 +23,9 @@ static int ts_pqj_value(ts_buf_t *out, double v);
 static int ts_pqj_time(ts_buf_t *out, int64_t t);
 static int ts_pqj_gotime(ts_buf_t *out, int64_t t);
 static int ts_pqj_metric(ts_buf_t *out, const ts_pqeval_series_t *s);
-static int ts_pqj_series(ts_buf_t *out, const ts_pqeval_series_t *s,
-    int vector);
+static int ts_pqj_hist(ts_buf_t *out, const ts_pqeval_hist_t *h);
+static int ts_pqj_series(ts_buf_t *out, const ts_pqeval_result_t *res,
+    const ts_pqeval_series_t *s, int vector);
 static size_t ts_pqj_utf8(const unsigned char *p, size_t len, unsigned *cp);
 
 
@@ -257,7 +258,7 @@ ts_pqjson_data(const ts_pqeval_result_t *res, ts_buf_t *out)
         s = ts_pqeval_result_series(res, i);
 
         if ((i > 0 && ts_pqj_puts(out, ",") != TS_OK)
-            || ts_pqj_series(out, s, vector) != TS_OK)
+            || ts_pqj_series(out, res, s, vector) != TS_OK)
         {
             return TS_ERR_NOMEM;
         }
@@ -268,35 +269,148 @@ ts_pqjson_data(const ts_pqeval_result_t *res, ts_buf_t *out)
 
 
 static int
-ts_pqj_series(ts_buf_t *out, const ts_pqeval_series_t *s, int vector)
+ts_pqj_series(ts_buf_t *out, const ts_pqeval_result_t *res,
+    const ts_pqeval_series_t *s, int vector)
 {
-    uint32_t  k;
+    int                      pass, found;
+    uint32_t                 k;
+    const ts_pqeval_hist_t  *h;
 
     if (ts_pqj_puts(out, "{\"metric\":") != TS_OK
-        || ts_pqj_metric(out, s) != TS_OK
-        || ts_pqj_puts(out, vector ? ",\"value\":" : ",\"values\":[")
-           != TS_OK)
+        || ts_pqj_metric(out, s) != TS_OK)
     {
         return TS_ERR_NOMEM;
     }
 
-    for (k = 0; k < s->npoints; k++) {
-        if ((k > 0 && ts_pqj_puts(out, ",") != TS_OK)
-            || ts_pqj_puts(out, "[") != TS_OK
-            || ts_pqj_time(out, s->points[k].t) != TS_OK
-            || ts_pqj_puts(out, ",") != TS_OK
-            || ts_pqj_value(out, s->points[k].v) != TS_OK
-            || ts_pqj_puts(out, "]") != TS_OK)
-        {
-            return TS_ERR_NOMEM;
+    /* floats as "values", then histograms as "histograms", as 2.42 */
+
+    for (pass = 0; pass < 2; pass++) {
+        found = 0;
+
+        for (k = 0; k < s->npoints && (!vector || k == 0); k++) {
+            h = ts_pqeval_point_hist(res, &s->points[k]);
+
+            if ((h != NULL) != pass) {
+                continue;
+            }
+
+            if (ts_pqj_puts(out, found ? ","
+                                 : vector ? (pass ? ",\"histogram\":"
+                                                  : ",\"value\":")
+                                 : (pass ? ",\"histograms\":["
+                                         : ",\"values\":["))
+                != TS_OK
+                || ts_pqj_puts(out, "[") != TS_OK
+                || ts_pqj_time(out, s->points[k].t) != TS_OK
+                || ts_pqj_puts(out, ",") != TS_OK
+                || (h != NULL ? ts_pqj_hist(out, h)
+                              : ts_pqj_value(out, s->points[k].v)) != TS_OK
+                || ts_pqj_puts(out, "]") != TS_OK)
+            {
+                return TS_ERR_NOMEM;
+            }
+
+            found = 1;
         }
 
-        if (vector) {
-            break;
+        if (found && !vector && ts_pqj_puts(out, "]") != TS_OK) {
+            return TS_ERR_NOMEM;
         }
     }
 
-    return ts_pqj_puts(out, vector ? "}" : "]}");
+    return ts_pqj_puts(out, "}");
+}
+
+
+/*
+ * 2.42's marshalHistogram: count, sum and the populated buckets from the
+ * lowest, each [boundaries, "lower", "upper", "count"]; boundaries 0:
+ * (lower, upper], 1: [lower, upper), 3: the zero bucket [lower, upper]
+ */
+
+static int
+ts_pqj_bucket(ts_buf_t *out, int *found, int kind, double lower,
+    double upper, double count)
+{
+    char  num[8];
+
+    if (count == 0) {
+        return TS_OK;
+    }
+
+    snprintf(num, sizeof(num), "[%d,", kind);
+
+    if (ts_pqj_puts(out, *found ? "," : ",\"buckets\":[") != TS_OK
+        || ts_pqj_puts(out, num) != TS_OK
+        || ts_pqj_value(out, lower) != TS_OK
+        || ts_pqj_puts(out, ",") != TS_OK
+        || ts_pqj_value(out, upper) != TS_OK
+        || ts_pqj_puts(out, ",") != TS_OK
+        || ts_pqj_value(out, count) != TS_OK
+        || ts_pqj_puts(out, "]") != TS_OK)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    *found = 1;
+
+    return TS_OK;
+}
+
+
+static int
+ts_pqj_hist(ts_buf_t *out, const ts_pqeval_hist_t *h)
+{
+    int                        found;
+    uint32_t                   i;
+    const ts_pqeval_bucket_t  *b;
+
+    found = 0;
+
+    if (ts_pqj_puts(out, "{\"count\":") != TS_OK
+        || ts_pqj_value(out, h->count) != TS_OK
+        || ts_pqj_puts(out, ",\"sum\":") != TS_OK
+        || ts_pqj_value(out, h->sum) != TS_OK)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = h->n_neg; i > 0; i--) {
+        b = &h->neg[i - 1];
+
+        if (ts_pqj_bucket(out, &found, 1,
+                          -ts_pqeval_hist_bound(b->idx, h->schema),
+                          -ts_pqeval_hist_bound(b->idx - 1, h->schema),
+                          b->count) != TS_OK)
+        {
+            return TS_ERR_NOMEM;
+        }
+    }
+
+    if (h->zero_count > 0
+        && ts_pqj_bucket(out, &found, 3, -h->zero_threshold,
+                         h->zero_threshold, h->zero_count) != TS_OK)
+    {
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = 0; i < h->n_pos; i++) {
+        b = &h->pos[i];
+
+        if (ts_pqj_bucket(out, &found, 0,
+                          ts_pqeval_hist_bound(b->idx - 1, h->schema),
+                          ts_pqeval_hist_bound(b->idx, h->schema),
+                          b->count) != TS_OK)
+        {
+            return TS_ERR_NOMEM;
+        }
+    }
+
+    if (found && ts_pqj_puts(out, "]") != TS_OK) {
+        return TS_ERR_NOMEM;
+    }
+
+    return ts_pqj_puts(out, "}");
 }
 
 

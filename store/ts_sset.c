@@ -1440,3 +1440,63 @@ ts_buf_reserve(ts_buf_t *b, size_t more)
 
     return TS_OK;
 }
+
+
+/*
+ * ts_sset_value() for the PromQL evaluator: *val points into the set
+ * (no copy; valid until the next call), and while one source decodes a
+ * float chunk its samples come as ts_sset_sample() reads them, without
+ * looking for the earliest source at each.
+ */
+
+int
+ts_sset_value_ref(ts_sset_t *ss, const ts_sset_value_t **val)
+{
+    int              rc;
+    int64_t          t;
+    ts_ss_cursor_t  *c;
+
+    ss->mask = TS_SS_ALL;
+
+    while (!ss->pending && ss->ncur == 1 && ss->cur[0].active
+           && ss->cur[0].enc == TS_XOR_ENCODING)
+    {
+        c = &ss->cur[0];
+        t = c->t;
+        ss->val.v = c->v;
+
+        rc = ts_xor_iter_next_bits(&c->it, &c->t, &c->v);
+        if (rc <= 0) {
+            if (rc < 0) {
+                return rc;
+            }
+
+            c->active = 0;
+            c->i++;
+        }
+
+        if ((ss->has_last && t <= ss->last) || t < ss->mint) {
+            continue;
+        }
+
+        if (t > ss->maxt) {
+
+            /* the rest of this source is later still */
+
+            c->active = 0;
+            c->i = c->n;
+            c->more = 0;
+            continue;
+        }
+
+        ss->last = t;
+        ss->has_last = 1;
+        ss->val.t = t;
+        ss->val.enc = TS_XOR_ENCODING;
+        *val = &ss->val;
+
+        return 1;
+    }
+
+    return ts_ss_value(ss, val);
+}

@@ -162,5 +162,11 @@ void ts_sources_end(ts_source_t *const *src, uint32_t n);
 /* makes room for more bytes after len: TS_OK or TS_ERR_NOMEM */
 int ts_buf_reserve(ts_buf_t *b, size_t more);
 
+/*
+ * ts_sset_value() without the copy: *val is the set's, valid until the
+ * next call on it (the PromQL evaluator's read)
+ */
+int ts_sset_value_ref(ts_sset_t *ss, const ts_sset_value_t **val);
+
 
 #endif /* TS_SSET_H */

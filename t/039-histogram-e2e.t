@@ -6,7 +6,10 @@
 # Prometheus 2.42 servers, one per response type; they must answer
 # histogram queries, instant and range, exactly as p1 does.  The
 # responses must decode to the same histograms, and again after a
-# checkpoint moved the chunks to LMDB and nginx restarted.
+# checkpoint moved the chunks to LMDB and nginx restarted.  And
+# ngx_tsdb's own /api/v1/query and query_range answer the same PromQL
+# over the histograms (selectors, histogram_count/sum/fraction/quantile,
+# rate, increase, sum by) exactly as p1, from the head and from LMDB.
 #
 # Why not remote_read into a Prometheus: Prometheus 2.42's remote-read
 # client asks for SAMPLES and keeps only TimeSeries.samples (its
@@ -56,7 +59,64 @@ my @queries = (
     'histogram_quantile(0.75, gauge_hist)',
 );
 
-plan tests => 11 + 3 * 2 * @queries;
+# what 2.42 does with histograms elsewhere, checked against ngx_tsdb's
+# query API only (empty results allowed): most functions and operators
+# read a histogram sample's V, 0; vector-scalar operators keep its H;
+# two histograms add up; a float and a histogram give nothing
+my @edge = (
+    'avg(hist_seconds)',
+    'count(hist_seconds)',
+    'max(hist_seconds)',
+    'topk(1, hist_seconds)',
+    'quantile(0.5, hist_seconds)',
+    'count_values("v", hist_seconds)',
+    'sum without (job) (hist_seconds)',
+    'sum(hist_seconds) + sum(gauge_hist)',
+    'avg by (job) (rate(hist_seconds[1m]))',
+    'hist_seconds * 2',
+    '2 * hist_seconds',
+    'hist_seconds + 1',
+    '-hist_seconds',
+    'hist_seconds > 0',
+    'hist_seconds >= 0',
+    'hist_seconds > bool 0',
+    '0 < hist_seconds',
+    'hist_seconds + hist_seconds',
+    'hist_seconds - hist_seconds',
+    'hist_seconds / on(job) hist_seconds',
+    'hist_seconds == bool hist_seconds',
+    'vector(1) + on() group_left gauge_hist',
+    'hist_seconds + ignoring(job) group_left sum(gauge_hist)',
+    'hist_seconds and hist_seconds',
+    'gauge_hist or hist_seconds',
+    'abs(hist_seconds)',
+    'clamp(hist_seconds, 0, 1)',
+    'label_replace(hist_seconds, "x", "y", "", "")',
+    'label_join(hist_seconds, "x", ",", "job")',
+    'sort_desc(hist_seconds)',
+    'timestamp(hist_seconds)',
+    'absent(hist_seconds)',
+    'sum_over_time(hist_seconds[1m])',
+    'count_over_time(hist_seconds[1m])',
+    'last_over_time(hist_seconds[1m])',
+    'irate(hist_seconds[1m])',
+    'changes(hist_seconds[1m])',
+    'hist_seconds[1m]',
+    'hist_seconds offset 1m',
+    'rate(hist_seconds[1m:15s])',
+    'delta(hist_seconds[2m])',
+    'delta(gauge_hist[2m])',
+    'increase(gauge_hist[2m])',
+    'histogram_quantile(0.5, rate(gauge_hist[1m]))',
+    'histogram_quantile(0, hist_seconds)',
+    'histogram_quantile(1, hist_seconds)',
+    'histogram_quantile(0.001, hist_seconds)',
+    'histogram_fraction(-0.0001, 0.0001, hist_seconds)',
+    'histogram_fraction(-10, 0, hist_seconds)',
+    'histogram_fraction(0, 1e10, gauge_hist)',
+);
+
+plan tests => 11 + 5 * 2 * @queries + 2 * @edge;
 
 my $srv = Test::Nginx::Tsdb::Server->new(
     http_config => <<'CONF',
@@ -70,6 +130,9 @@ location = /api/v1/write {
 }
 location = /api/v1/read {
     tsdb_remote_read main;
+}
+location /api/v1/ {
+    tsdb_query main;
 }
 CONF
 
@@ -166,9 +229,26 @@ sub canonical {
 
 sub compare {
     my ($p1_port, $p2_port, $what) = @_;
+    my $get = sub { prometheus_api($p2_port, $_[0]) };
+
+    compare_with($p1_port, $get, $what, \@queries, 0);
+}
+
+
+# the same queries answered by ngx_tsdb's own query API
+sub compare_ngx {
+    my ($p1_port, $what, $list, $empty_ok) = @_;
+    my $get = sub { $srv->request("GET $_[0]")->{body} // '' };
+
+    compare_with($p1_port, $get, $what, $list // \@queries, $empty_ok);
+}
+
+
+sub compare_with {
+    my ($p1_port, $get, $what, $list, $empty_ok) = @_;
     my $at = $t_start + $STEP * int($N * 0.7) + 2;
 
-    for my $q (@queries) {
+    for my $q (@$list) {
         my $e = uri_escape($q);
         my $inst = "/api/v1/query?query=$e&time=$at";
         my $range = "/api/v1/query_range?query=$e&start=" . ($t_start + 60)
@@ -176,10 +256,11 @@ sub compare {
 
         for my $path ($inst, $range) {
             my $a = canonical(prometheus_api($p1_port, $path));
-            my $b = canonical(prometheus_api($p2_port, $path));
+            my $b = canonical($get->($path));
             my $kind = $path eq $inst ? 'instant' : 'range';
 
-            ok($a =~ /"result":\[\{/ && $a eq $b, "$what, $kind: $q")
+            ok(($empty_ok || $a =~ /"result":\[\{/) && $a eq $b,
+               "$what, $kind: $q")
                 or diag("prometheus:\n" . substr($a, 0, 2000)
                         . "\nngx_tsdb:\n" . substr($b, 0, 2000));
         }
@@ -268,6 +349,10 @@ $res = prometheus_post($p1_port, '/api/v1/write', $body, @RW_V1);
 is($res->{status}, 204, 'Prometheus took the histograms')
     or diag($res->{body});
 
+# ngx_tsdb's PromQL over the histograms in its head answers as p1 does
+compare_ngx($p1_port, 'ngx_tsdb query API, head');
+compare_ngx($p1_port, 'ngx_tsdb query API, head, 2.42 edges', \@edge, 1);
+
 # from the head: both response types decode to every histogram written
 my %file = map { $_ => read_back($_, 'head') } qw(samples streamed);
 my $text = dump_file('decode', 'samples', $file{samples});
@@ -302,6 +387,8 @@ ok(dump_file('decode', 'samples', $file{samples}) eq $text,
    'persisted: SAMPLES reads the same histograms');
 ok(dump_file('decode', 'streamed', $file{streamed}) eq $text,
    'persisted: STREAMED reads the same histograms');
+
+compare_ngx($p1_port, 'ngx_tsdb query API, persisted');
 
 my ($p4, $p4_port) = fed_prometheus('p-persisted',
     dump_file('write', 'streamed', $file{streamed}));

@@ -908,6 +908,246 @@ test_float_shortest(void **state)
 }
 
 
+/*
+ * Native histograms: two counter histograms, schema 0 and 1, with a
+ * zero bucket, negative buckets and a counter reset at the 7th sample;
+ * the same data (rwgen's text in the comment) went by remote write into
+ * a real Prometheus 2.42, whose answers at 1795390120 are the wanted
+ * values and JSON here.
+ *
+ *   {__name__="h",job="x"} T:h{s=0,zt=0.001,z=K,sum=0.75K,n=-1_2,
+ *       nb=K/K,p=0_3,pb=K/2K/3K}
+ *   {__name__="h",job="y"} T:h{s=1,zt=0.001,z=K,sum=2.25K,n=-1_2,
+ *       nb=K/K,p=0_3,pb=2K/4K/6K}
+ *
+ * T = 1795390000000 + 15000 i, i = 0..9; K = i + 1 before i = 6, i - 5
+ * from there.
+ */
+
+#define T_H0    1795390000000LL
+#define T_HAT   1795390120000LL
+
+
+typedef struct {
+    const char     *query;
+    double          x;          /* job="x" */
+    double          y;          /* job="y", NAN: the only result is x */
+} t_hcase_t;
+
+
+static const t_hcase_t  t_hcases[] = {
+    { "histogram_count(h)", 27, 45 },
+    { "histogram_sum(h)", 2.25, 6.75 },
+    { "histogram_quantile(0.5, h)", 1.25, 1.2588834764831844 },
+    { "histogram_quantile(0.99, rate(h[1m]))", 3.94, 1.9853553390593275 },
+    { "histogram_quantile(0.01, h)", -0.955, -0.9560660171779821 },
+    { "histogram_fraction(-0.5, 2, h)", 0.5555555555555556,
+      0.8666666666666667 },
+    { "histogram_sum(increase(h[1m]))", 3, 9 },
+    { "histogram_count(rate(h[2m]))", 0.6, 1 },
+    { "histogram_count(sum(h))", 72, NAN },
+    { "histogram_quantile(0.3, sum(h))", 0.6999999999999998, NAN },
+};
+
+
+static const t_json_t  t_hjson[] = {
+    { "vector", "h{job=\"x\"}", T_HAT, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{\"__name__\":"
+      "\"h\",\"job\":\"x\"},\"histogram\":[1795390120,{\"count\":\"27\","
+      "\"sum\":\"2.25\",\"buckets\":[[1,\"-1\",\"-0.5\",\"3\"],[1,\"-0.5\","
+      "\"-0.25\",\"3\"],[3,\"-0.001\",\"0.001\",\"3\"],[0,\"0.5\",\"1\","
+      "\"3\"],[0,\"1\",\"2\",\"6\"],[0,\"2\",\"4\",\"9\"]]}]}]}" },
+    { "sum", "sum(h)", T_HAT, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{},\"histogram\":"
+      "[1795390120,{\"count\":\"72\",\"sum\":\"9\",\"buckets\":[[1,\"-1\","
+      "\"-0.5\",\"9\"],[1,\"-0.5\",\"-0.25\",\"3\"],[3,\"-0.001\",\"0.001\","
+      "\"6\"],[0,\"0.5\",\"1\",\"9\"],[0,\"1\",\"2\",\"36\"],[0,\"2\",\"4\","
+      "\"9\"]]}]}]}" },
+    { "rate", "rate(h{job=\"y\"}[1m])", T_HAT, 0, 0,
+      "{\"resultType\":\"vector\",\"result\":[{\"metric\":{\"job\":\"y\"},"
+      "\"histogram\":[1795390120,{\"count\":\"1\",\"sum\":\"0.15\","
+      "\"buckets\":[[1,\"-1\",\"-0.7071067811865475\","
+      "\"0.06666666666666667\"],[1,\"-0.7071067811865475\",\"-0.5\","
+      "\"0.06666666666666667\"],[3,\"-0.001\",\"0.001\","
+      "\"0.06666666666666667\"],[0,\"0.7071067811865475\",\"1\","
+      "\"0.13333333333333333\"],[0,\"1\",\"1.414213562373095\","
+      "\"0.26666666666666666\"],[0,\"1.414213562373095\",\"2\",\"0.4\"]]}]}"
+      "]}" },
+    { "range", "h{job=\"y\"}", T_HAT - 30000, T_HAT, 15000,
+      "{\"resultType\":\"matrix\",\"result\":[{\"metric\":{\"__name__\":"
+      "\"h\",\"job\":\"y\"},\"histograms\":[[1795390090,{\"count\":\"15\","
+      "\"sum\":\"2.25\",\"buckets\":[[1,\"-1\",\"-0.7071067811865475\","
+      "\"1\"],[1,\"-0.7071067811865475\",\"-0.5\",\"1\"],[3,\"-0.001\","
+      "\"0.001\",\"1\"],[0,\"0.7071067811865475\",\"1\",\"2\"],[0,\"1\","
+      "\"1.414213562373095\",\"4\"],[0,\"1.414213562373095\",\"2\",\"6\"]]}],"
+      "[1795390105,{\"count\":\"30\",\"sum\":\"4.5\",\"buckets\":[[1,\"-1\","
+      "\"-0.7071067811865475\",\"2\"],[1,\"-0.7071067811865475\",\"-0.5\","
+      "\"2\"],[3,\"-0.001\",\"0.001\",\"2\"],[0,\"0.7071067811865475\",\"1\","
+      "\"4\"],[0,\"1\",\"1.414213562373095\",\"8\"],[0,\"1.414213562373095\","
+      "\"2\",\"12\"]]}],[1795390120,{\"count\":\"45\",\"sum\":\"6.75\","
+      "\"buckets\":[[1,\"-1\",\"-0.7071067811865475\",\"3\"],[1,"
+      "\"-0.7071067811865475\",\"-0.5\",\"3\"],[3,\"-0.001\",\"0.001\","
+      "\"3\"],[0,\"0.7071067811865475\",\"1\",\"6\"],[0,\"1\","
+      "\"1.414213562373095\",\"12\"],[0,\"1.414213562373095\",\"2\","
+      "\"18\"]]}]]}]}" },
+};
+
+
+static void
+t_hload(void)
+{
+    int          i, j, k, m;
+    double       sum;
+    int64_t      nd[2], pd[3];
+    uint32_t     ref;
+    ts_hist_t    h;
+    ts_label_t   l[2];
+    ts_hspan_t   ns = { -1, 2 }, ps = { 0, 3 };
+
+    for (j = 0; j < 2; j++) {
+        l[0].name = "__name__";
+        l[0].name_len = 8;
+        l[0].value = "h";
+        l[0].value_len = 1;
+        l[1].name = "job";
+        l[1].name_len = 3;
+        l[1].value = j ? "y" : "x";
+        l[1].value_len = 1;
+
+        assert_true(ts_head_series(&t_env.head, t_env.tenant, l, 2,
+                                   ts_labels_hash(l, 2), 0, &ref) >= 0);
+
+        for (i = 0; i < 10; i++) {
+            k = i < 6 ? i + 1 : i - 5;
+            m = j ? 2 : 1;
+            sum = k * 1.5 * m - k * 0.75;
+
+            /* integer histograms, buckets as deltas */
+            nd[0] = k;
+            nd[1] = 0;
+            pd[0] = k * m;
+            pd[1] = k * m;
+            pd[2] = k * m;
+
+            memset(&h, 0, sizeof(ts_hist_t));
+            memcpy(&h.sum, &sum, sizeof(double));
+            h.zero_threshold = 0.001;
+            h.zero_count = (uint64_t) k;
+            h.count = (uint64_t) (k + 2 * k + 6 * k * m);
+            h.schema = j;
+            h.n_neg_spans = 1;
+            h.n_pos_spans = 1;
+            h.neg_spans = &ns;
+            h.pos_spans = &ps;
+            h.n_neg = 2;
+            h.n_pos = 3;
+            h.neg_deltas = nd;
+            h.pos_deltas = pd;
+
+            assert_int_equal(ts_head_append_hist(&t_env.head, ref,
+                                                 T_H0 + 15000 * i, &h),
+                             TS_OK);
+        }
+    }
+}
+
+
+static void
+test_histograms(void **state)
+{
+    int                  rc;
+    size_t               i;
+    double               got, want;
+    uint32_t             k, n;
+    ts_buf_t             out;
+    ts_promql_t         *pq;
+    ts_source_t         *src[1];
+    ts_pqeval_error_t    err;
+    ts_pqeval_result_t  *res;
+    ts_source_head_t     hs;
+    const ts_pqeval_series_t  *s;
+
+    (void) state;
+
+    t_clear();
+    t_hload();
+    ts_source_head_init(&hs, &t_env.head, "t", 1);
+    src[0] = &hs.src;
+
+    for (i = 0; i < sizeof(t_hcases) / sizeof(t_hcases[0]); i++) {
+        const t_hcase_t  *c = &t_hcases[i];
+
+        assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
+                                         &pq, NULL), TS_OK);
+        rc = ts_pqeval_instant(ts_promql_root(pq), src, 1, T_HAT, NULL,
+                               &res, &err);
+
+        if (rc != TS_OK) {
+            fail_msg("%s: %s", c->query, err.msg);
+        }
+
+        n = ts_pqeval_result_count(res);
+
+        if (n != (isnan(c->y) ? 1u : 2u)) {
+            fail_msg("%s: %u results", c->query, n);
+        }
+
+        for (k = 0; k < n; k++) {
+            s = ts_pqeval_result_series(res, k);
+            assert_int_equal(s->npoints, 1);
+            assert_null(ts_pqeval_point_hist(res, &s->points[0]));
+            got = s->points[0].v;
+
+            want = c->x;
+
+            if (s->nlabels == 1 && s->labels[0].value[0] == 'y') {
+                want = c->y;
+            }
+
+            if (got != want && fabs(got - want) > 1e-12 * fabs(want)) {
+                fail_msg("%s: %.17g, want %.17g", c->query, got, want);
+            }
+        }
+
+        ts_pqeval_result_free(res);
+        ts_promql_free(pq);
+    }
+
+    for (i = 0; i < sizeof(t_hjson) / sizeof(t_hjson[0]); i++) {
+        const t_json_t  *c = &t_hjson[i];
+
+        assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
+                                         &pq, NULL), TS_OK);
+
+        if (c->end) {
+            rc = ts_pqeval_range(ts_promql_root(pq), src, 1, c->start,
+                                 c->end, c->step, NULL, &res, &err);
+
+        } else {
+            rc = ts_pqeval_instant(ts_promql_root(pq), src, 1, c->start,
+                                   NULL, &res, &err);
+        }
+
+        if (rc != TS_OK) {
+            fail_msg("%s: %s", c->name, err.msg);
+        }
+
+        memset(&out, 0, sizeof(ts_buf_t));
+        assert_int_equal(ts_pqjson_data(res, &out), TS_OK);
+        assert_int_equal(ts_buf_reserve(&out, 1), TS_OK);
+        out.p[out.len] = '\0';
+
+        if (strcmp((char *) out.p, c->want) != 0) {
+            fail_msg("%s:\n got %s\nwant %s", c->name, out.p, c->want);
+        }
+
+        free(out.p);
+        ts_pqeval_result_free(res);
+        ts_promql_free(pq);
+    }
+}
+
+
 int
 main(void)
 {
@@ -916,6 +1156,7 @@ main(void)
         cmocka_unit_test(test_json),
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_float_shortest),
+        cmocka_unit_test(test_histograms),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
