@@ -241,6 +241,7 @@ ngx_int_t ngx_http_tsdb_body(ngx_http_request_t *r, u_char **buf,
     size_t *len);
 ngx_int_t ngx_http_tsdb_reply(ngx_http_request_t *r, ngx_uint_t status,
     const char *reason);
+void ngx_http_tsdb_send(ngx_http_request_t *r, u_char *p, size_t len);
 ngx_int_t ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
     const char *value);
 void ngx_http_tsdb_pool_allocator(ngx_http_request_t *r,

@@ -2386,10 +2386,7 @@ ngx_http_tsdb_pq_send(void *data)
 {
     ngx_http_tsdb_pq_ctx_t  *ctx = data;
 
-    ngx_int_t            rc;
-    ngx_buf_t           *b;
     ngx_uint_t           level;
-    ngx_chain_t          out;
     ngx_http_request_t  *r;
 
     r = ctx->request;
@@ -2430,35 +2427,9 @@ ngx_http_tsdb_pq_send(void *data)
         return;
     }
 
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only
-        || ctx->out.len == 0)
-    {
-        ngx_http_finalize_request(r, rc == NGX_OK && !r->header_only
-                                     ? ngx_http_send_special(r,
-                                                             NGX_HTTP_LAST)
-                                     : rc);
-        return;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
     /* the memory is freed with the request's pool (the cleanup) */
 
-    b->pos = ctx->out.p;
-    b->last = ctx->out.p + ctx->out.len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_tsdb_send(r, ctx->out.p, ctx->out.len);
 }
 
 

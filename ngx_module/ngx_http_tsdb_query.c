@@ -2499,10 +2499,7 @@ ngx_http_tsdb_query_send(void *data)
 {
     ngx_http_tsdb_query_ctx_t  *ctx = data;
 
-    ngx_int_t            rc;
-    ngx_buf_t           *b;
     ngx_uint_t           level;
-    ngx_chain_t          out;
     ngx_http_request_t  *r;
 
     r = ctx->request;
@@ -2533,30 +2530,9 @@ ngx_http_tsdb_query_send(void *data)
     ngx_str_set(&r->headers_out.content_type, "application/json");
     r->headers_out.content_type_len = r->headers_out.content_type.len;
 
-    rc = ngx_http_send_header(r);
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        ngx_http_finalize_request(r, rc);
-        return;
-    }
-
-    b = ngx_calloc_buf(r->pool);
-    if (b == NULL) {
-        ngx_http_finalize_request(r, NGX_ERROR);
-        return;
-    }
-
     /* the memory is freed with the request's pool (the cleanup) */
 
-    b->pos = ctx->out.p;
-    b->last = ctx->out.p + ctx->out.len;
-    b->memory = 1;
-    b->last_buf = (r == r->main) ? 1 : 0;
-    b->last_in_chain = 1;
-
-    out.buf = b;
-    out.next = NULL;
-
-    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+    ngx_http_tsdb_send(r, ctx->out.p, ctx->out.len);
 }
 
 

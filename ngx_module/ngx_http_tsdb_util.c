@@ -112,6 +112,46 @@ ngx_http_tsdb_reply(ngx_http_request_t *r, ngx_uint_t status,
 }
 
 
+/*
+ * Sends the headers r->headers_out holds, then the len bytes at p
+ * (memory that lives as long as the request), and finalizes r.
+ */
+
+void
+ngx_http_tsdb_send(ngx_http_request_t *r, u_char *p, size_t len)
+{
+    ngx_int_t     rc;
+    ngx_buf_t    *b;
+    ngx_chain_t   out;
+
+    rc = ngx_http_send_header(r);
+    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only || len == 0) {
+        ngx_http_finalize_request(r, rc == NGX_OK && !r->header_only
+                                     ? ngx_http_send_special(r,
+                                                             NGX_HTTP_LAST)
+                                     : rc);
+        return;
+    }
+
+    b = ngx_calloc_buf(r->pool);
+    if (b == NULL) {
+        ngx_http_finalize_request(r, NGX_ERROR);
+        return;
+    }
+
+    b->pos = p;
+    b->last = p + len;
+    b->memory = 1;
+    b->last_buf = (r == r->main) ? 1 : 0;
+    b->last_in_chain = 1;
+
+    out.buf = b;
+    out.next = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_output_filter(r, &out));
+}
+
+
 ngx_int_t
 ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
     const char *value)
