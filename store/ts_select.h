@@ -98,7 +98,7 @@ typedef struct {
     int64_t                 mint;       /* first sample's timestamp */
     int64_t                 maxt;       /* last sample's timestamp */
     uint32_t                samples;    /* 0: unknown */
-    uint32_t                encoding;   /* TS_XOR_, TS_HIST_, TS_FHIST_ENCODING */
+    uint32_t                encoding;   /* TS_XOR_, TS_[F]HIST_ENCODING */
     const uint8_t          *data;       /* header included */
     size_t                  len;
 } ts_source_chunk_t;
