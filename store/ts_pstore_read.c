@@ -70,6 +70,9 @@ static int ts_ps_src_values(void *data, const char *name, size_t nlen,
     ts_source_str_pt cb, void *cbdata);
 static int ts_ps_src_labels(void *data, uint64_t ref, ts_label_t *out,
     uint32_t max, uint32_t *n);
+static int ts_ps_read(ts_ps_src_t *s, const ts_pstore_query_t *q,
+    int (*fn)(void *data, uint64_t ref), void *data, char *err,
+    size_t errlen);
 static int ts_ps_select(ts_ps_src_t *s, const ts_pstore_query_t *q,
     int (*fn)(void *data, uint64_t ref), void *data, char *err,
     size_t errlen);
@@ -422,6 +425,41 @@ ts_ps_src_labels(void *data, uint64_t ref, ts_label_t *out, uint32_t max,
     *n = cnt;
 
     return TS_OK;
+}
+
+
+/*
+ * One read transaction over the query's tenant: fn for every series the
+ * query selects, none when the tenant never wrote.  What fn returns to
+ * stop the walk (TS_ERR_AGAIN) comes back as is.
+ */
+
+static int
+ts_ps_read(ts_ps_src_t *s, const ts_pstore_query_t *q,
+    int (*fn)(void *data, uint64_t ref), void *data, char *err,
+    size_t errlen)
+{
+    int  rc;
+
+    rc = ts_ps_txn_begin(s->ps, MDB_RDONLY, &s->txn, err, errlen);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    rc = ts_ps_tenant_get(s->ps, s->txn, q->tenant, q->tenant_len,
+                          &s->tenant);
+    s->found = (rc == TS_OK);
+
+    if (rc == TS_OK) {
+        rc = ts_ps_select(s, q, fn, data, err, errlen);
+
+    } else if (rc == TS_ERR_NOTFOUND) {
+        rc = TS_OK;
+    }
+
+    ts_ps_txn_end(s->ps, s->txn);
+
+    return rc;
 }
 
 
@@ -1179,23 +1217,7 @@ ts_pstore_series(ts_pstore_t *ps, const ts_pstore_query_t *q,
     w.err = err;
     w.errlen = errlen;
 
-    rc = ts_ps_txn_begin(ps, MDB_RDONLY, &w.src.txn, err, errlen);
-    if (rc != TS_OK) {
-        return rc;
-    }
-
-    rc = ts_ps_tenant_get(ps, w.src.txn, q->tenant, q->tenant_len,
-                          &w.src.tenant);
-    w.src.found = (rc == TS_OK);
-
-    if (rc == TS_OK) {
-        rc = ts_ps_select(&w.src, q, ts_ps_walk_series, &w, err, errlen);
-
-    } else if (rc == TS_ERR_NOTFOUND) {
-        rc = TS_OK;
-    }
-
-    ts_ps_txn_end(ps, w.src.txn);
+    rc = ts_ps_read(&w.src, q, ts_ps_walk_series, &w, err, errlen);
 
     return (rc == TS_ERR_AGAIN) ? TS_OK : rc;
 }
@@ -1335,23 +1357,7 @@ ts_pstore_totals(ts_pstore_t *ps, const ts_pstore_query_t *q,
     w.err = err;
     w.errlen = errlen;
 
-    rc = ts_ps_txn_begin(ps, MDB_RDONLY, &w.src.txn, err, errlen);
-    if (rc != TS_OK) {
-        return rc;
-    }
-
-    rc = ts_ps_tenant_get(ps, w.src.txn, q->tenant, q->tenant_len,
-                          &w.src.tenant);
-    w.src.found = (rc == TS_OK);
-
-    if (rc == TS_OK) {
-        rc = ts_ps_select(&w.src, q, ts_ps_totals_series, &w, err, errlen);
-
-    } else if (rc == TS_ERR_NOTFOUND) {
-        rc = TS_OK;
-    }
-
-    ts_ps_txn_end(ps, w.src.txn);
+    rc = ts_ps_read(&w.src, q, ts_ps_totals_series, &w, err, errlen);
 
     return (rc == TS_ERR_AGAIN && w.stop) ? TS_OK : rc;
 }
