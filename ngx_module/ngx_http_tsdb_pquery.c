@@ -189,6 +189,9 @@ static ngx_int_t ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx,
     ProtobufCMessage *msg);
 static ngx_int_t ngx_http_tsdb_pq_unapplied(ngx_http_tsdb_pq_ctx_t *ctx,
     const Types__V1__StackTraceSelector *sts, size_t nids);
+static ngx_int_t ngx_http_tsdb_pq_merge_req(ngx_http_tsdb_pq_ctx_t *ctx,
+    int64_t max_nodes, const Types__V1__StackTraceSelector *sts,
+    size_t nids, const char *type, const char *selector);
 static void ngx_http_tsdb_pq_range(ngx_http_tsdb_pq_ctx_t *ctx,
     int64_t start, int64_t end);
 static void ngx_http_tsdb_pq_run(void *data);
@@ -1047,31 +1050,11 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
             return NGX_ERROR;
         }
 
-        if (ms->max_nodes > TS_FLAME_NODES_MAX) {
-            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                  "invalid_argument", "max_nodes is at most"
-                                  " %d", TS_FLAME_NODES_MAX);
-            return NGX_ERROR;
-        }
-
-        ctx->max_nodes = ms->max_nodes ? ms->max_nodes : ctx->max_nodes;
-
-        if (ngx_http_tsdb_pq_unapplied(ctx, ms->stack_trace_selector,
-                                       ms->n_profile_id_selector)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_tsdb_pq_set_type(ctx, ms->profile_typeid,
-                                      ngx_strlen(ms->profile_typeid))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_tsdb_pq_selector(ctx, ms->label_selector,
-                                         ngx_strlen(ms->label_selector), 0);
+        return ngx_http_tsdb_pq_merge_req(ctx, ms->max_nodes,
+                                          ms->stack_trace_selector,
+                                          ms->n_profile_id_selector,
+                                          ms->profile_typeid,
+                                          ms->label_selector);
 
     default: /* NGX_HTTP_TSDB_PQ_C_MERGE_PROFILE */
         mp = (Querier__V1__SelectMergeProfileRequest *) msg;
@@ -1079,31 +1062,11 @@ ngx_http_tsdb_pq_request(ngx_http_tsdb_pq_ctx_t *ctx, ProtobufCMessage *msg)
 
         /* as Pyroscope's frontend: 0 is the default (8192), -1 all */
 
-        if (mp->max_nodes > TS_FLAME_NODES_MAX) {
-            ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST,
-                                  "invalid_argument", "max_nodes is at most"
-                                  " %d", TS_FLAME_NODES_MAX);
-            return NGX_ERROR;
-        }
-
-        ctx->max_nodes = mp->max_nodes ? mp->max_nodes : ctx->max_nodes;
-
-        if (ngx_http_tsdb_pq_unapplied(ctx, mp->stack_trace_selector,
-                                       mp->n_profile_id_selector)
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        if (ngx_http_tsdb_pq_set_type(ctx, mp->profile_typeid,
-                                      ngx_strlen(mp->profile_typeid))
-            != NGX_OK)
-        {
-            return NGX_ERROR;
-        }
-
-        return ngx_http_tsdb_pq_selector(ctx, mp->label_selector,
-                                         ngx_strlen(mp->label_selector), 0);
+        return ngx_http_tsdb_pq_merge_req(ctx, mp->max_nodes,
+                                          mp->stack_trace_selector,
+                                          mp->n_profile_id_selector,
+                                          mp->profile_typeid,
+                                          mp->label_selector);
     }
 
     if (n == 0) {
@@ -1142,6 +1105,35 @@ ngx_http_tsdb_pq_unapplied(ngx_http_tsdb_pq_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * What SelectMergeStacktraces and SelectMergeProfile share: max_nodes
+ * (0 keeps the default), no selectors we would ignore, the profile type
+ * and the label selector.
+ */
+
+static ngx_int_t
+ngx_http_tsdb_pq_merge_req(ngx_http_tsdb_pq_ctx_t *ctx, int64_t max_nodes,
+    const Types__V1__StackTraceSelector *sts, size_t nids, const char *type,
+    const char *selector)
+{
+    if (max_nodes > TS_FLAME_NODES_MAX) {
+        ngx_http_tsdb_pq_fail(ctx, NGX_HTTP_BAD_REQUEST, "invalid_argument",
+                              "max_nodes is at most %d", TS_FLAME_NODES_MAX);
+        return NGX_ERROR;
+    }
+
+    ctx->max_nodes = max_nodes ? max_nodes : ctx->max_nodes;
+
+    if (ngx_http_tsdb_pq_unapplied(ctx, sts, nids) != NGX_OK
+        || ngx_http_tsdb_pq_set_type(ctx, type, ngx_strlen(type)) != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    return ngx_http_tsdb_pq_selector(ctx, selector, ngx_strlen(selector), 0);
 }
 
 
