@@ -83,6 +83,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ts_promql_limits_default(&lim);
     lim.max_memory = 16 * 1024 * 1024;
 
+    /* the same bytes as a match[] selector */
+    rc = ts_promql_parse_selector((const char *) data, size, &lim, &pq,
+                                  &err);
+    if (rc != TS_OK) {
+        fz_assert(pq == NULL);
+        fz_error(&err, size, rc);
+
+    } else {
+        fz_assert(ts_promql_root(pq)->kind == TS_PQ_VECTOR);
+        s = fz_format(pq, &n);
+        free(s);
+        ts_promql_free(pq);
+    }
+
     rc = ts_promql_parse((const char *) data, size, &lim, &pq, &err);
 
     if (rc != TS_OK) {

@@ -445,20 +445,6 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
 
     now = (int64_t) ngx_time() * 1000;
 
-    v = ngx_http_tsdb_query_arg(ctx, "timeout");
-    if (v != NULL) {
-        if (ngx_http_tsdb_query_duration(v, &t) != NGX_OK) {
-            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "invalid parameter \"timeout\": cannot "
-                                      "parse \"%V\" to a valid duration", v);
-            return NGX_ERROR;
-        }
-
-        if (t > 0 && (ctx->conf.timeout == 0 || t < ctx->conf.timeout)) {
-            ctx->conf.timeout = t;
-        }
-    }
-
     switch (ctx->ep) {
 
     case NGX_HTTP_TSDB_EP_QUERY:
@@ -558,13 +544,22 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
             && ngx_http_tsdb_query_time(v, &ctx->start) != NGX_OK)
         {
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "invalid parameter \"time\": cannot "
-                                      "parse \"%V\" to a valid timestamp", v);
+                                      "invalid parameter \"time\": Invalid "
+                                      "time value for 'time': cannot parse "
+                                      "\"%V\" to a valid timestamp", v);
             return NGX_ERROR;
         }
 
     } else {
         if (ngx_http_tsdb_query_times(ctx, NGX_ERROR, NGX_ERROR) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (ctx->end < ctx->start) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"end\": end "
+                                      "timestamp must not be before start "
+                                      "time");
             return NGX_ERROR;
         }
 
@@ -579,17 +574,11 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        if (ctx->end < ctx->start) {
-            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "end timestamp must not be before "
-                                      "start time");
-            return NGX_ERROR;
-        }
-
         if (ctx->step <= 0) {
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "zero or negative query resolution "
-                                      "step widths are not accepted. Try a "
+                                      "invalid parameter \"step\": zero or "
+                                      "negative query resolution step "
+                                      "widths are not accepted. Try a "
                                       "positive integer");
             return NGX_ERROR;
         }
@@ -604,12 +593,32 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
         }
     }
 
+    /* only the two query endpoints take a timeout, checked here */
+
+    v = ngx_http_tsdb_query_arg(ctx, "timeout");
+    if (v != NULL && v->len) {
+        if (ngx_http_tsdb_query_duration(v, &t) != NGX_OK) {
+            ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
+                                      "invalid parameter \"timeout\": cannot "
+                                      "parse \"%V\" to a valid duration", v);
+            return NGX_ERROR;
+        }
+
+        if (t > 0 && (ctx->conf.timeout == 0 || t < ctx->conf.timeout)) {
+            ctx->conf.timeout = t;
+        }
+    }
+
     if (ts_promql_parse((char *) q->data, q->len, NULL, &ctx->pq, &err)
         != TS_OK)
     {
+        /* 2.42 names the parameter for instant queries only */
         (void) ts_promql_error_format(&err, fmt, sizeof(fmt));
         ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                  "invalid parameter \"query\": %s", fmt);
+                                  "%s%s",
+                                  ctx->ep == NGX_HTTP_TSDB_EP_QUERY
+                                  ? "invalid parameter \"query\": " : "",
+                                  fmt);
         return NGX_ERROR;
     }
 
@@ -617,7 +626,10 @@ ngx_http_tsdb_query_prepare(ngx_http_tsdb_query_ctx_t *ctx)
 }
 
 
-/* start and end; NGX_ERROR as a default means "required" */
+/*
+ * start and end; NGX_ERROR as a default means "required" (query_range),
+ * otherwise the parameters are optional and worded as parseTimeParam()
+ */
 
 static ngx_int_t
 ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx, int64_t def_start,
@@ -642,20 +654,30 @@ ngx_http_tsdb_query_times(ngx_http_tsdb_query_ctx_t *ctx, int64_t def_start,
         }
 
         if (v == NULL || ngx_http_tsdb_query_time(v, t[i]) != NGX_OK) {
+            if (def[i] == NGX_ERROR) {
+                /* query_range's parseTime() */
+                ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST,
+                                          "bad_data", "invalid parameter "
+                                          "\"%s\": cannot parse \"%V\" to "
+                                          "a valid timestamp", name[i],
+                                          v ? v : &ctx->label);
+                return NGX_ERROR;
+            }
+
+            /* parseTimeParam() */
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "invalid parameter \"%s\": cannot "
-                                      "parse \"%V\" to a valid timestamp",
-                                      name[i], v ? v : &ctx->label);
+                                      "invalid parameter \"%s\": Invalid "
+                                      "time value for '%s': cannot parse "
+                                      "\"%V\" to a valid timestamp",
+                                      name[i], name[i], v);
             return NGX_ERROR;
         }
     }
 
-    if (ctx->end < ctx->start && ctx->ep != NGX_HTTP_TSDB_EP_QUERY_RANGE) {
-        ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                  "end timestamp must not be before start "
-                                  "time");
-        return NGX_ERROR;
-    }
+    /*
+     * end before start is query_range's error only: series and labels
+     * select with the interval as given, as 2.42's querier does
+     */
 
     return NGX_OK;
 }
@@ -836,18 +858,25 @@ ngx_http_tsdb_query_duration(ngx_str_t *s, int64_t *ms)
 }
 
 
-/* every match[] must be an instant vector selector */
+/*
+ * Every match[] is a metric selector (ParseMetricSelector) with a
+ * matcher that rejects "", as parseMatchersParam() checks them; series
+ * says which parameter was wrong, labels and label values do not.
+ */
 
 static ngx_int_t
 ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx)
 {
     char                     fmt[TS_PROMQL_MSG_SIZE + 64];
+    const char              *prefix;
     ngx_uint_t               i;
     ngx_keyval_t            *kv;
     ts_promql_error_t        err;
     const ts_promql_expr_t  *e;
 
     kv = ctx->args.elts;
+    prefix = ctx->ep == NGX_HTTP_TSDB_EP_SERIES
+             ? "invalid parameter \"match[]\": " : "";
 
     for (i = 0; i < ctx->args.nelts; i++) {
         if (kv[i].key.len != 7
@@ -862,28 +891,27 @@ ngx_http_tsdb_query_matches(ngx_http_tsdb_query_ctx_t *ctx)
             return NGX_ERROR;
         }
 
-        if (ts_promql_parse((char *) kv[i].value.data, kv[i].value.len,
-                            NULL, &ctx->match[ctx->nmatch], &err)
+        if (ts_promql_parse_selector((char *) kv[i].value.data,
+                                     kv[i].value.len, NULL,
+                                     &ctx->match[ctx->nmatch], &err)
             != TS_OK)
         {
             (void) ts_promql_error_format(&err, fmt, sizeof(fmt));
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "invalid parameter \"match[]\": %s",
-                                      fmt);
+                                      "%s%s", prefix, fmt);
             return NGX_ERROR;
         }
 
-        e = ts_promql_root(ctx->match[ctx->nmatch++]);
+        ctx->nmatch++;
+    }
 
-        while (e->kind == TS_PQ_PAREN) {
-            e = e->u.paren;
-        }
+    for (i = 0; i < ctx->nmatch; i++) {
+        e = ts_promql_root(ctx->match[i]);
 
-        if (e->kind != TS_PQ_VECTOR) {
+        if (!e->u.vector.nonempty) {
             ngx_http_tsdb_query_error(ctx, NGX_HTTP_BAD_REQUEST, "bad_data",
-                                      "invalid parameter \"match[]\": "
-                                      "1:1: parse error: expected a vector "
-                                      "selector");
+                                      "%smatch[] must contain at least one "
+                                      "non-empty matcher", prefix);
             return NGX_ERROR;
         }
     }

@@ -349,6 +349,15 @@ void ts_promql_limits_default(ts_promql_limits_t *lim);
 int ts_promql_parse(const char *q, size_t len, const ts_promql_limits_t *lim,
     ts_promql_t **out, ts_promql_error_t *err);
 
+/*
+ * A metric selector alone, as Prometheus's ParseMetricSelector() takes
+ * match[]: `name`, `name{...}` or `{...}`, nothing around it; the root
+ * is a TS_PQ_VECTOR.  The selector's emptiness is not checked here
+ * (vector.nonempty tells the caller).
+ */
+int ts_promql_parse_selector(const char *q, size_t len,
+    const ts_promql_limits_t *lim, ts_promql_t **out, ts_promql_error_t *err);
+
 const ts_promql_expr_t *ts_promql_root(const ts_promql_t *pq);
 size_t ts_promql_memory(const ts_promql_t *pq);
 void ts_promql_free(ts_promql_t *pq);

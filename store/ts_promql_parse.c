@@ -70,6 +70,11 @@ static ts_promql_expr_t *ts_pq_parse_primary(ts_pq_parser_t *p);
 static int ts_pq_parse_bin_modifiers(ts_pq_parser_t *p,
     ts_promql_binary_t *b);
 static void ts_pq_check(ts_pq_parser_t *p, ts_promql_expr_t *e);
+static int ts_pq_parse_input(const char *q, size_t len,
+    const ts_promql_limits_t *lim, ts_promql_t **out, ts_promql_error_t *err,
+    int selector);
+static int ts_pq_selector_start(ts_tok_type_t t);
+static ts_promql_expr_t *ts_pq_parse_vector(ts_pq_parser_t *p);
 
 
 static const char  *ts_pq_op_names[] = {
@@ -174,6 +179,28 @@ int
 ts_promql_parse(const char *q, size_t len, const ts_promql_limits_t *lim,
     ts_promql_t **out, ts_promql_error_t *err)
 {
+    return ts_pq_parse_input(q, len, lim, out, err, 0);
+}
+
+
+int
+ts_promql_parse_selector(const char *q, size_t len,
+    const ts_promql_limits_t *lim, ts_promql_t **out, ts_promql_error_t *err)
+{
+    return ts_pq_parse_input(q, len, lim, out, err, 1);
+}
+
+
+/*
+ * selector: Prometheus's ParseMetricSelector(), the grammar's
+ * START_METRIC_SELECTOR: a vector selector and nothing else (no offset,
+ * @, range or parentheses), with none of the checks an expression gets
+ * after parsing (a second metric name is just another matcher).
+ */
+static int
+ts_pq_parse_input(const char *q, size_t len, const ts_promql_limits_t *lim,
+    ts_promql_t **out, ts_promql_error_t *err, int selector)
+{
     int                  rc;
     ts_promql_t         *pq;
     ts_pq_parser_t       p;
@@ -223,18 +250,26 @@ ts_promql_parse(const char *q, size_t len, const ts_promql_limits_t *lim,
         goto failed;
     }
 
-    if (p.lx.tok[0].type == TS_T_EOF) {
+    if (selector) {
+        e = ts_pq_selector_start(p.lx.tok[0].type) ? ts_pq_parse_vector(&p)
+                                                   : NULL;
+        if (e == NULL && !p.failed) {
+            ts_pq_unexpected(&p, NULL, NULL);
+        }
+
+    } else if (p.lx.tok[0].type == TS_T_EOF) {
         ts_pq_fail(&p, TS_ERR_INVALID, 0, "no expression found in input");
         goto failed;
-    }
 
-    e = ts_pq_parse_expr(&p, TS_PQ_PREC_OR);
+    } else {
+        e = ts_pq_parse_expr(&p, TS_PQ_PREC_OR);
+    }
 
     if (e != NULL && p.lx.tok[p.i].type != TS_T_EOF) {
         ts_pq_unexpected(&p, NULL, NULL);
     }
 
-    if (!p.failed) {
+    if (!p.failed && !selector) {
         ts_pq_check(&p, e);
     }
 
@@ -1673,6 +1708,24 @@ ts_pq_parse_aggregate(ts_pq_parser_t *p)
     }
 
     return e;
+}
+
+
+/* the grammar's vector_selector begins with metric_identifier or "{" */
+static int
+ts_pq_selector_start(ts_tok_type_t t)
+{
+    switch (t) {
+    case TS_T_LBRACE:
+    case TS_T_METRIC_IDENT:
+    case TS_T_IDENT:
+    case TS_T_LAND: case TS_T_LOR: case TS_T_LUNLESS:
+    case TS_T_BY: case TS_T_WITHOUT: case TS_T_OFFSET:
+    case TS_T_START: case TS_T_END:
+        return 1;
+    default:
+        return ts_tok_is_agg(t);
+    }
 }
 
 

@@ -2486,6 +2486,82 @@ test_error_positions(void **state)
 }
 
 
+/* match[]: ParseMetricSelector()'s grammar; messages from a real 2.42 */
+static void
+test_selector(void **state)
+{
+    static const struct {
+        const char  *in;
+        int          nonempty;   /* -1: an error */
+        uint32_t     nmatchers;
+        uint32_t     col;
+        const char  *msg;
+    } cases[] = {
+        { "up", 1, 1, 0, NULL },
+        { "up{}", 1, 1, 0, NULL },
+        { "up{a=\"b\",}", 1, 2, 0, NULL },
+        { "{a=\"\"}", 0, 1, 0, NULL },
+        { "{a=~\".*\"}", 0, 1, 0, NULL },
+        { "{}", 0, 0, 0, NULL },
+        { "up{__name__=\"x\"}", 1, 2, 0, NULL },
+        { "offset", 1, 1, 0, NULL },
+        { "sum", 1, 1, 0, NULL },
+        { "rate", 1, 1, 0, NULL },
+        { "up # c", 1, 1, 0, NULL },
+        { "", -1, 0, 1, "unexpected end of input" },
+        { " ", -1, 0, 2, "unexpected end of input" },
+        { "rate(up[5m])", -1, 0, 5, "unexpected \"(\"" },
+        { "up[5m]", -1, 0, 3, "unexpected \"[\"" },
+        { "up offset 5m", -1, 0, 4, "unexpected <offset>" },
+        { "up @ 5", -1, 0, 4, "unexpected \"<Item 57385>\" <op:@>" },
+        { "up{a=\"b\"} or up", -1, 0, 11, "unexpected <op:or>" },
+        { "(up)", -1, 0, 1, "unexpected \"(\"" },
+        { "1", -1, 0, 1, "unexpected number \"1\"" },
+        { "bool", -1, 0, 1, "unexpected <bool>" },
+        { "atan2", -1, 0, 1, "unexpected <op:atan2>" },
+        { "up{a}", -1, 0, 5, "unexpected \"}\" in label matching, "
+          "expected label matching operator" },
+    };
+
+    int                      rc;
+    size_t                   i;
+    ts_promql_t             *pq;
+    ts_promql_error_t        err;
+    const ts_promql_expr_t  *e;
+
+    (void) state;
+
+    for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        rc = ts_promql_parse_selector(cases[i].in, strlen(cases[i].in), NULL,
+                                      &pq, &err);
+
+        if (cases[i].nonempty < 0) {
+            tp_check(cases[i].in, rc == TS_ERR_INVALID && pq == NULL);
+            tp_check(cases[i].in, err.line == 1 && err.col == cases[i].col);
+
+            if (strcmp(err.msg, cases[i].msg) != 0) {
+                fail_msg("%s: \"%s\", not \"%s\"", cases[i].in, err.msg,
+                         cases[i].msg);
+            }
+
+            continue;
+        }
+
+        tp_check(cases[i].in, rc == TS_OK);
+        e = ts_promql_root(pq);
+        tp_check(cases[i].in, e->kind == TS_PQ_VECTOR);
+        tp_check(cases[i].in, e->u.vector.nonempty == cases[i].nonempty);
+        tp_check(cases[i].in, e->u.vector.nmatchers == cases[i].nmatchers);
+        ts_promql_free(pq);
+    }
+
+    /* the same text as an expression is checked as one */
+    assert_int_equal(ts_promql_parse("up{__name__=\"x\"}", 16, NULL, &pq,
+                                     &err), TS_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "metric name must not be set twice"));
+}
+
+
 static char *
 tp_repeat(const char *head, const char *unit, size_t n, const char *tail)
 {
@@ -2657,6 +2733,7 @@ main(void)
         cmocka_unit_test(test_ast_binary),
         cmocka_unit_test(test_ast_aggregate_subquery),
         cmocka_unit_test(test_error_positions),
+        cmocka_unit_test(test_selector),
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_format_buffer),
         cmocka_unit_test(test_tables),
