@@ -120,6 +120,7 @@ ts_pqeval_conf_default(ts_pqeval_conf_t *conf)
     conf->timeout = 120000;
     conf->max_points = 11000;
     ts_select_limits_default(&conf->select);
+    conf->no_fuse = 0;
 }
 
 
@@ -364,7 +365,7 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
         n = 0;
     }
 
-    if (v->type == TS_PQ_TYPE_MATRIX || range) {
+    if ((v->type == TS_PQ_TYPE_MATRIX || range) && v->m.n > 1) {
         qsort(v->m.s, v->m.n, sizeof(ts_pq_series_t), ts_pq_series_cmp);
     }
 
@@ -1263,46 +1264,56 @@ ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m)
 static int
 ts_pq_hash_cmp(const void *a, const void *b)
 {
-    const ts_pq_series_t  *x, *y;
+    const ts_pq_ls_t  *x, *y;
 
-    x = *(ts_pq_series_t *const *) a;
-    y = *(ts_pq_series_t *const *) b;
+    x = *(const ts_pq_ls_t *const *) a;
+    y = *(const ts_pq_ls_t *const *) b;
 
-    return (x->ls->hash > y->ls->hash) - (x->ls->hash < y->ls->hash);
+    return (x->hash > y->hash) - (x->hash < y->hash);
 }
 
 
 void
 ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m)
 {
-    uint32_t          i, k;
-    ts_pq_series_t  **idx;
+    uint32_t           i;
+    const ts_pq_ls_t **idx;
 
     if (m->n < 2) {
         return;
     }
 
-    idx = ts_pq_alloc(ev, m->n * sizeof(ts_pq_series_t *));
+    idx = ts_pq_alloc(ev, m->n * sizeof(ts_pq_ls_t *));
 
     for (i = 0; i < m->n; i++) {
-        idx[i] = &m->s[i];
+        idx[i] = m->s[i].ls;
     }
 
-    qsort(idx, m->n, sizeof(ts_pq_series_t *), ts_pq_hash_cmp);
+    ts_pq_ls_unique(ev, idx, m->n);
+    ts_pq_free(ev, idx);
+}
 
-    for (i = 0; i < m->n; i++) {
-        for (k = i + 1; k < m->n && idx[k]->ls->hash == idx[i]->ls->hash;
-             k++)
-        {
-            if (ts_pq_ls_equal(idx[i]->ls, idx[k]->ls)) {
+
+void
+ts_pq_ls_unique(ts_pq_ev_t *ev, const ts_pq_ls_t **ls, uint32_t n)
+{
+    uint32_t  i, k;
+
+    if (n < 2) {
+        return;
+    }
+
+    qsort(ls, n, sizeof(ts_pq_ls_t *), ts_pq_hash_cmp);
+
+    for (i = 0; i < n; i++) {
+        for (k = i + 1; k < n && ls[k]->hash == ls[i]->hash; k++) {
+            if (ts_pq_ls_equal(ls[i], ls[k])) {
                 ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
                            "vector cannot contain metrics with the same "
                            "labelset");
             }
         }
     }
-
-    ts_pq_free(ev, idx);
 }
 
 
@@ -1560,6 +1571,7 @@ ts_pq_matrix_top(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
     for (i = 0; i < r.m.n; i++) {
         s = &r.m.s[i];
         s->cur = 0;
+        s->hi = 0;
         n = ts_pq_window(&r, s, ev->start, &lo);
 
         if (n == 0) {
@@ -1692,8 +1704,9 @@ ts_pq_subquery(ts_pq_ev_t *ev, const ts_promql_subquery_t *sq,
 
 /*
  * The points of s in the window of step ts: their count, and the first
- * one's index in *lo.  s->cur remembers where the last window started:
- * steps come in increasing order.
+ * one's index in *lo.  s->cur and s->hi remember where the last window
+ * started and ended: steps come in increasing order (both are reset to 0
+ * together).
  */
 
 uint32_t
@@ -1710,12 +1723,14 @@ ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
         i++;
     }
 
-    ((ts_pq_series_t *) s)->cur = i;
+    /* the last window ended at or before this one's end */
 
-    for (k = i; k < s->n && s->p[k].t <= ref; k++) {
+    for (k = s->hi > i ? s->hi : i; k < s->n && s->p[k].t <= ref; k++) {
         /* void */
     }
 
+    ((ts_pq_series_t *) s)->cur = i;
+    ((ts_pq_series_t *) s)->hi = k;
     *lo = i;
 
     return k - i;
@@ -1829,6 +1844,7 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             s->ls = ts_pq_ls(ev, l, n);
             s->n = 0;
             s->cur = 0;
+            s->hi = 0;
 
         } else {
             s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));

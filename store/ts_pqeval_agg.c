@@ -65,6 +65,13 @@ typedef struct {
 static int ts_pq_agg_dense_op(ts_promql_agg_t op);
 static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v);
+static void ts_pq_agg_emit(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_groups_t *gs, const ts_pq_acc_t *acc, uint32_t nsteps,
+    ts_pq_val_t *v);
+static int ts_pq_agg_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v);
+static void ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data);
 static int ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_val_t *args, ts_pq_val_t *v);
 static int ts_pq_first_cmp(const void *a, const void *b);
@@ -99,6 +106,13 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
     const ts_promql_aggregate_t  *a;
 
     a = &e->u.aggregate;
+
+    if (ts_pq_agg_dense_op(a->op) && a->param == NULL && !ev->conf.no_fuse
+        && ts_pq_agg_fused(ev, a, v))
+    {
+        return;
+    }
+
     memset(args, 0, sizeof(args));
     n = 1;
 
@@ -189,11 +203,10 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v)
 {
     int64_t           off;
-    uint32_t          i, j, k, g, n, nsteps, step, *gidx;
+    uint32_t          i, k, g, nsteps, step, *gidx;
     ts_pq_acc_t      *acc, *c;
-    ts_pq_series_t   *s, *d;
+    ts_pq_series_t   *s;
     ts_pq_groups_t    gs;
-    ts_pq_rgroup_t   *rg;
 
     memset(v, 0, sizeof(ts_pq_val_t));
     v->type = TS_PQ_TYPE_VECTOR;
@@ -282,10 +295,38 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
 
     ts_pq_free(ev, gidx);
 
-    rg = gs.g;
-    qsort(rg, gs.n, sizeof(ts_pq_rgroup_t), ts_pq_rgroup_cmp);
+    ts_pq_agg_emit(ev, a, &gs, acc, nsteps, v);
 
-    for (j = 0; j < gs.n; j++) {
+    ts_pq_free(ev, acc);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+}
+
+
+/*
+ * The groups of a dense table (a row of nsteps per group index) into v:
+ * by the first step with a sample, then by the first series with a
+ * sample at that step (reorders gs)
+ */
+
+static void
+ts_pq_agg_emit(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_groups_t *gs, const ts_pq_acc_t *acc, uint32_t nsteps,
+    ts_pq_val_t *v)
+{
+    uint32_t             j, n, step;
+    ts_pq_series_t      *d;
+    ts_pq_rgroup_t      *rg;
+    const ts_pq_acc_t   *c;
+
+    if (gs->n == 0) {
+        return;
+    }
+
+    rg = gs->g;
+    qsort(rg, gs->n, sizeof(ts_pq_rgroup_t), ts_pq_rgroup_cmp);
+
+    for (j = 0; j < gs->n; j++) {
         ts_pq_tick(ev);
         c = &acc[(size_t) rg[j].index * nsteps];
 
@@ -307,10 +348,169 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
             d->n++;
         }
     }
+}
 
-    ts_pq_free(ev, acc);
-    ts_pq_free(ev, gs.slot);
-    ts_pq_free(ev, gs.g);
+
+/* a dense aggregation fused with the range function under it */
+
+typedef struct {
+    ts_pq_fuse_t                  fu;
+    const ts_promql_aggregate_t  *a;
+    ts_pq_groups_t                gs;
+    ts_pq_acc_t                  *acc;      /* rows x nsteps */
+    uint32_t                      rows;
+    uint32_t                      nsteps;
+    uint32_t                      series;   /* given so far */
+    int                           over;     /* the table would pass
+                                               max_memory */
+} ts_pq_fagg_t;
+
+
+/*
+ * sum, avg, count, min, max, group, stddev, stdvar of a range function
+ * over a range selector: each series' output goes straight into its
+ * group's row of the table, no series of its own.  The series come in
+ * the order the range function would have output them, so everything
+ * is as ts_pq_agg_dense() over that output would have it: the sums per
+ * step in input order, the groups' order, the samples counted (the
+ * function's output stays counted until the end), the errors and their
+ * order (max_samples while reading, a repeated label set, the table's
+ * size).  0: not such an expression, or a sum that met a native
+ * histogram (ts_pq_agg_hist()'s): nothing done.
+ */
+
+static int
+ts_pq_agg_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v)
+{
+    int           done;
+    ts_pq_fagg_t  fa;
+
+    if (ev->start > ev->end) {
+        return 0;
+    }
+
+    memset(&fa, 0, sizeof(ts_pq_fagg_t));
+    fa.a = a;
+    fa.nsteps = ts_pq_steps_left(ev, ev->start);
+    fa.fu.fn = ts_pq_agg_fused_one;
+    fa.fu.data = &fa;
+    fa.fu.step = ts_pq_alloc(ev, fa.nsteps * sizeof(uint32_t));
+    fa.fu.v = ts_pq_alloc(ev, fa.nsteps * sizeof(double));
+
+    done = ts_pq_call_fused(ev, a->expr, &fa.fu) && !fa.fu.stop;
+
+    ts_pq_free(ev, fa.fu.step);
+    ts_pq_free(ev, fa.fu.v);
+    ts_pq_free(ev, fa.fu.ls);
+
+    if (done) {
+        memset(v, 0, sizeof(ts_pq_val_t));
+        v->type = TS_PQ_TYPE_VECTOR;
+
+        if (fa.over) {
+            ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                       "query processing would use more than %zu bytes of "
+                       "memory", ev->conf.max_memory);
+        }
+
+        ts_pq_agg_emit(ev, a, &fa.gs, fa.acc, fa.nsteps, v);
+    }
+
+    /* the function's output is gone now */
+
+    ts_pq_samples(ev, -(int64_t) fa.fu.held);
+
+    ts_pq_free(ev, fa.acc);
+    ts_pq_free(ev, fa.gs.slot);
+    ts_pq_free(ev, fa.gs.g);
+
+    return done;
+}
+
+
+/* one series' output of the range function into its group's row */
+
+static void
+ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data)
+{
+    int                           hist;
+    double                        x;
+    size_t                        max;
+    uint32_t                      g, i, k, rows;
+    ts_pq_acc_t                  *c;
+    ts_pq_fagg_t                 *fa;
+    const ts_promql_aggregate_t  *a;
+
+    fa = data;
+    a = fa->a;
+    i = fa->series++;
+    hist = 0;
+
+    for (k = 0; ev->nhist > 0 && k < n; k++) {
+        if (ts_pq_is_hist(v[k])) {
+            hist = 1;
+            break;
+        }
+    }
+
+    if (hist && a->op == TS_PQ_AGG_SUM) {
+        /* a sum of histograms: ts_pq_agg_hist() over the whole output */
+        fa->fu.stop = 1;
+        return;
+    }
+
+    g = ts_pq_group_of(ev, &fa->gs, ts_pq_agg_ls(ev, a, ls));
+
+    if (step[0] < fa->gs.g[g].step) {
+        fa->gs.g[g].step = step[0];
+        fa->gs.g[g].series = i;
+    }
+
+    if (fa->gs.n > fa->rows && !fa->over) {
+        /* as ts_pq_agg_dense() checks the table it would allocate */
+
+        max = ev->conf.max_memory / (fa->nsteps * sizeof(ts_pq_acc_t));
+
+        if (fa->gs.n > max) {
+            fa->over = 1;
+            ts_pq_free(ev, fa->acc);
+            fa->acc = NULL;
+
+        } else {
+            rows = fa->rows ? fa->rows * 2 : 16;
+            rows = rows < max ? rows : (uint32_t) max;
+            fa->acc = ts_pq_realloc(ev, fa->acc, (size_t) rows * fa->nsteps
+                                                 * sizeof(ts_pq_acc_t));
+            memset(&fa->acc[(size_t) fa->rows * fa->nsteps], 0,
+                   (size_t) (rows - fa->rows) * fa->nsteps
+                   * sizeof(ts_pq_acc_t));
+            fa->rows = rows;
+        }
+    }
+
+    if (fa->over) {
+        return;
+    }
+
+    c = &fa->acc[(size_t) g * fa->nsteps];
+
+    for (k = 0; k < n; k++) {
+        x = v[k];
+
+        if (hist && ts_pq_is_hist(x)) {
+            /* 2.42's other aggregations read a histogram sample's V */
+            x = 0;
+        }
+
+        if (c[step[k]].count == 0) {
+            ts_pq_acc_init(a->op, &c[step[k]], x);
+
+        } else {
+            ts_pq_acc_add(a->op, &c[step[k]], x);
+        }
+    }
 }
 
 

@@ -179,24 +179,26 @@ typedef struct {
     ts_pq_val_t            *args;
     uint32_t                nargs;
     ts_pq_val_t            *v;
+    ts_pq_fuse_t           *fu;         /* or the output to here */
     uint32_t               *reset;      /* rate, increase: per point */
     uint32_t                rcap;
 } ts_pq_call_range_t;
+
+
+static void ts_pq_call_range_sel(ts_pq_ev_t *ev, ts_pq_call_range_t *cr,
+    const ts_promql_expr_t *arg);
 
 
 static void
 ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     ts_pq_val_t *v)
 {
-    int64_t                    mint, maxt;
-    uint32_t                   i, nargs;
-    ts_pq_val_t                args[4];
-    ts_pq_each_t               each;
-    ts_pq_range_t              r;
-    ts_pq_call_range_t         cr;
-    const ts_promql_expr_t    *arg;
-    const ts_promql_call_t    *c;
-    const ts_promql_vector_t  *vs;
+    uint32_t                 i, nargs;
+    ts_pq_val_t              args[4];
+    ts_pq_range_t            r;
+    ts_pq_call_range_t       cr;
+    const ts_promql_expr_t  *arg;
+    const ts_promql_call_t  *c;
 
     c = &e->u.call;
     nargs = c->nargs < 4 ? c->nargs : 4;
@@ -218,25 +220,14 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     cr.args = args;
     cr.nargs = nargs;
     cr.v = v;
+    cr.fu = NULL;
     cr.reset = NULL;
     cr.rcap = 0;
 
     if (arg->kind == TS_PQ_MATRIX
         && c->func->id != TS_PQ_FN_ABSENT_OVER_TIME)
     {
-        /*
-         * a range selector: its series straight from the storage to the
-         * windows, one at a time
-         */
-
-        ts_pq_range_sel(ev, arg, &r, &vs, &mint, &maxt);
-
-        each.fn = ts_pq_call_range_one;
-        each.data = &cr;
-        ts_pq_load_each(ev, vs, mint, maxt, 0, &each);
-
-        ts_pq_mat_unique(ev, &v->m);
-        ts_pq_samples(ev, -(int64_t) each.held);
+        ts_pq_call_range_sel(ev, &cr, arg);
 
     } else {
         ts_pq_range_arg(ev, c->args[mi], &r);
@@ -266,6 +257,110 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
 }
 
 
+/*
+ * A range function over a range selector: its series straight from the
+ * storage to the windows, one at a time, and their output into cr->v or
+ * to cr->fu.
+ */
+
+static void
+ts_pq_call_range_sel(ts_pq_ev_t *ev, ts_pq_call_range_t *cr,
+    const ts_promql_expr_t *arg)
+{
+    int64_t                    mint, maxt;
+    ts_pq_each_t               each;
+    const ts_promql_vector_t  *vs;
+
+    ts_pq_range_sel(ev, arg, cr->r, &vs, &mint, &maxt);
+
+    each.fn = ts_pq_call_range_one;
+    each.data = cr;
+    ts_pq_load_each(ev, vs, mint, maxt, 0, &each);
+
+    /* names dropped: two series may now be one */
+
+    if (cr->fu == NULL) {
+        ts_pq_mat_unique(ev, &cr->v->m);
+
+    } else if (!cr->fu->stop) {
+        ts_pq_ls_unique(ev, cr->fu->ls, cr->fu->nls);
+    }
+
+    ts_pq_samples(ev, -(int64_t) each.held);
+}
+
+
+/*
+ * A range function over a range selector whose output goes to fu, one
+ * series at a time, instead of into series of its own: as
+ * ts_pq_call_range() would compute them, with the same checks and the
+ * same samples counted.  0: e is not such a function (nothing done).
+ */
+
+int
+ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_fuse_t *fu)
+{
+    uint32_t                 i, mi, nargs;
+    ts_pq_val_t              args[4];
+    ts_pq_range_t            r;
+    ts_pq_call_range_t       cr;
+    const ts_promql_expr_t  *arg;
+    const ts_promql_call_t  *c;
+
+    e = ts_pq_unparen(e);
+
+    if (e->kind != TS_PQ_CALL) {
+        return 0;
+    }
+
+    c = &e->u.call;
+
+    for (mi = 0; mi < c->nargs; mi++) {
+        if (c->args[mi]->type == TS_PQ_TYPE_MATRIX) {
+            break;
+        }
+    }
+
+    if (mi == c->nargs || c->func->id == TS_PQ_FN_ABSENT_OVER_TIME) {
+        return 0;
+    }
+
+    arg = ts_pq_unparen(c->args[mi]);
+
+    if (arg->kind != TS_PQ_MATRIX) {
+        return 0;
+    }
+
+    nargs = c->nargs < 4 ? c->nargs : 4;
+    memset(args, 0, sizeof(args));
+
+    for (i = 0; i < nargs; i++) {
+        if (i != mi) {
+            ts_pq_eval(ev, c->args[i], &args[i]);
+        }
+    }
+
+    cr.e = e;
+    cr.r = &r;
+    cr.args = args;
+    cr.nargs = nargs;
+    cr.v = NULL;
+    cr.fu = fu;
+    cr.reset = NULL;
+    cr.rcap = 0;
+
+    ts_pq_call_range_sel(ev, &cr, arg);
+
+    ts_pq_free(ev, cr.reset);
+
+    for (i = 0; i < nargs; i++) {
+        ts_pq_mat_free(ev, &args[i].m);
+    }
+
+    return 1;
+}
+
+
 /* the function over one series' windows at every step */
 
 static void
@@ -273,7 +368,8 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 {
     double                   out, sc[4];
     int64_t                  ts;
-    uint32_t                 k, lo, n, step;
+    uint32_t                 k, lo, n, step, nout;
+    ts_pq_fuse_t            *fu;
     ts_pq_range_t           *r;
     ts_pq_series_t          *d;
     const ts_pq_ls_t        *ls;
@@ -283,8 +379,15 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
     cr = data;
     r = cr->r;
     c = &cr->e->u.call;
+    fu = cr->fu;
+    nout = 0;
+
+    if (fu != NULL && fu->stop) {
+        return;
+    }
 
     s->cur = 0;
+    s->hi = 0;
     d = NULL;
     ls = c->func->id == TS_PQ_FN_LAST_OVER_TIME
          ? s->ls : ts_pq_ls_noname(ev, s->ls);
@@ -361,6 +464,13 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
             continue;
         }
 
+        if (fu != NULL) {
+            fu->step[nout] = step;
+            fu->v[nout] = out;
+            nout++;
+            continue;
+        }
+
         if (d == NULL) {
             d = ts_pq_mat_add(ev, &cr->v->m, ls);
             ts_pq_series_reserve(ev, d,
@@ -374,6 +484,24 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 
     r->base = NULL;
     r->reset = NULL;
+
+    if (nout == 0) {
+        return;
+    }
+
+    /* counted as the points of a series of its own would be */
+
+    ts_pq_samples(ev, nout);
+    fu->held += nout;
+
+    if (fu->nls == fu->lscap) {
+        fu->lscap = fu->lscap ? fu->lscap * 2 : 256;
+        fu->ls = ts_pq_realloc(ev, fu->ls,
+                               fu->lscap * sizeof(ts_pq_ls_t *));
+    }
+
+    fu->ls[fu->nls++] = ls;
+    fu->fn(ev, ls, fu->step, fu->v, nout, fu->data);
 }
 
 
@@ -877,6 +1005,7 @@ ts_pq_absent_over_time(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 
     for (i = 0; i < r->m.n; i++) {
         r->m.s[i].cur = 0;
+        r->m.s[i].hi = 0;
     }
 
     for (ts = ev->start; ts <= ev->end; ts += ev->interval) {

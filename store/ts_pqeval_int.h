@@ -75,7 +75,9 @@ typedef struct {
     ts_pq_point_t          *p;
     uint32_t                n;
     uint32_t                cap;
-    uint32_t                cur;        /* cursor of the step loop */
+    uint32_t                cur;        /* cursor of the step loop, or
+                                           a window's first point */
+    uint32_t                hi;         /* past a window's last point */
 } ts_pq_series_t;
 
 
@@ -191,6 +193,28 @@ typedef struct {
 } ts_pq_each_t;
 
 
+/*
+ * A range function's output per series handed to an aggregation above it
+ * (ts_pq_call_fused()) instead of becoming a series of its own: the
+ * steps with a value and the values, in step order, and the output
+ * label set.  The points stay counted against max_samples (held of
+ * them) as if they had been kept, until the aggregation is done.
+ */
+typedef struct {
+    void                  (*fn)(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+                                const uint32_t *step, const double *v,
+                                uint32_t n, void *data);
+    void                   *data;
+    uint32_t               *step;       /* room for every step */
+    double                 *v;
+    const ts_pq_ls_t      **ls;         /* of each series given to fn */
+    uint32_t                nls;
+    uint32_t                lscap;
+    uint64_t                held;
+    int                     stop;       /* fn wants no more series */
+} ts_pq_fuse_t;
+
+
 /* ts_pqeval.c */
 void ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
     const char *fmt, ...) __attribute__((noreturn, format(printf, 4, 5)));
@@ -234,6 +258,8 @@ ts_pq_series_t *ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m,
 void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 /* fails unless every series has its own label set */
 void ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m);
+/* the same for label sets (reorders ls) */
+void ts_pq_ls_unique(ts_pq_ev_t *ev, const ts_pq_ls_t **ls, uint32_t n);
 
 void ts_pq_eval(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
 void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
@@ -263,6 +289,9 @@ void ts_pq_go_format(double v, char *buf, size_t size);
 
 /* ts_pqeval_fn.c */
 void ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+/* e, a range function over a range selector, into fu; 0: e is not one */
+int ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_fuse_t *fu);
 double ts_pq_quantile(double q, double *v, uint32_t n);
 
 /* ts_pqeval_agg.c */
