@@ -791,13 +791,11 @@ ts_pq_now(void)
 }
 
 
-void
-ts_pq_tick(ts_pq_ev_t *ev)
-{
-    if (ev->deadline == 0 || (++ev->ticks & 255) != 0) {
-        return;
-    }
+/* every 256th ts_pq_tick() with a deadline */
 
+void
+ts_pq_tick_check(ts_pq_ev_t *ev)
+{
     if (ts_pq_now() > ev->deadline) {
         ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_TIMEOUT,
                    "query timed out in expression evaluation");
@@ -1604,6 +1602,7 @@ ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r)
 
     if (e->kind == TS_PQ_SUBQUERY) {
         r->range = e->u.subquery.range;
+        r->range_s = (double) r->range / 1000;
         r->offset = e->u.subquery.offset;
         r->has_at = e->u.subquery.at_kind != TS_PQ_AT_NONE;
         r->at = ts_pq_at(ev, e->u.subquery.at_kind, e->u.subquery.at, 0);
@@ -1628,6 +1627,7 @@ ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
     e = ts_pq_unparen(e);
     vs = &e->u.matrix.vector->u.vector;
     r->range = e->u.matrix.range;
+    r->range_s = (double) r->range / 1000;
     r->offset = vs->offset;
     r->has_at = vs->at_kind != TS_PQ_AT_NONE;
     r->at = ts_pq_at(ev, vs->at_kind, vs->at, 0);

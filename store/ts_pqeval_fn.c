@@ -730,7 +730,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
     factor = ext / sampled;
 
     if (rate) {
-        factor /= (double) r->range / 1000;
+        factor /= r->range_s;
     }
 
     *out = res * factor;
@@ -832,7 +832,7 @@ ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
     factor = ext / sampled;
 
     if (rate) {
-        factor /= (double) r->range / 1000;
+        factor /= r->range_s;
     }
 
     ts_pq_hist_mul(h, factor);

@@ -174,6 +174,7 @@ typedef void (*ts_pq_step_pt)(ts_pq_ev_t *ev, ts_pq_step_t *st);
 typedef struct {
     ts_pq_mat_t             m;
     int64_t                 range;
+    double                  range_s;    /* (double) range / 1000 */
     int64_t                 offset;
     int                     has_at;
     int64_t                 at;
@@ -222,8 +223,17 @@ void *ts_pq_alloc(ts_pq_ev_t *ev, size_t size);
 void *ts_pq_realloc(ts_pq_ev_t *ev, void *p, size_t size);
 void ts_pq_free(ts_pq_ev_t *ev, void *p);
 void *ts_pq_palloc(ts_pq_ev_t *ev, size_t size);
-void ts_pq_tick(ts_pq_ev_t *ev);
+void ts_pq_tick_check(ts_pq_ev_t *ev);
 void ts_pq_samples(ts_pq_ev_t *ev, int64_t n);
+
+/* the timeout, checked every 256 calls: the hot loops call it inline */
+static inline void
+ts_pq_tick(ts_pq_ev_t *ev)
+{
+    if (ev->deadline != 0 && (++ev->ticks & 255) == 0) {
+        ts_pq_tick_check(ev);
+    }
+}
 
 const ts_pq_ls_t *ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n);
 const ts_pq_ls_t *ts_pq_ls_noname(ts_pq_ev_t *ev, const ts_pq_ls_t *ls);

@@ -112,6 +112,10 @@ struct ts_sset_s {
     ts_ss_cursor_t         *cur;        /* current series */
     uint32_t                ncur;
     uint32_t                curcap;
+    ts_ss_cursor_t         *run;        /* ts_sset_value_ref() reads on
+                                           from it while its samples */
+    int64_t                 run_until;  /* come before this, as long as
+                                           no other cursor moves */
     int                     has_last;
     int64_t                 last;       /* last sample time given */
     int64_t                 mint;
@@ -146,7 +150,8 @@ static int ts_ss_step(ts_ss_cursor_t *c);
 static int ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val);
 static int ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst,
     const ts_hist_t *src);
-static int ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp);
+static int ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp,
+    int64_t *other);
 static int ts_ss_boundary(ts_sset_t *ss);
 static int ts_ss_passthrough(ts_sset_t *ss, ts_sset_chunk_t *out);
 static int ts_ss_reencode(ts_sset_t *ss, ts_sset_chunk_t *out);
@@ -280,6 +285,7 @@ ts_sset_next(ts_sset_t *ss, const ts_label_t **l, uint32_t *n)
 
     if (ss->pos >= ss->nents) {
         ss->ncur = 0;
+        ss->run = NULL;
         return 0;
     }
 
@@ -326,6 +332,7 @@ ts_sset_next(ts_sset_t *ss, const ts_label_t **l, uint32_t *n)
     *n = en->n;
     ss->has_last = 0;
     ss->pending = 0;
+    ss->run = NULL;
     ss->pos = end;
 
     return 1;
@@ -355,6 +362,7 @@ ts_sset_reset(ts_sset_t *ss)
     ss->pos = 0;
     ss->ncur = 0;
     ss->pending = 0;
+    ss->run = NULL;
 }
 
 
@@ -800,7 +808,7 @@ ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
             c = &ss->cur[0];
 
         } else {
-            rc = ts_ss_earliest(ss, &c);
+            rc = ts_ss_earliest(ss, &c, NULL);
             if (rc <= 0) {
                 return rc;
             }
@@ -902,6 +910,8 @@ ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val)
     int64_t          t;
     ts_ss_cursor_t  *c;
 
+    ss->run = NULL;
+
     if (ss->pending) {
         ss->pending = 0;
         *val = &ss->val;
@@ -911,7 +921,7 @@ ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val)
     c = NULL;
 
     for ( ;; ) {
-        rc = ts_ss_earliest(ss, &c);
+        rc = ts_ss_earliest(ss, &c, NULL);
         if (rc <= 0) {
             return rc;
         }
@@ -1050,20 +1060,22 @@ ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst, const ts_hist_t *src)
 /*
  * 1 and the cursor whose next sample (the decoded one, or the first of
  * its next chunk) comes first, the earlier source on a tie; 0 if every
- * cursor is done; or an error.
+ * cursor is done; or an error.  other (if not NULL): the earliest next
+ * time of the other cursors, INT64_MAX if none.
  */
 
 static int
-ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp)
+ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp, int64_t *other)
 {
     int              rc;
-    int64_t          bt, kt;
+    int64_t          bt, kt, ot;
     uint32_t         k;
     ts_ss_cmeta_t   *cm;
     ts_ss_cursor_t  *c, *best;
 
     best = NULL;
     bt = 0;
+    ot = INT64_MAX;
     cm = NULL;
 
     for (k = 0; k < ss->ncur; k++) {
@@ -1086,12 +1098,23 @@ ts_ss_earliest(ts_sset_t *ss, ts_ss_cursor_t **cp)
         }
 
         if (best == NULL || kt < bt) {
+            if (best != NULL && bt < ot) {
+                ot = bt;
+            }
+
             best = c;
             bt = kt;
+
+        } else if (kt < ot) {
+            ot = kt;
         }
     }
 
     *cp = best;
+
+    if (other != NULL) {
+        *other = ot;
+    }
 
     return best != NULL;
 }
@@ -1458,10 +1481,37 @@ ts_sset_value_ref(ts_sset_t *ss, const ts_sset_value_t **val)
 
     ss->mask = TS_SS_ALL;
 
-    while (!ss->pending && ss->ncur == 1 && ss->cur[0].active
-           && ss->cur[0].enc == TS_XOR_ENCODING)
+    if (ss->pending) {
+        ss->run = NULL;
+        return ts_ss_value(ss, val);
+    }
+
+    if (ss->ncur == 1) {
+        ss->run = &ss->cur[0];
+        ss->run_until = INT64_MAX;
+
+    } else if (ss->run == NULL || !ss->run->active
+               || ss->run->t >= ss->run_until)
     {
-        c = &ss->cur[0];
+        /*
+         * several sources: the earliest one's samples before any other
+         * source's next one come in a run, without looking for the
+         * earliest at each (that one may still need its chunk opened:
+         * ts_ss_value() then)
+         */
+
+        rc = ts_ss_earliest(ss, &ss->run, &ss->run_until);
+        if (rc <= 0) {
+            ss->run = NULL;
+            return rc;
+        }
+    }
+
+    while (ss->run != NULL && ss->run->active
+           && ss->run->enc == TS_XOR_ENCODING
+           && ss->run->t < ss->run_until)
+    {
+        c = ss->run;
         t = c->t;
         ss->val.v = c->v;
 
@@ -1497,6 +1547,10 @@ ts_sset_value_ref(ts_sset_t *ss, const ts_sset_value_t **val)
 
         return 1;
     }
+
+    /* other cursors may move: the run is found again */
+
+    ss->run = NULL;
 
     return ts_ss_value(ss, val);
 }
