@@ -62,6 +62,17 @@ typedef struct {
 } ts_pq_agg_st_t;
 
 
+/* groups x steps at most for topk's and bottomk's heaps per cell */
+#define TS_PQ_TOPK_CELLS  65536
+
+
+/* a group's heap at one step, and the first series that reached it */
+typedef struct {
+    ts_pq_vec_t             heap;
+    uint32_t                first;
+} ts_pq_kcell_t;
+
+
 static int ts_pq_agg_dense_op(ts_promql_agg_t op);
 static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v);
@@ -74,6 +85,12 @@ static void ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
     const uint32_t *step, const double *v, uint32_t n, void *data);
 static int ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_val_t *args, ts_pq_val_t *v);
+static void ts_pq_agg_topk_emit(ts_pq_ev_t *ev, uint32_t ngroups,
+    ts_pq_kcell_t *cell, uint32_t nsteps, int top, ts_pq_val_t *v);
+static int ts_pq_agg_topk_fused(ts_pq_ev_t *ev,
+    const ts_promql_aggregate_t *a, ts_pq_val_t *v);
+static void ts_pq_agg_topk_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data);
 static int ts_pq_first_cmp(const void *a, const void *b);
 static uint32_t ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs,
     const ts_pq_ls_t *ls);
@@ -107,8 +124,11 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
 
     a = &e->u.aggregate;
 
-    if (ts_pq_agg_dense_op(a->op) && a->param == NULL && !ev->conf.no_fuse
-        && ts_pq_agg_fused(ev, a, v))
+    if (!ev->conf.no_fuse
+        && ((ts_pq_agg_dense_op(a->op) && a->param == NULL
+             && ts_pq_agg_fused(ev, a, v))
+            || ((a->op == TS_PQ_AGG_TOPK || a->op == TS_PQ_AGG_BOTTOMK)
+                && ts_pq_agg_topk_fused(ev, a, v))))
     {
         return;
     }
@@ -514,16 +534,6 @@ ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
 }
 
 
-/* groups x steps at most for topk's and bottomk's heaps per cell */
-#define TS_PQ_TOPK_CELLS  65536
-
-
-/* a group's heap at one step, and the first series that reached it */
-typedef struct {
-    ts_pq_vec_t             heap;
-    uint32_t                first;
-} ts_pq_kcell_t;
-
 
 /*
  * topk and bottomk over the whole range at once, as the dense
@@ -542,13 +552,11 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     int               top;
     double            p;
     int64_t           off, *kv;
-    uint32_t          i, j, g, n, nsteps, step, *gidx;
-    ts_pq_map_t       map;
+    uint32_t          i, j, nsteps, step, *gidx;
     ts_pq_sample_t    smp;
     ts_pq_kcell_t    *cell, *c;
     ts_pq_series_t   *s, *ps;
     ts_pq_groups_t    gs;
-    uint64_t         *first;
 
     if (ev->start > ev->end) {
         return 0;
@@ -671,18 +679,42 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
 
     ts_pq_free(ev, gidx);
 
-    /* step by step into the output, as the step loop */
+    ts_pq_agg_topk_emit(ev, gs.n, cell, nsteps, top, v);
+
+    ts_pq_free(ev, cell);
+    ts_pq_free(ev, kv);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+
+    return 1;
+}
+
+
+/*
+ * The heaps of ngroups x nsteps cells into v, step by step as the step
+ * loop: at each step the groups in the order of their first series
+ * there, each heap sorted; the heaps are freed
+ */
+
+static void
+ts_pq_agg_topk_emit(ts_pq_ev_t *ev, uint32_t ngroups, ts_pq_kcell_t *cell,
+    uint32_t nsteps, int top, ts_pq_val_t *v)
+{
+    uint32_t         i, j, g, n, step;
+    uint64_t        *first;
+    ts_pq_map_t      map;
+    ts_pq_kcell_t   *c;
 
     memset(v, 0, sizeof(ts_pq_val_t));
     v->type = TS_PQ_TYPE_VECTOR;
     ts_pq_map_init(ev, &map, &v->m);
 
-    first = ts_pq_alloc(ev, ((size_t) gs.n + 1) * sizeof(uint64_t));
+    first = ts_pq_alloc(ev, ((size_t) ngroups + 1) * sizeof(uint64_t));
 
     for (step = 0; step < nsteps; step++) {
         ts_pq_tick(ev);
 
-        for (n = 0, g = 0; g < gs.n; g++) {
+        for (n = 0, g = 0; g < ngroups; g++) {
             c = &cell[(size_t) g * nsteps + step];
 
             if (c->heap.n > 0) {
@@ -703,17 +735,171 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
             }
 
             ts_pq_free(ev, c->heap.s);
+            c->heap.s = NULL;
         }
     }
 
     ts_pq_free(ev, first);
     ts_pq_free(ev, map.slot);
-    ts_pq_free(ev, cell);
-    ts_pq_free(ev, kv);
-    ts_pq_free(ev, gs.slot);
-    ts_pq_free(ev, gs.g);
+}
 
-    return 1;
+
+/* topk or bottomk fused with the range function under it */
+
+typedef struct {
+    ts_pq_fuse_t                  fu;
+    const ts_promql_aggregate_t  *a;
+    ts_pq_groups_t                gs;
+    ts_pq_kcell_t                *cell;     /* rows x nsteps */
+    uint32_t                      rows;
+    uint32_t                      nsteps;
+    uint32_t                      series;   /* given so far */
+    int64_t                       k;
+    int                           top;
+} ts_pq_ktop_t;
+
+
+/*
+ * topk(k, rangefn(sel[r])) and bottomk with k a number: as
+ * ts_pq_agg_topk() over the function's output, each series' points put
+ * into its group's heaps as they come, with no series of its own; k, a
+ * literal, is the same at every step.  The parameter is evaluated after
+ * the function, as unfused, so samples count alike.  0 (nothing done):
+ * not such an expression, a k the step loop reports or ignores, or more
+ * groups x steps than heaps are kept for (then the step loop, from the
+ * start).
+ */
+
+static int
+ts_pq_agg_topk_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v)
+{
+    int                      done;
+    double                   k;
+    size_t                   i;
+    ts_pq_val_t              param;
+    ts_pq_ktop_t             kt;
+    const ts_promql_expr_t  *pe;
+
+    pe = ts_pq_unparen(a->param);
+
+    if (pe->kind != TS_PQ_NUMBER || ev->start > ev->end) {
+        return 0;
+    }
+
+    k = pe->u.number;
+
+    if (!(k >= 1 && k <= 9.223372036854775e18)) {
+        return 0;
+    }
+
+    memset(&kt, 0, sizeof(ts_pq_ktop_t));
+    kt.a = a;
+    kt.k = (int64_t) k;
+    kt.top = a->op == TS_PQ_AGG_TOPK;
+    kt.nsteps = ts_pq_steps_left(ev, ev->start);
+    kt.fu.fn = ts_pq_agg_topk_one;
+    kt.fu.data = &kt;
+    kt.fu.step = ts_pq_alloc(ev, kt.nsteps * sizeof(uint32_t));
+    kt.fu.v = ts_pq_alloc(ev, kt.nsteps * sizeof(double));
+
+    done = ts_pq_call_fused(ev, a->expr, &kt.fu) && !kt.fu.stop;
+
+    ts_pq_free(ev, kt.fu.step);
+    ts_pq_free(ev, kt.fu.v);
+    ts_pq_free(ev, kt.fu.ls);
+
+    if (done) {
+        memset(&param, 0, sizeof(ts_pq_val_t));
+        ts_pq_eval(ev, a->param, &param);
+
+        if (kt.gs.n > 0) {
+            ts_pq_agg_topk_emit(ev, kt.gs.n, kt.cell, kt.nsteps, kt.top, v);
+
+        } else {
+            memset(v, 0, sizeof(ts_pq_val_t));
+            v->type = TS_PQ_TYPE_VECTOR;
+        }
+
+        ts_pq_mat_free(ev, &param.m);
+    }
+
+    ts_pq_samples(ev, -(int64_t) kt.fu.held);
+
+    for (i = 0; i < (size_t) kt.rows * kt.nsteps; i++) {
+        ts_pq_free(ev, kt.cell[i].heap.s);
+    }
+
+    ts_pq_free(ev, kt.cell);
+    ts_pq_free(ev, kt.gs.slot);
+    ts_pq_free(ev, kt.gs.g);
+
+    return done;
+}
+
+
+/* one series' output of the range function into its group's heaps */
+
+static void
+ts_pq_agg_topk_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data)
+{
+    int              hist;
+    uint32_t         g, i, k, rows, max;
+    ts_pq_ktop_t    *kt;
+    ts_pq_kcell_t   *c;
+    ts_pq_sample_t   smp;
+
+    kt = data;
+    i = kt->series++;
+    hist = 0;
+
+    for (k = 0; ev->nhist > 0 && k < n; k++) {
+        if (ts_pq_is_hist(v[k])) {
+            hist = 1;
+            break;
+        }
+    }
+
+    g = ts_pq_group_of(ev, &kt->gs, ts_pq_agg_ls(ev, kt->a, ls));
+
+    if (kt->gs.n > kt->rows) {
+        max = TS_PQ_TOPK_CELLS / kt->nsteps;
+
+        if (kt->gs.n > max) {
+            /* as ts_pq_agg_topk(): the step loop's */
+            kt->fu.stop = 1;
+            return;
+        }
+
+        rows = kt->rows ? kt->rows * 2 : 4;
+        rows = rows < max ? rows : max;
+        kt->cell = ts_pq_realloc(ev, kt->cell, (size_t) rows * kt->nsteps
+                                               * sizeof(ts_pq_kcell_t));
+        memset(&kt->cell[(size_t) kt->rows * kt->nsteps], 0,
+               (size_t) (rows - kt->rows) * kt->nsteps
+               * sizeof(ts_pq_kcell_t));
+        kt->rows = rows;
+    }
+
+    smp.ls = ls;
+
+    for (k = 0; k < n; k++) {
+        c = &kt->cell[(size_t) g * kt->nsteps + step[k]];
+        smp.t = ev->start + (int64_t) step[k] * ev->interval;
+        smp.v = v[k];
+
+        if (hist && ts_pq_is_hist(smp.v)) {
+            /* 2.42's other aggregations read a histogram sample's V */
+            smp.v = 0;
+        }
+
+        if (c->heap.n == 0) {
+            c->first = i;
+        }
+
+        ts_pq_heap_put(ev, &c->heap, &smp, kt->k, kt->top);
+    }
 }
 
 

@@ -1166,8 +1166,12 @@ static const char  *t_fload[] = {
     "y{job=\"a\",i=\"1\"} 1+1x80",
 };
 
-static const char  *t_fops[] = {
-    "sum", "avg", "count", "min", "max", "group", "stddev", "stdvar",
+static const char  *t_fops[][2] = {
+    { "sum", "" }, { "avg", "" }, { "count", "" }, { "min", "" },
+    { "max", "" }, { "group", "" }, { "stddev", "" }, { "stdvar", "" },
+    { "topk", "2, " }, { "bottomk", "1, " }, { "topk", "100, " },
+    { "bottomk", "(3), " }, { "topk", "0, " }, { "topk", "NaN, " },
+    { "topk", "scalar(vector(2)), " },
 };
 
 static const char  *t_fgroup[] = {
@@ -1308,8 +1312,8 @@ test_fused(void **state)
     for (i = 0; i < sizeof(t_fops) / sizeof(t_fops[0]); i++) {
         for (j = 0; j < sizeof(t_fgroup) / sizeof(t_fgroup[0]); j++) {
             for (k = 0; k < sizeof(t_ffn) / sizeof(t_ffn[0]); k++) {
-                snprintf(q, sizeof(q), "%s%s (%s)", t_fops[i], t_fgroup[j],
-                         t_ffn[k]);
+                snprintf(q, sizeof(q), "%s%s (%s%s)", t_fops[i][0],
+                         t_fgroup[j], t_fops[i][1], t_ffn[k]);
                 assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq,
                                                  NULL), TS_OK);
 
@@ -1354,9 +1358,30 @@ test_fused(void **state)
     assert_true(nerr > 0);
     assert_true(npts > 100000);
 
+    /* topk with more groups x steps than it keeps heaps for */
+
+    snprintf(q, sizeof(q), "topk by (i) (1, rate(x[1m]))");
+    assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq, NULL), TS_OK);
+    ca.max_points = 20000;
+    cb.max_points = 20000;
+    ra = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 100, &ca,
+                         &a, &ea);
+    rb = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 100, &cb,
+                         &b, &eb);
+    /* 6 groups (by i) x 13001 steps, a point at most steps of each */
+    assert_int_equal(ra, TS_OK);
+    assert_true(t_fpoints(a) > 40000);
+    bad += !t_fsame(q, a, ra, &ea, b, rb, &eb);
+    ts_pqeval_result_free(a);
+    ts_pqeval_result_free(b);
+    ts_promql_free(pq);
+
     /* max_samples: every limit from 1 up trips alike */
 
     snprintf(q, sizeof(q), "avg by (job) (rate(x[1m]))");
+
+limits:
+
     assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq, NULL), TS_OK);
     ra = TS_ERR_LIMIT;
 
@@ -1382,9 +1407,14 @@ test_fused(void **state)
     /* the limit is the peak: what was read, the rate()s, the result */
     assert_true(lim > 400);
     assert_int_equal(ra, TS_OK);
-    fprintf(stderr, "fused: max_samples of %llu needed\n",
+    fprintf(stderr, "fused: %s: max_samples of %llu needed\n", q,
             (unsigned long long) lim - 1);
     ts_promql_free(pq);
+
+    if (strncmp(q, "avg", 3) == 0) {
+        snprintf(q, sizeof(q), "bottomk by (job) (2, rate(x[1m]))");
+        goto limits;
+    }
 
     assert_int_equal(bad, 0);
 }
