@@ -809,7 +809,7 @@ ts_xor_advance(ts_xor_iter_t *it, uint64_t tdelta)
 static int
 ts_xor_read_value(ts_xor_iter_t *it)
 {
-    unsigned  leading, trailing, width;
+    unsigned  leading, trailing, width, ctl;
     uint64_t  w;
 
     w = ts_xor_peek(it);
@@ -820,7 +820,7 @@ ts_xor_read_value(ts_xor_iter_t *it)
     }
 
     if ((w >> 62 & 1) == 0) {
-        it->pos += 2;
+        ctl = 2;
 
         /* Go reads a window never set as leading = trailing = 0 */
         if (it->leading == TS_XOR_NO_WINDOW) {
@@ -835,6 +835,7 @@ ts_xor_read_value(ts_xor_iter_t *it)
         width = 64 - leading - trailing;
 
     } else {
+        ctl = 13;
         leading = (unsigned) (w >> 57 & 0x1f);
         width = (unsigned) (w >> 51 & 0x3f);
         width = width ? width : 64;
@@ -846,9 +847,16 @@ ts_xor_read_value(ts_xor_iter_t *it)
         trailing = 64 - leading - width;
         it->leading = (uint8_t) leading;
         it->trailing = (uint8_t) trailing;
-        it->pos += 13;
     }
 
+    if (width > 0 && ctl + width <= 57) {
+        /* the field is within the 57 valid bits already peeked */
+        it->v ^= (w << ctl) >> (64 - width) << trailing;
+        it->pos += ctl + width;
+        return TS_OK;
+    }
+
+    it->pos += ctl;
     it->v ^= ts_xor_read(it, width) << trailing;
 
     return TS_OK;

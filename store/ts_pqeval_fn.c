@@ -42,11 +42,11 @@ static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
     void *data);
 static int ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
-    const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n, int64_t ts,
+    ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n, int64_t ts,
     const double *sc, double *out);
-static int ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p,
+static int ts_pq_rate(ts_pq_range_t *r, const ts_pq_point_t *p,
     uint32_t n, int64_t ts, int counter, int rate, double *out);
-static int ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+static int ts_pq_hist_rate(ts_pq_ev_t *ev, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
     double *out);
 static int ts_pq_instant_delta(const ts_pq_point_t *p, uint32_t n, int rate,
@@ -508,7 +508,7 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 /* the value of a range function over one window: 1, or 0 for none */
 
 static int
-ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, const ts_pq_range_t *r,
+ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, const double *sc,
     double *out)
 {
@@ -677,11 +677,11 @@ ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, const ts_pq_range_t *r,
 /* rate, increase and delta: extrapolatedRate of Prometheus 2.42 */
 
 static int
-ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
+ts_pq_rate(ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
     int64_t ts, int counter, int rate, double *out)
 {
     double    res, to_start, to_end, sampled, avg, zero, thr, ext, factor;
-    int64_t   start, end;
+    int64_t   start, end, d0, d1, ds;
     uint32_t  i, off;
 
     if (n < 2) {
@@ -709,10 +709,34 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
         }
     }
 
-    to_start = (double) (p[0].t - start) / 1000;
-    to_end = (double) (end - p[n - 1].t) / 1000;
-    sampled = (double) (p[n - 1].t - p[0].t) / 1000;
-    avg = sampled / (n - 1);
+    d0 = p[0].t - start;
+    d1 = end - p[n - 1].t;
+    ds = p[n - 1].t - p[0].t;
+
+    if (n == r->memo_n && d0 == r->memo_d0 && d1 == r->memo_d1
+        && ds == r->memo_ds)
+    {
+        /* the same operands as the last window's: the same results */
+        to_start = r->memo_to_start;
+        to_end = r->memo_to_end;
+        sampled = r->memo_sampled;
+        avg = r->memo_avg;
+
+    } else {
+        to_start = (double) d0 / 1000;
+        to_end = (double) d1 / 1000;
+        sampled = (double) ds / 1000;
+        avg = sampled / (n - 1);
+
+        r->memo_n = n;
+        r->memo_d0 = d0;
+        r->memo_d1 = d1;
+        r->memo_ds = ds;
+        r->memo_to_start = to_start;
+        r->memo_to_end = to_end;
+        r->memo_sampled = sampled;
+        r->memo_avg = avg;
+    }
 
     if (counter && res > 0 && p[0].v >= 0) {
         zero = sampled * (p[0].v / res);
@@ -746,7 +770,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
  */
 
 static int
-ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+ts_pq_hist_rate(ts_pq_ev_t *ev, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
     double *out)
 {

@@ -182,6 +182,19 @@ typedef struct {
     const uint32_t         *reset;      /* the next counter reset at or
                                            after each (NULL: none known) */
     int                     has_hist;   /* the series has histograms */
+
+    /*
+     * rate()'s last window's times: the next window mostly has the same
+     * distances to its ends and points, so the same quotients
+     */
+    int64_t                 memo_d0;    /* first point - window start */
+    int64_t                 memo_d1;    /* window end - last point */
+    int64_t                 memo_ds;    /* last point - first point */
+    uint32_t                memo_n;     /* points, 0: none yet */
+    double                  memo_to_start;
+    double                  memo_to_end;
+    double                  memo_sampled;
+    double                  memo_avg;
 } ts_pq_range_t;
 
 
