@@ -300,8 +300,42 @@ void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     int64_t *maxt);
 void ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
     int64_t mint, int64_t maxt, int keep_stale, ts_pq_each_t *each);
-uint32_t ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s,
-    int64_t ts, uint32_t *lo);
+
+/*
+ * The points of s in the window of step ts: their count, and the first
+ * one's index in *lo.  s->cur and s->hi remember where the last window
+ * started and ended: steps come in increasing order (both are reset to 0
+ * together).
+ */
+
+static inline uint32_t
+ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
+    uint32_t *lo)
+{
+    int64_t   ref;
+    uint32_t  i, k;
+
+    ref = (r->has_at ? r->at : ts) - r->offset;
+    i = s->cur;
+
+    while (i < s->n && s->p[i].t < ref - r->range) {
+        i++;
+    }
+
+    /* the last window ended at or before this one's end */
+
+    for (k = s->hi > i ? s->hi : i; k < s->n && s->p[k].t <= ref; k++) {
+        /* void */
+    }
+
+    ((ts_pq_series_t *) s)->cur = i;
+    ((ts_pq_series_t *) s)->hi = k;
+    *lo = i;
+
+    return k - i;
+}
+
+
 const ts_promql_expr_t *ts_pq_unparen(const ts_promql_expr_t *e);
 int ts_pq_is_stale(double v);
 
