@@ -99,6 +99,8 @@ static void ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
     ts_pq_each_t *each);
 static int ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     ts_pq_mat_t *m, ts_pq_each_t *each);
+static void ts_pq_select_to(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    int times, ts_pq_val_t *v, ts_pq_fuse_t *fu);
 static void ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
     void *data);
 static int64_t ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at,
@@ -1481,12 +1483,37 @@ typedef struct {
     const ts_promql_vector_t  *vs;
     int                        times;
     ts_pq_val_t               *v;
+    ts_pq_fuse_t              *fu;      /* or the output to here */
 } ts_pq_select_t;
 
 
 void
 ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v)
+{
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+
+    ts_pq_select_to(ev, vs, times, v, NULL);
+}
+
+
+/*
+ * An instant vector selector whose samples at each step go to fu, one
+ * series at a time (as ts_pq_call_fused() for a range function)
+ */
+
+void
+ts_pq_select_fused(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    ts_pq_fuse_t *fu)
+{
+    ts_pq_select_to(ev, vs, 0, NULL, fu);
+}
+
+
+static void
+ts_pq_select_to(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
+    ts_pq_val_t *v, ts_pq_fuse_t *fu)
 {
     int64_t          first, last;
     ts_pq_each_t     each;
@@ -1495,12 +1522,10 @@ ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     first = ts_pq_at(ev, vs->at_kind, vs->at, ev->start) - vs->offset;
     last = ts_pq_at(ev, vs->at_kind, vs->at, ev->end) - vs->offset;
 
-    memset(v, 0, sizeof(ts_pq_val_t));
-    v->type = TS_PQ_TYPE_VECTOR;
-
     sel.vs = vs;
     sel.times = times;
     sel.v = v;
+    sel.fu = fu;
     each.fn = ts_pq_select_one;
     each.data = &sel;
 
@@ -1515,17 +1540,26 @@ static void
 ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 {
     int64_t                    ts, ref;
-    uint32_t                   k;
+    uint32_t                   k, step, nout;
+    ts_pq_fuse_t              *fu;
     ts_pq_series_t            *d;
     ts_pq_select_t            *sel;
     const ts_promql_vector_t  *vs;
 
     sel = data;
     vs = sel->vs;
+    fu = sel->fu;
     d = NULL;
     k = 0;
+    nout = 0;
 
-    for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
+    if (fu != NULL && fu->stop) {
+        return;
+    }
+
+    for (ts = ev->start, step = 0; ts <= ev->end;
+         ts += ev->interval, step++)
+    {
         ts_pq_tick(ev);
         ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
 
@@ -1536,6 +1570,13 @@ ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
         if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
             || ts_pq_is_stale(s->p[k - 1].v))
         {
+            continue;
+        }
+
+        if (fu != NULL) {
+            fu->step[nout] = step;
+            fu->v[nout] = s->p[k - 1].v;
+            nout++;
             continue;
         }
 
@@ -1550,6 +1591,16 @@ ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
         ts_pq_series_push(ev, d, ts, sel->times ? (double) s->p[k - 1].t / 1000
                                                 : s->p[k - 1].v);
     }
+
+    if (nout == 0) {
+        return;
+    }
+
+    /* counted as the points of a series of its own would be */
+
+    ts_pq_samples(ev, nout);
+    fu->held += nout;
+    fu->fn(ev, s->ls, fu->step, fu->v, nout, fu->data);
 }
 
 

@@ -291,10 +291,11 @@ ts_pq_call_range_sel(ts_pq_ev_t *ev, ts_pq_call_range_t *cr,
 
 
 /*
- * A range function over a range selector whose output goes to fu, one
- * series at a time, instead of into series of its own: as
- * ts_pq_call_range() would compute them, with the same checks and the
- * same samples counted.  0: e is not such a function (nothing done).
+ * A range function over a range selector, or an instant selector, whose
+ * output goes to fu, one series at a time, instead of into series of its
+ * own: as ts_pq_call_range() or ts_pq_select() would compute them, with
+ * the same checks and the same samples counted.  0: e is neither
+ * (nothing done).
  */
 
 int
@@ -308,6 +309,12 @@ ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_fuse_t *fu)
     const ts_promql_call_t  *c;
 
     e = ts_pq_unparen(e);
+
+    if (e->kind == TS_PQ_VECTOR) {
+        /* an instant selector: its samples at each step */
+        ts_pq_select_fused(ev, &e->u.vector, fu);
+        return 1;
+    }
 
     if (e->kind != TS_PQ_CALL) {
         return 0;

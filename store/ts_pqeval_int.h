@@ -293,6 +293,8 @@ void ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *out);
 void ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v);
+void ts_pq_select_fused(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    ts_pq_fuse_t *fu);
 void ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_range_t *r);
 void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
@@ -346,7 +348,8 @@ void ts_pq_go_format(double v, char *buf, size_t size);
 
 /* ts_pqeval_fn.c */
 void ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
-/* e, a range function over a range selector, into fu; 0: e is not one */
+/* e, a range function over a range selector or an instant selector,
+   into fu; 0: e is neither */
 int ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_fuse_t *fu);
 double ts_pq_quantile(double q, double *v, uint32_t n);

@@ -1190,7 +1190,8 @@ static const char  *t_ffn[] = {
     "rate({__name__=~\"x|y\"}[1m])", "rate({__name__=~\"x|y\",i=\"2\"}[1m])",
     "rate(h[1m])", "increase(h[1m])", "delta(h[1m])",
     "sum_over_time(h[1m])", "rate({__name__=~\"h|x\"}[1m])",
-    "rate(nothing[1m])",
+    "rate(nothing[1m])", "x", "(x)", "x offset 1m", "x @ 300",
+    "{__name__=~\"x|y\"}", "h", "{__name__=~\"h|x\"}", "nothing",
 };
 
 
@@ -1413,6 +1414,11 @@ limits:
 
     if (strncmp(q, "avg", 3) == 0) {
         snprintf(q, sizeof(q), "bottomk by (job) (2, rate(x[1m]))");
+        goto limits;
+    }
+
+    if (strncmp(q, "bottomk", 7) == 0) {
+        snprintf(q, sizeof(q), "count by (i) (x)");
         goto limits;
     }
 
