@@ -64,6 +64,8 @@ static int ts_xor_read_first(ts_xor_iter_t *it);
 static int ts_xor_read_second(ts_xor_iter_t *it);
 static int ts_xor_read_later(ts_xor_iter_t *it);
 static int ts_xor_read_value(ts_xor_iter_t *it);
+static int ts_xor_read_value_w(ts_xor_iter_t *it, uint64_t w,
+    unsigned used);
 static int ts_xor_advance(ts_xor_iter_t *it, uint64_t tdelta);
 
 
@@ -754,7 +756,7 @@ ts_xor_read_second(ts_xor_iter_t *it)
 static int
 ts_xor_read_later(ts_xor_iter_t *it)
 {
-    unsigned  k, width;
+    unsigned  k, width, used;
     uint64_t  w, dod;
 
     w = ts_xor_peek(it);
@@ -762,11 +764,14 @@ ts_xor_read_later(ts_xor_iter_t *it)
     width = ts_xor_dod_width[k];
     it->pos += ts_xor_dod_prefix[k];
 
+    used = ts_xor_dod_prefix[k];
+
     if (width == 0) {
         dod = 0;
 
     } else if (width == 64) {
         dod = ts_xor_read(it, 64);
+        used = 64;
 
     } else {
         /* payloads above 2^(width-1) are negative, as in Go */
@@ -774,13 +779,14 @@ ts_xor_read_later(ts_xor_iter_t *it)
         dod -= (dod > (uint64_t) 1 << (width - 1)) ? (uint64_t) 1 << width
                                                    : 0;
         it->pos += width;
+        used += width;
     }
 
     if (ts_xor_advance(it, it->tdelta + dod) != TS_OK) {
         return TS_ERR_CORRUPT;
     }
 
-    return ts_xor_read_value(it);
+    return ts_xor_read_value_w(it, w, used);
 }
 
 
@@ -809,10 +815,29 @@ ts_xor_advance(ts_xor_iter_t *it, uint64_t tdelta)
 static int
 ts_xor_read_value(ts_xor_iter_t *it)
 {
-    unsigned  leading, trailing, width;
-    uint64_t  w;
+    return ts_xor_read_value_w(it, 0, 64);
+}
 
-    w = ts_xor_peek(it);
+
+/*
+ * The same with w, peeked "used" bits before it->pos (its first 57 bits
+ * are the stream's): the bits at pos are w << used while enough of them
+ * are left; else peeked again
+ */
+
+static inline int
+ts_xor_read_value_w(ts_xor_iter_t *it, uint64_t w, unsigned used)
+{
+    unsigned  leading, trailing, width, ctl, avail;
+
+    if (used > 57 - 13) {
+        w = ts_xor_peek(it);
+        avail = 57;
+
+    } else {
+        w <<= used;
+        avail = 57 - used;
+    }
 
     if ((w >> 63) == 0) {
         it->pos += 1;
@@ -820,7 +845,7 @@ ts_xor_read_value(ts_xor_iter_t *it)
     }
 
     if ((w >> 62 & 1) == 0) {
-        it->pos += 2;
+        ctl = 2;
 
         /* Go reads a window never set as leading = trailing = 0 */
         if (it->leading == TS_XOR_NO_WINDOW) {
@@ -835,6 +860,7 @@ ts_xor_read_value(ts_xor_iter_t *it)
         width = 64 - leading - trailing;
 
     } else {
+        ctl = 13;
         leading = (unsigned) (w >> 57 & 0x1f);
         width = (unsigned) (w >> 51 & 0x3f);
         width = width ? width : 64;
@@ -846,9 +872,16 @@ ts_xor_read_value(ts_xor_iter_t *it)
         trailing = 64 - leading - width;
         it->leading = (uint8_t) leading;
         it->trailing = (uint8_t) trailing;
-        it->pos += 13;
     }
 
+    if (width > 0 && ctl + width <= avail) {
+        /* the field is within the valid bits already peeked */
+        it->v ^= (w << ctl) >> (64 - width) << trailing;
+        it->pos += ctl + width;
+        return TS_OK;
+    }
+
+    it->pos += ctl;
     it->v ^= ts_xor_read(it, width) << trailing;
 
     return TS_OK;

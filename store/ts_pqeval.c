@@ -99,6 +99,8 @@ static void ts_pq_load(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
     ts_pq_each_t *each);
 static int ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
     ts_pq_mat_t *m, ts_pq_each_t *each);
+static void ts_pq_select_to(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    int times, ts_pq_val_t *v, ts_pq_fuse_t *fu);
 static void ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
     void *data);
 static int64_t ts_pq_at(ts_pq_ev_t *ev, ts_promql_at_t kind, int64_t at,
@@ -120,6 +122,7 @@ ts_pqeval_conf_default(ts_pqeval_conf_t *conf)
     conf->timeout = 120000;
     conf->max_points = 11000;
     ts_select_limits_default(&conf->select);
+    conf->no_fuse = 0;
 }
 
 
@@ -364,7 +367,7 @@ ts_pq_result(ts_pq_ev_t *ev, ts_pq_val_t *v, int range,
         n = 0;
     }
 
-    if (v->type == TS_PQ_TYPE_MATRIX || range) {
+    if ((v->type == TS_PQ_TYPE_MATRIX || range) && v->m.n > 1) {
         qsort(v->m.s, v->m.n, sizeof(ts_pq_series_t), ts_pq_series_cmp);
     }
 
@@ -790,13 +793,11 @@ ts_pq_now(void)
 }
 
 
-void
-ts_pq_tick(ts_pq_ev_t *ev)
-{
-    if (ev->deadline == 0 || (++ev->ticks & 255) != 0) {
-        return;
-    }
+/* every 256th ts_pq_tick() with a deadline */
 
+void
+ts_pq_tick_check(ts_pq_ev_t *ev)
+{
     if (ts_pq_now() > ev->deadline) {
         ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_TIMEOUT,
                    "query timed out in expression evaluation");
@@ -1263,46 +1264,56 @@ ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m)
 static int
 ts_pq_hash_cmp(const void *a, const void *b)
 {
-    const ts_pq_series_t  *x, *y;
+    const ts_pq_ls_t  *x, *y;
 
-    x = *(ts_pq_series_t *const *) a;
-    y = *(ts_pq_series_t *const *) b;
+    x = *(const ts_pq_ls_t *const *) a;
+    y = *(const ts_pq_ls_t *const *) b;
 
-    return (x->ls->hash > y->ls->hash) - (x->ls->hash < y->ls->hash);
+    return (x->hash > y->hash) - (x->hash < y->hash);
 }
 
 
 void
 ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m)
 {
-    uint32_t          i, k;
-    ts_pq_series_t  **idx;
+    uint32_t           i;
+    const ts_pq_ls_t **idx;
 
     if (m->n < 2) {
         return;
     }
 
-    idx = ts_pq_alloc(ev, m->n * sizeof(ts_pq_series_t *));
+    idx = ts_pq_alloc(ev, m->n * sizeof(ts_pq_ls_t *));
 
     for (i = 0; i < m->n; i++) {
-        idx[i] = &m->s[i];
+        idx[i] = m->s[i].ls;
     }
 
-    qsort(idx, m->n, sizeof(ts_pq_series_t *), ts_pq_hash_cmp);
+    ts_pq_ls_unique(ev, idx, m->n);
+    ts_pq_free(ev, idx);
+}
 
-    for (i = 0; i < m->n; i++) {
-        for (k = i + 1; k < m->n && idx[k]->ls->hash == idx[i]->ls->hash;
-             k++)
-        {
-            if (ts_pq_ls_equal(idx[i]->ls, idx[k]->ls)) {
+
+void
+ts_pq_ls_unique(ts_pq_ev_t *ev, const ts_pq_ls_t **ls, uint32_t n)
+{
+    uint32_t  i, k;
+
+    if (n < 2) {
+        return;
+    }
+
+    qsort(ls, n, sizeof(ts_pq_ls_t *), ts_pq_hash_cmp);
+
+    for (i = 0; i < n; i++) {
+        for (k = i + 1; k < n && ls[k]->hash == ls[i]->hash; k++) {
+            if (ts_pq_ls_equal(ls[i], ls[k])) {
                 ts_pq_fail(ev, TS_ERR_INVALID, TS_PQE_EXECUTION,
                            "vector cannot contain metrics with the same "
                            "labelset");
             }
         }
     }
-
-    ts_pq_free(ev, idx);
 }
 
 
@@ -1472,12 +1483,37 @@ typedef struct {
     const ts_promql_vector_t  *vs;
     int                        times;
     ts_pq_val_t               *v;
+    ts_pq_fuse_t              *fu;      /* or the output to here */
 } ts_pq_select_t;
 
 
 void
 ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v)
+{
+    memset(v, 0, sizeof(ts_pq_val_t));
+    v->type = TS_PQ_TYPE_VECTOR;
+
+    ts_pq_select_to(ev, vs, times, v, NULL);
+}
+
+
+/*
+ * An instant vector selector whose samples at each step go to fu, one
+ * series at a time (as ts_pq_call_fused() for a range function)
+ */
+
+void
+ts_pq_select_fused(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    ts_pq_fuse_t *fu)
+{
+    ts_pq_select_to(ev, vs, 0, NULL, fu);
+}
+
+
+static void
+ts_pq_select_to(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
+    ts_pq_val_t *v, ts_pq_fuse_t *fu)
 {
     int64_t          first, last;
     ts_pq_each_t     each;
@@ -1486,12 +1522,10 @@ ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     first = ts_pq_at(ev, vs->at_kind, vs->at, ev->start) - vs->offset;
     last = ts_pq_at(ev, vs->at_kind, vs->at, ev->end) - vs->offset;
 
-    memset(v, 0, sizeof(ts_pq_val_t));
-    v->type = TS_PQ_TYPE_VECTOR;
-
     sel.vs = vs;
     sel.times = times;
     sel.v = v;
+    sel.fu = fu;
     each.fn = ts_pq_select_one;
     each.data = &sel;
 
@@ -1506,17 +1540,26 @@ static void
 ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 {
     int64_t                    ts, ref;
-    uint32_t                   k;
+    uint32_t                   k, step, nout;
+    ts_pq_fuse_t              *fu;
     ts_pq_series_t            *d;
     ts_pq_select_t            *sel;
     const ts_promql_vector_t  *vs;
 
     sel = data;
     vs = sel->vs;
+    fu = sel->fu;
     d = NULL;
     k = 0;
+    nout = 0;
 
-    for (ts = ev->start; ts <= ev->end; ts += ev->interval) {
+    if (fu != NULL && fu->stop) {
+        return;
+    }
+
+    for (ts = ev->start, step = 0; ts <= ev->end;
+         ts += ev->interval, step++)
+    {
         ts_pq_tick(ev);
         ref = ts_pq_at(ev, vs->at_kind, vs->at, ts) - vs->offset;
 
@@ -1527,6 +1570,13 @@ ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
         if (k == 0 || s->p[k - 1].t < ref - ev->conf.lookback
             || ts_pq_is_stale(s->p[k - 1].v))
         {
+            continue;
+        }
+
+        if (fu != NULL) {
+            fu->step[nout] = step;
+            fu->v[nout] = s->p[k - 1].v;
+            nout++;
             continue;
         }
 
@@ -1541,6 +1591,16 @@ ts_pq_select_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
         ts_pq_series_push(ev, d, ts, sel->times ? (double) s->p[k - 1].t / 1000
                                                 : s->p[k - 1].v);
     }
+
+    if (nout == 0) {
+        return;
+    }
+
+    /* counted as the points of a series of its own would be */
+
+    ts_pq_samples(ev, nout);
+    fu->held += nout;
+    fu->fn(ev, s->ls, fu->step, fu->v, nout, fu->data);
 }
 
 
@@ -1560,6 +1620,7 @@ ts_pq_matrix_top(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
     for (i = 0; i < r.m.n; i++) {
         s = &r.m.s[i];
         s->cur = 0;
+        s->hi = 0;
         n = ts_pq_window(&r, s, ev->start, &lo);
 
         if (n == 0) {
@@ -1592,6 +1653,7 @@ ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r)
 
     if (e->kind == TS_PQ_SUBQUERY) {
         r->range = e->u.subquery.range;
+        r->range_s = (double) r->range / 1000;
         r->offset = e->u.subquery.offset;
         r->has_at = e->u.subquery.at_kind != TS_PQ_AT_NONE;
         r->at = ts_pq_at(ev, e->u.subquery.at_kind, e->u.subquery.at, 0);
@@ -1616,6 +1678,7 @@ ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
     e = ts_pq_unparen(e);
     vs = &e->u.matrix.vector->u.vector;
     r->range = e->u.matrix.range;
+    r->range_s = (double) r->range / 1000;
     r->offset = vs->offset;
     r->has_at = vs->at_kind != TS_PQ_AT_NONE;
     r->at = ts_pq_at(ev, vs->at_kind, vs->at, 0);
@@ -1687,38 +1750,6 @@ ts_pq_subquery(ts_pq_ev_t *ev, const ts_promql_subquery_t *sq,
     ev->interval = interval;
 
     *m = v.m;
-}
-
-
-/*
- * The points of s in the window of step ts: their count, and the first
- * one's index in *lo.  s->cur remembers where the last window started:
- * steps come in increasing order.
- */
-
-uint32_t
-ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
-    uint32_t *lo)
-{
-    int64_t   ref;
-    uint32_t  i, k;
-
-    ref = (r->has_at ? r->at : ts) - r->offset;
-    i = s->cur;
-
-    while (i < s->n && s->p[i].t < ref - r->range) {
-        i++;
-    }
-
-    ((ts_pq_series_t *) s)->cur = i;
-
-    for (k = i; k < s->n && s->p[k].t <= ref; k++) {
-        /* void */
-    }
-
-    *lo = i;
-
-    return k - i;
 }
 
 
@@ -1829,6 +1860,7 @@ ts_pq_load_series(ts_pq_ev_t *ev, ts_sset_t *ss, int keep_stale,
             s->ls = ts_pq_ls(ev, l, n);
             s->n = 0;
             s->cur = 0;
+            s->hi = 0;
 
         } else {
             s = ts_pq_mat_add(ev, m, ts_pq_ls(ev, l, n));

@@ -41,6 +41,10 @@ typedef struct {
     uint32_t                max_points;     /* steps of a range query,
                                                11000 */
     ts_select_limits_t      select;
+    int                     no_fuse;        /* 1: range functions not
+                                               fused into the aggregation
+                                               above them (tests compare
+                                               the two), 0 */
 } ts_pqeval_conf_t;
 
 

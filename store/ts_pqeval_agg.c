@@ -62,11 +62,35 @@ typedef struct {
 } ts_pq_agg_st_t;
 
 
+/* groups x steps at most for topk's and bottomk's heaps per cell */
+#define TS_PQ_TOPK_CELLS  65536
+
+
+/* a group's heap at one step, and the first series that reached it */
+typedef struct {
+    ts_pq_vec_t             heap;
+    uint32_t                first;
+} ts_pq_kcell_t;
+
+
 static int ts_pq_agg_dense_op(ts_promql_agg_t op);
 static void ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v);
+static void ts_pq_agg_emit(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_groups_t *gs, const ts_pq_acc_t *acc, uint32_t nsteps,
+    ts_pq_val_t *v);
+static int ts_pq_agg_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v);
+static void ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data);
 static int ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_val_t *args, ts_pq_val_t *v);
+static void ts_pq_agg_topk_emit(ts_pq_ev_t *ev, uint32_t ngroups,
+    ts_pq_kcell_t *cell, uint32_t nsteps, int top, ts_pq_val_t *v);
+static int ts_pq_agg_topk_fused(ts_pq_ev_t *ev,
+    const ts_promql_aggregate_t *a, ts_pq_val_t *v);
+static void ts_pq_agg_topk_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data);
 static int ts_pq_first_cmp(const void *a, const void *b);
 static uint32_t ts_pq_group_of(ts_pq_ev_t *ev, ts_pq_groups_t *gs,
     const ts_pq_ls_t *ls);
@@ -99,6 +123,16 @@ ts_pq_aggregate(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v)
     const ts_promql_aggregate_t  *a;
 
     a = &e->u.aggregate;
+
+    if (!ev->conf.no_fuse
+        && ((ts_pq_agg_dense_op(a->op) && a->param == NULL
+             && ts_pq_agg_fused(ev, a, v))
+            || ((a->op == TS_PQ_AGG_TOPK || a->op == TS_PQ_AGG_BOTTOMK)
+                && ts_pq_agg_topk_fused(ev, a, v))))
+    {
+        return;
+    }
+
     memset(args, 0, sizeof(args));
     n = 1;
 
@@ -189,11 +223,10 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     ts_pq_mat_t *in, ts_pq_val_t *v)
 {
     int64_t           off;
-    uint32_t          i, j, k, g, n, nsteps, step, *gidx;
+    uint32_t          i, k, g, nsteps, step, *gidx;
     ts_pq_acc_t      *acc, *c;
-    ts_pq_series_t   *s, *d;
+    ts_pq_series_t   *s;
     ts_pq_groups_t    gs;
-    ts_pq_rgroup_t   *rg;
 
     memset(v, 0, sizeof(ts_pq_val_t));
     v->type = TS_PQ_TYPE_VECTOR;
@@ -282,10 +315,38 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
 
     ts_pq_free(ev, gidx);
 
-    rg = gs.g;
-    qsort(rg, gs.n, sizeof(ts_pq_rgroup_t), ts_pq_rgroup_cmp);
+    ts_pq_agg_emit(ev, a, &gs, acc, nsteps, v);
 
-    for (j = 0; j < gs.n; j++) {
+    ts_pq_free(ev, acc);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+}
+
+
+/*
+ * The groups of a dense table (a row of nsteps per group index) into v:
+ * by the first step with a sample, then by the first series with a
+ * sample at that step (reorders gs)
+ */
+
+static void
+ts_pq_agg_emit(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_groups_t *gs, const ts_pq_acc_t *acc, uint32_t nsteps,
+    ts_pq_val_t *v)
+{
+    uint32_t             j, n, step;
+    ts_pq_series_t      *d;
+    ts_pq_rgroup_t      *rg;
+    const ts_pq_acc_t   *c;
+
+    if (gs->n == 0) {
+        return;
+    }
+
+    rg = gs->g;
+    qsort(rg, gs->n, sizeof(ts_pq_rgroup_t), ts_pq_rgroup_cmp);
+
+    for (j = 0; j < gs->n; j++) {
         ts_pq_tick(ev);
         c = &acc[(size_t) rg[j].index * nsteps];
 
@@ -307,22 +368,171 @@ ts_pq_agg_dense(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
             d->n++;
         }
     }
-
-    ts_pq_free(ev, acc);
-    ts_pq_free(ev, gs.slot);
-    ts_pq_free(ev, gs.g);
 }
 
 
-/* groups x steps at most for topk's and bottomk's heaps per cell */
-#define TS_PQ_TOPK_CELLS  65536
+/* a dense aggregation fused with the range function under it */
 
-
-/* a group's heap at one step, and the first series that reached it */
 typedef struct {
-    ts_pq_vec_t             heap;
-    uint32_t                first;
-} ts_pq_kcell_t;
+    ts_pq_fuse_t                  fu;
+    const ts_promql_aggregate_t  *a;
+    ts_pq_groups_t                gs;
+    ts_pq_acc_t                  *acc;      /* rows x nsteps */
+    uint32_t                      rows;
+    uint32_t                      nsteps;
+    uint32_t                      series;   /* given so far */
+    int                           over;     /* the table would pass
+                                               max_memory */
+} ts_pq_fagg_t;
+
+
+/*
+ * sum, avg, count, min, max, group, stddev, stdvar of a range function
+ * over a range selector: each series' output goes straight into its
+ * group's row of the table, no series of its own.  The series come in
+ * the order the range function would have output them, so everything
+ * is as ts_pq_agg_dense() over that output would have it: the sums per
+ * step in input order, the groups' order, the samples counted (the
+ * function's output stays counted until the end), the errors and their
+ * order (max_samples while reading, a repeated label set, the table's
+ * size).  0: not such an expression, or a sum that met a native
+ * histogram (ts_pq_agg_hist()'s): nothing done.
+ */
+
+static int
+ts_pq_agg_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v)
+{
+    int           done;
+    ts_pq_fagg_t  fa;
+
+    if (ev->start > ev->end) {
+        return 0;
+    }
+
+    memset(&fa, 0, sizeof(ts_pq_fagg_t));
+    fa.a = a;
+    fa.nsteps = ts_pq_steps_left(ev, ev->start);
+    fa.fu.fn = ts_pq_agg_fused_one;
+    fa.fu.data = &fa;
+    fa.fu.step = ts_pq_alloc(ev, fa.nsteps * sizeof(uint32_t));
+    fa.fu.v = ts_pq_alloc(ev, fa.nsteps * sizeof(double));
+
+    done = ts_pq_call_fused(ev, a->expr, &fa.fu) && !fa.fu.stop;
+
+    ts_pq_free(ev, fa.fu.step);
+    ts_pq_free(ev, fa.fu.v);
+    ts_pq_free(ev, fa.fu.ls);
+
+    if (done) {
+        memset(v, 0, sizeof(ts_pq_val_t));
+        v->type = TS_PQ_TYPE_VECTOR;
+
+        if (fa.over) {
+            ts_pq_fail(ev, TS_ERR_LIMIT, TS_PQE_EXECUTION,
+                       "query processing would use more than %zu bytes of "
+                       "memory", ev->conf.max_memory);
+        }
+
+        ts_pq_agg_emit(ev, a, &fa.gs, fa.acc, fa.nsteps, v);
+    }
+
+    /* the function's output is gone now */
+
+    ts_pq_samples(ev, -(int64_t) fa.fu.held);
+
+    ts_pq_free(ev, fa.acc);
+    ts_pq_free(ev, fa.gs.slot);
+    ts_pq_free(ev, fa.gs.g);
+
+    return done;
+}
+
+
+/* one series' output of the range function into its group's row */
+
+static void
+ts_pq_agg_fused_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data)
+{
+    int                           hist;
+    double                        x;
+    size_t                        max;
+    uint32_t                      g, i, k, rows;
+    ts_pq_acc_t                  *c;
+    ts_pq_fagg_t                 *fa;
+    const ts_promql_aggregate_t  *a;
+
+    fa = data;
+    a = fa->a;
+    i = fa->series++;
+    hist = 0;
+
+    for (k = 0; ev->nhist > 0 && k < n; k++) {
+        if (ts_pq_is_hist(v[k])) {
+            hist = 1;
+            break;
+        }
+    }
+
+    if (hist && a->op == TS_PQ_AGG_SUM) {
+        /* a sum of histograms: ts_pq_agg_hist() over the whole output */
+        fa->fu.stop = 1;
+        return;
+    }
+
+    g = ts_pq_group_of(ev, &fa->gs, ts_pq_agg_ls(ev, a, ls));
+
+    if (step[0] < fa->gs.g[g].step) {
+        fa->gs.g[g].step = step[0];
+        fa->gs.g[g].series = i;
+    }
+
+    if (fa->gs.n > fa->rows && !fa->over) {
+        /* as ts_pq_agg_dense() checks the table it would allocate */
+
+        max = ev->conf.max_memory / (fa->nsteps * sizeof(ts_pq_acc_t));
+
+        if (fa->gs.n > max) {
+            fa->over = 1;
+            ts_pq_free(ev, fa->acc);
+            fa->acc = NULL;
+
+        } else {
+            rows = fa->rows ? fa->rows * 2 : 16;
+            rows = rows < max ? rows : (uint32_t) max;
+            fa->acc = ts_pq_realloc(ev, fa->acc, (size_t) rows * fa->nsteps
+                                                 * sizeof(ts_pq_acc_t));
+            memset(&fa->acc[(size_t) fa->rows * fa->nsteps], 0,
+                   (size_t) (rows - fa->rows) * fa->nsteps
+                   * sizeof(ts_pq_acc_t));
+            fa->rows = rows;
+        }
+    }
+
+    if (fa->over) {
+        return;
+    }
+
+    c = &fa->acc[(size_t) g * fa->nsteps];
+
+    for (k = 0; k < n; k++) {
+        x = v[k];
+
+        if (hist && ts_pq_is_hist(x)) {
+            /* 2.42's other aggregations read a histogram sample's V */
+            x = 0;
+        }
+
+        if (c[step[k]].count == 0) {
+            ts_pq_acc_init(a->op, &c[step[k]], x);
+
+        } else {
+            ts_pq_acc_add(a->op, &c[step[k]], x);
+        }
+    }
+}
+
 
 
 /*
@@ -342,13 +552,11 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
     int               top;
     double            p;
     int64_t           off, *kv;
-    uint32_t          i, j, g, n, nsteps, step, *gidx;
-    ts_pq_map_t       map;
+    uint32_t          i, j, nsteps, step, *gidx;
     ts_pq_sample_t    smp;
     ts_pq_kcell_t    *cell, *c;
     ts_pq_series_t   *s, *ps;
     ts_pq_groups_t    gs;
-    uint64_t         *first;
 
     if (ev->start > ev->end) {
         return 0;
@@ -471,18 +679,42 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
 
     ts_pq_free(ev, gidx);
 
-    /* step by step into the output, as the step loop */
+    ts_pq_agg_topk_emit(ev, gs.n, cell, nsteps, top, v);
+
+    ts_pq_free(ev, cell);
+    ts_pq_free(ev, kv);
+    ts_pq_free(ev, gs.slot);
+    ts_pq_free(ev, gs.g);
+
+    return 1;
+}
+
+
+/*
+ * The heaps of ngroups x nsteps cells into v, step by step as the step
+ * loop: at each step the groups in the order of their first series
+ * there, each heap sorted; the heaps are freed
+ */
+
+static void
+ts_pq_agg_topk_emit(ts_pq_ev_t *ev, uint32_t ngroups, ts_pq_kcell_t *cell,
+    uint32_t nsteps, int top, ts_pq_val_t *v)
+{
+    uint32_t         i, j, g, n, step;
+    uint64_t        *first;
+    ts_pq_map_t      map;
+    ts_pq_kcell_t   *c;
 
     memset(v, 0, sizeof(ts_pq_val_t));
     v->type = TS_PQ_TYPE_VECTOR;
     ts_pq_map_init(ev, &map, &v->m);
 
-    first = ts_pq_alloc(ev, ((size_t) gs.n + 1) * sizeof(uint64_t));
+    first = ts_pq_alloc(ev, ((size_t) ngroups + 1) * sizeof(uint64_t));
 
     for (step = 0; step < nsteps; step++) {
         ts_pq_tick(ev);
 
-        for (n = 0, g = 0; g < gs.n; g++) {
+        for (n = 0, g = 0; g < ngroups; g++) {
             c = &cell[(size_t) g * nsteps + step];
 
             if (c->heap.n > 0) {
@@ -503,17 +735,171 @@ ts_pq_agg_topk(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
             }
 
             ts_pq_free(ev, c->heap.s);
+            c->heap.s = NULL;
         }
     }
 
     ts_pq_free(ev, first);
     ts_pq_free(ev, map.slot);
-    ts_pq_free(ev, cell);
-    ts_pq_free(ev, kv);
-    ts_pq_free(ev, gs.slot);
-    ts_pq_free(ev, gs.g);
+}
 
-    return 1;
+
+/* topk or bottomk fused with the range function under it */
+
+typedef struct {
+    ts_pq_fuse_t                  fu;
+    const ts_promql_aggregate_t  *a;
+    ts_pq_groups_t                gs;
+    ts_pq_kcell_t                *cell;     /* rows x nsteps */
+    uint32_t                      rows;
+    uint32_t                      nsteps;
+    uint32_t                      series;   /* given so far */
+    int64_t                       k;
+    int                           top;
+} ts_pq_ktop_t;
+
+
+/*
+ * topk(k, rangefn(sel[r])) and bottomk with k a number: as
+ * ts_pq_agg_topk() over the function's output, each series' points put
+ * into its group's heaps as they come, with no series of its own; k, a
+ * literal, is the same at every step.  The parameter is evaluated after
+ * the function, as unfused, so samples count alike.  0 (nothing done):
+ * not such an expression, a k the step loop reports or ignores, or more
+ * groups x steps than heaps are kept for (then the step loop, from the
+ * start).
+ */
+
+static int
+ts_pq_agg_topk_fused(ts_pq_ev_t *ev, const ts_promql_aggregate_t *a,
+    ts_pq_val_t *v)
+{
+    int                      done;
+    double                   k;
+    size_t                   i;
+    ts_pq_val_t              param;
+    ts_pq_ktop_t             kt;
+    const ts_promql_expr_t  *pe;
+
+    pe = ts_pq_unparen(a->param);
+
+    if (pe->kind != TS_PQ_NUMBER || ev->start > ev->end) {
+        return 0;
+    }
+
+    k = pe->u.number;
+
+    if (!(k >= 1 && k <= 9.223372036854775e18)) {
+        return 0;
+    }
+
+    memset(&kt, 0, sizeof(ts_pq_ktop_t));
+    kt.a = a;
+    kt.k = (int64_t) k;
+    kt.top = a->op == TS_PQ_AGG_TOPK;
+    kt.nsteps = ts_pq_steps_left(ev, ev->start);
+    kt.fu.fn = ts_pq_agg_topk_one;
+    kt.fu.data = &kt;
+    kt.fu.step = ts_pq_alloc(ev, kt.nsteps * sizeof(uint32_t));
+    kt.fu.v = ts_pq_alloc(ev, kt.nsteps * sizeof(double));
+
+    done = ts_pq_call_fused(ev, a->expr, &kt.fu) && !kt.fu.stop;
+
+    ts_pq_free(ev, kt.fu.step);
+    ts_pq_free(ev, kt.fu.v);
+    ts_pq_free(ev, kt.fu.ls);
+
+    if (done) {
+        memset(&param, 0, sizeof(ts_pq_val_t));
+        ts_pq_eval(ev, a->param, &param);
+
+        if (kt.gs.n > 0) {
+            ts_pq_agg_topk_emit(ev, kt.gs.n, kt.cell, kt.nsteps, kt.top, v);
+
+        } else {
+            memset(v, 0, sizeof(ts_pq_val_t));
+            v->type = TS_PQ_TYPE_VECTOR;
+        }
+
+        ts_pq_mat_free(ev, &param.m);
+    }
+
+    ts_pq_samples(ev, -(int64_t) kt.fu.held);
+
+    for (i = 0; i < (size_t) kt.rows * kt.nsteps; i++) {
+        ts_pq_free(ev, kt.cell[i].heap.s);
+    }
+
+    ts_pq_free(ev, kt.cell);
+    ts_pq_free(ev, kt.gs.slot);
+    ts_pq_free(ev, kt.gs.g);
+
+    return done;
+}
+
+
+/* one series' output of the range function into its group's heaps */
+
+static void
+ts_pq_agg_topk_one(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+    const uint32_t *step, const double *v, uint32_t n, void *data)
+{
+    int              hist;
+    uint32_t         g, i, k, rows, max;
+    ts_pq_ktop_t    *kt;
+    ts_pq_kcell_t   *c;
+    ts_pq_sample_t   smp;
+
+    kt = data;
+    i = kt->series++;
+    hist = 0;
+
+    for (k = 0; ev->nhist > 0 && k < n; k++) {
+        if (ts_pq_is_hist(v[k])) {
+            hist = 1;
+            break;
+        }
+    }
+
+    g = ts_pq_group_of(ev, &kt->gs, ts_pq_agg_ls(ev, kt->a, ls));
+
+    if (kt->gs.n > kt->rows) {
+        max = TS_PQ_TOPK_CELLS / kt->nsteps;
+
+        if (kt->gs.n > max) {
+            /* as ts_pq_agg_topk(): the step loop's */
+            kt->fu.stop = 1;
+            return;
+        }
+
+        rows = kt->rows ? kt->rows * 2 : 4;
+        rows = rows < max ? rows : max;
+        kt->cell = ts_pq_realloc(ev, kt->cell, (size_t) rows * kt->nsteps
+                                               * sizeof(ts_pq_kcell_t));
+        memset(&kt->cell[(size_t) kt->rows * kt->nsteps], 0,
+               (size_t) (rows - kt->rows) * kt->nsteps
+               * sizeof(ts_pq_kcell_t));
+        kt->rows = rows;
+    }
+
+    smp.ls = ls;
+
+    for (k = 0; k < n; k++) {
+        c = &kt->cell[(size_t) g * kt->nsteps + step[k]];
+        smp.t = ev->start + (int64_t) step[k] * ev->interval;
+        smp.v = v[k];
+
+        if (hist && ts_pq_is_hist(smp.v)) {
+            /* 2.42's other aggregations read a histogram sample's V */
+            smp.v = 0;
+        }
+
+        if (c->heap.n == 0) {
+            c->first = i;
+        }
+
+        ts_pq_heap_put(ev, &c->heap, &smp, kt->k, kt->top);
+    }
 }
 
 

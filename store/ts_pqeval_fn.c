@@ -42,11 +42,11 @@ static void ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 static void ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s,
     void *data);
 static int ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
-    const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n, int64_t ts,
+    ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n, int64_t ts,
     const double *sc, double *out);
-static int ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p,
+static int ts_pq_rate(ts_pq_range_t *r, const ts_pq_point_t *p,
     uint32_t n, int64_t ts, int counter, int rate, double *out);
-static int ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+static int ts_pq_hist_rate(ts_pq_ev_t *ev, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
     double *out);
 static int ts_pq_instant_delta(const ts_pq_point_t *p, uint32_t n, int rate,
@@ -179,24 +179,26 @@ typedef struct {
     ts_pq_val_t            *args;
     uint32_t                nargs;
     ts_pq_val_t            *v;
+    ts_pq_fuse_t           *fu;         /* or the output to here */
     uint32_t               *reset;      /* rate, increase: per point */
     uint32_t                rcap;
 } ts_pq_call_range_t;
+
+
+static void ts_pq_call_range_sel(ts_pq_ev_t *ev, ts_pq_call_range_t *cr,
+    const ts_promql_expr_t *arg);
 
 
 static void
 ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     ts_pq_val_t *v)
 {
-    int64_t                    mint, maxt;
-    uint32_t                   i, nargs;
-    ts_pq_val_t                args[4];
-    ts_pq_each_t               each;
-    ts_pq_range_t              r;
-    ts_pq_call_range_t         cr;
-    const ts_promql_expr_t    *arg;
-    const ts_promql_call_t    *c;
-    const ts_promql_vector_t  *vs;
+    uint32_t                 i, nargs;
+    ts_pq_val_t              args[4];
+    ts_pq_range_t            r;
+    ts_pq_call_range_t       cr;
+    const ts_promql_expr_t  *arg;
+    const ts_promql_call_t  *c;
 
     c = &e->u.call;
     nargs = c->nargs < 4 ? c->nargs : 4;
@@ -218,25 +220,14 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
     cr.args = args;
     cr.nargs = nargs;
     cr.v = v;
+    cr.fu = NULL;
     cr.reset = NULL;
     cr.rcap = 0;
 
     if (arg->kind == TS_PQ_MATRIX
         && c->func->id != TS_PQ_FN_ABSENT_OVER_TIME)
     {
-        /*
-         * a range selector: its series straight from the storage to the
-         * windows, one at a time
-         */
-
-        ts_pq_range_sel(ev, arg, &r, &vs, &mint, &maxt);
-
-        each.fn = ts_pq_call_range_one;
-        each.data = &cr;
-        ts_pq_load_each(ev, vs, mint, maxt, 0, &each);
-
-        ts_pq_mat_unique(ev, &v->m);
-        ts_pq_samples(ev, -(int64_t) each.held);
+        ts_pq_call_range_sel(ev, &cr, arg);
 
     } else {
         ts_pq_range_arg(ev, c->args[mi], &r);
@@ -266,6 +257,117 @@ ts_pq_call_range(ts_pq_ev_t *ev, const ts_promql_expr_t *e, uint32_t mi,
 }
 
 
+/*
+ * A range function over a range selector: its series straight from the
+ * storage to the windows, one at a time, and their output into cr->v or
+ * to cr->fu.
+ */
+
+static void
+ts_pq_call_range_sel(ts_pq_ev_t *ev, ts_pq_call_range_t *cr,
+    const ts_promql_expr_t *arg)
+{
+    int64_t                    mint, maxt;
+    ts_pq_each_t               each;
+    const ts_promql_vector_t  *vs;
+
+    ts_pq_range_sel(ev, arg, cr->r, &vs, &mint, &maxt);
+
+    each.fn = ts_pq_call_range_one;
+    each.data = cr;
+    ts_pq_load_each(ev, vs, mint, maxt, 0, &each);
+
+    /* names dropped: two series may now be one */
+
+    if (cr->fu == NULL) {
+        ts_pq_mat_unique(ev, &cr->v->m);
+
+    } else if (!cr->fu->stop) {
+        ts_pq_ls_unique(ev, cr->fu->ls, cr->fu->nls);
+    }
+
+    ts_pq_samples(ev, -(int64_t) each.held);
+}
+
+
+/*
+ * A range function over a range selector, or an instant selector, whose
+ * output goes to fu, one series at a time, instead of into series of its
+ * own: as ts_pq_call_range() or ts_pq_select() would compute them, with
+ * the same checks and the same samples counted.  0: e is neither
+ * (nothing done).
+ */
+
+int
+ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_fuse_t *fu)
+{
+    uint32_t                 i, mi, nargs;
+    ts_pq_val_t              args[4];
+    ts_pq_range_t            r;
+    ts_pq_call_range_t       cr;
+    const ts_promql_expr_t  *arg;
+    const ts_promql_call_t  *c;
+
+    e = ts_pq_unparen(e);
+
+    if (e->kind == TS_PQ_VECTOR) {
+        /* an instant selector: its samples at each step */
+        ts_pq_select_fused(ev, &e->u.vector, fu);
+        return 1;
+    }
+
+    if (e->kind != TS_PQ_CALL) {
+        return 0;
+    }
+
+    c = &e->u.call;
+
+    for (mi = 0; mi < c->nargs; mi++) {
+        if (c->args[mi]->type == TS_PQ_TYPE_MATRIX) {
+            break;
+        }
+    }
+
+    if (mi == c->nargs || c->func->id == TS_PQ_FN_ABSENT_OVER_TIME) {
+        return 0;
+    }
+
+    arg = ts_pq_unparen(c->args[mi]);
+
+    if (arg->kind != TS_PQ_MATRIX) {
+        return 0;
+    }
+
+    nargs = c->nargs < 4 ? c->nargs : 4;
+    memset(args, 0, sizeof(args));
+
+    for (i = 0; i < nargs; i++) {
+        if (i != mi) {
+            ts_pq_eval(ev, c->args[i], &args[i]);
+        }
+    }
+
+    cr.e = e;
+    cr.r = &r;
+    cr.args = args;
+    cr.nargs = nargs;
+    cr.v = NULL;
+    cr.fu = fu;
+    cr.reset = NULL;
+    cr.rcap = 0;
+
+    ts_pq_call_range_sel(ev, &cr, arg);
+
+    ts_pq_free(ev, cr.reset);
+
+    for (i = 0; i < nargs; i++) {
+        ts_pq_mat_free(ev, &args[i].m);
+    }
+
+    return 1;
+}
+
+
 /* the function over one series' windows at every step */
 
 static void
@@ -273,7 +375,8 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 {
     double                   out, sc[4];
     int64_t                  ts;
-    uint32_t                 k, lo, n, step;
+    uint32_t                 k, lo, n, step, nout;
+    ts_pq_fuse_t            *fu;
     ts_pq_range_t           *r;
     ts_pq_series_t          *d;
     const ts_pq_ls_t        *ls;
@@ -283,8 +386,15 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
     cr = data;
     r = cr->r;
     c = &cr->e->u.call;
+    fu = cr->fu;
+    nout = 0;
+
+    if (fu != NULL && fu->stop) {
+        return;
+    }
 
     s->cur = 0;
+    s->hi = 0;
     d = NULL;
     ls = c->func->id == TS_PQ_FN_LAST_OVER_TIME
          ? s->ls : ts_pq_ls_noname(ev, s->ls);
@@ -361,6 +471,13 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
             continue;
         }
 
+        if (fu != NULL) {
+            fu->step[nout] = step;
+            fu->v[nout] = out;
+            nout++;
+            continue;
+        }
+
         if (d == NULL) {
             d = ts_pq_mat_add(ev, &cr->v->m, ls);
             ts_pq_series_reserve(ev, d,
@@ -374,13 +491,31 @@ ts_pq_call_range_one(ts_pq_ev_t *ev, ts_pq_series_t *s, void *data)
 
     r->base = NULL;
     r->reset = NULL;
+
+    if (nout == 0) {
+        return;
+    }
+
+    /* counted as the points of a series of its own would be */
+
+    ts_pq_samples(ev, nout);
+    fu->held += nout;
+
+    if (fu->nls == fu->lscap) {
+        fu->lscap = fu->lscap ? fu->lscap * 2 : 256;
+        fu->ls = ts_pq_realloc(ev, fu->ls,
+                               fu->lscap * sizeof(ts_pq_ls_t *));
+    }
+
+    fu->ls[fu->nls++] = ls;
+    fu->fn(ev, ls, fu->step, fu->v, nout, fu->data);
 }
 
 
 /* the value of a range function over one window: 1, or 0 for none */
 
 static int
-ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, const ts_pq_range_t *r,
+ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, const double *sc,
     double *out)
 {
@@ -549,11 +684,11 @@ ts_pq_over(ts_pq_ev_t *ev, const ts_promql_expr_t *e, const ts_pq_range_t *r,
 /* rate, increase and delta: extrapolatedRate of Prometheus 2.42 */
 
 static int
-ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
+ts_pq_rate(ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
     int64_t ts, int counter, int rate, double *out)
 {
     double    res, to_start, to_end, sampled, avg, zero, thr, ext, factor;
-    int64_t   start, end;
+    int64_t   start, end, d0, d1, ds;
     uint32_t  i, off;
 
     if (n < 2) {
@@ -581,10 +716,34 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
         }
     }
 
-    to_start = (double) (p[0].t - start) / 1000;
-    to_end = (double) (end - p[n - 1].t) / 1000;
-    sampled = (double) (p[n - 1].t - p[0].t) / 1000;
-    avg = sampled / (n - 1);
+    d0 = p[0].t - start;
+    d1 = end - p[n - 1].t;
+    ds = p[n - 1].t - p[0].t;
+
+    if (n == r->memo_n && d0 == r->memo_d0 && d1 == r->memo_d1
+        && ds == r->memo_ds)
+    {
+        /* the same operands as the last window's: the same results */
+        to_start = r->memo_to_start;
+        to_end = r->memo_to_end;
+        sampled = r->memo_sampled;
+        avg = r->memo_avg;
+
+    } else {
+        to_start = (double) d0 / 1000;
+        to_end = (double) d1 / 1000;
+        sampled = (double) ds / 1000;
+        avg = sampled / (n - 1);
+
+        r->memo_n = n;
+        r->memo_d0 = d0;
+        r->memo_d1 = d1;
+        r->memo_ds = ds;
+        r->memo_to_start = to_start;
+        r->memo_to_end = to_end;
+        r->memo_sampled = sampled;
+        r->memo_avg = avg;
+    }
 
     if (counter && res > 0 && p[0].v >= 0) {
         zero = sampled * (p[0].v / res);
@@ -602,7 +761,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
     factor = ext / sampled;
 
     if (rate) {
-        factor /= (double) r->range / 1000;
+        factor /= r->range_s;
     }
 
     *out = res * factor;
@@ -618,7 +777,7 @@ ts_pq_rate(const ts_pq_range_t *r, const ts_pq_point_t *p, uint32_t n,
  */
 
 static int
-ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
+ts_pq_hist_rate(ts_pq_ev_t *ev, ts_pq_range_t *r,
     const ts_pq_point_t *p, uint32_t n, int64_t ts, int counter, int rate,
     double *out)
 {
@@ -704,7 +863,7 @@ ts_pq_hist_rate(ts_pq_ev_t *ev, const ts_pq_range_t *r,
     factor = ext / sampled;
 
     if (rate) {
-        factor /= (double) r->range / 1000;
+        factor /= r->range_s;
     }
 
     ts_pq_hist_mul(h, factor);
@@ -877,6 +1036,7 @@ ts_pq_absent_over_time(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
 
     for (i = 0; i < r->m.n; i++) {
         r->m.s[i].cur = 0;
+        r->m.s[i].hi = 0;
     }
 
     for (ts = ev->start; ts <= ev->end; ts += ev->interval) {

@@ -75,7 +75,9 @@ typedef struct {
     ts_pq_point_t          *p;
     uint32_t                n;
     uint32_t                cap;
-    uint32_t                cur;        /* cursor of the step loop */
+    uint32_t                cur;        /* cursor of the step loop, or
+                                           a window's first point */
+    uint32_t                hi;         /* past a window's last point */
 } ts_pq_series_t;
 
 
@@ -172,6 +174,7 @@ typedef void (*ts_pq_step_pt)(ts_pq_ev_t *ev, ts_pq_step_t *st);
 typedef struct {
     ts_pq_mat_t             m;
     int64_t                 range;
+    double                  range_s;    /* (double) range / 1000 */
     int64_t                 offset;
     int                     has_at;
     int64_t                 at;
@@ -179,6 +182,19 @@ typedef struct {
     const uint32_t         *reset;      /* the next counter reset at or
                                            after each (NULL: none known) */
     int                     has_hist;   /* the series has histograms */
+
+    /*
+     * rate()'s last window's times: the next window mostly has the same
+     * distances to its ends and points, so the same quotients
+     */
+    int64_t                 memo_d0;    /* first point - window start */
+    int64_t                 memo_d1;    /* window end - last point */
+    int64_t                 memo_ds;    /* last point - first point */
+    uint32_t                memo_n;     /* points, 0: none yet */
+    double                  memo_to_start;
+    double                  memo_to_end;
+    double                  memo_sampled;
+    double                  memo_avg;
 } ts_pq_range_t;
 
 
@@ -191,6 +207,28 @@ typedef struct {
 } ts_pq_each_t;
 
 
+/*
+ * A range function's output per series handed to an aggregation above it
+ * (ts_pq_call_fused()) instead of becoming a series of its own: the
+ * steps with a value and the values, in step order, and the output
+ * label set.  The points stay counted against max_samples (held of
+ * them) as if they had been kept, until the aggregation is done.
+ */
+typedef struct {
+    void                  (*fn)(ts_pq_ev_t *ev, const ts_pq_ls_t *ls,
+                                const uint32_t *step, const double *v,
+                                uint32_t n, void *data);
+    void                   *data;
+    uint32_t               *step;       /* room for every step */
+    double                 *v;
+    const ts_pq_ls_t      **ls;         /* of each series given to fn */
+    uint32_t                nls;
+    uint32_t                lscap;
+    uint64_t                held;
+    int                     stop;       /* fn wants no more series */
+} ts_pq_fuse_t;
+
+
 /* ts_pqeval.c */
 void ts_pq_fail(ts_pq_ev_t *ev, int rc, ts_pqeval_errtype_t type,
     const char *fmt, ...) __attribute__((noreturn, format(printf, 4, 5)));
@@ -198,8 +236,17 @@ void *ts_pq_alloc(ts_pq_ev_t *ev, size_t size);
 void *ts_pq_realloc(ts_pq_ev_t *ev, void *p, size_t size);
 void ts_pq_free(ts_pq_ev_t *ev, void *p);
 void *ts_pq_palloc(ts_pq_ev_t *ev, size_t size);
-void ts_pq_tick(ts_pq_ev_t *ev);
+void ts_pq_tick_check(ts_pq_ev_t *ev);
 void ts_pq_samples(ts_pq_ev_t *ev, int64_t n);
+
+/* the timeout, checked every 256 calls: the hot loops call it inline */
+static inline void
+ts_pq_tick(ts_pq_ev_t *ev)
+{
+    if (ev->deadline != 0 && (++ev->ticks & 255) == 0) {
+        ts_pq_tick_check(ev);
+    }
+}
 
 const ts_pq_ls_t *ts_pq_ls(ts_pq_ev_t *ev, const ts_label_t *l, uint32_t n);
 const ts_pq_ls_t *ts_pq_ls_noname(ts_pq_ev_t *ev, const ts_pq_ls_t *ls);
@@ -234,6 +281,8 @@ ts_pq_series_t *ts_pq_mat_add(ts_pq_ev_t *ev, ts_pq_mat_t *m,
 void ts_pq_mat_free(ts_pq_ev_t *ev, ts_pq_mat_t *m);
 /* fails unless every series has its own label set */
 void ts_pq_mat_unique(ts_pq_ev_t *ev, ts_pq_mat_t *m);
+/* the same for label sets (reorders ls) */
+void ts_pq_ls_unique(ts_pq_ev_t *ev, const ts_pq_ls_t **ls, uint32_t n);
 
 void ts_pq_eval(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
 void ts_pq_map_init(ts_pq_ev_t *ev, ts_pq_map_t *map, ts_pq_mat_t *m);
@@ -244,6 +293,8 @@ void ts_pq_steps(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_val_t *out);
 void ts_pq_select(ts_pq_ev_t *ev, const ts_promql_vector_t *vs, int times,
     ts_pq_val_t *v);
+void ts_pq_select_fused(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
+    ts_pq_fuse_t *fu);
 void ts_pq_range_arg(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     ts_pq_range_t *r);
 void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
@@ -251,8 +302,42 @@ void ts_pq_range_sel(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
     int64_t *maxt);
 void ts_pq_load_each(ts_pq_ev_t *ev, const ts_promql_vector_t *vs,
     int64_t mint, int64_t maxt, int keep_stale, ts_pq_each_t *each);
-uint32_t ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s,
-    int64_t ts, uint32_t *lo);
+
+/*
+ * The points of s in the window of step ts: their count, and the first
+ * one's index in *lo.  s->cur and s->hi remember where the last window
+ * started and ended: steps come in increasing order (both are reset to 0
+ * together).
+ */
+
+static inline uint32_t
+ts_pq_window(const ts_pq_range_t *r, const ts_pq_series_t *s, int64_t ts,
+    uint32_t *lo)
+{
+    int64_t   ref;
+    uint32_t  i, k;
+
+    ref = (r->has_at ? r->at : ts) - r->offset;
+    i = s->cur;
+
+    while (i < s->n && s->p[i].t < ref - r->range) {
+        i++;
+    }
+
+    /* the last window ended at or before this one's end */
+
+    for (k = s->hi > i ? s->hi : i; k < s->n && s->p[k].t <= ref; k++) {
+        /* void */
+    }
+
+    ((ts_pq_series_t *) s)->cur = i;
+    ((ts_pq_series_t *) s)->hi = k;
+    *lo = i;
+
+    return k - i;
+}
+
+
 const ts_promql_expr_t *ts_pq_unparen(const ts_promql_expr_t *e);
 int ts_pq_is_stale(double v);
 
@@ -263,6 +348,10 @@ void ts_pq_go_format(double v, char *buf, size_t size);
 
 /* ts_pqeval_fn.c */
 void ts_pq_call(ts_pq_ev_t *ev, const ts_promql_expr_t *e, ts_pq_val_t *v);
+/* e, a range function over a range selector or an instant selector,
+   into fu; 0: e is neither */
+int ts_pq_call_fused(ts_pq_ev_t *ev, const ts_promql_expr_t *e,
+    ts_pq_fuse_t *fu);
 double ts_pq_quantile(double q, double *v, uint32_t n);
 
 /* ts_pqeval_agg.c */

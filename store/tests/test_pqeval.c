@@ -1148,6 +1148,284 @@ test_histograms(void **state)
 }
 
 
+/*
+ * An aggregation fused with the range function under it
+ * (ts_pq_agg_fused()) gives what the two evaluated one after the other
+ * give (conf.no_fuse): the same series in the same order, the same
+ * timestamps, bit-identical values; the same errors, and max_samples
+ * trips at the same limit.
+ */
+
+static const char  *t_fload[] = {
+    "x{job=\"a\",i=\"1\"} 0+10x40 5+10x40",
+    "x{job=\"a\",i=\"2\"} 1+3x20 _x5 100+1.3x50",
+    "x{job=\"b\",i=\"3\"} 0+1x10 stale 0+2.7x60",
+    "x{job=\"b\",i=\"4\"} NaN 1 2 Inf 3 -Inf 4 5 6 7 NaN 8 9 10 0+1x60",
+    "x{i=\"5\"} 1e300+1e299x80",
+    "x{job=\"c\",i=\"6\"} _x30 3+0.1x40",
+    "y{job=\"a\",i=\"1\"} 1+1x80",
+};
+
+static const char  *t_fops[][2] = {
+    { "sum", "" }, { "avg", "" }, { "count", "" }, { "min", "" },
+    { "max", "" }, { "group", "" }, { "stddev", "" }, { "stdvar", "" },
+    { "topk", "2, " }, { "bottomk", "1, " }, { "topk", "100, " },
+    { "bottomk", "(3), " }, { "topk", "0, " }, { "topk", "NaN, " },
+    { "topk", "scalar(vector(2)), " },
+};
+
+static const char  *t_fgroup[] = {
+    "", " by (job)", " without (i)", " by (i)", " by (nope)",
+};
+
+static const char  *t_ffn[] = {
+    "rate(x[1m])", "increase(x[2m])", "delta(x[1m])", "irate(x[1m])",
+    "idelta(x[45s])", "avg_over_time(x[1m])", "sum_over_time(x[50s])",
+    "max_over_time(x[30s])", "min_over_time(x[1m])",
+    "count_over_time(x[1m])", "quantile_over_time(0.3, x[1m])",
+    "stddev_over_time(x[1m])", "deriv(x[1m])", "predict_linear(x[1m], 60)",
+    "last_over_time(x[1m])", "changes(x[5m])", "resets(x[5m])",
+    "rate(x[1m] offset 30s)", "rate(x[1m] @ 300)", "(rate((x[1m])))",
+    "holt_winters(x[2m], 0.5, 0.5)", "present_over_time(x[20s])",
+    "rate({__name__=~\"x|y\"}[1m])", "rate({__name__=~\"x|y\",i=\"2\"}[1m])",
+    "rate(h[1m])", "increase(h[1m])", "delta(h[1m])",
+    "sum_over_time(h[1m])", "rate({__name__=~\"h|x\"}[1m])",
+    "rate(nothing[1m])", "x", "(x)", "x offset 1m", "x @ 300",
+    "{__name__=~\"x|y\"}", "h", "{__name__=~\"h|x\"}", "nothing",
+};
+
+
+static int
+t_fsame(const char *q, const ts_pqeval_result_t *a, int ra,
+    const ts_pqeval_error_t *ea, const ts_pqeval_result_t *b, int rb,
+    const ts_pqeval_error_t *eb)
+{
+    uint32_t                   i, k;
+    const ts_pqeval_series_t  *x, *y;
+
+    if (ra != rb) {
+        fprintf(stderr, "%s: rc %d fused, %d not (%s / %s)\n", q, ra, rb,
+                ra ? ea->msg : "", rb ? eb->msg : "");
+        return 0;
+    }
+
+    if (ra != TS_OK) {
+        if (strcmp(ea->msg, eb->msg) != 0 || ea->type != eb->type) {
+            fprintf(stderr, "%s: \"%s\" fused, \"%s\" not\n", q, ea->msg,
+                    eb->msg);
+            return 0;
+        }
+
+        return 1;
+    }
+
+    if (ts_pqeval_result_count(a) != ts_pqeval_result_count(b)) {
+        fprintf(stderr, "%s: %u series fused, %u not\n", q,
+                ts_pqeval_result_count(a), ts_pqeval_result_count(b));
+        return 0;
+    }
+
+    for (i = 0; i < ts_pqeval_result_count(a); i++) {
+        x = ts_pqeval_result_series(a, i);
+        y = ts_pqeval_result_series(b, i);
+
+        if (x->nlabels != y->nlabels || x->npoints != y->npoints) {
+            fprintf(stderr, "%s: series %u differs\n", q, i);
+            return 0;
+        }
+
+        for (k = 0; k < x->nlabels; k++) {
+            if (ts_labels_cmp(&x->labels[k], 1, &y->labels[k], 1) != 0) {
+                fprintf(stderr, "%s: series %u's labels differ\n", q, i);
+                return 0;
+            }
+        }
+
+        for (k = 0; k < x->npoints; k++) {
+            if (x->points[k].t != y->points[k].t
+                || (memcmp(&x->points[k].v, &y->points[k].v,
+                           sizeof(double)) != 0
+                    && ts_pqeval_point_hist(a, &x->points[k]) == NULL))
+            {
+                fprintf(stderr, "%s: series %u point %u: %.17g at %lld "
+                        "fused, %.17g at %lld not\n", q, i, k,
+                        x->points[k].v, (long long) x->points[k].t,
+                        y->points[k].v, (long long) y->points[k].t);
+                return 0;
+            }
+        }
+    }
+
+    return 1;
+}
+
+
+static uint64_t
+t_fpoints(const ts_pqeval_result_t *res)
+{
+    uint32_t  i;
+    uint64_t  n;
+
+    n = 0;
+
+    for (i = 0; i < ts_pqeval_result_count(res); i++) {
+        n += ts_pqeval_result_series(res, i)->npoints;
+    }
+
+    return n;
+}
+
+
+static void
+test_fused(void **state)
+{
+    int                  ra, rb, bad, nerr;
+    char                 q[256];
+    size_t               i, j, k, st;
+    int64_t              t0, t1;
+    uint64_t             lim, npts;
+    ts_promql_t         *pq;
+    ts_source_t         *src[1];
+    ts_pqeval_conf_t     ca, cb;
+    ts_pqeval_error_t    ea, eb;
+    ts_pqeval_result_t  *a, *b;
+    ts_source_head_t     hs;
+    static const int64_t  steps[] = { 15000, 7000, 60000 };
+
+    (void) state;
+
+    t_clear();
+
+    for (i = 0; i < sizeof(t_fload) / sizeof(t_fload[0]); i++) {
+        t_load_line(t_fload[i], 15000);
+    }
+
+    t_hload();
+    ts_source_head_init(&hs, &t_env.head, "t", 1);
+    src[0] = &hs.src;
+    ts_pqeval_conf_default(&ca);
+    ts_pqeval_conf_default(&cb);
+    cb.no_fuse = 1;
+    bad = 0;
+    nerr = 0;
+    npts = 0;
+
+    for (i = 0; i < sizeof(t_fops) / sizeof(t_fops[0]); i++) {
+        for (j = 0; j < sizeof(t_fgroup) / sizeof(t_fgroup[0]); j++) {
+            for (k = 0; k < sizeof(t_ffn) / sizeof(t_ffn[0]); k++) {
+                snprintf(q, sizeof(q), "%s%s (%s%s)", t_fops[i][0],
+                         t_fgroup[j], t_fops[i][1], t_ffn[k]);
+                assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq,
+                                                 NULL), TS_OK);
+
+                for (st = 0; st < 2 * sizeof(steps) / sizeof(steps[0]);
+                     st++)
+                {
+                    /* the floats' range, then the histograms' */
+                    t0 = st % 2 ? T_H0 - 30000 : 0;
+                    t1 = st % 2 ? T_H0 + 200000 : 1300000;
+
+                    ra = ts_pqeval_range(ts_promql_root(pq), src, 1, t0, t1,
+                                         steps[st / 2], &ca, &a, &ea);
+                    rb = ts_pqeval_range(ts_promql_root(pq), src, 1, t0, t1,
+                                         steps[st / 2], &cb, &b, &eb);
+
+                    bad += !t_fsame(q, a, ra, &ea, b, rb, &eb);
+                    nerr += ra != TS_OK;
+
+                    if (ra == TS_OK) {
+                        npts += t_fpoints(a);
+                        ts_pqeval_result_free(a);
+                    }
+
+                    if (rb == TS_OK) {
+                        ts_pqeval_result_free(b);
+                    }
+                }
+
+                ts_promql_free(pq);
+            }
+        }
+    }
+
+    fprintf(stderr, "fused: %zu queries x 6 ranges alike, %d of them "
+            "errors, %llu points\n",
+            sizeof(t_fops) / sizeof(t_fops[0])
+            * (sizeof(t_fgroup) / sizeof(t_fgroup[0]))
+            * (sizeof(t_ffn) / sizeof(t_ffn[0])), nerr,
+            (unsigned long long) npts);
+
+    /* both the errors and the answers are there to compare */
+    assert_true(nerr > 0);
+    assert_true(npts > 100000);
+
+    /* topk with more groups x steps than it keeps heaps for */
+
+    snprintf(q, sizeof(q), "topk by (i) (1, rate(x[1m]))");
+    assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq, NULL), TS_OK);
+    ca.max_points = 20000;
+    cb.max_points = 20000;
+    ra = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 100, &ca,
+                         &a, &ea);
+    rb = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 100, &cb,
+                         &b, &eb);
+    /* 6 groups (by i) x 13001 steps, a point at most steps of each */
+    assert_int_equal(ra, TS_OK);
+    assert_true(t_fpoints(a) > 40000);
+    bad += !t_fsame(q, a, ra, &ea, b, rb, &eb);
+    ts_pqeval_result_free(a);
+    ts_pqeval_result_free(b);
+    ts_promql_free(pq);
+
+    /* max_samples: every limit from 1 up trips alike */
+
+    snprintf(q, sizeof(q), "avg by (job) (rate(x[1m]))");
+
+limits:
+
+    assert_int_equal(ts_promql_parse(q, strlen(q), NULL, &pq, NULL), TS_OK);
+    ra = TS_ERR_LIMIT;
+
+    for (lim = 1; ra == TS_ERR_LIMIT; lim++) {
+        ca.max_samples = lim;
+        cb.max_samples = lim;
+        ra = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 15000,
+                             &ca, &a, &ea);
+        rb = ts_pqeval_range(ts_promql_root(pq), src, 1, 0, 1300000, 15000,
+                             &cb, &b, &eb);
+
+        bad += !t_fsame(q, a, ra, &ea, b, rb, &eb);
+
+        if (ra == TS_OK) {
+            ts_pqeval_result_free(a);
+        }
+
+        if (rb == TS_OK) {
+            ts_pqeval_result_free(b);
+        }
+    }
+
+    /* the limit is the peak: what was read, the rate()s, the result */
+    assert_true(lim > 400);
+    assert_int_equal(ra, TS_OK);
+    fprintf(stderr, "fused: %s: max_samples of %llu needed\n", q,
+            (unsigned long long) lim - 1);
+    ts_promql_free(pq);
+
+    if (strncmp(q, "avg", 3) == 0) {
+        snprintf(q, sizeof(q), "bottomk by (job) (2, rate(x[1m]))");
+        goto limits;
+    }
+
+    if (strncmp(q, "bottomk", 7) == 0) {
+        snprintf(q, sizeof(q), "count by (i) (x)");
+        goto limits;
+    }
+
+    assert_int_equal(bad, 0);
+}
+
+
 int
 main(void)
 {
@@ -1157,6 +1435,7 @@ main(void)
         cmocka_unit_test(test_errors),
         cmocka_unit_test(test_float_shortest),
         cmocka_unit_test(test_histograms),
+        cmocka_unit_test(test_fused),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,9 @@ t_alive(int64_t pid)
 }
 
 
+static const char  *t_name = "m";
+
+
 static uint32_t
 t_series(t_zone_t *z, const char *job)
 {
@@ -54,8 +57,8 @@ t_series(t_zone_t *z, const char *job)
 
     l[0].name = "__name__";
     l[0].name_len = 8;
-    l[0].value = "m";
-    l[0].value_len = 1;
+    l[0].value = t_name;
+    l[0].value_len = (uint32_t) strlen(t_name);
     l[1].name = "job";
     l[1].name_len = 3;
     l[1].value = job;
@@ -119,6 +122,22 @@ t_setup(void **state)
     t_fill(&t_z[0], "c", 0, 100000, 10000, 0);
     t_fill(&t_z[1], "c", 100000, 200000, 10000, 0);
 
+    /*
+     * "n" (test_value_ref): d: the sources take turns sample by sample;
+     * e: zone 1 overlaps zone 0's second chunk, twice as dense, and goes
+     * on after it; f: zone 1 inside zone 0's range
+     */
+
+    t_name = "n";
+    t_fill(&t_z[0], "d", 0, 3000000, 20000, 0);
+    t_fill(&t_z[1], "d", 10000, 3000000, 20000, 0.25);
+    t_fill(&t_z[0], "e", 0, 2400000, 10000, 0);
+    t_fill(&t_z[1], "e", 1000000, 3600000, 5000, 0.5);
+    t_fill(&t_z[0], "f", 0, 2000000, 15000, 0);
+    t_fill(&t_z[1], "f", 500000, 900000, 15000, 0.5);
+    t_fill(&t_z[1], "f", 1000000, 1100000, 7000, 0.5);
+    t_name = "m";
+
     for (i = 0; i < 2; i++) {
         ts_source_head_init(&t_z[i].hs, &t_z[i].head, "t", 1);
     }
@@ -163,8 +182,8 @@ t_open(uint32_t max_series, int64_t mint, int64_t maxt, int rc_want)
     m.type = TS_MATCH_EQ;
     m.name = "__name__";
     m.name_len = 8;
-    m.value = "m";
-    m.value_len = 1;
+    m.value = t_name;
+    m.value_len = strlen(t_name);
 
     assert_int_equal(ts_selector_compile(&sel, &m, 1, NULL, NULL, 0),
                      TS_OK);
@@ -362,6 +381,82 @@ test_limit_and_reuse(void **state)
 }
 
 
+/*
+ * ts_sset_value_ref() (runs of one source's samples while they come
+ * before every other source's next one) gives what ts_sset_value() gives
+ * (the earliest source looked for at every sample), for series whose
+ * sources take turns, overlap with duplicates, or nest, in several
+ * windows
+ */
+
+static void
+test_value_ref(void **state)
+{
+    int                     ra, rb;
+    size_t                  w;
+    uint32_t                n, na, nb, series;
+    ts_sset_t              *a, *b;
+    ts_sset_value_t         va;
+    const ts_label_t       *l;
+    const ts_sset_value_t  *vb;
+    static const int64_t    win[][2] = {
+        { 0, INT64_MAX }, { 10000, 2999999 }, { 1000000, 1000000 },
+        { 995000, 1205000 }, { 2390000, 2410000 }, { 5000000, 6000000 },
+    };
+
+    (void) state;
+
+    t_name = "n";
+
+    for (w = 0; w < sizeof(win) / sizeof(win[0]); w++) {
+        a = t_open(0, win[w][0], win[w][1], TS_OK);
+        b = t_open(0, win[w][0], win[w][1], TS_OK);
+        series = 0;
+        na = 0;
+
+        while (ts_sset_next(a, &l, &n) == 1) {
+            assert_int_equal(ts_sset_next(b, &l, &n), 1);
+            series++;
+            nb = 0;
+
+            for ( ;; ) {
+                ra = ts_sset_value(a, &va);
+                rb = ts_sset_value_ref(b, &vb);
+                assert_int_equal(ra, rb);
+
+                if (ra != 1) {
+                    break;
+                }
+
+                assert_int_equal(va.t, vb->t);
+                assert_int_equal(va.enc, vb->enc);
+                assert_true(va.v == vb->v);
+                nb++;
+            }
+
+            assert_int_equal(ra, 0);
+            na += nb;
+        }
+
+        assert_int_equal(ts_sset_next(b, &l, &n), 0);
+        assert_int_equal(series, 3);
+
+        /*
+         * the whole range: d 150 + 150; e 240 + 520 less 140 duplicates;
+         * f 134 + 27 + 15 less one duplicate (1035000)
+         */
+        if (w == 0) {
+            assert_int_equal(na, 300 + 620 + 175);
+        }
+
+        ts_sset_free(a);
+        ts_sset_free(b);
+    }
+
+    t_name = "m";
+}
+
+
 int
 main(void)
 {
@@ -370,6 +465,7 @@ main(void)
         cmocka_unit_test(test_window),
         cmocka_unit_test(test_chunks),
         cmocka_unit_test(test_limit_and_reuse),
+        cmocka_unit_test(test_value_ref),
     };
 
     return cmocka_run_group_tests(tests, t_setup, t_teardown);
