@@ -397,6 +397,10 @@ static int ts_db_pb_find(MDB_cursor *cur, const uint8_t *head, size_t hlen,
     uint64_t id, MDB_val *k, MDB_val *v);
 static int ts_db_pb_fwd(MDB_cursor *cur, const uint8_t *head, size_t hlen,
     uint64_t id, MDB_cursor_op op, MDB_val *k, MDB_val *v);
+static int ts_db_pb_count(const uint8_t **p, const uint8_t *end,
+    uint32_t *count);
+static int ts_db_pb_delta(const uint8_t **p, const uint8_t *end,
+    uint64_t *id);
 static int ts_db_pb_corrupt(ts_db_t *db, const uint8_t *head, size_t hlen,
     uint64_t first);
 static int ts_db_plist_add(ts_db_t *db, MDB_txn *txn, MDB_cursor *cur,
@@ -2590,40 +2594,77 @@ ts_db_pb_fwd(MDB_cursor *cur, const uint8_t *head, size_t hlen,
 }
 
 
+/*
+ * The two steps of reading a block, shared by ts_db_pblock_decode() and
+ * the iterator: the count (1 .. TS_DB_PBLOCK_MAX), then each delta
+ * (>= 1, the id must stay below 2^64).  0 or -1.
+ */
+
+static int
+ts_db_pb_count(const uint8_t **p, const uint8_t *end, uint32_t *count)
+{
+    uint64_t  c;
+
+    if (ts_db_uvarint_get(p, end, &c) != 0 || c == 0
+        || c > TS_DB_PBLOCK_MAX)
+    {
+        return -1;
+    }
+
+    *count = (uint32_t) c;
+
+    return 0;
+}
+
+
+static int
+ts_db_pb_delta(const uint8_t **p, const uint8_t *end, uint64_t *id)
+{
+    uint64_t  d;
+
+    if (ts_db_uvarint_get(p, end, &d) != 0 || d == 0
+        || d > UINT64_MAX - *id)
+    {
+        return -1;
+    }
+
+    *id += d;
+
+    return 0;
+}
+
+
 int
 ts_db_pblock_decode(uint64_t first, const void *data, size_t len,
     uint64_t *ids, uint32_t *n)
 {
-    uint32_t        i;
-    uint64_t        c, d;
+    uint32_t        i, c;
+    uint64_t        id;
     const uint8_t  *p, *end;
 
     p = data;
     end = p + len;
 
-    if (ts_db_uvarint_get(&p, end, &c) != 0 || c == 0
-        || c > TS_DB_PBLOCK_MAX)
-    {
+    if (ts_db_pb_count(&p, end, &c) != 0) {
         return TS_ERR_CORRUPT;
     }
 
+    id = first;
     ids[0] = first;
 
     for (i = 1; i < c; i++) {
-        if (ts_db_uvarint_get(&p, end, &d) != 0 || d == 0
-            || d > UINT64_MAX - ids[i - 1])
-        {
+        if (ts_db_pb_delta(&p, end, &id) != 0) {
             return TS_ERR_CORRUPT;
         }
 
-        ids[i] = ids[i - 1] + d;
+        ids[i] = id;
     }
 
     if (p != end) {
         return TS_ERR_CORRUPT;
     }
 
-    *n = (uint32_t) c;
+    *n = c;
 
     return TS_OK;
 }
@@ -3890,22 +3931,20 @@ ts_db_postings_bad(ts_db_postings_t *p, const char *why)
 static int
 ts_db_postings_load(ts_db_postings_t *p, const MDB_val *k, const MDB_val *d)
 {
-    uint64_t        c;
+    uint32_t        c;
     const uint8_t  *q;
 
     p->first = ts_db_get64((const uint8_t *) k->mv_data + p->hlen);
     q = d->mv_data;
     p->end = q + d->mv_size;
 
-    if (ts_db_uvarint_get(&q, p->end, &c) != 0 || c == 0
-        || c > TS_DB_PBLOCK_MAX)
-    {
+    if (ts_db_pb_count(&q, p->end, &c) != 0) {
         return ts_db_postings_bad(p, "bad count");
     }
 
     p->p = q;
     p->last = p->first;
-    p->left = (uint32_t) c;
+    p->left = c;
     p->fresh = 1;
 
     return TS_OK;
@@ -3917,8 +3956,6 @@ ts_db_postings_load(ts_db_postings_t *p, const MDB_val *k, const MDB_val *d)
 static int
 ts_db_postings_step(ts_db_postings_t *p, uint64_t *id)
 {
-    uint64_t  d;
-
     if (p->fresh) {
         p->fresh = 0;
         p->left--;
@@ -3930,13 +3967,10 @@ ts_db_postings_step(ts_db_postings_t *p, uint64_t *id)
         return p->p == p->end ? 0 : ts_db_postings_bad(p, "bytes left over");
     }
 
-    if (ts_db_uvarint_get(&p->p, p->end, &d) != 0 || d == 0
-        || d > UINT64_MAX - p->last)
-    {
+    if (ts_db_pb_delta(&p->p, p->end, &p->last) != 0) {
         return ts_db_postings_bad(p, "bad delta");
     }
 
-    p->last += d;
     p->left--;
     *id = p->last;
 
