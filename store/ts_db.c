@@ -96,6 +96,7 @@
 #define TS_DB_V1_POSTINGS    "postings"
 #define TS_DB_V1_PFLAGS      (MDB_DUPSORT | MDB_DUPFIXED)
 #define TS_DB_MIGRATE_KEY    "migrate"
+#define TS_DB_MIGRATE_SKEY   "migrate_series"
 #define TS_DB_MIGRATE_LOCK   "migrate.lock"
 #define TS_DB_MIGRATE        1           /* ts_db_schema_open(): v1 */
 
@@ -115,6 +116,7 @@ enum {
     TS_DB_CHUNKS,
     TS_DB_RETENTION,
     TS_DB_METADATA,
+    TS_DB_LNAMES,
     TS_DB_NDBS
 };
 
@@ -133,7 +135,8 @@ static const ts_db_dbdef_t  ts_db_dbs[TS_DB_NDBS] = {
     { "pblocks", 0 },
     { "chunks", 0 },
     { "retention", MDB_DUPSORT | MDB_DUPFIXED },
-    { "metadata", 0 }
+    { "metadata", 0 },
+    { "lnames", 0 }
 };
 
 
@@ -312,6 +315,8 @@ typedef struct {
 typedef struct {
     const uint8_t          *p;
     const uint8_t          *end;
+    MDB_txn                *txn;            /* NULL: version 1, names */
+    MDB_dbi                 names;          /*   in the record */
     uint32_t                tenant;
     uint32_t                n;
     uint32_t                left;
@@ -411,6 +416,8 @@ static int ts_db_plist_has(MDB_cursor *cur, const uint8_t *head,
     size_t hlen, uint64_t id);
 static int ts_db_migrate(ts_db_t *db);
 static int ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data);
+static int ts_db_migrate_series(ts_db_t *db, MDB_txn *txn,
+    ts_db_migrate_t *m, uint8_t *fmt);
 static int ts_db_migrate_head(ts_db_t *db, MDB_txn *txn, const uint8_t *k,
     size_t klen, uint64_t id, uint8_t *head, size_t *hlen);
 static int ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a);
@@ -423,10 +430,16 @@ static size_t ts_db_pkey(uint8_t *k, size_t max, uint32_t tenant, int kind,
 static size_t ts_db_mkey(uint8_t *k, uint32_t tenant, const char *name,
     size_t len);
 static void ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint);
-static size_t ts_db_series_size(const ts_label_t *l, uint32_t n);
+static size_t ts_db_series_size(const ts_label_t *l, const uint32_t *ids,
+    uint32_t n);
 static void ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
-    const ts_label_t *l, uint32_t n);
-static int ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v);
+    const ts_label_t *l, const uint32_t *ids, uint32_t n);
+static int ts_db_name_id(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
+    const char *name, size_t len, uint32_t *id);
+static size_t ts_db_nkey(uint8_t *k, uint32_t tenant, const char *name,
+    size_t len);
+static int ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
+    MDB_dbi names);
 static int ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l);
 static int ts_db_chunk_decode(const MDB_val *k, const MDB_val *v,
     ts_db_chunk_t *c, const char **why);
@@ -457,6 +470,8 @@ static int ts_db_chunk_bad(ts_db_rtxn_t *t, const MDB_val *k,
 static int ts_db_drop_locked(ts_db_t *db, size_t *bytes);
 static int ts_db_verify_walk(ts_db_rtxn_t *t);
 static int ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v);
+static int ts_db_verify_lname(ts_db_rtxn_t *t, const MDB_val *k,
     const MDB_val *v);
 static int ts_db_verify_pblock(ts_db_rtxn_t *t, const MDB_val *k,
     const MDB_val *v, ts_db_vpb_t *vp);
@@ -2215,7 +2230,7 @@ ts_db_series_match(ts_db_t *db, char *buf, MDB_txn *txn, uint64_t id,
         return ts_db_mdb_fail(db, buf, rc, "mdb_get", "series");
     }
 
-    if (ts_db_srec_open(&r, &v) != TS_OK) {
+    if (ts_db_srec_open(&r, &v, txn, db->dbi[TS_DB_LNAMES]) != TS_OK) {
         goto corrupt;
     }
 
@@ -2252,13 +2267,28 @@ static int
 ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     uint32_t tenant)
 {
-    int      rc;
-    uint8_t  key[12], id[8];
-    MDB_val  k, v;
+    int        rc;
+    uint8_t    key[12], id[8];
+    uint32_t   i, sids[64], *ids;
+    MDB_val    k, v;
 
     if (a->next_series == UINT64_MAX) {
         ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of series ids");
         return TS_ERR_LIMIT;
+    }
+
+    ids = s->n <= 64 ? sids : malloc(s->n * sizeof(uint32_t));
+    if (ids == NULL) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = 0; i < s->n; i++) {
+        rc = ts_db_name_id(db, a->txn, tenant, s->labels[i].name,
+                           s->labels[i].name_len, &ids[i]);
+        if (rc != TS_OK) {
+            goto failed;
+        }
     }
 
     s->id = a->next_series++;
@@ -2268,7 +2298,7 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     k.mv_data = id;
     k.mv_size = sizeof(id);
     v.mv_data = NULL;
-    v.mv_size = ts_db_series_size(s->labels, s->n);
+    v.mv_size = ts_db_series_size(s->labels, ids, s->n);
 
     /*
      * Ids are allocated in increasing order, so a new series is the
@@ -2282,17 +2312,22 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
 
     if (rc == MDB_KEYEXIST) {
         v.mv_data = NULL;
-        v.mv_size = ts_db_series_size(s->labels, s->n);
+        v.mv_size = ts_db_series_size(s->labels, ids, s->n);
 
         rc = mdb_put(a->txn, db->dbi[TS_DB_SERIES], &k, &v,
                      MDB_RESERVE | MDB_NOOVERWRITE);
     }
 
     if (rc != 0) {
-        return ts_db_werr(db, rc, "mdb_put", "series");
+        rc = ts_db_werr(db, rc, "mdb_put", "series");
+        goto failed;
     }
 
-    ts_db_series_encode(v.mv_data, tenant, s->hash, s->labels, s->n);
+    ts_db_series_encode(v.mv_data, tenant, s->hash, s->labels, ids, s->n);
+
+    if (ids != sids) {
+        free(ids);
+    }
 
     ts_db_put32(key, tenant);
     ts_db_put64(key + 4, s->hash);
@@ -2307,6 +2342,139 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     }
 
     return ts_db_padd_series(db, &a->padds, tenant, s->labels, s->n, s->id);
+
+failed:
+
+    if (ids != sids) {
+        free(ids);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Label names are stored once per tenant in "lnames": (tenant, 'n',
+ * name) -> id (u32) and (tenant, 'i', id) -> name; series records hold
+ * the ids.  Ids start at 1 and are never reused or changed.
+ */
+
+static size_t
+ts_db_nkey(uint8_t *k, uint32_t tenant, const char *name, size_t len)
+{
+    size_t  room;
+
+    ts_db_put32(k, tenant);
+    k[4] = 'n';
+
+    if (5 + len < TS_DB_KEY_MAX) {
+        memcpy(k + 5, name, len);
+        return 5 + len;
+    }
+
+    room = TS_DB_KEY_MAX - 5 - 8;
+    memcpy(k + 5, name, room);
+    ts_db_put64(k + TS_DB_KEY_MAX - 8, ts_xxh64(name, len, 0));
+
+    return TS_DB_KEY_MAX;
+}
+
+
+/* The id of a label name of a tenant; a new name gets the next id. */
+
+static int
+ts_db_name_id(ts_db_t *db, MDB_txn *txn, uint32_t tenant, const char *name,
+    size_t len, uint32_t *id)
+{
+    int          rc;
+    uint8_t      key[TS_DB_KEY_MAX], ikey[9], idb[4];
+    uint32_t     next;
+    MDB_val      k, v, ik, iv;
+    MDB_cursor  *cur;
+
+    k.mv_data = key;
+    k.mv_size = ts_db_nkey(key, tenant, name, len);
+
+    rc = mdb_get(txn, db->dbi[TS_DB_LNAMES], &k, &v);
+
+    if (rc == 0) {
+        if (v.mv_size != 4 || ts_db_get32(v.mv_data) == 0) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"lnames\": a name id of %zu bytes, file \"%s\"",
+                      v.mv_size, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        *id = ts_db_get32(v.mv_data);
+        return TS_OK;
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_get", "lnames");
+    }
+
+    /* the next id: one past the tenant's last (tenant, 'i', id) key */
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_LNAMES], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "lnames");
+    }
+
+    ts_db_put32(ikey, tenant);
+    ikey[4] = 'i';
+    ts_db_put32(ikey + 5, UINT32_MAX);
+    ik.mv_data = ikey;
+    ik.mv_size = sizeof(ikey);
+
+    rc = mdb_cursor_get(cur, &ik, &iv, MDB_SET_RANGE);
+
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &ik, &iv, MDB_PREV);
+
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cur, &ik, &iv, MDB_LAST);
+    }
+
+    next = 1;
+
+    if (rc == 0 && ik.mv_size == 9 && memcmp(ik.mv_data, ikey, 5) == 0) {
+        next = ts_db_get32((const uint8_t *) ik.mv_data + 5) + 1;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "lnames");
+    }
+
+    if (next == 0 || next == UINT32_MAX) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of label name ids");
+        return TS_ERR_LIMIT;
+    }
+
+    ts_db_put32(ikey + 5, next);
+    ik.mv_data = ikey;
+    ik.mv_size = sizeof(ikey);
+    iv.mv_data = (void *) name;
+    iv.mv_size = len;
+
+    rc = mdb_put(txn, db->dbi[TS_DB_LNAMES], &ik, &iv, MDB_NOOVERWRITE);
+
+    if (rc == 0) {
+        ts_db_put32(idb, next);
+        v.mv_data = idb;
+        v.mv_size = sizeof(idb);
+
+        rc = mdb_put(txn, db->dbi[TS_DB_LNAMES], &k, &v, MDB_NOOVERWRITE);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "lnames");
+    }
+
+    *id = next;
+
+    return TS_OK;
 }
 
 
@@ -3324,7 +3492,7 @@ ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint)
    length-prefixed. */
 
 static size_t
-ts_db_series_size(const ts_label_t *l, uint32_t n)
+ts_db_series_size(const ts_label_t *l, const uint32_t *ids, uint32_t n)
 {
     size_t    size;
     uint32_t  i;
@@ -3332,7 +3500,7 @@ ts_db_series_size(const ts_label_t *l, uint32_t n)
     size = TS_DB_SERIES_HDR;
 
     for (i = 0; i < n; i++) {
-        size += ts_db_uvarint_len(l[i].name_len) + l[i].name_len
+        size += ts_db_uvarint_len(ids[i])
                 + ts_db_uvarint_len(l[i].value_len) + l[i].value_len;
     }
 
@@ -3342,7 +3510,7 @@ ts_db_series_size(const ts_label_t *l, uint32_t n)
 
 static void
 ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
-    const ts_label_t *l, uint32_t n)
+    const ts_label_t *l, const uint32_t *ids, uint32_t n)
 {
     uint32_t  i;
 
@@ -3353,9 +3521,7 @@ ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
     p += TS_DB_SERIES_HDR;
 
     for (i = 0; i < n; i++) {
-        p += ts_db_uvarint_put(p, l[i].name_len);
-        memcpy(p, l[i].name, l[i].name_len);
-        p += l[i].name_len;
+        p += ts_db_uvarint_put(p, ids[i]);
         p += ts_db_uvarint_put(p, l[i].value_len);
         memcpy(p, l[i].value, l[i].value_len);
         p += l[i].value_len;
@@ -3364,13 +3530,17 @@ ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
 
 
 static int
-ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v)
+ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
+    MDB_dbi names)
 {
     const uint8_t  *p;
 
     if (v->mv_size < TS_DB_SERIES_HDR) {
         return TS_ERR_CORRUPT;
     }
+
+    r->txn = txn;
+    r->names = names;
 
     p = v->mv_data;
     r->tenant = ts_db_get32(p);
@@ -3389,21 +3559,49 @@ ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v)
 static int
 ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
 {
-    uint64_t  nlen, vlen;
+    uint8_t   key[9];
+    uint64_t  nlen, vlen, id;
+    MDB_val   k, v;
 
     if (r->left == 0) {
         return 0;
     }
 
-    if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
-        || nlen > (uint64_t) (r->end - r->p))
-    {
-        return TS_ERR_CORRUPT;
-    }
+    if (r->txn != NULL) {
 
-    l->name = (const char *) r->p;
-    l->name_len = (uint32_t) nlen;
-    r->p += nlen;
+        /* version 2: a name id of the tenant's names in "lnames" */
+
+        if (ts_db_uvarint_get(&r->p, r->end, &id) != 0 || id == 0
+            || id > UINT32_MAX)
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        ts_db_put32(key, r->tenant);
+        key[4] = 'i';
+        ts_db_put32(key + 5, (uint32_t) id);
+        k.mv_data = key;
+        k.mv_size = sizeof(key);
+
+        if (mdb_get(r->txn, r->names, &k, &v) != 0) {
+            return TS_ERR_CORRUPT;
+        }
+
+        l->name = v.mv_data;
+        nlen = v.mv_size;
+        l->name_len = (uint32_t) nlen;
+
+    } else {
+        if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
+            || nlen > (uint64_t) (r->end - r->p))
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        l->name = (const char *) r->p;
+        l->name_len = (uint32_t) nlen;
+        r->p += nlen;
+    }
 
     if (ts_db_uvarint_get(&r->p, r->end, &vlen) != 0
         || vlen > (uint64_t) (r->end - r->p)
@@ -3751,7 +3949,7 @@ ts_db_series_get(ts_db_rtxn_t *t, uint64_t id, ts_db_srec_t *r)
                                   : ts_db_rerr(t, rc, "mdb_get", "series");
     }
 
-    if (ts_db_srec_open(r, &v) != TS_OK) {
+    if (ts_db_srec_open(r, &v, t->txn, t->db->dbi[TS_DB_LNAMES]) != TS_OK) {
         ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
                   " \"series\" at key (series %" PRIu64 "): a value of %zu"
                   " bytes, shorter than its %d-byte header, file \"%s\"", id,
@@ -4822,7 +5020,7 @@ ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
 
     rc = TS_OK;
 
-    if (ts_db_srec_open(&r, &v) == TS_OK) {
+    if (ts_db_srec_open(&r, &v, txn, db->dbi[TS_DB_LNAMES]) == TS_OK) {
         while (rc == TS_OK && ts_db_srec_next(&r, &l) == 1) {
             hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, r.tenant,
                               TS_DB_KIND_NAME, l.name, l.name_len, NULL, 0);
@@ -4975,7 +5173,21 @@ ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data)
 
     memcpy(fmt, v.mv_data, TS_DB_FORMAT_LEN);
 
+    rc = mdb_dbi_open(txn, ts_db_dbs[TS_DB_LNAMES].name, MDB_CREATE,
+                      &db->dbi[TS_DB_LNAMES]);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "series", 0, &db->dbi[TS_DB_SERIES]);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_dbi_open", "lnames");
+    }
+
     rc = mdb_dbi_open(txn, TS_DB_V1_POSTINGS, 0, &old);
+
+    if (rc == MDB_NOTFOUND) {
+        return ts_db_migrate_series(db, txn, m, fmt);  /* phase 2 */
+    }
 
     if (rc == 0 && (mdb_dbi_flags(txn, old, &flags) != 0
                     || (flags & TS_DB_DBFLAGS) != TS_DB_V1_PFLAGS))
@@ -4992,10 +5204,6 @@ ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data)
 
     rc = mdb_dbi_open(txn, ts_db_dbs[TS_DB_POSTINGS].name, MDB_CREATE,
                       &db->dbi[TS_DB_POSTINGS]);
-    if (rc == 0) {
-        rc = mdb_dbi_open(txn, "series", 0, &db->dbi[TS_DB_SERIES]);
-    }
-
     if (rc != 0) {
         return ts_db_werr(db, rc, "mdb_dbi_open", "pblocks");
     }
@@ -5156,7 +5364,7 @@ ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data)
         return rc ? ts_db_werr(db, rc, "mdb_put", "meta") : TS_OK;
     }
 
-    /* the last step: version 2 from here on */
+    /* phase 1 done: the series records are next */
 
     rc = mdb_drop(txn, old, 1);
     if (rc != 0) {
@@ -5167,20 +5375,6 @@ ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data)
     if (rc != 0 && rc != MDB_NOTFOUND) {
         return ts_db_werr(db, rc, "mdb_del", "meta");
     }
-
-    ts_db_put32(fmt + 8, TS_DB_VERSION);
-    ts_db_put32(fmt + 28, ts_crc32c(0, fmt, 28));
-    k.mv_data = "format";
-    k.mv_size = sizeof("format") - 1;
-    v.mv_data = fmt;
-    v.mv_size = sizeof(fmt);
-
-    rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
-    if (rc != 0) {
-        return ts_db_werr(db, rc, "mdb_put", "meta");
-    }
-
-    m->done = 1;
 
     return TS_OK;
 
@@ -5195,6 +5389,216 @@ done:
 
     if (cur != NULL) {
         mdb_cursor_close(cur);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Phase 2: series records with label names in the record become records
+ * with name ids ("lnames"), in id order, migrate_step records a
+ * transaction; meta "migrate_series" holds the last id converted.  The
+ * step that converts the last one writes the version-2 format record.
+ */
+
+static int
+ts_db_migrate_series(ts_db_t *db, MDB_txn *txn, ts_db_migrate_t *m,
+    uint8_t *fmt)
+{
+    int           rc;
+    size_t        size;
+    uint8_t       idb[8], *copy, *rec;
+    uint32_t      i, n, sids[64], *ids;
+    uint64_t      last, count;
+    MDB_val       k, v, mk;
+    MDB_cursor   *cur;
+    ts_label_t    sl[64], *l;
+    ts_db_srec_t  r;
+
+    mk.mv_data = TS_DB_MIGRATE_SKEY;
+    mk.mv_size = sizeof(TS_DB_MIGRATE_SKEY) - 1;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_META], &mk, &v);
+
+    if (rc == 0 && v.mv_size == 8) {
+        last = ts_db_get64(v.mv_data);
+
+    } else if (rc == MDB_NOTFOUND) {
+        last = 0;
+
+    } else {
+        return rc ? ts_db_werr(db, rc, "mdb_get", "meta") : TS_ERR_CORRUPT;
+    }
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_SERIES], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "series");
+    }
+
+    copy = NULL;
+    rec = NULL;
+    l = sl;
+    ids = sids;
+    count = 0;
+    rc = 0;
+
+    while (count < db->migrate_step && last < UINT64_MAX) {
+        ts_db_put64(idb, last + 1);
+        k.mv_data = idb;
+        k.mv_size = 8;
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0) {
+            break;
+        }
+
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        last = ts_db_get64(k.mv_data);
+
+        /* the value moves with the put below: decode a copy */
+
+        free(copy);
+        copy = malloc(v.mv_size ? v.mv_size : 1);
+        if (copy == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+
+        memcpy(copy, v.mv_data, v.mv_size);
+        v.mv_data = copy;
+
+        if (ts_db_srec_open(&r, &v, NULL, 0) != TS_OK) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        n = r.n;
+
+        if (n > 64 && l == sl) {
+            l = malloc(UINT16_MAX * sizeof(ts_label_t));
+            ids = malloc(UINT16_MAX * sizeof(uint32_t));
+            if (l == NULL || ids == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ts_db_srec_next(&r, &l[i]) != 1) {
+                break;
+            }
+
+            rc = ts_db_name_id(db, txn, r.tenant, l[i].name, l[i].name_len,
+                               &ids[i]);
+            if (rc != TS_OK) {
+                goto done;
+            }
+        }
+
+        if (i != n || r.p != r.end) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        size = ts_db_series_size(l, ids, n);
+        free(rec);
+        rec = malloc(size);
+        if (rec == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+
+        ts_db_series_encode(rec, r.tenant, r.hash, l, ids, n);
+
+        ts_db_put64(idb, last);
+        k.mv_data = idb;
+        k.mv_size = 8;
+        v.mv_data = rec;
+        v.mv_size = size;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_SERIES], &k, &v, 0);
+        if (rc != 0) {
+            break;
+        }
+
+        count++;
+    }
+
+    if (rc == MDB_CORRUPTED) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                  " \"series\" at key (series %" PRIu64 "), version 1,"
+                  " file \"%s\"", last, db->file);
+        rc = TS_ERR_CORRUPT;
+        goto done;
+    }
+
+    if (rc == ENOMEM) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        rc = TS_ERR_NOMEM;
+        goto done;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = ts_db_werr(db, rc, "mdb_put", "series");
+        goto done;
+    }
+
+    m->ids += count;
+
+    if (rc == 0) {
+
+        /* not finished */
+
+        ts_db_put64(idb, last);
+        v.mv_data = idb;
+        v.mv_size = 8;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_META], &mk, &v, 0);
+        rc = rc ? ts_db_werr(db, rc, "mdb_put", "meta") : TS_OK;
+        goto done;
+    }
+
+    /* the last step: version 2 from here on */
+
+    rc = mdb_del(txn, db->dbi[TS_DB_META], &mk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = ts_db_werr(db, rc, "mdb_del", "meta");
+        goto done;
+    }
+
+    ts_db_put32(fmt + 8, TS_DB_VERSION);
+    ts_db_put32(fmt + 28, ts_crc32c(0, fmt, 28));
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+    v.mv_data = fmt;
+    v.mv_size = TS_DB_FORMAT_LEN;
+
+    rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
+    if (rc != 0) {
+        rc = ts_db_werr(db, rc, "mdb_put", "meta");
+        goto done;
+    }
+
+    m->done = 1;
+    rc = TS_OK;
+
+done:
+
+    mdb_cursor_close(cur);
+    free(copy);
+    free(rec);
+
+    if (l != sl) {
+        free(l);
+    }
+
+    if (ids != sids) {
+        free(ids);
     }
 
     return rc;
@@ -5258,7 +5662,7 @@ ts_db_migrate_head(ts_db_t *db, MDB_txn *txn, const uint8_t *k, size_t klen,
         return ts_db_werr(db, rc, "mdb_get", "series");
     }
 
-    if (rc == 0 && ts_db_srec_open(&r, &sv) == TS_OK) {
+    if (rc == 0 && ts_db_srec_open(&r, &sv, NULL, 0) == TS_OK) {
         while (ts_db_srec_next(&r, &l) == 1) {
             if (ts_db_pkey(key, TS_DB_KEY_MAX, tenant, kind, l.name,
                            l.name_len, l.value, l.value_len)
@@ -5544,7 +5948,8 @@ ts_db_verify_walk(ts_db_rtxn_t *t)
     ts_db_vpb_t        vp;
     static const int   dbs[] = { TS_DB_TENANTS, TS_DB_SERIES, TS_DB_SHASH,
                                  TS_DB_POSTINGS, TS_DB_CHUNKS,
-                                 TS_DB_RETENTION, TS_DB_METADATA };
+                                 TS_DB_RETENTION, TS_DB_METADATA,
+                                 TS_DB_LNAMES };
 
     memset(&vp, 0, sizeof(ts_db_vpb_t));
 
@@ -5578,6 +5983,10 @@ ts_db_verify_walk(ts_db_rtxn_t *t)
 
             case TS_DB_POSTINGS:
                 rc = ts_db_verify_pblock(t, &k, &v, &vp);
+                break;
+
+            case TS_DB_LNAMES:
+                rc = ts_db_verify_lname(t, &k, &v);
                 break;
 
             case TS_DB_TENANTS:
@@ -5628,7 +6037,9 @@ ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
     ts_label_t    x, l[256];
     ts_db_srec_t  r;
 
-    if (k->mv_size != 8 || ts_db_srec_open(&r, v) != TS_OK) {
+    if (k->mv_size != 8
+        || ts_db_srec_open(&r, v, t->txn, t->db->dbi[TS_DB_LNAMES]) != TS_OK)
+    {
         return TS_ERR_CORRUPT;
     }
 
@@ -5717,6 +6128,53 @@ ts_db_verify_label(ts_db_rtxn_t *t, uint32_t tenant, const ts_label_t *l,
     ts_db_fmt(t->errmsg, sizeof(t->errmsg), "series %" PRIu64 " is missing"
               " from the postings of label %.*s, file \"%s\"", id,
               (int) l->name_len, l->name, t->db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+/* A label name entry and its reverse entry name each other. */
+
+static int
+ts_db_verify_lname(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
+{
+    size_t          len;
+    uint8_t         key[TS_DB_KEY_MAX], ikey[9];
+    MDB_val         x, y;
+    const uint8_t  *kp;
+
+    kp = k->mv_data;
+
+    if (k->mv_size == 9 && kp[4] == 'i') {
+        len = ts_db_nkey(key, ts_db_get32(kp), v->mv_data, v->mv_size);
+        x.mv_data = key;
+        x.mv_size = len;
+
+        if (mdb_get(t->txn, t->db->dbi[TS_DB_LNAMES], &x, &y) == 0
+            && y.mv_size == 4 && memcmp(y.mv_data, kp + 5, 4) == 0)
+        {
+            return TS_OK;
+        }
+
+    } else if (k->mv_size > 5 && kp[4] == 'n' && v->mv_size == 4) {
+        memcpy(ikey, kp, 4);
+        ikey[4] = 'i';
+        memcpy(ikey + 5, v->mv_data, 4);
+        x.mv_data = ikey;
+        x.mv_size = sizeof(ikey);
+
+        if (mdb_get(t->txn, t->db->dbi[TS_DB_LNAMES], &x, &y) == 0
+            && ts_db_nkey(key, ts_db_get32(kp), y.mv_data, y.mv_size)
+               == k->mv_size
+            && memcmp(key, kp, k->mv_size) == 0)
+        {
+            return TS_OK;
+        }
+    }
+
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in \"lnames\":"
+              " a %zu-byte key whose name and id do not name each other,"
+              " file \"%s\"", k->mv_size, t->db->file);
 
     return TS_ERR_CORRUPT;
 }

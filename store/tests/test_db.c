@@ -3126,7 +3126,8 @@ t_v1_same(ts_db_t *db)
 
 typedef struct {
     uint32_t   version;
-    int        migrate;
+    int        migrate;            /* phase 1: postings */
+    int        migrate_series;     /* phase 2: series records */
     int        postings;
     int        pblocks;
 } t_raw_state_t;
@@ -3161,6 +3162,9 @@ t_raw_state(t_env_t *e, t_raw_state_t *s)
     k.mv_data = "migrate";
     k.mv_size = 7;
     s->migrate = mdb_get(txn, dbi, &k, &v) == 0;
+    k.mv_data = "migrate_series";
+    k.mv_size = 14;
+    s->migrate_series = mdb_get(txn, dbi, &k, &v) == 0;
 
     rc = mdb_dbi_open(txn, "postings", 0, &dbi);
     s->postings = rc == 0;
@@ -3186,7 +3190,7 @@ test_migrate_v1(void **state)
 
     t_raw_state(e, &s);
     assert_int_equal(s.version, 1);
-    assert_true(s.postings && !s.pblocks && !s.migrate);
+    assert_true(s.postings && !s.pblocks && !s.migrate && !s.migrate_series);
 
     /* 50 ids a transaction: steps stop inside lists and between them */
 
@@ -3201,7 +3205,7 @@ test_migrate_v1(void **state)
 
     t_raw_state(e, &s);
     assert_int_equal(s.version, 2);
-    assert_true(!s.postings && s.pblocks && !s.migrate);
+    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
 
     /* again: nothing left to do, the same answers */
 
@@ -3227,7 +3231,8 @@ test_migrate_killed(void **state)
     e = *state;
     t_v1_copy(e);
 
-    /* kill it twice in the middle, at a different point each time */
+    /* kill it in the middle of each phase: converting the postings,
+       then (resumed) converting the series records */
 
     for (round = 0; round < 2; round++) {
         pid = t_fork();
@@ -3241,7 +3246,7 @@ test_migrate_killed(void **state)
 
         while (!seen) {
             t_raw_state(e, &s);
-            seen = s.migrate;
+            seen = round == 0 ? s.migrate : s.migrate_series;
 
             if (!seen) {
                 assert_int_equal(waitpid(pid, &rc, WNOHANG), 0);
@@ -3249,14 +3254,19 @@ test_migrate_killed(void **state)
             }
         }
 
-        usleep(20000 * (unsigned) round);
-
         assert_int_equal(kill(pid, SIGKILL), 0);
         assert_int_equal(t_wait(pid), 1000 + SIGKILL);
 
         t_raw_state(e, &s);
         assert_int_equal(s.version, 1);
-        assert_true(s.migrate && s.postings && s.pblocks);
+
+        if (round == 0) {
+            assert_true(s.migrate && s.postings && s.pblocks);
+
+        } else {
+            assert_true(!s.migrate && s.migrate_series && !s.postings
+                        && s.pblocks);
+        }
     }
 
     rc = t_open_step(e->root, 0, &db, err, sizeof(err));
@@ -3270,7 +3280,7 @@ test_migrate_killed(void **state)
 
     t_raw_state(e, &s);
     assert_int_equal(s.version, 2);
-    assert_true(!s.postings && s.pblocks && !s.migrate);
+    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
 }
 
 
