@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ts_chunk.h"
 #include "ts_db.h"
 #include "db_dump.h"
 
@@ -43,6 +44,31 @@ gen_cmp(const void *a, const void *b)
 }
 
 
+/* A real XOR chunk of n samples from t0, 15 s apart; its length. */
+
+static size_t
+gen_chunk(uint8_t *buf, size_t cap, int64_t t0, int n, int seed)
+{
+    int                 i;
+    ts_xor_appender_t   a;
+
+    if (ts_xor_init(&a, buf, cap) != TS_OK) {
+        exit(1);
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ts_xor_append(&a, buf, t0 + i * 15000,
+                          (double) (seed * 100 + i * (seed % 7 + 1)))
+            != TS_OK)
+        {
+            exit(1);
+        }
+    }
+
+    return ts_xor_bytes(&a);
+}
+
+
 static void
 gen_die(const char *what, int rc, ts_db_t *db)
 {
@@ -54,9 +80,10 @@ gen_die(const char *what, int rc, ts_db_t *db)
 static void
 gen_tenant(ts_db_t *db, const char *tenant, int count, const char *prefix)
 {
-    int             i, j, rc, n;
+    int             i, rc, n;
     char            v[8][32];
-    uint8_t         chunk[64];
+    size_t          len;
+    uint8_t         chunk[1024];
     uint32_t        idx;
     int64_t         t0;
     ts_label_t      l[8];
@@ -97,19 +124,20 @@ gen_tenant(ts_db_t *db, const char *tenant, int count, const char *prefix)
             gen_die("batch_series", rc, NULL);
         }
 
-        for (j = 0; j < (int) sizeof(chunk); j++) {
-            chunk[j] = (uint8_t) (i * 31 + j * 7);
-        }
+        /* every 9th series has only an old chunk: retention deletes it;
+           4 or 8 samples 15 s apart, every 4th series a second chunk */
 
-        /* every 9th series has only an old chunk: retention deletes it */
+        t0 = (i % 9 == 4) ? 1000 : GEN_T0 + (i % 40) * 1000;
+        n = 4 + (i % 2) * 4;
 
-        t0 = (i % 9 == 4) ? 1000 : GEN_T0 + i * 1000;
+        len = gen_chunk(chunk, sizeof(chunk), t0, n, i);
+        rc = ts_db_batch_chunk(b, idx, t0, t0 + (n - 1) * 15000, 1, chunk,
+                               len);
 
-        rc = ts_db_batch_chunk(b, idx, t0, t0 + 59000, 1, chunk,
-                               16 + i % 40);
         if (rc == TS_OK && i % 9 != 4 && i % 4 == 0) {
-            rc = ts_db_batch_chunk(b, idx, t0 + 60000, t0 + 119000, 1,
-                                   chunk + 3, 20 + i % 30);
+            len = gen_chunk(chunk, sizeof(chunk), t0 + n * 15000, 4, i + 1);
+            rc = ts_db_batch_chunk(b, idx, t0 + n * 15000,
+                                   t0 + (n + 3) * 15000, 1, chunk, len);
         }
 
         if (rc != TS_OK) {
