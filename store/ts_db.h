@@ -231,12 +231,12 @@ void ts_db_batch_destroy(ts_db_batch_t *b);
 
 /*
  * Adds a series to ensure: labels validated and sorted (TS_ERR_INVALID
- * if not sorted, without __name__, if a tenant is empty or longer than TS_DB_TENANT_MAX);
- * hint is an id the caller has seen for it before, or 0.  The apply
- * keeps the hint if that series still exists, else finds or creates the
- * series by (tenant, labels): after retention deleted a series, its
- * next flush through a hinted entry recreates it under a new id.
- * *idx is the batch-local index.
+ * if not sorted, without __name__, if a tenant is empty or longer than
+ * TS_DB_TENANT_MAX); hint is an id the caller has seen for it before,
+ * or 0.  The apply keeps the hint if that series still exists, else
+ * finds or creates the series by (tenant, labels): after retention
+ * deleted a series, its next flush through a hinted entry recreates it
+ * under a new id.  *idx is the batch-local index.
  */
 int ts_db_batch_series(ts_db_batch_t *b, const char *tenant, size_t tlen,
     const ts_label_t *labels, uint32_t n, uint64_t hint, uint32_t *idx);
@@ -323,10 +323,10 @@ int ts_db_series_labels(ts_db_rtxn_t *t, uint64_t id, uint32_t *tenant,
 
 /*
  * Postings of a tenant, ascending ids: name == NULL: all its series
- * (the list of label __name__, which every series has); value == NULL: series that have label name; else name="value".
- * An unknown key gives an empty list.  next and seek return 1 with *id,
- * 0 at the end, or an error; seek moves to the first id >= target (never
- * backwards).
+ * (the list of label __name__, which every series has); value == NULL:
+ * series that have label name; else name="value".  An unknown key gives
+ * an empty list.  next and seek return 1 with *id, 0 at the end, or an
+ * error; seek moves to the first id >= target (never backwards).
  */
 int ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p,
     uint32_t tenant, const char *name, size_t nlen, const char *value,

@@ -4,7 +4,8 @@
 # version 2 while the other waits (docs/format/lmdb.md, "Migration from
 # version 1"), and the query API answers from it what the version-1 code
 # stored (store/tests/data/lmdb-v1/expected.txt): every series with its
-# labels (PromQL over the index), label values, a negative matcher.  A restart finds version 2 and changes nothing.
+# labels (PromQL over the index), label values, a negative matcher.  A
+# restart finds version 2 and changes nothing.
 
 use strict;
 use warnings;
