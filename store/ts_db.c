@@ -171,10 +171,26 @@ struct ts_db_s {
 };
 
 
+/*
+ * Label names a read handle looked up (a direct-mapped cache keyed by
+ * tenant and name id): the names point into the map, so the cache is
+ * emptied whenever the handle takes a new snapshot.
+ */
+#define TS_DB_NCACHE         64
+
+typedef struct {
+    const char             *name;
+    uint32_t                len;
+    uint32_t                tenant;
+    uint32_t                id;             /* 0: empty */
+} ts_db_nslot_t;
+
+
 struct ts_db_rtxn_s {
     ts_db_t                *db;
     MDB_txn                *txn;
     int                     active;
+    ts_db_nslot_t           names[TS_DB_NCACHE];
     char                    errmsg[TS_DB_ERR_MAX];
 };
 
@@ -317,6 +333,7 @@ typedef struct {
     const uint8_t          *end;
     MDB_txn                *txn;            /* NULL: version 1, names */
     MDB_dbi                 names;          /*   in the record */
+    ts_db_nslot_t          *cache;          /* a read handle's, or NULL */
     uint32_t                tenant;
     uint32_t                n;
     uint32_t                left;
@@ -3541,6 +3558,7 @@ ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
 
     r->txn = txn;
     r->names = names;
+    r->cache = NULL;
 
     p = v->mv_data;
     r->tenant = ts_db_get32(p);
@@ -3559,9 +3577,10 @@ ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
 static int
 ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
 {
-    uint8_t   key[9];
-    uint64_t  nlen, vlen, id;
-    MDB_val   k, v;
+    uint8_t         key[9];
+    uint64_t        nlen, vlen, id;
+    MDB_val         k, v;
+    ts_db_nslot_t  *c;
 
     if (r->left == 0) {
         return 0;
@@ -3577,19 +3596,41 @@ ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
             return TS_ERR_CORRUPT;
         }
 
+        c = NULL;
+
+        if (r->cache != NULL) {
+            c = &r->cache[(id * 31 + r->tenant) % TS_DB_NCACHE];
+
+            if (c->id == id && c->tenant == r->tenant) {
+                l->name = c->name;
+                l->name_len = c->len;
+                nlen = c->len;
+                goto value;
+            }
+        }
+
         ts_db_put32(key, r->tenant);
         key[4] = 'i';
         ts_db_put32(key + 5, (uint32_t) id);
         k.mv_data = key;
         k.mv_size = sizeof(key);
 
-        if (mdb_get(r->txn, r->names, &k, &v) != 0) {
+        if (mdb_get(r->txn, r->names, &k, &v) != 0
+            || v.mv_size > UINT32_MAX)
+        {
             return TS_ERR_CORRUPT;
         }
 
         l->name = v.mv_data;
         nlen = v.mv_size;
         l->name_len = (uint32_t) nlen;
+
+        if (c != NULL) {
+            c->name = l->name;
+            c->len = l->name_len;
+            c->tenant = r->tenant;
+            c->id = (uint32_t) id;
+        }
 
     } else {
         if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
@@ -3602,6 +3643,8 @@ ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
         l->name_len = (uint32_t) nlen;
         r->p += nlen;
     }
+
+value:
 
     if (ts_db_uvarint_get(&r->p, r->end, &vlen) != 0
         || vlen > (uint64_t) (r->end - r->p)
@@ -3798,6 +3841,7 @@ ts_db_rtxn_start(ts_db_rtxn_t *t, int renew)
 
         if (rc == 0) {
             t->active = 1;
+            memset(t->names, 0, sizeof(t->names));
             return TS_OK;
         }
 
@@ -3956,6 +4000,8 @@ ts_db_series_get(ts_db_rtxn_t *t, uint64_t id, ts_db_srec_t *r)
                   v.mv_size, TS_DB_SERIES_HDR, t->db->file);
         return TS_ERR_CORRUPT;
     }
+
+    r->cache = t->names;            /* names looked up by this snapshot */
 
     return TS_OK;
 }
