@@ -61,6 +61,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -84,11 +85,20 @@
 #define TS_DB_DEFER          50          /* ms a new txn yields to a remap */
 #define TS_DB_SIGN           0x8000000000000000ULL
 
-/* postings key kinds */
+/* postings key kinds; 'A' (all series of a tenant) is version 1 only */
 #define TS_DB_KIND_ALL       'A'
 #define TS_DB_KIND_NAME      'N'
 #define TS_DB_KIND_PAIR      'V'
 #define TS_DB_PHEAD          5           /* tenant, kind */
+#define TS_DB_HEAD_MAX       (TS_DB_KEY_MAX - 8)  /* list key, no id */
+#define TS_DB_MNAME          "__name__"
+#define TS_DB_MNAME_LEN      (sizeof(TS_DB_MNAME) - 1)
+#define TS_DB_V1_POSTINGS    "postings"
+#define TS_DB_V1_PFLAGS      (MDB_DUPSORT | MDB_DUPFIXED)
+#define TS_DB_MIGRATE_KEY    "migrate"
+#define TS_DB_MIGRATE_SKEY   "migrate_series"
+#define TS_DB_MIGRATE_LOCK   "migrate.lock"
+#define TS_DB_MIGRATE        1           /* ts_db_schema_open(): v1 */
 
 #define TS_DB_NONE           UINT32_MAX
 
@@ -106,6 +116,7 @@ enum {
     TS_DB_CHUNKS,
     TS_DB_RETENTION,
     TS_DB_METADATA,
+    TS_DB_LNAMES,
     TS_DB_NDBS
 };
 
@@ -121,10 +132,11 @@ static const ts_db_dbdef_t  ts_db_dbs[TS_DB_NDBS] = {
     { "tenants", 0 },
     { "series", 0 },
     { "series_hash", MDB_DUPSORT | MDB_DUPFIXED },
-    { "postings", MDB_DUPSORT | MDB_DUPFIXED },
+    { "pblocks", 0 },
     { "chunks", 0 },
     { "retention", MDB_DUPSORT | MDB_DUPFIXED },
-    { "metadata", 0 }
+    { "metadata", 0 },
+    { "lnames", 0 }
 };
 
 
@@ -134,6 +146,8 @@ struct ts_db_s {
     pid_t                   pid;
     char                   *dir;            /* <path>/index */
     char                   *file;           /* <path>/index/data.mdb */
+    unsigned                migrate_step;
+    uint32_t                version;        /* of the format record */
     size_t                  map_size;       /* initial */
     size_t                  map_max;
     size_t                  page;
@@ -157,10 +171,26 @@ struct ts_db_s {
 };
 
 
+/*
+ * Label names a read handle looked up (a direct-mapped cache keyed by
+ * tenant and name id): the names point into the map, so the cache is
+ * emptied whenever the handle takes a new snapshot.
+ */
+#define TS_DB_NCACHE         64
+
+typedef struct {
+    const char             *name;
+    uint32_t                len;
+    uint32_t                tenant;
+    uint32_t                id;             /* 0: empty */
+} ts_db_nslot_t;
+
+
 struct ts_db_rtxn_s {
     ts_db_t                *db;
     MDB_txn                *txn;
     int                     active;
+    ts_db_nslot_t           names[TS_DB_NCACHE];
     char                    errmsg[TS_DB_ERR_MAX];
 };
 
@@ -227,6 +257,48 @@ struct ts_db_batch_s {
 };
 
 
+/*
+ * Postings ids to add, gathered over a whole transaction, so that each
+ * list's last block is rewritten once per transaction, not per series:
+ * entries are (offset of the list key in buf, its length, id).
+ */
+typedef struct {
+    size_t                  off;
+    const uint8_t          *k;              /* buf + off, for sorting */
+    uint64_t                id;
+    uint32_t                len;
+} ts_db_padd_t;
+
+
+typedef struct {
+    ts_db_padd_t           *a;
+    uint32_t                n;
+    uint32_t                cap;
+    uint8_t                *buf;
+    size_t                  used;
+    size_t                  size;
+    uint64_t               *ids;            /* scratch for one list */
+    uint32_t                ids_cap;
+} ts_db_padds_t;
+
+
+/* ts_db_verify(): the last postings block seen. */
+typedef struct {
+    const uint8_t          *head;
+    size_t                  hlen;
+    uint64_t                last;
+} ts_db_vpb_t;
+
+
+/* State of one migration step (docs/format/lmdb.md, "Migration"). */
+typedef struct {
+    int                     done;
+    uint64_t                steps;
+    uint64_t                ids;
+    ts_db_padds_t           padds;
+} ts_db_migrate_t;
+
+
 /* State of one apply attempt; rebuilt from the batch on every retry. */
 typedef struct {
     ts_db_batch_t          *b;
@@ -241,6 +313,7 @@ typedef struct {
     uint32_t                tid;
     uint8_t                 clast[16];      /* greatest key in "chunks" */
     int                     chas;           /* clast is set */
+    ts_db_padds_t           padds;          /* new postings ids */
 } ts_db_apply_t;
 
 
@@ -258,6 +331,9 @@ typedef struct {
 typedef struct {
     const uint8_t          *p;
     const uint8_t          *end;
+    MDB_txn                *txn;            /* NULL: version 1, names */
+    MDB_dbi                 names;          /*   in the record */
+    ts_db_nslot_t          *cache;          /* a read handle's, or NULL */
     uint32_t                tenant;
     uint32_t                n;
     uint32_t                left;
@@ -332,24 +408,55 @@ static int ts_db_series_match(ts_db_t *db, char *buf, MDB_txn *txn,
     uint64_t id, uint32_t tenant, const ts_label_t *l, uint32_t n);
 static int ts_db_series_create(ts_db_t *db, ts_db_apply_t *a,
     ts_db_bseries_t *s, uint32_t tenant);
-static int ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
-    const ts_label_t *l, uint32_t n, uint64_t id, int del);
-static int ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
-    int kind, const ts_label_t *l, uint8_t *idb, int del);
+static int ts_db_padd(ts_db_t *db, ts_db_padds_t *pa, const uint8_t *head,
+    size_t hlen, uint64_t id);
+static int ts_db_padd_series(ts_db_t *db, ts_db_padds_t *pa,
+    uint32_t tenant, const ts_label_t *l, uint32_t n, uint64_t id);
+static int ts_db_padd_cmp(const void *a, const void *b);
+static int ts_db_padds_flush(ts_db_t *db, MDB_txn *txn, ts_db_padds_t *pa);
+static void ts_db_padds_free(ts_db_padds_t *pa);
+static int ts_db_pb_find(MDB_cursor *cur, const uint8_t *head, size_t hlen,
+    uint64_t id, MDB_val *k, MDB_val *v);
+static int ts_db_pb_fwd(MDB_cursor *cur, const uint8_t *head, size_t hlen,
+    uint64_t id, MDB_cursor_op op, MDB_val *k, MDB_val *v);
+static int ts_db_pb_count(const uint8_t **p, const uint8_t *end,
+    uint32_t *count);
+static int ts_db_pb_delta(const uint8_t **p, const uint8_t *end,
+    uint64_t *id);
+static int ts_db_pb_corrupt(ts_db_t *db, const uint8_t *head, size_t hlen,
+    uint64_t first);
+static int ts_db_plist_add(ts_db_t *db, MDB_txn *txn, MDB_cursor *cur,
+    const uint8_t *head, size_t hlen, const uint64_t *ids, uint32_t n);
+static int ts_db_plist_del(ts_db_t *db, MDB_txn *txn, MDB_cursor *cur,
+    const uint8_t *head, size_t hlen, uint64_t id);
+static int ts_db_plist_has(MDB_cursor *cur, const uint8_t *head,
+    size_t hlen, uint64_t id);
+static int ts_db_migrate(ts_db_t *db);
+static int ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data);
+static int ts_db_migrate_series(ts_db_t *db, MDB_txn *txn,
+    ts_db_migrate_t *m, uint8_t *fmt);
+static int ts_db_migrate_head(ts_db_t *db, MDB_txn *txn, const uint8_t *k,
+    size_t klen, uint64_t id, uint8_t *head, size_t *hlen);
 static int ts_db_apply_chunks(ts_db_t *db, ts_db_apply_t *a);
 static int ts_db_apply_chunk(ts_db_t *db, ts_db_apply_t *a,
     const ts_db_bchunk_t *c);
 static int ts_db_apply_metas(ts_db_t *db, ts_db_apply_t *a);
 
-static size_t ts_db_pkey(uint8_t *k, uint32_t tenant, int kind,
+static size_t ts_db_pkey(uint8_t *k, size_t max, uint32_t tenant, int kind,
     const char *name, size_t nlen, const char *value, size_t vlen);
 static size_t ts_db_mkey(uint8_t *k, uint32_t tenant, const char *name,
     size_t len);
 static void ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint);
-static size_t ts_db_series_size(const ts_label_t *l, uint32_t n);
+static size_t ts_db_series_size(const ts_label_t *l, const uint32_t *ids,
+    uint32_t n);
 static void ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
-    const ts_label_t *l, uint32_t n);
-static int ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v);
+    const ts_label_t *l, const uint32_t *ids, uint32_t n);
+static int ts_db_name_id(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
+    const char *name, size_t len, uint32_t *id);
+static size_t ts_db_nkey(uint8_t *k, uint32_t tenant, const char *name,
+    size_t len);
+static int ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
+    MDB_dbi names);
 static int ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l);
 static int ts_db_chunk_decode(const MDB_val *k, const MDB_val *v,
     ts_db_chunk_t *c, const char **why);
@@ -364,11 +471,15 @@ static int ts_db_rtxn_start(ts_db_rtxn_t *t, int renew);
 static int ts_db_cursor(ts_db_rtxn_t *t, int dbi, MDB_cursor **cur);
 static int ts_db_series_get(ts_db_rtxn_t *t, uint64_t id,
     ts_db_srec_t *r);
-static int ts_db_postings_load(ts_db_postings_t *p, MDB_val *d);
-static int ts_db_postings_page(ts_db_postings_t *p, const MDB_val *d);
+static int ts_db_postings_bad(ts_db_postings_t *p, const char *why);
+static int ts_db_postings_load(ts_db_postings_t *p, const MDB_val *k,
+    const MDB_val *d);
+static int ts_db_postings_step(ts_db_postings_t *p, uint64_t *id);
+static int ts_db_postings_scan(ts_db_postings_t *p, uint64_t target,
+    uint64_t *id);
+static int ts_db_resolve_bad(ts_db_rtxn_t *t, const char *why);
 static int ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k,
-    const MDB_val *d, const char *name, size_t nlen, const char **s,
-    size_t *len);
+    const char *name, size_t nlen, const char **s, size_t *len);
 static int ts_db_chunks_start(ts_db_chunks_t *it, MDB_val *k, MDB_val *d);
 static int ts_db_chunk_bad(ts_db_rtxn_t *t, const MDB_val *k,
     const char *why);
@@ -377,6 +488,10 @@ static int ts_db_drop_locked(ts_db_t *db, size_t *bytes);
 static int ts_db_verify_walk(ts_db_rtxn_t *t);
 static int ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k,
     const MDB_val *v);
+static int ts_db_verify_lname(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v);
+static int ts_db_verify_pblock(ts_db_rtxn_t *t, const MDB_val *k,
+    const MDB_val *v, ts_db_vpb_t *vp);
 static int ts_db_verify_label(ts_db_rtxn_t *t, uint32_t tenant,
     const ts_label_t *l, const uint8_t *idb);
 static int ts_db_verify_chunk(ts_db_rtxn_t *t, const MDB_val *k,
@@ -674,6 +789,8 @@ ts_db_init(ts_db_t *db, const ts_db_conf_t *conf)
     db->map_size = (db->map_size + page - 1) / page * page;
     db->map_max = conf->map_max ? conf->map_max : TS_DB_MAP_MAX;
     db->map_max = db->map_max / page * page;
+    db->migrate_step = conf->migrate_step ? conf->migrate_step
+                                          : TS_DB_MIGRATE_STEP;
     db->resize_wait = conf->resize_wait ? conf->resize_wait
                                         : TS_DB_RESIZE_WAIT;
 
@@ -1014,6 +1131,28 @@ ts_db_schema(ts_db_t *db)
 
     rc = ts_db_schema_open(db, txn, 0);
 
+    if (rc == TS_DB_MIGRATE) {
+        mdb_txn_abort(txn);
+
+        rc = ts_db_migrate(db);
+        if (rc != TS_OK) {
+            return rc;
+        }
+
+        rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_txn_begin", NULL);
+        }
+
+        rc = ts_db_schema_open(db, txn, 0);
+
+        if (rc == TS_DB_MIGRATE) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\": still"
+                      " version 1 after the migration", db->file);
+            rc = TS_ERR_CORRUPT;
+        }
+    }
+
     if (rc != TS_OK) {
         mdb_txn_abort(txn);
 
@@ -1098,6 +1237,10 @@ ts_db_schema_open(ts_db_t *db, MDB_txn *txn, int create)
         rc = ts_db_format_check(db, &v);
         if (rc != TS_OK) {
             return rc;
+        }
+
+        if (db->version != TS_DB_VERSION) {
+            return TS_DB_MIGRATE;       /* convert it first */
         }
     }
 
@@ -1195,11 +1338,12 @@ ts_db_format_check(ts_db_t *db, const MDB_val *v)
     version = ts_db_get32(p + 8);
     flags = ts_db_get32(p + 12);
 
-    if (version != TS_DB_VERSION || flags != 0) {
+    if ((version != TS_DB_VERSION && version != 1) || flags != 0) {
         ts_db_fmt(db->errmsg, sizeof(db->errmsg), "\"%s\" has index format"
-                  " version %u (flags 0x%x), this build reads version %u:"
-                  " move \"%s\" away to start a new index", db->file,
-                  version, flags, TS_DB_VERSION, db->dir);
+                  " version %u (flags 0x%x), this build reads version %u"
+                  " (and converts version 1): move \"%s\" away to start a"
+                  " new index", db->file, version, flags, TS_DB_VERSION,
+                  db->dir);
         return TS_ERR_VERSION;
     }
 
@@ -1211,6 +1355,8 @@ ts_db_format_check(ts_db_t *db, const MDB_val *v)
                   v->mv_size);
         return TS_ERR_CORRUPT;
     }
+
+    db->version = version;
 
     return TS_OK;
 }
@@ -1607,6 +1753,20 @@ ts_db_batch_series(ts_db_batch_t *b, const char *tenant, size_t tlen,
         return TS_ERR_INVALID;
     }
 
+    /* the __name__ list is the list of all series of a tenant */
+
+    for (i = 0; i < n; i++) {
+        if (labels[i].name_len == TS_DB_MNAME_LEN
+            && memcmp(labels[i].name, TS_DB_MNAME, TS_DB_MNAME_LEN) == 0)
+        {
+            break;
+        }
+    }
+
+    if (i == n) {
+        return TS_ERR_INVALID;
+    }
+
     rc = ts_db_grow_array((void **) &b->series, &b->series_cap, b->nseries,
                           sizeof(ts_db_bseries_t));
     if (rc != TS_OK) {
@@ -1800,6 +1960,8 @@ ts_db_apply(ts_db_t *db, ts_db_batch_t *b)
         a.b = b;
 
         rc = ts_db_write(db, ts_db_apply_txn, &a, db->map_max);
+
+        ts_db_padds_free(&a.padds);
     }
 
     b->applied = (rc == TS_OK);
@@ -1820,6 +1982,8 @@ ts_db_apply_txn(ts_db_t *db, MDB_txn *txn, void *data)
     a = data;
     a->txn = txn;
     a->tname = NULL;
+    a->padds.n = 0;
+    a->padds.used = 0;
 
     rc = ts_db_counters_get(db, txn, &a->next_series, &a->next_tenant);
     if (rc != TS_OK) {
@@ -1841,7 +2005,11 @@ ts_db_apply_txn(ts_db_t *db, MDB_txn *txn, void *data)
         }
     }
 
-    rc = ts_db_apply_chunks(db, a);
+    rc = ts_db_padds_flush(db, txn, &a->padds);
+
+    if (rc == TS_OK) {
+        rc = ts_db_apply_chunks(db, a);
+    }
 
     if (rc == TS_OK) {
         rc = ts_db_apply_metas(db, a);
@@ -2079,7 +2247,7 @@ ts_db_series_match(ts_db_t *db, char *buf, MDB_txn *txn, uint64_t id,
         return ts_db_mdb_fail(db, buf, rc, "mdb_get", "series");
     }
 
-    if (ts_db_srec_open(&r, &v) != TS_OK) {
+    if (ts_db_srec_open(&r, &v, txn, db->dbi[TS_DB_LNAMES]) != TS_OK) {
         goto corrupt;
     }
 
@@ -2116,13 +2284,28 @@ static int
 ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     uint32_t tenant)
 {
-    int      rc;
-    uint8_t  key[12], id[8];
-    MDB_val  k, v;
+    int        rc;
+    uint8_t    key[12], id[8];
+    uint32_t   i, sids[64], *ids;
+    MDB_val    k, v;
 
     if (a->next_series == UINT64_MAX) {
         ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of series ids");
         return TS_ERR_LIMIT;
+    }
+
+    ids = s->n <= 64 ? sids : malloc(s->n * sizeof(uint32_t));
+    if (ids == NULL) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    for (i = 0; i < s->n; i++) {
+        rc = ts_db_name_id(db, a->txn, tenant, s->labels[i].name,
+                           s->labels[i].name_len, &ids[i]);
+        if (rc != TS_OK) {
+            goto failed;
+        }
     }
 
     s->id = a->next_series++;
@@ -2132,7 +2315,7 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
     k.mv_data = id;
     k.mv_size = sizeof(id);
     v.mv_data = NULL;
-    v.mv_size = ts_db_series_size(s->labels, s->n);
+    v.mv_size = ts_db_series_size(s->labels, ids, s->n);
 
     /*
      * Ids are allocated in increasing order, so a new series is the
@@ -2146,17 +2329,22 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
 
     if (rc == MDB_KEYEXIST) {
         v.mv_data = NULL;
-        v.mv_size = ts_db_series_size(s->labels, s->n);
+        v.mv_size = ts_db_series_size(s->labels, ids, s->n);
 
         rc = mdb_put(a->txn, db->dbi[TS_DB_SERIES], &k, &v,
                      MDB_RESERVE | MDB_NOOVERWRITE);
     }
 
     if (rc != 0) {
-        return ts_db_werr(db, rc, "mdb_put", "series");
+        rc = ts_db_werr(db, rc, "mdb_put", "series");
+        goto failed;
     }
 
-    ts_db_series_encode(v.mv_data, tenant, s->hash, s->labels, s->n);
+    ts_db_series_encode(v.mv_data, tenant, s->hash, s->labels, ids, s->n);
+
+    if (ids != sids) {
+        free(ids);
+    }
 
     ts_db_put32(key, tenant);
     ts_db_put64(key + 4, s->hash);
@@ -2170,33 +2358,420 @@ ts_db_series_create(ts_db_t *db, ts_db_apply_t *a, ts_db_bseries_t *s,
         return ts_db_werr(db, rc, "mdb_put", "series_hash");
     }
 
-    return ts_db_postings_put(db, a->txn, tenant, s->labels, s->n, s->id,
-                              0);
+    return ts_db_padd_series(db, &a->padds, tenant, s->labels, s->n, s->id);
+
+failed:
+
+    if (ids != sids) {
+        free(ids);
+    }
+
+    return rc;
 }
 
 
-/* Adds (or with del, removes) id to every postings list of a series. */
+/*
+ * Label names are stored once per tenant in "lnames": (tenant, 'n',
+ * name) -> id (u32) and (tenant, 'i', id) -> name; series records hold
+ * the ids.  Ids start at 1 and are never reused or changed.
+ */
+
+static size_t
+ts_db_nkey(uint8_t *k, uint32_t tenant, const char *name, size_t len)
+{
+    size_t  room;
+
+    ts_db_put32(k, tenant);
+    k[4] = 'n';
+
+    if (5 + len < TS_DB_KEY_MAX) {
+        memcpy(k + 5, name, len);
+        return 5 + len;
+    }
+
+    room = TS_DB_KEY_MAX - 5 - 8;
+    memcpy(k + 5, name, room);
+    ts_db_put64(k + TS_DB_KEY_MAX - 8, ts_xxh64(name, len, 0));
+
+    return TS_DB_KEY_MAX;
+}
+
+
+/* The id of a label name of a tenant; a new name gets the next id. */
 
 static int
-ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
-    const ts_label_t *l, uint32_t n, uint64_t id, int del)
+ts_db_name_id(ts_db_t *db, MDB_txn *txn, uint32_t tenant, const char *name,
+    size_t len, uint32_t *id)
+{
+    int          rc;
+    uint8_t      key[TS_DB_KEY_MAX], ikey[9], idb[4];
+    uint32_t     next;
+    MDB_val      k, v, ik, iv;
+    MDB_cursor  *cur;
+
+    k.mv_data = key;
+    k.mv_size = ts_db_nkey(key, tenant, name, len);
+
+    rc = mdb_get(txn, db->dbi[TS_DB_LNAMES], &k, &v);
+
+    if (rc == 0) {
+        if (v.mv_size != 4 || ts_db_get32(v.mv_data) == 0) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"lnames\": a name id of %zu bytes, file \"%s\"",
+                      v.mv_size, db->file);
+            return TS_ERR_CORRUPT;
+        }
+
+        *id = ts_db_get32(v.mv_data);
+        return TS_OK;
+    }
+
+    if (rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_get", "lnames");
+    }
+
+    /* the next id: one past the tenant's last (tenant, 'i', id) key */
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_LNAMES], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "lnames");
+    }
+
+    ts_db_put32(ikey, tenant);
+    ikey[4] = 'i';
+    ts_db_put32(ikey + 5, UINT32_MAX);
+    ik.mv_data = ikey;
+    ik.mv_size = sizeof(ikey);
+
+    rc = mdb_cursor_get(cur, &ik, &iv, MDB_SET_RANGE);
+
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &ik, &iv, MDB_PREV);
+
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cur, &ik, &iv, MDB_LAST);
+    }
+
+    next = 1;
+
+    if (rc == 0 && ik.mv_size == 9 && memcmp(ik.mv_data, ikey, 5) == 0) {
+        next = ts_db_get32((const uint8_t *) ik.mv_data + 5) + 1;
+    }
+
+    mdb_cursor_close(cur);
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "lnames");
+    }
+
+    if (next == 0 || next == UINT32_MAX) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of label name ids");
+        return TS_ERR_LIMIT;
+    }
+
+    ts_db_put32(ikey + 5, next);
+    ik.mv_data = ikey;
+    ik.mv_size = sizeof(ikey);
+    iv.mv_data = (void *) name;
+    iv.mv_size = len;
+
+    rc = mdb_put(txn, db->dbi[TS_DB_LNAMES], &ik, &iv, MDB_NOOVERWRITE);
+
+    if (rc == 0) {
+        ts_db_put32(idb, next);
+        v.mv_data = idb;
+        v.mv_size = sizeof(idb);
+
+        rc = mdb_put(txn, db->dbi[TS_DB_LNAMES], &k, &v, MDB_NOOVERWRITE);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_put", "lnames");
+    }
+
+    *id = next;
+
+    return TS_OK;
+}
+
+
+/*
+ * Postings, version 2: each list (tenant, kind, name [, value]) is a
+ * run of blocks under (list key, first id); a block's value is a
+ * uvarint count and count - 1 uvarint deltas.  docs/format/lmdb.md.
+ */
+
+static int
+ts_db_padd(ts_db_t *db, ts_db_padds_t *pa, const uint8_t *head,
+    size_t hlen, uint64_t id)
+{
+    void    *p;
+    size_t   size;
+    uint32_t cap;
+
+    if (pa->n == pa->cap) {
+        cap = pa->cap ? pa->cap * 2 : 1024;
+
+        p = realloc(pa->a, cap * sizeof(ts_db_padd_t));
+        if (p == NULL) {
+            goto nomem;
+        }
+
+        pa->a = p;
+        pa->cap = cap;
+    }
+
+    if (pa->used + hlen > pa->size) {
+        size = pa->size ? pa->size * 2 : 65536;
+
+        while (size < pa->used + hlen) {
+            size *= 2;
+        }
+
+        p = realloc(pa->buf, size);
+        if (p == NULL) {
+            goto nomem;
+        }
+
+        pa->buf = p;
+        pa->size = size;
+    }
+
+    memcpy(pa->buf + pa->used, head, hlen);
+    pa->a[pa->n].off = pa->used;
+    pa->a[pa->n].len = (uint32_t) hlen;
+    pa->a[pa->n].id = id;
+    pa->a[pa->n].k = NULL;
+    pa->n++;
+    pa->used += hlen;
+
+    return TS_OK;
+
+nomem:
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+
+    return TS_ERR_NOMEM;
+}
+
+
+/* Queues id for the 'N' and 'V' lists of every label of a series. */
+
+static int
+ts_db_padd_series(ts_db_t *db, ts_db_padds_t *pa, uint32_t tenant,
+    const ts_label_t *l, uint32_t n, uint64_t id)
 {
     int       rc;
-    uint8_t   idb[8];
+    size_t    len;
+    uint8_t   key[TS_DB_HEAD_MAX];
     uint32_t  i;
 
-    ts_db_put64(idb, id);
+    for (i = 0; i < n; i++) {
+        len = ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, TS_DB_KIND_NAME,
+                         l[i].name, l[i].name_len, NULL, 0);
 
-    rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_ALL, NULL, idb,
-                            del);
+        rc = ts_db_padd(db, pa, key, len, id);
+        if (rc != TS_OK) {
+            return rc;
+        }
 
-    for (i = 0; rc == TS_OK && i < n; i++) {
-        rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_NAME, &l[i],
-                                idb, del);
+        len = ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, TS_DB_KIND_PAIR,
+                         l[i].name, l[i].name_len, l[i].value,
+                         l[i].value_len);
 
-        if (rc == TS_OK) {
-            rc = ts_db_postings_one(db, txn, tenant, TS_DB_KIND_PAIR, &l[i],
-                                    idb, del);
+        rc = ts_db_padd(db, pa, key, len, id);
+        if (rc != TS_OK) {
+            return rc;
+        }
+    }
+
+    return TS_OK;
+}
+
+
+static int
+ts_db_padd_cmp(const void *a, const void *b)
+{
+    int                  c;
+    const ts_db_padd_t  *x, *y;
+
+    x = a;
+    y = b;
+
+    c = memcmp(x->k, y->k, x->len < y->len ? x->len : y->len);
+
+    if (c == 0 && x->len != y->len) {
+        c = x->len < y->len ? -1 : 1;
+    }
+
+    if (c == 0 && x->id != y->id) {
+        c = x->id < y->id ? -1 : 1;
+    }
+
+    return c;
+}
+
+
+/* Writes the queued ids: one read-modify-write per list and call. */
+
+static int
+ts_db_padds_flush(ts_db_t *db, MDB_txn *txn, ts_db_padds_t *pa)
+{
+    int          rc;
+    void        *p;
+    uint32_t     i, j, n;
+    MDB_cursor  *cur;
+
+    if (pa->n == 0) {
+        return TS_OK;
+    }
+
+    for (i = 0; i < pa->n; i++) {
+        pa->a[i].k = pa->buf + pa->a[i].off;
+    }
+
+    qsort(pa->a, pa->n, sizeof(ts_db_padd_t), ts_db_padd_cmp);
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_POSTINGS], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "pblocks");
+    }
+
+    rc = TS_OK;
+
+    for (i = 0; rc == TS_OK && i < pa->n; i = j) {
+        for (j = i + 1; j < pa->n; j++) {
+            if (pa->a[j].len != pa->a[i].len
+                || memcmp(pa->a[j].k, pa->a[i].k, pa->a[i].len) != 0)
+            {
+                break;
+            }
+        }
+
+        if (j - i > pa->ids_cap) {
+            p = realloc(pa->ids, (j - i) * sizeof(uint64_t));
+            if (p == NULL) {
+                ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+                rc = TS_ERR_NOMEM;
+                break;
+            }
+
+            pa->ids = p;
+            pa->ids_cap = j - i;
+        }
+
+        n = 0;
+
+        while (i < j) {
+            if (n == 0 || pa->ids[n - 1] != pa->a[i].id) {
+                pa->ids[n++] = pa->a[i].id;
+            }
+
+            i++;
+        }
+
+        rc = ts_db_plist_add(db, txn, cur, pa->a[j - 1].k, pa->a[j - 1].len,
+                             pa->ids, n);
+    }
+
+    mdb_cursor_close(cur);
+
+    pa->n = 0;
+    pa->used = 0;
+
+    return rc;
+}
+
+
+static void
+ts_db_padds_free(ts_db_padds_t *pa)
+{
+    free(pa->a);
+    free(pa->buf);
+    free(pa->ids);
+    memset(pa, 0, sizeof(ts_db_padds_t));
+}
+
+
+/*
+ * Puts cur on the block of list head that would hold id: the last one
+ * whose first id is <= id.  0 (k, v set), MDB_NOTFOUND when no block of
+ * the list starts at or below id, or an LMDB error.  Keys of other lists
+ * that start with the same bytes (a longer string) are stepped over.
+ */
+
+static int
+ts_db_pb_find(MDB_cursor *cur, const uint8_t *head, size_t hlen,
+    uint64_t id, MDB_val *k, MDB_val *v)
+{
+    int      rc;
+    uint8_t  key[TS_DB_KEY_MAX];
+
+    memcpy(key, head, hlen);
+    ts_db_put64(key + hlen, id);
+    k->mv_data = key;
+    k->mv_size = hlen + 8;
+
+    rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+
+    if (rc == 0 && k->mv_size == hlen + 8
+        && memcmp(k->mv_data, key, hlen + 8) == 0)
+    {
+        return 0;
+    }
+
+    if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cur, k, v, MDB_LAST);
+
+    } else if (rc == 0) {
+        rc = mdb_cursor_get(cur, k, v, MDB_PREV);
+    }
+
+    while (rc == 0) {
+        if (k->mv_size < hlen || memcmp(k->mv_data, head, hlen) != 0) {
+            return MDB_NOTFOUND;
+        }
+
+        if (k->mv_size == hlen + 8) {
+            return 0;
+        }
+
+        rc = mdb_cursor_get(cur, k, v, MDB_PREV);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Puts cur on the first block of list head whose first id is >= id (op
+ * MDB_SET_RANGE), or on the block after the cursor's (op MDB_NEXT).
+ */
+
+static int
+ts_db_pb_fwd(MDB_cursor *cur, const uint8_t *head, size_t hlen,
+    uint64_t id, MDB_cursor_op op, MDB_val *k, MDB_val *v)
+{
+    int      rc;
+    uint8_t  key[TS_DB_KEY_MAX];
+
+    if (op == MDB_SET_RANGE) {
+        memcpy(key, head, hlen);
+        ts_db_put64(key + hlen, id);
+        k->mv_data = key;
+        k->mv_size = hlen + 8;
+    }
+
+    for (rc = mdb_cursor_get(cur, k, v, op);
+         rc == 0;
+         rc = mdb_cursor_get(cur, k, v, MDB_NEXT))
+    {
+        if (k->mv_size < hlen || memcmp(k->mv_data, head, hlen) != 0) {
+            return MDB_NOTFOUND;
+        }
+
+        if (k->mv_size == hlen + 8) {
+            return 0;
         }
     }
 
@@ -2204,44 +2779,358 @@ ts_db_postings_put(ts_db_t *db, MDB_txn *txn, uint32_t tenant,
 }
 
 
+/*
+ * The two steps of reading a block, shared by ts_db_pblock_decode() and
+ * the iterator: the count (1 .. TS_DB_PBLOCK_MAX), then each delta
+ * (>= 1, the id must stay below 2^64).  0 or -1.
+ */
+
 static int
-ts_db_postings_one(ts_db_t *db, MDB_txn *txn, uint32_t tenant, int kind,
-    const ts_label_t *l, uint8_t *idb, int del)
+ts_db_pb_count(const uint8_t **p, const uint8_t *end, uint32_t *count)
 {
-    int      rc;
-    uint8_t  key[TS_DB_KEY_MAX];
-    MDB_val  k, v;
+    uint64_t  c;
 
-    k.mv_data = key;
-    k.mv_size = l ? ts_db_pkey(key, tenant, kind, l->name, l->name_len,
-                               l->value, l->value_len)
-                  : ts_db_pkey(key, tenant, kind, NULL, 0, NULL, 0);
-    v.mv_data = idb;
-    v.mv_size = 8;
+    if (ts_db_uvarint_get(p, end, &c) != 0 || c == 0
+        || c > TS_DB_PBLOCK_MAX)
+    {
+        return -1;
+    }
 
-    /*
-     * A new series has the greatest id of every list it joins:
-     * MDB_APPENDDUP fills the list's pages (a plain put splits a full
-     * page in half, leaving lists that only grow at the end half
-     * empty).  An id not above the list's last one is put in its place.
-     */
+    *count = (uint32_t) c;
 
-    if (del) {
-        rc = mdb_del(txn, db->dbi[TS_DB_POSTINGS], &k, &v);
+    return 0;
+}
 
-    } else {
-        rc = mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, MDB_APPENDDUP);
 
-        if (rc == MDB_KEYEXIST) {
+static int
+ts_db_pb_delta(const uint8_t **p, const uint8_t *end, uint64_t *id)
+{
+    uint64_t  d;
+
+    if (ts_db_uvarint_get(p, end, &d) != 0 || d == 0
+        || d > UINT64_MAX - *id)
+    {
+        return -1;
+    }
+
+    *id += d;
+
+    return 0;
+}
+
+
+int
+ts_db_pblock_decode(uint64_t first, const void *data, size_t len,
+    uint64_t *ids, uint32_t *n)
+{
+    uint32_t        i, c;
+    uint64_t        id;
+    const uint8_t  *p, *end;
+
+    p = data;
+    end = p + len;
+
+    if (ts_db_pb_count(&p, end, &c) != 0) {
+        return TS_ERR_CORRUPT;
+    }
+
+    id = first;
+    ids[0] = first;
+
+    for (i = 1; i < c; i++) {
+        if (ts_db_pb_delta(&p, end, &id) != 0) {
+            return TS_ERR_CORRUPT;
+        }
+
+        ids[i] = id;
+    }
+
+    if (p != end) {
+        return TS_ERR_CORRUPT;
+    }
+
+    *n = c;
+
+    return TS_OK;
+}
+
+
+size_t
+ts_db_pblock_encode(const uint64_t *ids, uint32_t n, uint8_t *out)
+{
+    size_t    len;
+    uint32_t  i;
+
+    len = ts_db_uvarint_put(out, n);
+
+    for (i = 1; i < n; i++) {
+        len += ts_db_uvarint_put(out + len, ids[i] - ids[i - 1]);
+    }
+
+    return len;
+}
+
+
+static int
+ts_db_pb_corrupt(ts_db_t *db, const uint8_t *head, size_t hlen,
+    uint64_t first)
+{
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+              " \"pblocks\" at key (tenant %" PRIu32 ", kind '%c', %zu"
+              " bytes, first id %" PRIu64 "), file \"%s\"",
+              ts_db_get32(head), head[4], hlen - TS_DB_PHEAD, first,
+              db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+/*
+ * Adds ids (ascending, no duplicates) to list head: the block each
+ * range of ids falls into is decoded, merged and written back in blocks
+ * of at most TS_DB_PBLOCK_MAX ids and TS_DB_PBLOCK_BYTES bytes of
+ * deltas.  New series have the greatest ids, so this is normally one
+ * rewrite of the list's last block and new blocks after it.
+ */
+
+static int
+ts_db_plist_add(ts_db_t *db, MDB_txn *txn, MDB_cursor *cur,
+    const uint8_t *head, size_t hlen, const uint64_t *ids, uint32_t n)
+{
+    int        rc, found, hasnext, full;
+    size_t     bytes, vlen;
+    uint8_t    key[TS_DB_KEY_MAX], val[16 + 10 * TS_DB_PBLOCK_MAX];
+    uint32_t   i, j, a, b, nold, nm, x, y;
+    uint64_t   old[TS_DB_PBLOCK_MAX], first, next, *m;
+    MDB_val    k, v;
+
+    m = malloc((TS_DB_PBLOCK_MAX + (size_t) n) * sizeof(uint64_t));
+    if (m == NULL) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        return TS_ERR_NOMEM;
+    }
+
+    memcpy(key, head, hlen);
+
+    for (i = 0; i < n; i = j) {
+        rc = ts_db_pb_find(cur, head, hlen, ids[i], &k, &v);
+
+        found = (rc == 0);
+        nold = 0;
+        first = 0;
+        vlen = 0;
+
+        if (found) {
+            first = ts_db_get64((const uint8_t *) k.mv_data + hlen);
+            vlen = v.mv_size;
+
+            if (ts_db_pblock_decode(first, v.mv_data, v.mv_size, old, &nold)
+                != TS_OK)
+            {
+                rc = ts_db_pb_corrupt(db, head, hlen, first);
+                goto done;
+            }
+
+        } else if (rc != MDB_NOTFOUND) {
+            rc = ts_db_werr(db, rc, "mdb_cursor_get", "pblocks");
+            goto done;
+        }
+
+        hasnext = 0;
+        next = 0;
+
+        if (!found || first < UINT64_MAX) {
+            rc = ts_db_pb_fwd(cur, head, hlen, found ? first + 1 : ids[i],
+                              MDB_SET_RANGE, &k, &v);
+
+            if (rc == 0) {
+                hasnext = 1;
+                next = ts_db_get64((const uint8_t *) k.mv_data + hlen);
+
+            } else if (rc != MDB_NOTFOUND) {
+                rc = ts_db_werr(db, rc, "mdb_cursor_get", "pblocks");
+                goto done;
+            }
+        }
+
+        for (j = i; j < n && (!hasnext || ids[j] < next); j++) {
+            /* void */
+        }
+
+        /* merge old[0 .. nold) and ids[i .. j) */
+
+        nm = 0;
+        x = 0;
+        y = i;
+
+        while (x < nold || y < j) {
+            if (y == j || (x < nold && old[x] < ids[y])) {
+                m[nm++] = old[x++];
+
+            } else if (x < nold && old[x] == ids[y]) {
+                m[nm++] = old[x++];
+                y++;
+
+            } else {
+                m[nm++] = ids[y++];
+            }
+        }
+
+        if (nm == nold) {
+            continue;                   /* all there already */
+        }
+
+        /* a full block that only gets ids after it stays as it is */
+
+        a = 0;
+
+        if (found && ids[i] > old[nold - 1]) {
+            full = nold == TS_DB_PBLOCK_MAX
+                   || vlen - ts_db_uvarint_len(nold)
+                      + ts_db_uvarint_len(ids[i] - old[nold - 1])
+                      > TS_DB_PBLOCK_BYTES;
+
+            if (full) {
+                a = nold;
+            }
+        }
+
+        while (a < nm) {
+            bytes = 0;
+
+            for (b = a + 1; b < nm && b - a < TS_DB_PBLOCK_MAX; b++) {
+                if (bytes + ts_db_uvarint_len(m[b] - m[b - 1])
+                    > TS_DB_PBLOCK_BYTES)
+                {
+                    break;
+                }
+
+                bytes += ts_db_uvarint_len(m[b] - m[b - 1]);
+            }
+
+            ts_db_put64(key + hlen, m[a]);
+            k.mv_data = key;
+            k.mv_size = hlen + 8;
+            v.mv_data = val;
+            v.mv_size = ts_db_pblock_encode(m + a, b - a, val);
+
             rc = mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, 0);
+            if (rc != 0) {
+                rc = ts_db_werr(db, rc, "mdb_put", "pblocks");
+                goto done;
+            }
+
+            a = b;
         }
     }
 
-    if (rc != 0 && !(del && rc == MDB_NOTFOUND)) {
-        return ts_db_werr(db, rc, del ? "mdb_del" : "mdb_put", "postings");
+    rc = TS_OK;
+
+done:
+
+    free(m);
+
+    return rc;
+}
+
+
+/* Removes id from list head; a block left empty is deleted. */
+
+static int
+ts_db_plist_del(ts_db_t *db, MDB_txn *txn, MDB_cursor *cur,
+    const uint8_t *head, size_t hlen, uint64_t id)
+{
+    int       rc;
+    uint8_t   key[TS_DB_KEY_MAX], val[16 + 10 * TS_DB_PBLOCK_MAX];
+    uint32_t  i, n;
+    uint64_t  ids[TS_DB_PBLOCK_MAX], first;
+    MDB_val   k, v;
+
+    rc = ts_db_pb_find(cur, head, hlen, id, &k, &v);
+
+    if (rc == MDB_NOTFOUND) {
+        return TS_OK;
     }
 
-    return TS_OK;
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_get", "pblocks");
+    }
+
+    first = ts_db_get64((const uint8_t *) k.mv_data + hlen);
+
+    if (ts_db_pblock_decode(first, v.mv_data, v.mv_size, ids, &n) != TS_OK) {
+        return ts_db_pb_corrupt(db, head, hlen, first);
+    }
+
+    for (i = 0; i < n && ids[i] != id; i++) {
+        /* void */
+    }
+
+    if (i == n) {
+        return TS_OK;
+    }
+
+    memmove(&ids[i], &ids[i + 1], (n - i - 1) * sizeof(uint64_t));
+    n--;
+
+    memcpy(key, head, hlen);
+    k.mv_data = key;
+    k.mv_size = hlen + 8;
+
+    if (n == 0 || i == 0) {
+        ts_db_put64(key + hlen, first);
+
+        rc = mdb_del(txn, db->dbi[TS_DB_POSTINGS], &k, NULL);
+        if (rc != 0) {
+            return ts_db_werr(db, rc, "mdb_del", "pblocks");
+        }
+
+        if (n == 0) {
+            return TS_OK;
+        }
+    }
+
+    ts_db_put64(key + hlen, ids[0]);
+    v.mv_data = val;
+    v.mv_size = ts_db_pblock_encode(ids, n, val);
+
+    rc = mdb_put(txn, db->dbi[TS_DB_POSTINGS], &k, &v, 0);
+
+    return rc ? ts_db_werr(db, rc, "mdb_put", "pblocks") : TS_OK;
+}
+
+
+/* 1 if list head holds id, 0 if not, or an LMDB error (positive). */
+
+static int
+ts_db_plist_has(MDB_cursor *cur, const uint8_t *head, size_t hlen,
+    uint64_t id)
+{
+    int       rc;
+    uint32_t  i, n;
+    uint64_t  ids[TS_DB_PBLOCK_MAX];
+    MDB_val   k, v;
+
+    rc = ts_db_pb_find(cur, head, hlen, id, &k, &v);
+
+    if (rc != 0) {
+        return rc == MDB_NOTFOUND ? 0 : rc;
+    }
+
+    if (ts_db_pblock_decode(ts_db_get64((const uint8_t *) k.mv_data + hlen),
+                            v.mv_data, v.mv_size, ids, &n)
+        != TS_OK)
+    {
+        return 0;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (ids[i] == id) {
+            return 1;
+        }
+    }
+
+    return 0;
 }
 
 
@@ -2523,9 +3412,16 @@ ts_db_apply_metas(ts_db_t *db, ts_db_apply_t *a)
  * it exactly TS_DB_KEY_MAX bytes long: plain keys are always shorter.
  */
 
+/*
+ * A postings list key of at most max bytes: TS_DB_HEAD_MAX for version
+ * 2 (the block's first id follows), TS_DB_KEY_MAX for version 1.  A key
+ * that would be max bytes or longer is max bytes: head, the first bytes
+ * of the string, XXH64 of the whole string.
+ */
+
 static size_t
-ts_db_pkey(uint8_t *k, uint32_t tenant, int kind, const char *name,
-    size_t nlen, const char *value, size_t vlen)
+ts_db_pkey(uint8_t *k, size_t max, uint32_t tenant, int kind,
+    const char *name, size_t nlen, const char *value, size_t vlen)
 {
     size_t    len, room, n, m;
     uint8_t  *p;
@@ -2541,7 +3437,7 @@ ts_db_pkey(uint8_t *k, uint32_t tenant, int kind, const char *name,
 
     len = nlen + (kind == TS_DB_KIND_PAIR ? 1 + vlen : 0);
 
-    if (TS_DB_PHEAD + len < TS_DB_KEY_MAX) {
+    if (TS_DB_PHEAD + len < max) {
         if (nlen) {
             memcpy(p, name, nlen);
         }
@@ -2557,7 +3453,7 @@ ts_db_pkey(uint8_t *k, uint32_t tenant, int kind, const char *name,
         return TS_DB_PHEAD + len;
     }
 
-    room = TS_DB_KEY_MAX - TS_DB_PHEAD - 8;
+    room = max - TS_DB_PHEAD - 8;
     n = nlen < room ? nlen : room;
     memcpy(p, name, n);
 
@@ -2573,9 +3469,9 @@ ts_db_pkey(uint8_t *k, uint32_t tenant, int kind, const char *name,
         h = ts_xxh64(vlen ? value : "", vlen, h);
     }
 
-    ts_db_put64(k + TS_DB_KEY_MAX - 8, h);
+    ts_db_put64(k + max - 8, h);
 
-    return TS_DB_KEY_MAX;
+    return max;
 }
 
 
@@ -2613,7 +3509,7 @@ ts_db_ckey(uint8_t *k, uint64_t id, int64_t mint)
    length-prefixed. */
 
 static size_t
-ts_db_series_size(const ts_label_t *l, uint32_t n)
+ts_db_series_size(const ts_label_t *l, const uint32_t *ids, uint32_t n)
 {
     size_t    size;
     uint32_t  i;
@@ -2621,7 +3517,7 @@ ts_db_series_size(const ts_label_t *l, uint32_t n)
     size = TS_DB_SERIES_HDR;
 
     for (i = 0; i < n; i++) {
-        size += ts_db_uvarint_len(l[i].name_len) + l[i].name_len
+        size += ts_db_uvarint_len(ids[i])
                 + ts_db_uvarint_len(l[i].value_len) + l[i].value_len;
     }
 
@@ -2631,7 +3527,7 @@ ts_db_series_size(const ts_label_t *l, uint32_t n)
 
 static void
 ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
-    const ts_label_t *l, uint32_t n)
+    const ts_label_t *l, const uint32_t *ids, uint32_t n)
 {
     uint32_t  i;
 
@@ -2642,9 +3538,7 @@ ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
     p += TS_DB_SERIES_HDR;
 
     for (i = 0; i < n; i++) {
-        p += ts_db_uvarint_put(p, l[i].name_len);
-        memcpy(p, l[i].name, l[i].name_len);
-        p += l[i].name_len;
+        p += ts_db_uvarint_put(p, ids[i]);
         p += ts_db_uvarint_put(p, l[i].value_len);
         memcpy(p, l[i].value, l[i].value_len);
         p += l[i].value_len;
@@ -2653,13 +3547,18 @@ ts_db_series_encode(uint8_t *p, uint32_t tenant, uint64_t hash,
 
 
 static int
-ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v)
+ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v, MDB_txn *txn,
+    MDB_dbi names)
 {
     const uint8_t  *p;
 
     if (v->mv_size < TS_DB_SERIES_HDR) {
         return TS_ERR_CORRUPT;
     }
+
+    r->txn = txn;
+    r->names = names;
+    r->cache = NULL;
 
     p = v->mv_data;
     r->tenant = ts_db_get32(p);
@@ -2678,21 +3577,74 @@ ts_db_srec_open(ts_db_srec_t *r, const MDB_val *v)
 static int
 ts_db_srec_next(ts_db_srec_t *r, ts_label_t *l)
 {
-    uint64_t  nlen, vlen;
+    uint8_t         key[9];
+    uint64_t        nlen, vlen, id;
+    MDB_val         k, v;
+    ts_db_nslot_t  *c;
 
     if (r->left == 0) {
         return 0;
     }
 
-    if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
-        || nlen > (uint64_t) (r->end - r->p))
-    {
-        return TS_ERR_CORRUPT;
+    if (r->txn != NULL) {
+
+        /* version 2: a name id of the tenant's names in "lnames" */
+
+        if (ts_db_uvarint_get(&r->p, r->end, &id) != 0 || id == 0
+            || id > UINT32_MAX)
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        c = NULL;
+
+        if (r->cache != NULL) {
+            c = &r->cache[(id * 31 + r->tenant) % TS_DB_NCACHE];
+
+            if (c->id == id && c->tenant == r->tenant) {
+                l->name = c->name;
+                l->name_len = c->len;
+                nlen = c->len;
+                goto value;
+            }
+        }
+
+        ts_db_put32(key, r->tenant);
+        key[4] = 'i';
+        ts_db_put32(key + 5, (uint32_t) id);
+        k.mv_data = key;
+        k.mv_size = sizeof(key);
+
+        if (mdb_get(r->txn, r->names, &k, &v) != 0
+            || v.mv_size > UINT32_MAX)
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        l->name = v.mv_data;
+        nlen = v.mv_size;
+        l->name_len = (uint32_t) nlen;
+
+        if (c != NULL) {
+            c->name = l->name;
+            c->len = l->name_len;
+            c->tenant = r->tenant;
+            c->id = (uint32_t) id;
+        }
+
+    } else {
+        if (ts_db_uvarint_get(&r->p, r->end, &nlen) != 0
+            || nlen > (uint64_t) (r->end - r->p))
+        {
+            return TS_ERR_CORRUPT;
+        }
+
+        l->name = (const char *) r->p;
+        l->name_len = (uint32_t) nlen;
+        r->p += nlen;
     }
 
-    l->name = (const char *) r->p;
-    l->name_len = (uint32_t) nlen;
-    r->p += nlen;
+value:
 
     if (ts_db_uvarint_get(&r->p, r->end, &vlen) != 0
         || vlen > (uint64_t) (r->end - r->p)
@@ -2889,6 +3841,7 @@ ts_db_rtxn_start(ts_db_rtxn_t *t, int renew)
 
         if (rc == 0) {
             t->active = 1;
+            memset(t->names, 0, sizeof(t->names));
             return TS_OK;
         }
 
@@ -3040,13 +3993,15 @@ ts_db_series_get(ts_db_rtxn_t *t, uint64_t id, ts_db_srec_t *r)
                                   : ts_db_rerr(t, rc, "mdb_get", "series");
     }
 
-    if (ts_db_srec_open(r, &v) != TS_OK) {
+    if (ts_db_srec_open(r, &v, t->txn, t->db->dbi[TS_DB_LNAMES]) != TS_OK) {
         ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
                   " \"series\" at key (series %" PRIu64 "): a value of %zu"
                   " bytes, shorter than its %d-byte header, file \"%s\"", id,
                   v.mv_size, TS_DB_SERIES_HDR, t->db->file);
         return TS_ERR_CORRUPT;
     }
+
+    r->cache = t->names;            /* names looked up by this snapshot */
 
     return TS_OK;
 }
@@ -3152,6 +4107,7 @@ ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p, uint32_t tenant,
     const char *name, size_t nlen, const char *value, size_t vlen)
 {
     int          rc, kind;
+    size_t       hlen;
     uint8_t      key[TS_DB_KEY_MAX];
     MDB_val      k, d;
     MDB_cursor  *cur;
@@ -3159,19 +4115,28 @@ ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p, uint32_t tenant,
     memset(p, 0, sizeof(ts_db_postings_t));
     p->t = t;
 
-    kind = name == NULL ? TS_DB_KIND_ALL
-                        : value == NULL ? TS_DB_KIND_NAME : TS_DB_KIND_PAIR;
+    if (name == NULL) {
+
+        /* all series of the tenant: every series has __name__ */
+
+        name = TS_DB_MNAME;
+        nlen = TS_DB_MNAME_LEN;
+        value = NULL;
+    }
+
+    kind = value == NULL ? TS_DB_KIND_NAME : TS_DB_KIND_PAIR;
 
     rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
     if (rc != TS_OK) {
+        p->eof = 1;
         return rc;
     }
 
     p->cur = cur;
-    k.mv_data = key;
-    k.mv_size = ts_db_pkey(key, tenant, kind, name, nlen, value, vlen);
+    hlen = ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, kind, name, nlen, value,
+                      vlen);
 
-    rc = mdb_cursor_get(cur, &k, &d, MDB_SET_KEY);
+    rc = ts_db_pb_fwd(cur, key, hlen, 0, MDB_SET_RANGE, &k, &d);
 
     if (rc == MDB_NOTFOUND) {
         p->eof = 1;
@@ -3179,64 +4144,102 @@ ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p, uint32_t tenant,
     }
 
     if (rc != 0) {
-        return ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+        p->eof = 1;
+        return ts_db_rerr(t, rc, "mdb_cursor_get", "pblocks");
     }
 
-    return ts_db_postings_load(p, &d);
-}
+    p->head = k.mv_data;
+    p->hlen = (uint16_t) hlen;
 
-
-/*
- * Loads the page of ids under the cursor (MDB_GET_MULTIPLE returns the
- * whole DUPFIXED page the cursor is on; for a key with a single id it
- * leaves d as it is).
- */
-
-static int
-ts_db_postings_load(ts_db_postings_t *p, MDB_val *d)
-{
-    int      rc;
-    MDB_val  k;
-
-    rc = mdb_cursor_get(p->cur, &k, d, MDB_GET_MULTIPLE);
-    if (rc != 0) {
-        return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
-    }
-
-    return ts_db_postings_page(p, d);
+    return ts_db_postings_load(p, &k, &d);
 }
 
 
 static int
-ts_db_postings_page(ts_db_postings_t *p, const MDB_val *d)
+ts_db_postings_bad(ts_db_postings_t *p, const char *why)
 {
-    if (d->mv_size == 0 || d->mv_size % 8 != 0) {
-        ts_db_fmt(p->t->errmsg, sizeof(p->t->errmsg), "corrupt record in"
-                  " \"postings\": a page of %zu bytes of ids, file \"%s\"",
-                  d->mv_size, p->t->db->file);
-        return TS_ERR_CORRUPT;
+    ts_db_fmt(p->t->errmsg, sizeof(p->t->errmsg), "corrupt record in"
+              " \"pblocks\" at key (tenant %" PRIu32 ", kind '%c', %u bytes,"
+              " first id %" PRIu64 "): %s, file \"%s\"",
+              ts_db_get32(p->head), p->head[4], p->hlen - TS_DB_PHEAD,
+              p->first, why, p->t->db->file);
+
+    p->eof = 1;
+
+    return TS_ERR_CORRUPT;
+}
+
+
+/* Makes the block under the cursor the current one. */
+
+static int
+ts_db_postings_load(ts_db_postings_t *p, const MDB_val *k, const MDB_val *d)
+{
+    uint32_t        c;
+    const uint8_t  *q;
+
+    p->first = ts_db_get64((const uint8_t *) k->mv_data + p->hlen);
+    q = d->mv_data;
+    p->end = q + d->mv_size;
+
+    if (ts_db_pb_count(&q, p->end, &c) != 0) {
+        return ts_db_postings_bad(p, "bad count");
     }
 
-    p->ids = d->mv_data;
-    p->n = d->mv_size / 8;
-    p->i = 0;
+    p->p = q;
+    p->last = p->first;
+    p->left = c;
+    p->fresh = 1;
 
     return TS_OK;
+}
+
+
+/* The next id of the current block: 1, 0 when it has none left. */
+
+static int
+ts_db_postings_step(ts_db_postings_t *p, uint64_t *id)
+{
+    if (p->fresh) {
+        p->fresh = 0;
+        p->left--;
+        *id = p->last;
+        return 1;
+    }
+
+    if (p->left == 0) {
+        return p->p == p->end ? 0 : ts_db_postings_bad(p, "bytes left over");
+    }
+
+    if (ts_db_pb_delta(&p->p, p->end, &p->last) != 0) {
+        return ts_db_postings_bad(p, "bad delta");
+    }
+
+    p->left--;
+    *id = p->last;
+
+    return 1;
 }
 
 
 int
 ts_db_postings_next(ts_db_postings_t *p, uint64_t *id)
 {
-    int      rc;
-    MDB_val  k, d;
+    int       rc;
+    uint64_t  prev;
+    MDB_val   k, d;
 
     if (p->eof) {
         return 0;
     }
 
-    while (p->i >= p->n) {
-        rc = mdb_cursor_get(p->cur, &k, &d, MDB_NEXT_MULTIPLE);
+    for ( ;; ) {
+        rc = ts_db_postings_step(p, id);
+        if (rc != 0) {
+            return rc;
+        }
+
+        rc = ts_db_pb_fwd(p->cur, p->head, p->hlen, 0, MDB_NEXT, &k, &d);
 
         if (rc == MDB_NOTFOUND) {
             p->eof = 1;
@@ -3244,18 +4247,42 @@ ts_db_postings_next(ts_db_postings_t *p, uint64_t *id)
         }
 
         if (rc != 0) {
-            return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
+            p->eof = 1;
+            return ts_db_rerr(p->t, rc, "mdb_cursor_get", "pblocks");
         }
 
-        rc = ts_db_postings_page(p, &d);
+        prev = p->last;
+
+        rc = ts_db_postings_load(p, &k, &d);
         if (rc != TS_OK) {
             return rc;
         }
+
+        if (p->first <= prev) {
+            return ts_db_postings_bad(p, "ids not ascending across blocks");
+        }
     }
+}
 
-    *id = ts_db_get64(p->ids + 8 * p->i++);
 
-    return 1;
+/* Reads the current block up to the first id >= target: 1, 0, error. */
+
+static int
+ts_db_postings_scan(ts_db_postings_t *p, uint64_t target, uint64_t *id)
+{
+    int  rc;
+
+    for ( ;; ) {
+        if (p->fresh && p->last >= target) {
+            return ts_db_postings_step(p, id);
+        }
+
+        rc = ts_db_postings_step(p, id);
+
+        if (rc != 1 || *id >= target) {
+            return rc;
+        }
+    }
 }
 
 
@@ -3263,58 +4290,52 @@ int
 ts_db_postings_seek(ts_db_postings_t *p, uint64_t target, uint64_t *id)
 {
     int      rc;
-    size_t   lo, hi, mid;
-    uint8_t  tb[8];
     MDB_val  k, d;
 
     if (p->eof) {
         return 0;
     }
 
-    if (p->i >= p->n || ts_db_get64(p->ids + 8 * (p->n - 1)) < target) {
-
-        /* not on this page: let the B-tree find it */
-
-        rc = mdb_cursor_get(p->cur, &k, &d, MDB_GET_CURRENT);
-
-        if (rc == 0) {
-            ts_db_put64(tb, target);
-            d.mv_data = tb;
-            d.mv_size = sizeof(tb);
-
-            rc = mdb_cursor_get(p->cur, &k, &d, MDB_GET_BOTH_RANGE);
+    if (!p->fresh && target <= p->last) {
+        if (p->last == UINT64_MAX) {
+            return ts_db_postings_next(p, id);
         }
 
+        target = p->last + 1;           /* never backwards */
+    }
+
+    rc = ts_db_postings_scan(p, target, id);
+    if (rc != 0) {
+        return rc;
+    }
+
+    /* not in this block: let the B-tree find the block that holds it */
+
+    rc = ts_db_pb_find(p->cur, p->head, p->hlen, target, &k, &d);
+
+    if (rc == MDB_NOTFOUND) {
+        rc = ts_db_pb_fwd(p->cur, p->head, p->hlen, target, MDB_SET_RANGE,
+                          &k, &d);
         if (rc == MDB_NOTFOUND) {
             p->eof = 1;
             return 0;
         }
-
-        if (rc != 0) {
-            return ts_db_rerr(p->t, rc, "mdb_cursor_get", "postings");
-        }
-
-        rc = ts_db_postings_load(p, &d);
-        if (rc != TS_OK) {
-            return rc;
-        }
     }
 
-    lo = p->i;
-    hi = p->n;
-
-    while (lo < hi) {
-        mid = lo + (hi - lo) / 2;
-
-        if (ts_db_get64(p->ids + 8 * mid) < target) {
-            lo = mid + 1;
-
-        } else {
-            hi = mid;
-        }
+    if (rc != 0) {
+        p->eof = 1;
+        return ts_db_rerr(p->t, rc, "mdb_cursor_get", "pblocks");
     }
 
-    p->i = lo;
+    rc = ts_db_postings_load(p, &k, &d);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    rc = ts_db_postings_scan(p, target, id);
+    if (rc != 0) {
+        return rc;
+    }
 
     return ts_db_postings_next(p, id);
 }
@@ -3332,32 +4353,39 @@ ts_db_postings_close(ts_db_postings_t *p)
 }
 
 
-/* Label names and values. */
+/*
+ * Label names and values: the list keys under (tenant, 'N') and
+ * (tenant, 'V', name 0x00), each list once (a list has one key per
+ * block).
+ */
 
 int
 ts_db_label_names(ts_db_rtxn_t *t, uint32_t tenant, ts_db_str_pt cb,
     void *data)
 {
-    int          rc;
-    size_t       len;
-    uint8_t      prefix[TS_DB_PHEAD];
-    MDB_val      k, d;
-    MDB_cursor  *cur;
-    const char  *s;
+    int             rc;
+    size_t          len, hlen, plen;
+    uint8_t         prefix[TS_DB_PHEAD];
+    MDB_val         k, d;
+    MDB_cursor     *cur;
+    const char     *s;
+    const uint8_t  *prev;
 
     rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
     if (rc != TS_OK) {
         return rc;
     }
 
-    (void) ts_db_pkey(prefix, tenant, TS_DB_KIND_ALL, NULL, 0, NULL, 0);
+    ts_db_put32(prefix, tenant);
     prefix[4] = TS_DB_KIND_NAME;
     k.mv_data = prefix;
     k.mv_size = sizeof(prefix);
+    prev = NULL;
+    plen = 0;
 
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
          rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_NODUP))
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
     {
         if (k.mv_size < TS_DB_PHEAD
             || memcmp(k.mv_data, prefix, TS_DB_PHEAD) != 0)
@@ -3365,12 +4393,27 @@ ts_db_label_names(ts_db_rtxn_t *t, uint32_t tenant, ts_db_str_pt cb,
             break;
         }
 
-        if (k.mv_size < TS_DB_KEY_MAX) {
+        if (k.mv_size < TS_DB_PHEAD + 8) {
+            rc = ts_db_resolve_bad(t, "a key too short for a block");
+            goto done;
+        }
+
+        hlen = k.mv_size - 8;
+
+        if (prev != NULL && hlen == plen && memcmp(prev, k.mv_data, hlen) == 0)
+        {
+            continue;
+        }
+
+        prev = k.mv_data;
+        plen = hlen;
+
+        if (hlen < TS_DB_HEAD_MAX) {
             s = (const char *) k.mv_data + TS_DB_PHEAD;
-            len = k.mv_size - TS_DB_PHEAD;
+            len = hlen - TS_DB_PHEAD;
 
         } else {
-            rc = ts_db_resolve(t, &k, &d, NULL, 0, &s, &len);
+            rc = ts_db_resolve(t, &k, NULL, 0, &s, &len);
             if (rc != TS_OK) {
                 goto done;
             }
@@ -3383,7 +4426,7 @@ ts_db_label_names(ts_db_rtxn_t *t, uint32_t tenant, ts_db_str_pt cb,
     }
 
     rc = (rc == 0 || rc == MDB_NOTFOUND)
-         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "pblocks");
 
 done:
 
@@ -3397,12 +4440,13 @@ int
 ts_db_label_values(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
     size_t nlen, ts_db_str_pt cb, void *data)
 {
-    int          rc;
-    size_t       plen, len;
-    uint8_t      prefix[TS_DB_KEY_MAX];
-    MDB_val      k, d;
-    MDB_cursor  *cur;
-    const char  *s;
+    int             rc;
+    size_t          plen, len, hlen, prevlen;
+    uint8_t         prefix[TS_DB_KEY_MAX];
+    MDB_val         k, d;
+    MDB_cursor     *cur;
+    const char     *s;
+    const uint8_t  *prev;
 
     rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
     if (rc != TS_OK) {
@@ -3410,28 +4454,47 @@ ts_db_label_values(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
     }
 
     /*
-     * The bytes every key of this name starts with: a hashed key keeps
-     * only its first TS_DB_KEY_MAX - 8 bytes, plain or hashed prefix.
+     * The bytes every list key of this name starts with: a hashed key
+     * keeps only its first TS_DB_HEAD_MAX - 8 bytes, plain or hashed.
      */
 
-    plen = ts_db_pkey(prefix, tenant, TS_DB_KIND_PAIR, name, nlen, "", 0);
-    if (plen > TS_DB_KEY_MAX - 8) {
-        plen = TS_DB_KEY_MAX - 8;
+    plen = ts_db_pkey(prefix, TS_DB_HEAD_MAX, tenant, TS_DB_KIND_PAIR, name,
+                      nlen, "", 0);
+    if (plen > TS_DB_HEAD_MAX - 8) {
+        plen = TS_DB_HEAD_MAX - 8;
     }
 
     k.mv_data = prefix;
     k.mv_size = plen;
+    prev = NULL;
+    prevlen = 0;
 
     for (rc = mdb_cursor_get(cur, &k, &d, MDB_SET_RANGE);
          rc == 0;
-         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT_NODUP))
+         rc = mdb_cursor_get(cur, &k, &d, MDB_NEXT))
     {
         if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0) {
             break;
         }
 
-        if (k.mv_size < TS_DB_KEY_MAX) {
-            if (k.mv_size < TS_DB_PHEAD + nlen + 1
+        if (k.mv_size < TS_DB_PHEAD + 8) {
+            rc = ts_db_resolve_bad(t, "a key too short for a block");
+            goto done;
+        }
+
+        hlen = k.mv_size - 8;
+
+        if (prev != NULL && hlen == prevlen
+            && memcmp(prev, k.mv_data, hlen) == 0)
+        {
+            continue;
+        }
+
+        prev = k.mv_data;
+        prevlen = hlen;
+
+        if (hlen < TS_DB_HEAD_MAX) {
+            if (hlen < TS_DB_PHEAD + nlen + 1
                 || memcmp((uint8_t *) k.mv_data + TS_DB_PHEAD, name, nlen)
                 || ((uint8_t *) k.mv_data)[TS_DB_PHEAD + nlen] != 0)
             {
@@ -3439,10 +4502,10 @@ ts_db_label_values(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
             }
 
             s = (const char *) k.mv_data + TS_DB_PHEAD + nlen + 1;
-            len = k.mv_size - TS_DB_PHEAD - nlen - 1;
+            len = hlen - TS_DB_PHEAD - nlen - 1;
 
         } else {
-            rc = ts_db_resolve(t, &k, &d, name, nlen, &s, &len);
+            rc = ts_db_resolve(t, &k, name, nlen, &s, &len);
 
             if (rc == TS_ERR_NOTFOUND) {
                 continue;
@@ -3460,7 +4523,7 @@ ts_db_label_values(ts_db_rtxn_t *t, uint32_t tenant, const char *name,
     }
 
     rc = (rc == 0 || rc == MDB_NOTFOUND)
-         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "postings");
+         ? TS_OK : ts_db_rerr(t, rc, "mdb_cursor_get", "pblocks");
 
 done:
 
@@ -3470,15 +4533,26 @@ done:
 }
 
 
+static int
+ts_db_resolve_bad(ts_db_rtxn_t *t, const char *why)
+{
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in \"pblocks\":"
+              " %s, file \"%s\"", why, t->db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
 /*
- * The string behind a hashed postings key, from the labels of its first
- * series.  For kind V with name set, only that name's value may match;
- * TS_ERR_NOTFOUND then means the key is another name's.
+ * The string behind a hashed list key (a block key of TS_DB_KEY_MAX
+ * bytes), from the labels of the block's first series.  For kind V with
+ * name set, only that name's value may match; TS_ERR_NOTFOUND then
+ * means the key is another name's.
  */
 
 static int
-ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *d,
-    const char *name, size_t nlen, const char **s, size_t *len)
+ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const char *name,
+    size_t nlen, const char **s, size_t *len)
 {
     int           rc, kind;
     uint8_t       key[TS_DB_KEY_MAX];
@@ -3487,12 +4561,7 @@ ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *d,
     ts_db_srec_t  r;
 
     kind = ((const uint8_t *) k->mv_data)[4];
-
-    if (d->mv_size != 8) {
-        goto corrupt;
-    }
-
-    id = ts_db_get64(d->mv_data);
+    id = ts_db_get64((const uint8_t *) k->mv_data + TS_DB_HEAD_MAX);
 
     rc = ts_db_series_get(t, id, &r);
     if (rc == TS_ERR_NOTFOUND) {
@@ -3508,9 +4577,9 @@ ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *d,
             continue;
         }
 
-        if (ts_db_pkey(key, r.tenant, kind, l.name, l.name_len, l.value,
-                       l.value_len) == TS_DB_KEY_MAX
-            && memcmp(key, k->mv_data, TS_DB_KEY_MAX) == 0)
+        if (ts_db_pkey(key, TS_DB_HEAD_MAX, r.tenant, kind, l.name,
+                       l.name_len, l.value, l.value_len) == TS_DB_HEAD_MAX
+            && memcmp(key, k->mv_data, TS_DB_HEAD_MAX) == 0)
         {
             *s = kind == TS_DB_KIND_NAME ? l.name : l.value;
             *len = kind == TS_DB_KIND_NAME ? l.name_len : l.value_len;
@@ -3524,11 +4593,8 @@ ts_db_resolve(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *d,
 
 corrupt:
 
-    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in \"postings\":"
-              " a long key whose first series does not hold its label,"
-              " file \"%s\"", t->db->file);
-
-    return TS_ERR_CORRUPT;
+    return ts_db_resolve_bad(t, "a long key whose first series does not"
+                             " hold its label");
 }
 
 
@@ -3958,8 +5024,11 @@ ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
     ts_db_retention_t *st)
 {
     int           rc;
+    size_t        hlen;
     uint8_t       key[12], idb[8], stack[4096], *copy;
+    uint8_t       head[TS_DB_HEAD_MAX];
     MDB_val       k, v;
+    MDB_cursor   *cur;
     ts_label_t    l;
     ts_db_srec_t  r;
 
@@ -3986,23 +5055,31 @@ ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
     memcpy(copy, v.mv_data, v.mv_size);
     v.mv_data = copy;
 
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_POSTINGS], &cur);
+    if (rc != 0) {
+        if (copy != stack) {
+            free(copy);
+        }
+
+        return ts_db_werr(db, rc, "mdb_cursor_open", "pblocks");
+    }
+
     rc = TS_OK;
 
-    if (ts_db_srec_open(&r, &v) == TS_OK) {
+    if (ts_db_srec_open(&r, &v, txn, db->dbi[TS_DB_LNAMES]) == TS_OK) {
         while (rc == TS_OK && ts_db_srec_next(&r, &l) == 1) {
-            rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_NAME, &l,
-                                    idb, 1);
+            hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, r.tenant,
+                              TS_DB_KIND_NAME, l.name, l.name_len, NULL, 0);
+            rc = ts_db_plist_del(db, txn, cur, head, hlen, id);
+
             if (rc == TS_OK) {
-                rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_PAIR,
-                                        &l, idb, 1);
+                hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, r.tenant,
+                                  TS_DB_KIND_PAIR, l.name, l.name_len,
+                                  l.value, l.value_len);
+                rc = ts_db_plist_del(db, txn, cur, head, hlen, id);
             }
 
             st->keys += 2;
-        }
-
-        if (rc == TS_OK) {
-            rc = ts_db_postings_one(db, txn, r.tenant, TS_DB_KIND_ALL, NULL,
-                                    idb, 1);
         }
 
         ts_db_put32(key, r.tenant);
@@ -4018,6 +5095,8 @@ ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
                  ? TS_OK : ts_db_werr(db, rc, "mdb_del", "series_hash");
         }
     }
+
+    mdb_cursor_close(cur);
 
     if (copy != stack) {
         free(copy);
@@ -4035,10 +5114,623 @@ ts_db_series_delete(ts_db_t *db, MDB_txn *txn, uint64_t id,
         return ts_db_werr(db, rc, "mdb_del", "series");
     }
 
-    st->keys += 3;
+    st->keys += 2;
     st->series++;
 
     return TS_OK;
+}
+
+
+/*
+ * Migration from format version 1 (docs/format/lmdb.md): the postings
+ * of "postings" (DUPSORT lists of 8-byte ids, an 'A' list per tenant)
+ * become blocks in "pblocks" ('A' dropped), migrate_step ids per write
+ * transaction, with the position reached in meta "migrate" in the same
+ * transaction.  The transaction that converts the last id also drops
+ * "postings", deletes "migrate" and writes the version-2 format record,
+ * so a crash anywhere leaves a version-1 index with a consistent
+ * "postings" and a resumable "pblocks".  One process at a time: an
+ * exclusive flock() on index/migrate.lock; the others wait for it and
+ * then find version 2.
+ */
+
+static int
+ts_db_migrate(ts_db_t *db)
+{
+    int              fd, rc;
+    char             path[PATH_MAX];
+    ts_db_migrate_t  m;
+
+    ts_db_fmt(path, sizeof(path), "%s/%s", db->dir, TS_DB_MIGRATE_LOCK);
+
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd == -1) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "open(\"%s\") failed: %s",
+                  path, strerror(errno));
+        return TS_ERR_IO;
+    }
+
+    while (flock(fd, LOCK_EX) == -1) {
+        if (errno != EINTR) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "flock(\"%s\")"
+                      " failed: %s", path, strerror(errno));
+            (void) close(fd);
+            return TS_ERR_IO;
+        }
+    }
+
+    memset(&m, 0, sizeof(ts_db_migrate_t));
+
+    do {
+        rc = ts_db_write(db, ts_db_migrate_txn, &m,
+                         db->map_max + db->map_max / 16);
+        m.steps++;
+    } while (rc == TS_OK && !m.done);
+
+    ts_db_padds_free(&m.padds);
+
+    (void) close(fd);                   /* releases the lock */
+
+    return rc;
+}
+
+
+static int
+ts_db_migrate_txn(ts_db_t *db, MDB_txn *txn, void *data)
+{
+    int               rc, kind, skip, stopped;
+    size_t            klen, hlen, plen;
+    uint8_t           ckey[TS_DB_KEY_MAX], head[TS_DB_HEAD_MAX];
+    uint8_t           fmt[TS_DB_FORMAT_LEN], prog[8 + TS_DB_KEY_MAX];
+    uint8_t           idb[8];
+    uint64_t          n, last, id;
+    unsigned          flags;
+    MDB_val           k, v, mk;
+    MDB_dbi           old;
+    MDB_cursor       *cur;
+    ts_db_migrate_t  *m;
+
+    m = data;
+    m->padds.n = 0;
+    m->padds.used = 0;
+
+    rc = mdb_dbi_open(txn, "meta", 0, &db->dbi[TS_DB_META]);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_dbi_open", "meta");
+    }
+
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_META], &k, &v);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_get", "meta");
+    }
+
+    rc = ts_db_format_check(db, &v);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    if (db->version == TS_DB_VERSION) {
+        m->done = 1;                    /* another process finished it */
+        return TS_OK;
+    }
+
+    memcpy(fmt, v.mv_data, TS_DB_FORMAT_LEN);
+
+    rc = mdb_dbi_open(txn, ts_db_dbs[TS_DB_LNAMES].name, MDB_CREATE,
+                      &db->dbi[TS_DB_LNAMES]);
+    if (rc == 0) {
+        rc = mdb_dbi_open(txn, "series", 0, &db->dbi[TS_DB_SERIES]);
+    }
+
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_dbi_open", "lnames");
+    }
+
+    rc = mdb_dbi_open(txn, TS_DB_V1_POSTINGS, 0, &old);
+
+    if (rc == MDB_NOTFOUND) {
+        return ts_db_migrate_series(db, txn, m, fmt);  /* phase 2 */
+    }
+
+    if (rc == 0 && (mdb_dbi_flags(txn, old, &flags) != 0
+                    || (flags & TS_DB_DBFLAGS) != TS_DB_V1_PFLAGS))
+    {
+        rc = MDB_INCOMPATIBLE;
+    }
+
+    if (rc != 0) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "version-1 index \"%s\":"
+                  " sub-database \"postings\" is missing or has other"
+                  " flags (%s)", db->file, mdb_strerror(rc));
+        return TS_ERR_CORRUPT;
+    }
+
+    rc = mdb_dbi_open(txn, ts_db_dbs[TS_DB_POSTINGS].name, MDB_CREATE,
+                      &db->dbi[TS_DB_POSTINGS]);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_dbi_open", "pblocks");
+    }
+
+    rc = mdb_cursor_open(txn, old, &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "postings");
+    }
+
+    /* where the last step stopped: (last id, v1 key) */
+
+    mk.mv_data = TS_DB_MIGRATE_KEY;
+    mk.mv_size = sizeof(TS_DB_MIGRATE_KEY) - 1;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_META], &mk, &v);
+
+    if (rc == 0) {
+        if (v.mv_size <= 8 + TS_DB_PHEAD || v.mv_size > sizeof(prog)) {
+            ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                      " \"meta\" at key \"migrate\": %zu bytes, file \"%s\"",
+                      v.mv_size, db->file);
+            rc = TS_ERR_CORRUPT;
+            goto done;
+        }
+
+        memcpy(prog, v.mv_data, v.mv_size);
+        plen = v.mv_size - 8;
+        last = ts_db_get64(prog);
+        k.mv_data = prog + 8;
+        k.mv_size = plen;
+
+        rc = MDB_NOTFOUND;
+
+        if (last < UINT64_MAX) {
+            ts_db_put64(idb, last + 1);
+            v.mv_data = idb;
+            v.mv_size = 8;
+
+            rc = mdb_cursor_get(cur, &k, &v, MDB_GET_BOTH_RANGE);
+        }
+
+        if (rc == MDB_NOTFOUND) {
+
+            /* that list is done: go on with the next one */
+
+            k.mv_data = prog + 8;
+            k.mv_size = plen;
+
+            rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+
+            if (rc == 0 && k.mv_size == plen
+                && memcmp(k.mv_data, prog + 8, plen) == 0)
+            {
+                rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+            }
+        }
+
+    } else if (rc == MDB_NOTFOUND) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+
+    } else {
+        rc = ts_db_werr(db, rc, "mdb_get", "meta");
+        goto done;
+    }
+
+    n = 0;
+    klen = 0;
+    hlen = 0;
+    last = 0;
+    skip = 0;
+    stopped = 0;
+
+    while (rc == 0) {
+        if (k.mv_size != klen || memcmp(k.mv_data, ckey, klen) != 0) {
+
+            /* the next list: stop here if the step is full */
+
+            if (k.mv_size < TS_DB_PHEAD || k.mv_size > TS_DB_KEY_MAX) {
+                goto corrupt;
+            }
+
+            if (n >= db->migrate_step) {
+                stopped = 1;
+                break;
+            }
+
+            memcpy(ckey, k.mv_data, k.mv_size);
+            klen = k.mv_size;
+            kind = ckey[4];
+            skip = (kind == TS_DB_KIND_ALL);
+
+            if (!skip) {
+                if (v.mv_size != 8) {
+                    goto corrupt;
+                }
+
+                rc = ts_db_migrate_head(db, txn, ckey, klen,
+                                        ts_db_get64(v.mv_data), head, &hlen);
+                if (rc != TS_OK) {
+                    goto done;
+                }
+            }
+        }
+
+        if (skip) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+            continue;
+        }
+
+        if (n >= db->migrate_step) {
+            stopped = 1;
+            break;
+        }
+
+        if (v.mv_size != 8) {
+            goto corrupt;
+        }
+
+        id = ts_db_get64(v.mv_data);
+
+        rc = ts_db_padd(db, &m->padds, head, hlen, id);
+        if (rc != TS_OK) {
+            goto done;
+        }
+
+        last = id;
+        n++;
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = ts_db_werr(db, rc, "mdb_cursor_get", "postings");
+        goto done;
+    }
+
+    mdb_cursor_close(cur);
+    cur = NULL;
+
+    m->ids += n;
+
+    rc = ts_db_padds_flush(db, txn, &m->padds);
+    if (rc != TS_OK) {
+        goto done;
+    }
+
+    if (stopped) {
+
+        /* not finished: remember where this step stopped */
+
+        ts_db_put64(prog, last);
+        memcpy(prog + 8, ckey, klen);
+        v.mv_data = prog;
+        v.mv_size = 8 + klen;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_META], &mk, &v, 0);
+
+        return rc ? ts_db_werr(db, rc, "mdb_put", "meta") : TS_OK;
+    }
+
+    /* phase 1 done: the series records are next */
+
+    rc = mdb_drop(txn, old, 1);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_drop", "postings");
+    }
+
+    rc = mdb_del(txn, db->dbi[TS_DB_META], &mk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_del", "meta");
+    }
+
+    return TS_OK;
+
+corrupt:
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+              " \"postings\" (version 1): a %zu-byte key or a %zu-byte id,"
+              " file \"%s\"", k.mv_size, v.mv_size, db->file);
+    rc = TS_ERR_CORRUPT;
+
+done:
+
+    if (cur != NULL) {
+        mdb_cursor_close(cur);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Phase 2: series records with label names in the record become records
+ * with name ids ("lnames"), in id order, migrate_step records a
+ * transaction; meta "migrate_series" holds the last id converted.  The
+ * step that converts the last one writes the version-2 format record.
+ */
+
+static int
+ts_db_migrate_series(ts_db_t *db, MDB_txn *txn, ts_db_migrate_t *m,
+    uint8_t *fmt)
+{
+    int           rc;
+    size_t        size;
+    uint8_t       idb[8], *copy, *rec;
+    uint32_t      i, n, sids[64], *ids;
+    uint64_t      last, count;
+    MDB_val       k, v, mk;
+    MDB_cursor   *cur;
+    ts_label_t    sl[64], *l;
+    ts_db_srec_t  r;
+
+    mk.mv_data = TS_DB_MIGRATE_SKEY;
+    mk.mv_size = sizeof(TS_DB_MIGRATE_SKEY) - 1;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_META], &mk, &v);
+
+    if (rc == 0 && v.mv_size == 8) {
+        last = ts_db_get64(v.mv_data);
+
+    } else if (rc == MDB_NOTFOUND) {
+        last = 0;
+
+    } else {
+        return rc ? ts_db_werr(db, rc, "mdb_get", "meta") : TS_ERR_CORRUPT;
+    }
+
+    rc = mdb_cursor_open(txn, db->dbi[TS_DB_SERIES], &cur);
+    if (rc != 0) {
+        return ts_db_werr(db, rc, "mdb_cursor_open", "series");
+    }
+
+    copy = NULL;
+    rec = NULL;
+    l = sl;
+    ids = sids;
+    count = 0;
+    rc = 0;
+
+    while (count < db->migrate_step && last < UINT64_MAX) {
+        ts_db_put64(idb, last + 1);
+        k.mv_data = idb;
+        k.mv_size = 8;
+
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (rc != 0) {
+            break;
+        }
+
+        if (k.mv_size != 8) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        last = ts_db_get64(k.mv_data);
+
+        /* the value moves with the put below: decode a copy */
+
+        free(copy);
+        copy = malloc(v.mv_size ? v.mv_size : 1);
+        if (copy == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+
+        memcpy(copy, v.mv_data, v.mv_size);
+        v.mv_data = copy;
+
+        if (ts_db_srec_open(&r, &v, NULL, 0) != TS_OK) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        n = r.n;
+
+        if (n > 64 && l == sl) {
+            l = malloc(UINT16_MAX * sizeof(ts_label_t));
+            ids = malloc(UINT16_MAX * sizeof(uint32_t));
+            if (l == NULL || ids == NULL) {
+                rc = ENOMEM;
+                break;
+            }
+        }
+
+        for (i = 0; i < n; i++) {
+            if (ts_db_srec_next(&r, &l[i]) != 1) {
+                break;
+            }
+
+            rc = ts_db_name_id(db, txn, r.tenant, l[i].name, l[i].name_len,
+                               &ids[i]);
+            if (rc != TS_OK) {
+                goto done;
+            }
+        }
+
+        if (i != n || r.p != r.end) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+
+        size = ts_db_series_size(l, ids, n);
+        free(rec);
+        rec = malloc(size);
+        if (rec == NULL) {
+            rc = ENOMEM;
+            break;
+        }
+
+        ts_db_series_encode(rec, r.tenant, r.hash, l, ids, n);
+
+        ts_db_put64(idb, last);
+        k.mv_data = idb;
+        k.mv_size = 8;
+        v.mv_data = rec;
+        v.mv_size = size;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_SERIES], &k, &v, 0);
+        if (rc != 0) {
+            break;
+        }
+
+        count++;
+    }
+
+    if (rc == MDB_CORRUPTED) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+                  " \"series\" at key (series %" PRIu64 "), version 1,"
+                  " file \"%s\"", last, db->file);
+        rc = TS_ERR_CORRUPT;
+        goto done;
+    }
+
+    if (rc == ENOMEM) {
+        ts_db_fmt(db->errmsg, sizeof(db->errmsg), "out of memory");
+        rc = TS_ERR_NOMEM;
+        goto done;
+    }
+
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = ts_db_werr(db, rc, "mdb_put", "series");
+        goto done;
+    }
+
+    m->ids += count;
+
+    if (rc == 0) {
+
+        /* not finished */
+
+        ts_db_put64(idb, last);
+        v.mv_data = idb;
+        v.mv_size = 8;
+
+        rc = mdb_put(txn, db->dbi[TS_DB_META], &mk, &v, 0);
+        rc = rc ? ts_db_werr(db, rc, "mdb_put", "meta") : TS_OK;
+        goto done;
+    }
+
+    /* the last step: version 2 from here on */
+
+    rc = mdb_del(txn, db->dbi[TS_DB_META], &mk, NULL);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        rc = ts_db_werr(db, rc, "mdb_del", "meta");
+        goto done;
+    }
+
+    ts_db_put32(fmt + 8, TS_DB_VERSION);
+    ts_db_put32(fmt + 28, ts_crc32c(0, fmt, 28));
+    k.mv_data = "format";
+    k.mv_size = sizeof("format") - 1;
+    v.mv_data = fmt;
+    v.mv_size = TS_DB_FORMAT_LEN;
+
+    rc = mdb_put(txn, db->dbi[TS_DB_META], &k, &v, 0);
+    if (rc != 0) {
+        rc = ts_db_werr(db, rc, "mdb_put", "meta");
+        goto done;
+    }
+
+    m->done = 1;
+    rc = TS_OK;
+
+done:
+
+    mdb_cursor_close(cur);
+    free(copy);
+    free(rec);
+
+    if (l != sl) {
+        free(l);
+    }
+
+    if (ids != sids) {
+        free(ids);
+    }
+
+    return rc;
+}
+
+
+/*
+ * The version-2 list key of a version-1 postings key: the strings of a
+ * plain key are in it; a hashed one (TS_DB_KEY_MAX bytes) is found
+ * among the labels of its first series.
+ */
+
+static int
+ts_db_migrate_head(ts_db_t *db, MDB_txn *txn, const uint8_t *k, size_t klen,
+    uint64_t id, uint8_t *head, size_t *hlen)
+{
+    int            rc, kind;
+    size_t         nlen;
+    uint8_t        key[TS_DB_KEY_MAX], idb[8];
+    uint32_t       tenant;
+    MDB_val        sk, sv;
+    ts_label_t     l;
+    ts_db_srec_t   r;
+    const uint8_t  *z;
+
+    tenant = ts_db_get32(k);
+    kind = k[4];
+
+    if (kind != TS_DB_KIND_NAME && kind != TS_DB_KIND_PAIR) {
+        goto corrupt;
+    }
+
+    if (klen < TS_DB_KEY_MAX) {
+        if (kind == TS_DB_KIND_NAME) {
+            *hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, tenant, kind,
+                               (const char *) k + TS_DB_PHEAD,
+                               klen - TS_DB_PHEAD, NULL, 0);
+            return TS_OK;
+        }
+
+        z = memchr(k + TS_DB_PHEAD, 0, klen - TS_DB_PHEAD);
+        if (z == NULL) {
+            goto corrupt;
+        }
+
+        nlen = (size_t) (z - k) - TS_DB_PHEAD;
+
+        *hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, tenant, kind,
+                           (const char *) k + TS_DB_PHEAD, nlen,
+                           (const char *) z + 1,
+                           klen - TS_DB_PHEAD - nlen - 1);
+        return TS_OK;
+    }
+
+    ts_db_put64(idb, id);
+    sk.mv_data = idb;
+    sk.mv_size = 8;
+
+    rc = mdb_get(txn, db->dbi[TS_DB_SERIES], &sk, &sv);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        return ts_db_werr(db, rc, "mdb_get", "series");
+    }
+
+    if (rc == 0 && ts_db_srec_open(&r, &sv, NULL, 0) == TS_OK) {
+        while (ts_db_srec_next(&r, &l) == 1) {
+            if (ts_db_pkey(key, TS_DB_KEY_MAX, tenant, kind, l.name,
+                           l.name_len, l.value, l.value_len)
+                == TS_DB_KEY_MAX
+                && memcmp(key, k, TS_DB_KEY_MAX) == 0)
+            {
+                *hlen = ts_db_pkey(head, TS_DB_HEAD_MAX, tenant, kind,
+                                   l.name, l.name_len, l.value,
+                                   l.value_len);
+                return TS_OK;
+            }
+        }
+    }
+
+corrupt:
+
+    ts_db_fmt(db->errmsg, sizeof(db->errmsg), "corrupt record in"
+              " \"postings\" (version 1): a %zu-byte key of kind 0x%02x"
+              " whose first series %" PRIu64 " does not hold its label,"
+              " file \"%s\"", klen, kind, id, db->file);
+
+    return TS_ERR_CORRUPT;
 }
 
 
@@ -4299,9 +5991,13 @@ ts_db_verify_walk(ts_db_rtxn_t *t)
     MDB_val            k, v;
     MDB_cursor        *cur;
     ts_db_metadata_t   md;
+    ts_db_vpb_t        vp;
     static const int   dbs[] = { TS_DB_TENANTS, TS_DB_SERIES, TS_DB_SHASH,
                                  TS_DB_POSTINGS, TS_DB_CHUNKS,
-                                 TS_DB_RETENTION, TS_DB_METADATA };
+                                 TS_DB_RETENTION, TS_DB_METADATA,
+                                 TS_DB_LNAMES };
+
+    memset(&vp, 0, sizeof(ts_db_vpb_t));
 
     for (i = 0; i < (int) (sizeof(dbs) / sizeof(dbs[0])); i++) {
         rc = ts_db_cursor(t, dbs[i], &cur);
@@ -4329,6 +6025,14 @@ ts_db_verify_walk(ts_db_rtxn_t *t)
 
             case TS_DB_METADATA:
                 rc = ts_db_meta_decode(&v, &md);
+                break;
+
+            case TS_DB_POSTINGS:
+                rc = ts_db_verify_pblock(t, &k, &v, &vp);
+                break;
+
+            case TS_DB_LNAMES:
+                rc = ts_db_verify_lname(t, &k, &v);
                 break;
 
             case TS_DB_TENANTS:
@@ -4379,7 +6083,9 @@ ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
     ts_label_t    x, l[256];
     ts_db_srec_t  r;
 
-    if (k->mv_size != 8 || ts_db_srec_open(&r, v) != TS_OK) {
+    if (k->mv_size != 8
+        || ts_db_srec_open(&r, v, t->txn, t->db->dbi[TS_DB_LNAMES]) != TS_OK)
+    {
         return TS_ERR_CORRUPT;
     }
 
@@ -4422,46 +6128,191 @@ ts_db_verify_series(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
         return TS_ERR_CORRUPT;
     }
 
-    return ts_db_verify_label(t, r.tenant, NULL, idb);
+    return TS_OK;
 }
 
 
-/* The postings of one label (NULL: the tenant's list) hold the id. */
+/* The 'N' and 'V' lists of one label hold the id. */
 
 static int
 ts_db_verify_label(ts_db_rtxn_t *t, uint32_t tenant, const ts_label_t *l,
     const uint8_t *idb)
 {
-    size_t   len;
-    uint8_t  key[TS_DB_KEY_MAX];
+    int          rc;
+    size_t       len;
+    uint8_t      key[TS_DB_HEAD_MAX];
+    uint64_t     id;
+    MDB_cursor  *cur;
 
-    if (l == NULL) {
-        len = ts_db_pkey(key, tenant, TS_DB_KIND_ALL, NULL, 0, NULL, 0);
+    id = ts_db_get64(idb);
 
-        if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
-            return TS_OK;
-        }
+    rc = ts_db_cursor(t, TS_DB_POSTINGS, &cur);
+    if (rc != TS_OK) {
+        return rc;
+    }
 
-    } else {
-        len = ts_db_pkey(key, tenant, TS_DB_KIND_NAME, l->name, l->name_len,
-                         NULL, 0);
+    len = ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, TS_DB_KIND_NAME, l->name,
+                     l->name_len, NULL, 0);
+    rc = ts_db_plist_has(cur, key, len, id);
 
-        if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
-            len = ts_db_pkey(key, tenant, TS_DB_KIND_PAIR, l->name,
-                             l->name_len, l->value, l->value_len);
+    if (rc == 1) {
+        len = ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, TS_DB_KIND_PAIR,
+                         l->name, l->name_len, l->value, l->value_len);
+        rc = ts_db_plist_has(cur, key, len, id);
+    }
 
-            if (ts_db_has(t, TS_DB_POSTINGS, key, len, idb, 8) == 1) {
-                return TS_OK;
-            }
-        }
+    mdb_cursor_close(cur);
+
+    if (rc == 1) {
+        return TS_OK;
+    }
+
+    if (rc != 0) {
+        return ts_db_rerr(t, rc, "mdb_cursor_get", "pblocks");
     }
 
     ts_db_fmt(t->errmsg, sizeof(t->errmsg), "series %" PRIu64 " is missing"
-              " from the postings of %s%.*s, file \"%s\"", ts_db_get64(idb),
-              l ? "label " : "its tenant", l ? (int) l->name_len : 0,
-              l ? l->name : "", t->db->file);
+              " from the postings of label %.*s, file \"%s\"", id,
+              (int) l->name_len, l->name, t->db->file);
 
     return TS_ERR_CORRUPT;
+}
+
+
+/* A label name entry and its reverse entry name each other. */
+
+static int
+ts_db_verify_lname(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v)
+{
+    size_t          len;
+    uint8_t         key[TS_DB_KEY_MAX], ikey[9];
+    MDB_val         x, y;
+    const uint8_t  *kp;
+
+    kp = k->mv_data;
+
+    if (k->mv_size == 9 && kp[4] == 'i') {
+        len = ts_db_nkey(key, ts_db_get32(kp), v->mv_data, v->mv_size);
+        x.mv_data = key;
+        x.mv_size = len;
+
+        if (mdb_get(t->txn, t->db->dbi[TS_DB_LNAMES], &x, &y) == 0
+            && y.mv_size == 4 && memcmp(y.mv_data, kp + 5, 4) == 0)
+        {
+            return TS_OK;
+        }
+
+    } else if (k->mv_size > 5 && kp[4] == 'n' && v->mv_size == 4) {
+        memcpy(ikey, kp, 4);
+        ikey[4] = 'i';
+        memcpy(ikey + 5, v->mv_data, 4);
+        x.mv_data = ikey;
+        x.mv_size = sizeof(ikey);
+
+        if (mdb_get(t->txn, t->db->dbi[TS_DB_LNAMES], &x, &y) == 0
+            && ts_db_nkey(key, ts_db_get32(kp), y.mv_data, y.mv_size)
+               == k->mv_size
+            && memcmp(key, kp, k->mv_size) == 0)
+        {
+            return TS_OK;
+        }
+    }
+
+    ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in \"lnames\":"
+              " a %zu-byte key whose name and id do not name each other,"
+              " file \"%s\"", k->mv_size, t->db->file);
+
+    return TS_ERR_CORRUPT;
+}
+
+
+/*
+ * A postings block: its key, its ids ascending within and across the
+ * blocks of its list, and every id a series of the key's tenant with
+ * the key's label.
+ */
+
+static int
+ts_db_verify_pblock(ts_db_rtxn_t *t, const MDB_val *k, const MDB_val *v,
+    ts_db_vpb_t *vp)
+{
+    int             rc, kind;
+    size_t          hlen;
+    uint8_t         key[TS_DB_HEAD_MAX];
+    uint32_t        i, n, tenant;
+    uint64_t        ids[TS_DB_PBLOCK_MAX], first;
+    ts_label_t      l;
+    ts_db_srec_t    r;
+    const uint8_t  *kp;
+
+    kp = k->mv_data;
+
+    if (k->mv_size < TS_DB_PHEAD + 1 + 8 || k->mv_size > TS_DB_KEY_MAX
+        || (kp[4] != TS_DB_KIND_NAME && kp[4] != TS_DB_KIND_PAIR))
+    {
+        return TS_ERR_CORRUPT;
+    }
+
+    hlen = k->mv_size - 8;
+    kind = kp[4];
+    tenant = ts_db_get32(kp);
+    first = ts_db_get64(kp + hlen);
+
+    if (ts_db_pblock_decode(first, v->mv_data, v->mv_size, ids, &n)
+        != TS_OK)
+    {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"pblocks\" at key (tenant %" PRIu32 ", kind '%c',"
+                  " first id %" PRIu64 "): a bad block of %zu bytes, file"
+                  " \"%s\"", tenant, kind, first, v->mv_size, t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    if (vp->head != NULL && vp->hlen == hlen
+        && memcmp(vp->head, kp, hlen) == 0 && first <= vp->last)
+    {
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "corrupt record in"
+                  " \"pblocks\" at key (tenant %" PRIu32 ", kind '%c',"
+                  " first id %" PRIu64 "): ids not ascending across"
+                  " blocks, file \"%s\"", tenant, kind, first, t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    vp->head = kp;
+    vp->hlen = hlen;
+    vp->last = ids[n - 1];
+
+    for (i = 0; i < n; i++) {
+        rc = ts_db_series_get(t, ids[i], &r);
+
+        if (rc == TS_OK && r.tenant == tenant) {
+            while ((rc = ts_db_srec_next(&r, &l)) == 1) {
+                if (ts_db_pkey(key, TS_DB_HEAD_MAX, tenant, kind, l.name,
+                               l.name_len, l.value, l.value_len) == hlen
+                    && memcmp(key, kp, hlen) == 0)
+                {
+                    break;
+                }
+            }
+
+            if (rc == 1) {
+                continue;
+            }
+        }
+
+        if (rc < 0 && rc != TS_ERR_NOTFOUND) {
+            return rc;
+        }
+
+        ts_db_fmt(t->errmsg, sizeof(t->errmsg), "postings block (tenant"
+                  " %" PRIu32 ", kind '%c', first id %" PRIu64 ") holds"
+                  " series %" PRIu64 ", which does not exist or does not"
+                  " have its label, file \"%s\"", tenant, kind, first,
+                  ids[i], t->db->file);
+        return TS_ERR_CORRUPT;
+    }
+
+    return TS_OK;
 }
 
 

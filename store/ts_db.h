@@ -41,7 +41,10 @@
 #include "ts_labels.h"
 
 
-#define TS_DB_VERSION           1               /* format version */
+#define TS_DB_VERSION           2               /* format version */
+#define TS_DB_PBLOCK_MAX        128             /* ids in a postings block */
+#define TS_DB_PBLOCK_BYTES      512             /* bytes of deltas, at most */
+#define TS_DB_MIGRATE_STEP      65536           /* ids a migration txn */
 #define TS_DB_DIR               "index"         /* under the zone path */
 #define TS_DB_MAP_SIZE          ((size_t) 64 << 20)
 #define TS_DB_MAP_MAX           ((size_t) 64 << 30)
@@ -70,6 +73,9 @@ typedef struct {
     unsigned            resize_wait;   /* ms, 0: 10000 */
     uid_t               uid;           /* (uid_t) -1: keep owner */
     gid_t               gid;           /* (gid_t) -1: keep group */
+    unsigned            migrate_step;  /* postings ids converted per
+                                          transaction of the v1 -> v2
+                                          migration, 0: 65536 */
 } ts_db_conf_t;
 
 
@@ -130,10 +136,16 @@ typedef struct {
 typedef struct {
     ts_db_rtxn_t       *t;
     void               *cur;
-    const uint8_t      *ids;           /* a page of big-endian ids */
-    size_t              n;
-    size_t              i;
-    int                 eof;
+    const uint8_t      *head;          /* the list's key, into the map */
+    const uint8_t      *p;             /* the block's deltas left */
+    const uint8_t      *end;
+    uint64_t            last;          /* the id handed out last, or the
+                                          block's first one if fresh */
+    uint64_t            first;         /* the block's first id */
+    uint32_t            left;          /* ids of the block not read */
+    uint16_t            hlen;
+    uint8_t             fresh;         /* last not handed out yet */
+    uint8_t             eof;
 } ts_db_postings_t;
 
 
@@ -159,7 +171,10 @@ typedef int (*ts_db_metadata_pt)(void *data, const ts_db_metadata_t *md);
  * Creates <path> (0755) and <path>/index (0700) if needed, fchowns what
  * it creates and the LMDB files to conf->uid/gid, opens the environment
  * (MDB_NOTLS | MDB_NOMETASYNC), clears stale readers and creates or
- * checks the schema.  TS_ERR_VERSION for another format version,
+ * checks the schema.  An index of format version 1 is converted to
+ * version 2 first (bounded transactions, crash-safe, one process at a
+ * time under a lock on index/migrate.lock; others opening meanwhile
+ * wait).  TS_ERR_VERSION for another format version,
  * TS_ERR_CORRUPT for a file LMDB or the schema check rejects (also a
  * data.mdb shorter than its last page), TS_ERR_IO otherwise; err gets
  * the message.  Never call it before fork() for a handle used after.
@@ -216,12 +231,12 @@ void ts_db_batch_destroy(ts_db_batch_t *b);
 
 /*
  * Adds a series to ensure: labels validated and sorted (TS_ERR_INVALID
- * if not sorted, if a tenant is empty or longer than TS_DB_TENANT_MAX);
- * hint is an id the caller has seen for it before, or 0.  The apply
- * keeps the hint if that series still exists, else finds or creates the
- * series by (tenant, labels): after retention deleted a series, its
- * next flush through a hinted entry recreates it under a new id.
- * *idx is the batch-local index.
+ * if not sorted, without __name__, if a tenant is empty or longer than
+ * TS_DB_TENANT_MAX); hint is an id the caller has seen for it before,
+ * or 0.  The apply keeps the hint if that series still exists, else
+ * finds or creates the series by (tenant, labels): after retention
+ * deleted a series, its next flush through a hinted entry recreates it
+ * under a new id.  *idx is the batch-local index.
  */
 int ts_db_batch_series(ts_db_batch_t *b, const char *tenant, size_t tlen,
     const ts_label_t *labels, uint32_t n, uint64_t hint, uint32_t *idx);
@@ -307,11 +322,11 @@ int ts_db_series_labels(ts_db_rtxn_t *t, uint64_t id, uint32_t *tenant,
     ts_label_t *out, uint32_t max, uint32_t *n);
 
 /*
- * Postings of a tenant, ascending ids: name == NULL: all its series;
- * value == NULL: series that have label name; else name="value".
- * An unknown key gives an empty list.  next and seek return 1 with *id,
- * 0 at the end, or an error; seek moves to the first id >= target (never
- * backwards).
+ * Postings of a tenant, ascending ids: name == NULL: all its series
+ * (the list of label __name__, which every series has); value == NULL:
+ * series that have label name; else name="value".  An unknown key gives
+ * an empty list.  next and seek return 1 with *id, 0 at the end, or an
+ * error; seek moves to the first id >= target (never backwards).
  */
 int ts_db_postings_open(ts_db_rtxn_t *t, ts_db_postings_t *p,
     uint32_t tenant, const char *name, size_t nlen, const char *value,
@@ -366,6 +381,23 @@ typedef struct {
 } ts_db_exemplars_t;
 
 typedef int (*ts_db_exemplars_pt)(void *data, const ts_db_exemplars_t *b);
+
+/*
+ * Decodes a postings block (docs/format/lmdb.md): first is the id of the
+ * key, data the value.  Fills ids (room for TS_DB_PBLOCK_MAX) and *n;
+ * TS_ERR_CORRUPT for a count of 0 or above TS_DB_PBLOCK_MAX, a delta of
+ * 0, an id past 2^64 - 1, a truncated delta or bytes left over.
+ */
+int ts_db_pblock_decode(uint64_t first, const void *data, size_t len,
+    uint64_t *ids, uint32_t *n);
+
+/*
+ * Encodes ids[0 .. n) (ascending, n <= TS_DB_PBLOCK_MAX) as a block
+ * value: returns the bytes written to out (room for 10 x n), the first
+ * id goes in the key.
+ */
+size_t ts_db_pblock_encode(const uint64_t *ids, uint32_t n, uint8_t *out);
+
 
 int ts_db_exemplars_put(ts_db_t *db, const ts_db_exemplars_t *b, size_t n,
     uint64_t keep);

@@ -31,6 +31,7 @@
 #include <lmdb.h>
 
 #include "ts_db.h"
+#include "db_dump.h"
 
 
 #define T_HOUR          3600000LL
@@ -524,10 +525,10 @@ test_open_symlink(void **state)
 /* The format record: one case per way of being wrong. */
 
 static int
-t_fmt_version2(uint8_t *v, size_t *len)
+t_fmt_version3(uint8_t *v, size_t *len)
 {
     (void) len;
-    v[11] = 2;
+    v[11] = 3;
     return 0;
 }
 
@@ -592,8 +593,8 @@ test_format_record(void **state)
         int           rc;
         const char   *msg;
     } cases[] = {
-        { "version 2", t_fmt_version2, TS_ERR_VERSION,
-          "index format version 2" },
+        { "version 3", t_fmt_version3, TS_ERR_VERSION,
+          "index format version 3" },
         { "unknown flags", t_fmt_flags, TS_ERR_VERSION, "flags 0x1" },
         { "bad magic", t_fmt_magic, TS_ERR_CORRUPT, "bad magic" },
         { "checksum", t_fmt_crc, TS_ERR_CORRUPT, "checksum" },
@@ -677,7 +678,7 @@ test_schema_damage(void **state)
         int          recreate;
         const char  *msg;
     } cases[] = {
-        { "postings dropped", "postings", 0, "\"postings\" is missing" },
+        { "pblocks dropped", "pblocks", 0, "\"pblocks\" is missing" },
         { "retention without DUPSORT", "retention", 1, "has flags 0x0" },
         { "chunks dropped", "chunks", 0, "\"chunks\" is missing" },
     };
@@ -1021,7 +1022,7 @@ test_label_names_values(void **state)
 {
     int               rc;
     char              lname[700], lvalue[3000], lvalue2[3000];
-    char              mname[500];
+    char              mname[494];
     size_t            n;
     t_col_t           col;
     t_env_t          *e;
@@ -1055,8 +1056,9 @@ test_label_names_values(void **state)
     l[2].value = lvalue2;
     assert_int_equal(ts_db_batch_series(b, "t", 1, l, 3, 0, &idx), TS_OK);
 
-    /* a 500-byte name: "b...b"="s" is a plain key, "b...b"="v...v"
-       a hashed one, both under the same 498-byte literal prefix */
+    /* a 494-byte name: "b...b"="s" is a plain list key (501 bytes, the
+       limit is 503 with the block's id), "b...b"="v...v" a hashed one,
+       both under the same 490-byte literal prefix */
 
     memset(mname, 'b', sizeof(mname));
     l[1] = (ts_label_t) { mname, sizeof(mname), "s", 1 };
@@ -2517,7 +2519,9 @@ test_corrupt_files(void **state)
         { "one meta page's magic", t_cor_one_meta, T_OUT_OPEN_CORRUPT, 0 },
         { "every page garbage", t_cor_metas, T_OUT_OPEN_CORRUPT, 0 },
         { "lock.mdb garbage (reset)", t_cor_lock, T_OUT_OK, 0 },
-        { "page headers garbage", t_cor_headers, T_OUT_VERIFY_CORRUPT, 0 },
+        /* with format 2's page layout one of the pages hit is on the
+           path to meta "format": LMDB follows its garbage page number */
+        { "page headers garbage", t_cor_headers, T_OUT_VERIFY_CORRUPT, 1 },
         { "page bodies garbage", t_cor_bodies, T_OUT_VERIFY_CORRUPT, 0 },
         { "50 random bytes", t_cor_random, T_OUT_VERIFY_CORRUPT, 0 },
         { "data pages zeroed", t_cor_zero_pages, T_OUT_OPEN_CORRUPT, 0 },
@@ -2997,6 +3001,328 @@ test_drop_pages(void **state)
 #define T(name)  cmocka_unit_test_setup_teardown(name, t_setup, t_teardown)
 
 
+/*
+ * Migration from format version 1: store/tests/data/lmdb-v1/ holds a
+ * version-1 index written by the code of commit 2903863 and what that
+ * code's read API answered for it (expected.txt, db_dump.h).
+ */
+
+#define T_V1_DIR  "store/tests/data/lmdb-v1"
+
+
+static char *
+t_slurp(const char *path, size_t *len)
+{
+    long   n;
+    char  *buf;
+    FILE  *f;
+
+    f = fopen(path, "rb");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    n = ftell(f);
+    assert_true(n >= 0);
+    rewind(f);
+
+    buf = malloc((size_t) n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t) n, f), (size_t) n);
+    buf[n] = '\0';
+    fclose(f);
+
+    *len = (size_t) n;
+
+    return buf;
+}
+
+
+/* Copies the fixture's data.mdb to <root>/index/ (no lock.mdb). */
+
+static void
+t_v1_copy(t_env_t *e)
+{
+    int     fd;
+    char    dir[128], *data;
+    size_t  len;
+
+    snprintf(dir, sizeof(dir), "%s/index", e->root);
+    assert_int_equal(mkdir(dir, 0700), 0);
+
+    data = t_slurp(T_V1_DIR "/data.mdb", &len);
+
+    fd = open(e->file, O_WRONLY | O_CREAT | O_EXCL, 0600);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, data, len), (ssize_t) len);
+    close(fd);
+    free(data);
+}
+
+
+static int
+t_open_step(const char *path, unsigned step, ts_db_t **db, char *err,
+    size_t errlen)
+{
+    ts_db_conf_t  conf;
+
+    memset(&conf, 0, sizeof(conf));
+    conf.path = path;
+    conf.uid = (uid_t) -1;
+    conf.gid = (gid_t) -1;
+    conf.migrate_step = step;
+
+    return ts_db_open(db, &conf, err, errlen);
+}
+
+
+/* 0 if the index answers exactly what expected.txt holds. */
+
+static int
+t_v1_same(ts_db_t *db)
+{
+    int     rc;
+    char   *buf, *exp;
+    size_t  len, elen, i;
+    FILE   *f;
+
+    buf = NULL;
+    len = 0;
+    f = open_memstream(&buf, &len);
+    assert_non_null(f);
+
+    rc = dd_dump(f, db);
+    fclose(f);
+
+    if (rc != TS_OK) {
+        print_error("dump: %d %s\n", rc, ts_db_errmsg(db));
+        free(buf);
+        return -1;
+    }
+
+    exp = t_slurp(T_V1_DIR "/expected.txt", &elen);
+
+    rc = (len == elen && memcmp(buf, exp, len) == 0) ? 0 : -1;
+
+    if (rc != 0) {
+        for (i = 0; i < len && i < elen && buf[i] == exp[i]; i++) {
+            /* void */
+        }
+
+        print_error("dump differs at byte %zu of %zu (%zu expected):"
+                    " \"%.60s\" against \"%.60s\"\n", i, len, elen,
+                    buf + i, exp + i);
+    }
+
+    free(buf);
+    free(exp);
+
+    return rc;
+}
+
+
+/*
+ * What the raw environment holds: the format version, whether meta
+ * "migrate" and the sub-databases "postings" / "pblocks" exist.
+ */
+
+typedef struct {
+    uint32_t   version;
+    int        migrate;            /* phase 1: postings */
+    int        migrate_series;     /* phase 2: series records */
+    int        postings;
+    int        pblocks;
+} t_raw_state_t;
+
+
+static void
+t_raw_state(t_env_t *e, t_raw_state_t *s)
+{
+    int       rc;
+    char      dir[128];
+    MDB_env  *env;
+    MDB_txn  *txn;
+    MDB_dbi   dbi;
+    MDB_val   k, v;
+
+    memset(s, 0, sizeof(t_raw_state_t));
+    snprintf(dir, sizeof(dir), "%s/index", e->root);
+
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600),
+                     0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+
+    k.mv_data = "format";
+    k.mv_size = 6;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    assert_int_equal(v.mv_size, 32);
+    s->version = ((uint8_t *) v.mv_data)[11];
+
+    k.mv_data = "migrate";
+    k.mv_size = 7;
+    s->migrate = mdb_get(txn, dbi, &k, &v) == 0;
+    k.mv_data = "migrate_series";
+    k.mv_size = 14;
+    s->migrate_series = mdb_get(txn, dbi, &k, &v) == 0;
+
+    rc = mdb_dbi_open(txn, "postings", 0, &dbi);
+    s->postings = rc == 0;
+    rc = mdb_dbi_open(txn, "pblocks", 0, &dbi);
+    s->pblocks = rc == 0;
+
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+
+static void
+test_migrate_v1(void **state)
+{
+    int            rc;
+    char           err[TS_DB_ERR_MAX];
+    t_env_t       *e;
+    ts_db_t       *db;
+    t_raw_state_t  s;
+
+    e = *state;
+    t_v1_copy(e);
+
+    t_raw_state(e, &s);
+    assert_int_equal(s.version, 1);
+    assert_true(s.postings && !s.pblocks && !s.migrate && !s.migrate_series);
+
+    /* 50 ids a transaction: steps stop inside lists and between them */
+
+    rc = t_open_step(e->root, 50, &db, err, sizeof(err));
+    if (rc != TS_OK) {
+        fail_msg("open: %d %s", rc, err);
+    }
+
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    assert_int_equal(t_v1_same(db), 0);
+    ts_db_close(db);
+
+    t_raw_state(e, &s);
+    assert_int_equal(s.version, 2);
+    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
+
+    /* again: nothing left to do, the same answers */
+
+    db = t_open(e->root, 0, 0);
+    assert_int_equal(t_v1_same(db), 0);
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    ts_db_close(db);
+}
+
+
+/* Killed in the middle, the next open finishes it. */
+
+static void
+test_migrate_killed(void **state)
+{
+    int            rc, seen, round;
+    char           err[TS_DB_ERR_MAX];
+    pid_t          pid;
+    t_env_t       *e;
+    ts_db_t       *db;
+    t_raw_state_t  s;
+
+    e = *state;
+    t_v1_copy(e);
+
+    /* kill it in the middle of each phase: converting the postings,
+       then (resumed) converting the series records */
+
+    for (round = 0; round < 2; round++) {
+        pid = t_fork();
+
+        if (pid == 0) {
+            rc = t_open_step(e->root, 1, &db, err, sizeof(err));
+            _exit(rc == TS_OK ? 0 : 1);
+        }
+
+        seen = 0;
+
+        while (!seen) {
+            t_raw_state(e, &s);
+            seen = round == 0 ? s.migrate : s.migrate_series;
+
+            if (!seen) {
+                assert_int_equal(waitpid(pid, &rc, WNOHANG), 0);
+                usleep(1000);
+            }
+        }
+
+        assert_int_equal(kill(pid, SIGKILL), 0);
+        assert_int_equal(t_wait(pid), 1000 + SIGKILL);
+
+        t_raw_state(e, &s);
+        assert_int_equal(s.version, 1);
+
+        if (round == 0) {
+            assert_true(s.migrate && s.postings && s.pblocks);
+
+        } else {
+            assert_true(!s.migrate && s.migrate_series && !s.postings
+                        && s.pblocks);
+        }
+    }
+
+    rc = t_open_step(e->root, 0, &db, err, sizeof(err));
+    if (rc != TS_OK) {
+        fail_msg("open: %d %s", rc, err);
+    }
+
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    assert_int_equal(t_v1_same(db), 0);
+    ts_db_close(db);
+
+    t_raw_state(e, &s);
+    assert_int_equal(s.version, 2);
+    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
+}
+
+
+/* Three processes open a version-1 index at once: one converts it. */
+
+static void
+test_migrate_concurrent(void **state)
+{
+    int        i, rc;
+    char       err[TS_DB_ERR_MAX];
+    pid_t      pid[3];
+    t_env_t   *e;
+    ts_db_t   *db;
+
+    e = *state;
+    t_v1_copy(e);
+
+    for (i = 0; i < 3; i++) {
+        pid[i] = t_fork();
+
+        if (pid[i] == 0) {
+            rc = t_open_step(e->root, 7, &db, err, sizeof(err));
+            if (rc != TS_OK) {
+                _exit(1);
+            }
+
+            rc = t_v1_same(db);
+            ts_db_close(db);
+            _exit(rc == 0 ? 0 : 2);
+        }
+    }
+
+    for (i = 0; i < 3; i++) {
+        assert_int_equal(t_wait(pid[i]), 0);
+    }
+
+    db = t_open(e->root, 0, 0);
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    ts_db_close(db);
+}
+
+
 int
 main(void)
 {
@@ -3033,6 +3359,9 @@ main(void)
         T(test_disk_bounded),
         T(test_corrupt_files),
         T(test_corrupt_records),
+        T(test_migrate_v1),
+        T(test_migrate_killed),
+        T(test_migrate_concurrent),
     };
 
     /* T_FILTER=test_name runs one test */
