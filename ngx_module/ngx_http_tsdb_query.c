@@ -1236,7 +1236,15 @@ ngx_http_tsdb_listing_select(ngx_http_tsdb_listing_t *ls)
         return NGX_ERROR;
     }
 
-    rc = TS_OK;
+    /* every source's snapshot (the index's read transaction) first */
+
+    rc = ts_sources_begin(ctx->src, ctx->nsrc);
+    if (rc != TS_OK) {
+        ts_sset_free(ss);
+        ngx_http_tsdb_query_error(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
+                                  "internal", "reading series failed");
+        return NGX_ERROR;
+    }
 
     for (i = 0; i < (ctx->nmatch ? ctx->nmatch : 1); i++) {
         if (ctx->nmatch) {
@@ -1292,6 +1300,7 @@ ngx_http_tsdb_listing_select(ngx_http_tsdb_listing_t *ls)
     }
 
     ts_sset_free(ss);
+    ts_sources_end(ctx->src, ctx->nsrc);
 
     return rc == TS_OK ? NGX_OK : NGX_ERROR;
 }

@@ -4,7 +4,8 @@
 # version 2 while the other waits (docs/format/lmdb.md, "Migration from
 # version 1"), and the query API answers from it what the version-1 code
 # stored (store/tests/data/lmdb-v1/expected.txt): every series with its
-# labels (PromQL over the index), label values, a negative matcher.  A
+# labels (PromQL over the index, /api/v1/series), label names and values,
+# status/tsdb's series count, a negative matcher.  A
 # restart finds version 2 and changes nothing.
 
 use strict;
@@ -20,7 +21,7 @@ use JSON::PP;
 my $FIXTURE = 'store/tests/data/lmdb-v1';
 my $MDB_STAT = '/usr/bin/mdb_stat';
 
-plan tests => 12;
+plan tests => 22;
 
 # what the version-1 code answered, per tenant
 my (%names, %values, %series, $tenant, $name);
@@ -98,6 +99,26 @@ sub check_all {
         is_deeply([ $st, $got ], [ 200, \@want ],
                   "$when: $t: every series, with all its labels");
     }
+
+    # the listings read the index too (they used to see the head only)
+    for my $t (sort keys %names) {
+        ($st, $d) = api($t, '/api/v1/series?match[]='
+                        . uri_escape('{__name__=~".+"}'));
+        $got = [ sort map {
+            my $m = $_;
+            join ', ', map { qq($_="$m->{$_}") } sort keys %$m;
+        } @{ $d->{data} // [] } ];
+        is_deeply([ $st, $got ], [ 200, [ sort @{ $series{$t} } ] ],
+                  "$when: $t: /api/v1/series lists every series");
+
+        ($st, $d) = api($t, '/api/v1/labels');
+        is_deeply([ $st, $d->{data} ], [ 200, [ sort @{ $names{$t} } ] ],
+                  "$when: $t: /api/v1/labels lists every name");
+    }
+
+    ($st, $d) = api('team-a', '/api/v1/status/tsdb');
+    is($d->{data}{headStats}{numSeries}, scalar @{ $series{'team-a'} },
+       "$when: team-a: status/tsdb counts the index's series");
 
     ($st, $d) = api('team-a', '/api/v1/label/instance/values');
     is_deeply([ $st, $d->{data} ],
