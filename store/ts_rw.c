@@ -1774,6 +1774,13 @@ static uint64_t
 ts_rw_le64(const uint8_t *p)
 {
     uint64_t  v;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+
+    /* one load: gcc does not merge the loop below into one */
+    memcpy(&v, p, 8);
+
+#else
     unsigned  i;
 
     v = 0;
@@ -1781,6 +1788,7 @@ ts_rw_le64(const uint8_t *p)
     for (i = 0; i < 8; i++) {
         v |= (uint64_t) p[i] << (8 * i);
     }
+#endif
 
     return v;
 }
@@ -1965,9 +1973,9 @@ ts_rw_fast_nul(ts_rw_series_t *s)
 }
 
 
-/* the series the store holds, see ts_rw_known_pt */
+/* the series the store holds, see ts_rw_known_pt; buf: the labels' */
 static void
-ts_rw_fast_known(ts_rw_request_t *req)
+ts_rw_fast_known(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
     uint32_t         i;
     ts_rw_series_t  *s;
@@ -1978,7 +1986,9 @@ ts_rw_fast_known(ts_rw_request_t *req)
 
     for (i = 0; i < req->nseries; i++) {
         s = &req->series[i];
-        s->hash = ts_labels_hash(s->labels, s->nlabels);
+        s->hash = ts_labels_hash_in(s->labels, s->nlabels,
+                                    (const char *) buf,
+                                    (const char *) buf + len);
     }
 
     req->known(req->known_data, req->series, req->nseries);
@@ -2042,7 +2052,7 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
         return TS_RW_DECLINED;
     }
 
-    ts_rw_fast_known(req);
+    ts_rw_fast_known(req, buf, len);
 
     for (i = 0; i < n; i++) {
         s = &req->series[i];
