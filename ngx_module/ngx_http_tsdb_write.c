@@ -204,19 +204,36 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
     u_char                     *buf;
     size_t                      len;
     ngx_buf_t                  *b;
+    ngx_chain_t                *cl;
     ngx_http_tsdb_req_t        *req;
     ngx_http_tsdb_write_ctx_t  *ctx;
 
     req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
     ctx = req->data;
 
-    /* a body read into one memory buffer is decoded where it is */
+    /*
+     * a body read into one memory buffer is decoded where it is (nginx
+     * may chain an empty last buffer after it)
+     */
 
-    b = (r->request_body && r->request_body->bufs
-         && r->request_body->bufs->next == NULL)
-        ? r->request_body->bufs->buf : NULL;
+    b = NULL;
 
-    if (b && !b->in_file) {
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (ngx_buf_size(cl->buf) == 0 && !cl->buf->in_file) {
+                continue;
+            }
+
+            if (b != NULL || cl->buf->in_file) {
+                b = NULL;
+                break;
+            }
+
+            b = cl->buf;
+        }
+    }
+
+    if (b) {
         ngx_http_tsdb_write_process(r, ctx, b->pos, b->last - b->pos);
 
     } else if (ngx_http_tsdb_body(r, &buf, &len) != NGX_OK) {
@@ -1039,7 +1056,14 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
 
     default:
         n = wb->nsamples;
-        size = ts_walrec_samples_size(wb->samples, n);
+
+        /* the bound saves a packing pass; the exact size near the limit */
+        size = ts_walrec_samples_bound(n);
+
+        if (size > TS_WAL_RECORD_MAX) {
+            size = ts_walrec_samples_size(wb->samples, n);
+        }
+
         break;
     }
 
