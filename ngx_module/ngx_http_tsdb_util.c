@@ -230,8 +230,9 @@ ngx_http_tsdb_scratch_reset(void)
 
     ngx_http_tsdb_scratch_free();
 
-    if (total <= NGX_HTTP_TSDB_SCRATCH_KEEP) {
-        (void) ngx_http_tsdb_scratch_alloc(total);
+    if (total <= NGX_HTTP_TSDB_SCRATCH_KEEP
+        && ngx_http_tsdb_scratch_alloc(total) != NULL)
+    {
         ngx_http_tsdb_scratch->used = 0;
     }
 }

@@ -244,6 +244,9 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
         ngx_http_tsdb_write_process(r, ctx, buf, len);
     }
 
+    /* a large request's scratch memory is not kept until the next one */
+    ngx_http_tsdb_scratch_reset();
+
     if (ctx->waiting) {
         /* answered by ngx_http_tsdb_write_synced() */
         r->main->blocked++;
