@@ -5,7 +5,7 @@
  *
  *     rwload [-a HOST:PORT] [-p PATH] [-s SERIES] [-c CONNS] [-r ROUNDS]
  *            [-W WARMUP] [-d SECONDS] [-b BATCH] [-i STEP_MS]
- *            [-t START_MS] [-H 'Name: value']...
+ *            [-t START_MS] [-H 'Name: value']... [-P PID,PID...]
  *
  * SERIES series shaped like node_exporter's (about 100 metric names,
  * job, instance, cpu, mode, env, region; counters that increase, gauges
@@ -24,6 +24,9 @@
  * acknowledged with a 2xx per second, the latency of each request
  * (send to end of response) at p50 and p99, and non-2xx answers by
  * status.  The last line is machine-readable ("RESULT key=value ...").
+ * With -P, the CPU seconds (user + system) and minor page faults of the
+ * given server processes over the timed phase only, from /proc/PID/stat,
+ * are printed too, per million samples acknowledged.
  */
 
 #include <errno.h>
@@ -111,6 +114,9 @@ struct rwload_conf_s {
     uint64_t                *rng;
     double                   deadline;
     double                   cpu_s;      /* in the timed phase */
+    const char              *pids;       /* -P: server processes */
+    double                   srv_cpu_s;  /* theirs in the timed phase */
+    double                   srv_faults;
     int                      shown;
     pthread_barrier_t        barrier;
     pthread_mutex_t          lock;
@@ -137,6 +143,7 @@ static void rwload_report(rwload_conf_t *cf, rwload_conn_t *conns,
 static int rwload_cmp(const void *a, const void *b);
 static double rwload_now(void);
 static double rwload_cpu(void);
+static void rwload_server(const char *pids, double *cpu, double *faults);
 static void *rwload_alloc(size_t n);
 
 
@@ -213,7 +220,7 @@ int
 main(int argc, char **argv)
 {
     size_t          i, ngroups;
-    double          t0, cpu0, encode_s, elapsed;
+    double          t0, cpu0, encode_s, elapsed, srv_cpu0, srv_faults0;
     rwload_conf_t   cf;
     rwload_conn_t  *conns;
 
@@ -257,6 +264,7 @@ main(int argc, char **argv)
     encode_s = rwload_now() - t0;
     pthread_barrier_wait(&cf.barrier);
 
+    rwload_server(cf.pids, &srv_cpu0, &srv_faults0);
     t0 = rwload_now();
     cpu0 = rwload_cpu();
     cf.deadline = cf.duration > 0 ? t0 + cf.duration : 0;
@@ -270,6 +278,9 @@ main(int argc, char **argv)
 
     /* what the generator takes of the machine while it is measured */
     cf.cpu_s = rwload_cpu() - cpu0;
+    rwload_server(cf.pids, &cf.srv_cpu_s, &cf.srv_faults);
+    cf.srv_cpu_s -= srv_cpu0;
+    cf.srv_faults -= srv_faults0;
 
     rwload_report(&cf, conns, encode_s, elapsed);
 
@@ -292,7 +303,7 @@ rwload_args(rwload_conf_t *cf, int argc, char **argv)
     cf->step = 15000;
     cf->start = -1;
 
-    while ((ch = getopt(argc, argv, "a:p:s:c:r:W:d:b:i:t:H:")) != -1) {
+    while ((ch = getopt(argc, argv, "a:p:s:c:r:W:d:b:i:t:H:P:")) != -1) {
         switch (ch) {
         case 'a': cf->addr = optarg; break;
         case 'p': cf->path = optarg; break;
@@ -304,6 +315,7 @@ rwload_args(rwload_conf_t *cf, int argc, char **argv)
         case 'b': cf->batch = strtoul(optarg, NULL, 10); break;
         case 'i': cf->step = strtoll(optarg, NULL, 10); break;
         case 't': cf->start = strtoll(optarg, NULL, 10); break;
+        case 'P': cf->pids = optarg; break;
 
         case 'H':
             if (cf->nheaders == RWLOAD_MAX_HEADERS) {
@@ -318,7 +330,8 @@ rwload_args(rwload_conf_t *cf, int argc, char **argv)
             fprintf(stderr, "usage: rwload [-a HOST:PORT] [-p PATH] "
                     "[-s SERIES] [-c CONNS] [-r ROUNDS] [-W WARMUP]\n"
                     "              [-d SECONDS] [-b BATCH] [-i STEP_MS] "
-                    "[-t START_MS] [-H 'Name: value']...\n");
+                    "[-t START_MS] [-H 'Name: value']...\n"
+                    "              [-P PID,PID...]\n");
             return -1;
         }
     }
@@ -889,17 +902,27 @@ rwload_report(rwload_conf_t *cf, rwload_conn_t *conns, double encode_s,
         }
     }
 
+    if (cf->pids) {
+        printf("rwload: server, timed phase: %.2f CPU s, %.0f minor faults;"
+               " per million samples: %.3f CPU s, %.0f faults\n",
+               cf->srv_cpu_s, cf->srv_faults,
+               t.samples_ok ? cf->srv_cpu_s / (t.samples_ok / 1e6) : 0,
+               t.samples_ok ? cf->srv_faults / (t.samples_ok / 1e6) : 0);
+    }
+
     printf("RESULT samples_ok=%llu samples_bad=%llu elapsed=%.3f "
            "samples_per_s=%.0f p50_ms=%.2f p99_ms=%.2f req_ok=%llu "
            "req_non2xx=%llu req_failed=%llu warm_samples_ok=%llu "
-           "warm_non2xx=%llu client_cpu_s=%.2f\n",
+           "warm_non2xx=%llu client_cpu_s=%.2f server_cpu_s=%.3f "
+           "server_faults=%.0f\n",
            (unsigned long long) t.samples_ok,
            (unsigned long long) t.samples_bad, elapsed,
            elapsed > 0 ? t.samples_ok / elapsed : 0, p50, p99,
            (unsigned long long) t.reqs_ok, (unsigned long long) t.reqs_bad,
            (unsigned long long) t.reqs_err,
            (unsigned long long) w.samples_ok,
-           (unsigned long long) w.reqs_bad, cf->cpu_s);
+           (unsigned long long) w.reqs_bad, cf->cpu_s, cf->srv_cpu_s,
+           cf->srv_faults);
 }
 
 
@@ -915,6 +938,52 @@ rwload_cpu(void)
 
     return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec
            + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+
+/* the sum of user + system seconds and minor faults of processes pids */
+
+static void
+rwload_server(const char *pids, double *cpu, double *faults)
+{
+    char                path[64], buf[1024], *p, *q, *end;
+    long                pid;
+    FILE               *f;
+    size_t              n;
+    unsigned long long  minflt, utime, stime;
+
+    *cpu = 0;
+    *faults = 0;
+
+    for (p = (char *) pids; p && *p; p = *end ? end + 1 : end) {
+        pid = strtol(p, &end, 10);
+        if (end == p) {
+            break;
+        }
+
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        f = fopen(path, "r");
+        if (f == NULL) {
+            continue;
+        }
+
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+
+        /* fields after the command, which is in parentheses */
+
+        q = strrchr(buf, ')');
+        if (q == NULL
+            || sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %llu %*u %*u %*u "
+                      "%llu %llu", &minflt, &utime, &stime) != 3)
+        {
+            continue;
+        }
+
+        *cpu += (double) (utime + stime) / sysconf(_SC_CLK_TCK);
+        *faults += (double) minflt;
+    }
 }
 
 

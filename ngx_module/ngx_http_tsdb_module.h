@@ -246,6 +246,14 @@ ngx_int_t ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
     const char *value);
 void ngx_http_tsdb_pool_allocator(ngx_http_request_t *r,
     ProtobufCAllocator *a);
+
+/* the worker's scratch memory kept across requests, see util.c */
+#define NGX_HTTP_TSDB_SCRATCH_MIN   (256 * 1024)
+#define NGX_HTTP_TSDB_SCRATCH_KEEP  (4 * 1024 * 1024)
+
+void ngx_http_tsdb_scratch_reset(void);
+void *ngx_http_tsdb_scratch_alloc(size_t size);
+void ngx_http_tsdb_scratch_allocator(ProtobufCAllocator *a);
 ngx_int_t ngx_http_tsdb_tenant(ngx_http_request_t *r,
     ngx_http_tsdb_loc_conf_t *lcf, ngx_str_t *tenant);
 

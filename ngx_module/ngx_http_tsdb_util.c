@@ -2,8 +2,8 @@
  * Copyright (C) ngx_tsdb authors
  *
  * Small HTTP helpers shared by the handlers: the request body as one
- * buffer, one-line text answers, response headers, and a protobuf-c
- * allocator bound to the request pool.
+ * buffer, one-line text answers, response headers, a protobuf-c
+ * allocator bound to the request pool, and the worker's scratch memory.
  */
 
 #include <ngx_config.h>
@@ -13,8 +13,29 @@
 #include "ngx_http_tsdb_module.h"
 
 
+/*
+ * Scratch memory: blocks that one worker keeps from one request to the
+ * next.  The newest block is first; a request's allocations are bumped
+ * from it and never freed one by one.
+ */
+
+typedef struct ngx_http_tsdb_scratch_s  ngx_http_tsdb_scratch_t;
+
+struct ngx_http_tsdb_scratch_s {
+    ngx_http_tsdb_scratch_t    *next;
+    size_t                      size;       /* of data */
+    size_t                      used;
+    u_char                     *data;
+};
+
+
 static void *ngx_http_tsdb_palloc(void *data, size_t size);
 static void ngx_http_tsdb_pfree(void *data, void *p);
+static void *ngx_http_tsdb_scratch_palloc(void *data, size_t size);
+static void ngx_http_tsdb_scratch_free(void);
+
+
+static ngx_http_tsdb_scratch_t  *ngx_http_tsdb_scratch;
 
 
 /* The body as one buffer, from memory or from its temporary file. */
@@ -170,6 +191,121 @@ ngx_http_tsdb_header(ngx_http_request_t *r, const char *name,
     h->value.len = ngx_strlen(value);
 
     return NGX_OK;
+}
+
+
+/*
+ * The worker's scratch memory for work done start to end on the event
+ * loop: what was allocated from it before is given back, so nothing
+ * allocated from it may be used once the caller returns to the event
+ * loop.  Requests of the same shape then reuse the same block instead
+ * of going through malloc() and free() for each of their arrays (with
+ * glibc, a heap that shrinks and grows back with brk() every few
+ * requests).  Up to NGX_HTTP_TSDB_SCRATCH_KEEP bytes are kept.
+ */
+
+void
+ngx_http_tsdb_scratch_reset(void)
+{
+    size_t                    total;
+    ngx_http_tsdb_scratch_t  *b;
+
+    b = ngx_http_tsdb_scratch;
+
+    if (b == NULL) {
+        return;
+    }
+
+    if (b->next == NULL && b->size <= NGX_HTTP_TSDB_SCRATCH_KEEP) {
+        b->used = 0;
+        return;
+    }
+
+    /* one block of what the last request took, for the next one */
+
+    total = 0;
+    for ( /* void */ ; b; b = b->next) {
+        total += b->size;
+    }
+
+    ngx_http_tsdb_scratch_free();
+
+    if (total <= NGX_HTTP_TSDB_SCRATCH_KEEP
+        && ngx_http_tsdb_scratch_alloc(total) != NULL)
+    {
+        ngx_http_tsdb_scratch->used = 0;
+    }
+}
+
+
+/* NULL when out of memory; 16-byte aligned */
+
+void *
+ngx_http_tsdb_scratch_alloc(size_t size)
+{
+    u_char                   *p;
+    size_t                    n;
+    ngx_http_tsdb_scratch_t  *b;
+
+    size = ngx_align(size, 16);
+    b = ngx_http_tsdb_scratch;
+
+    if (b && b->size - b->used >= size) {
+        p = b->data + b->used;
+        b->used += size;
+        return p;
+    }
+
+    n = ngx_max(size, NGX_HTTP_TSDB_SCRATCH_MIN);
+    if (b) {
+        n = ngx_max(n, 2 * b->size);
+    }
+
+    b = ngx_alloc(sizeof(ngx_http_tsdb_scratch_t) + 16 + n, ngx_cycle->log);
+    if (b == NULL) {
+        return NULL;
+    }
+
+    b->next = ngx_http_tsdb_scratch;
+    b->size = n;
+    b->used = size;
+    b->data = ngx_align_ptr((u_char *) b + sizeof(ngx_http_tsdb_scratch_t),
+                            16);
+    ngx_http_tsdb_scratch = b;
+
+    return b->data;
+}
+
+
+/* a protobuf-c allocator on the scratch memory; free is a no-op */
+
+void
+ngx_http_tsdb_scratch_allocator(ProtobufCAllocator *a)
+{
+    a->alloc = ngx_http_tsdb_scratch_palloc;
+    a->free = ngx_http_tsdb_pfree;
+    a->allocator_data = NULL;
+}
+
+
+static void *
+ngx_http_tsdb_scratch_palloc(void *data, size_t size)
+{
+    return ngx_http_tsdb_scratch_alloc(size);
+}
+
+
+static void
+ngx_http_tsdb_scratch_free(void)
+{
+    ngx_http_tsdb_scratch_t  *b, *next;
+
+    for (b = ngx_http_tsdb_scratch; b; b = next) {
+        next = b->next;
+        ngx_free(b);
+    }
+
+    ngx_http_tsdb_scratch = NULL;
 }
 
 

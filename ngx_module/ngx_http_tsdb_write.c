@@ -23,6 +23,7 @@
 
 #define NGX_HTTP_TSDB_TENANT_DEFAULT  "anonymous"
 #define NGX_HTTP_TSDB_KNOWN_BATCH     256
+#define NGX_HTTP_TSDB_APPEND_BATCH    64
 
 
 typedef struct {
@@ -35,6 +36,7 @@ typedef struct {
     uint64_t                    hduplicates;  /* histograms */
     uint64_t                    series_created;
     uint64_t                    meta_rejected;
+    size_t                      stored;       /* new in the head */
     ts_reject_t                 why;
     ngx_http_request_t         *request;
     ngx_http_tsdb_sync_wait_t   wait;         /* wal_fsync=always */
@@ -201,19 +203,49 @@ ngx_http_tsdb_write_body(ngx_http_request_t *r)
 {
     u_char                     *buf;
     size_t                      len;
+    ngx_buf_t                  *b;
+    ngx_chain_t                *cl;
     ngx_http_tsdb_req_t        *req;
     ngx_http_tsdb_write_ctx_t  *ctx;
 
     req = ngx_http_get_module_ctx(r, ngx_http_tsdb_module);
     ctx = req->data;
 
-    if (ngx_http_tsdb_body(r, &buf, &len) != NGX_OK) {
+    /*
+     * a body read into one memory buffer is decoded where it is (nginx
+     * may chain an empty last buffer after it)
+     */
+
+    b = NULL;
+
+    if (r->request_body) {
+        for (cl = r->request_body->bufs; cl; cl = cl->next) {
+            if (ngx_buf_size(cl->buf) == 0 && !cl->buf->in_file) {
+                continue;
+            }
+
+            if (b != NULL || cl->buf->in_file) {
+                b = NULL;
+                break;
+            }
+
+            b = cl->buf;
+        }
+    }
+
+    if (b) {
+        ngx_http_tsdb_write_process(r, ctx, b->pos, b->last - b->pos);
+
+    } else if (ngx_http_tsdb_body(r, &buf, &len) != NGX_OK) {
         ngx_http_tsdb_write_fail(ctx, NGX_HTTP_INTERNAL_SERVER_ERROR,
                                  "cannot read the request body");
 
     } else {
         ngx_http_tsdb_write_process(r, ctx, buf, len);
     }
+
+    /* a large request's scratch memory is not kept until the next one */
+    ngx_http_tsdb_scratch_reset();
 
     if (ctx->waiting) {
         /* answered by ngx_http_tsdb_write_synced() */
@@ -263,7 +295,14 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
 
     lcf = ngx_http_get_module_loc_conf(r, ngx_http_tsdb_module);
 
-    ngx_http_tsdb_pool_allocator(r, &a);
+    /*
+     * Everything decoded lives in the worker's scratch memory until the
+     * records are in the WAL: this function returns nothing that
+     * points into it (ctx->why holds its message).
+     */
+
+    ngx_http_tsdb_scratch_reset();
+    ngx_http_tsdb_scratch_allocator(&a);
 
     rc = ts_rw_uncompress(body, len, lcf->limits.max_body_size, &a, &raw,
                           &rawlen, &ctx->why);
@@ -310,7 +349,12 @@ ngx_http_tsdb_write_process(ngx_http_request_t *r,
 
     ngx_memzero(&wb, sizeof(ngx_http_tsdb_wal_batch_t));
 
-    if (ngx_http_tsdb_write_store(r, ctx, &req, &wb) != NGX_OK
+    rc = ngx_http_tsdb_write_store(r, ctx, &req, &wb);
+
+    /* the head's sample total: one shared update per request */
+    ts_head_count_samples(&lcf->zone->head, ctx->stored);
+
+    if (rc != NGX_OK
         || ngx_http_tsdb_write_log(r, ctx, lcf->zone, &wb) != NGX_OK)
     {
         if (ctx->status == 0) {
@@ -404,14 +448,14 @@ ngx_http_tsdb_write_store(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    wb->samples = ngx_palloc(r->pool, (req->decoded.samples + 1)
-                                      * sizeof(ts_walrec_sample_t));
-    wb->hists = ngx_palloc(r->pool, (req->decoded.histograms + 1)
-                                    * sizeof(ts_walrec_hist_t));
-    wb->series = ngx_palloc(r->pool, (req->nseries + 1)
-                                     * sizeof(ts_walrec_series_t));
-    wb->exemplars = ngx_palloc(r->pool, (req->decoded.exemplars + 1)
-                                        * sizeof(ts_exemplar_record_t));
+    wb->samples = ngx_http_tsdb_scratch_alloc((req->decoded.samples + 1)
+                                              * sizeof(ts_walrec_sample_t));
+    wb->hists = ngx_http_tsdb_scratch_alloc((req->decoded.histograms + 1)
+                                            * sizeof(ts_walrec_hist_t));
+    wb->series = ngx_http_tsdb_scratch_alloc((req->nseries + 1)
+                                             * sizeof(ts_walrec_series_t));
+    wb->exemplars = ngx_http_tsdb_scratch_alloc((req->decoded.exemplars + 1)
+                                           * sizeof(ts_exemplar_record_t));
     if (wb->samples == NULL || wb->hists == NULL || wb->series == NULL
         || wb->exemplars == NULL)
     {
@@ -723,9 +767,10 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
     ngx_http_tsdb_write_ctx_t *ctx, ts_rw_series_t *s, uint32_t ref,
     ngx_http_tsdb_wal_batch_t *wb)
 {
-    int                        rc;
+    int                        rcs[NGX_HTTP_TSDB_APPEND_BATCH];
+    size_t                     k, j, n, m;
     int64_t                    oldest;
-    uint32_t                   k, logged;
+    uint32_t                   logged;
     ngx_int_t                  res;
     ts_walrec_sample_t        *o;
     ngx_http_tsdb_zone_t      *z;
@@ -742,42 +787,41 @@ ngx_http_tsdb_write_series(ngx_http_request_t *r,
         return NGX_ERROR;
     }
 
-    for (k = 0; k < s->nsamples; k++) {
+    /* one take of the series lock per batch of its samples */
 
-        if (s->samples[k].t < oldest) {
-            rc = TS_ERR_TOO_OLD;
+    for (k = 0; k < s->nsamples; k += m) {
+        n = ngx_min(s->nsamples - k, NGX_HTTP_TSDB_APPEND_BATCH);
+        m = ts_head_append_n(&z->head, ref, &s->samples[k], n, oldest, rcs,
+                             &ctx->stored);
 
-        } else {
-            rc = ts_head_append(&z->head, ref, s->samples[k].t,
-                                s->samples[k].v);
+        for (j = 0; j < m; j++) {
+            res = ngx_http_tsdb_write_result(ctx, s, rcs[j]);
+
+            if (res == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (res == NGX_DECLINED) {
+                continue;
+            }
+
+            if (rcs[j] == TS_HEAD_DUPLICATE) {
+                ctx->duplicates++;
+
+            } else {
+                ctx->written.samples++;
+            }
+
+            o = &wb->samples[wb->nsamples++];
+            o->ref = ref;
+            o->t = s->samples[k + j].t;
+            o->v = s->samples[k + j].v;
+            logged = 1;
         }
-
-        res = ngx_http_tsdb_write_result(ctx, s, rc);
-
-        if (res == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        if (res == NGX_DECLINED) {
-            continue;
-        }
-
-        if (rc == TS_HEAD_DUPLICATE) {
-            ctx->duplicates++;
-
-        } else {
-            ctx->written.samples++;
-        }
-
-        o = &wb->samples[wb->nsamples++];
-        o->ref = ref;
-        o->t = s->samples[k].t;
-        o->v = s->samples[k].v;
-        logged = 1;
     }
 
     if (s->nhistograms) {
-        k = (uint32_t) wb->nhists;
+        k = wb->nhists;
 
         if (ngx_http_tsdb_write_hists(r, ctx, s, ref, wb) != NGX_OK) {
             return NGX_ERROR;
@@ -1015,7 +1059,14 @@ ngx_http_tsdb_wal_record(ngx_http_tsdb_zone_t *z, uint8_t type,
 
     default:
         n = wb->nsamples;
-        size = ts_walrec_samples_size(wb->samples, n);
+
+        /* the bound saves a packing pass; the exact size near the limit */
+        size = ts_walrec_samples_bound(n);
+
+        if (size > TS_WAL_RECORD_MAX) {
+            size = ts_walrec_samples_size(wb->samples, n);
+        }
+
         break;
     }
 

@@ -223,7 +223,7 @@ static int ts_head_str_eq(ts_head_hdr_t *hdr, uint32_t off, const char *s,
 static int ts_head_tenant_scan(ts_head_hdr_t *hdr, uint32_t from,
     uint32_t to, const char *name, size_t len, uint64_t hash);
 static void ts_head_prefetch(ts_head_hdr_t *hdr, ts_head_key_t *k);
-static int ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n);
+static inline int ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n);
 static uint32_t ts_head_chain(ts_head_hdr_t *hdr, uint32_t r,
     uint32_t tenant, const ts_label_t *labels, uint32_t n, uint64_t hash);
 static uint32_t ts_head_find(ts_head_hdr_t *hdr, uint32_t tenant,
@@ -255,6 +255,8 @@ static uint8_t *ts_head_hist_buf(ts_hist_app_t *a);
 static int64_t ts_head_chunk_last(ts_head_hdr_t *hdr, ts_hchunk_t *c);
 static void ts_head_chunk_recover(ts_head_hdr_t *hdr, uint32_t id);
 static void ts_head_series_lock(ts_head_t *h, ts_hseries_t *s);
+static int ts_head_append_locked(ts_head_t *h, ts_hseries_t *s, uint32_t ref,
+    int64_t t, uint64_t v);
 static int ts_head_hist_new(ts_head_t *h, uint32_t ref, uint32_t prev,
     int64_t t, const ts_hist_t *hist, unsigned header);
 static int ts_head_hist_add(ts_head_t *h, uint32_t ref, uint32_t id,
@@ -616,8 +618,6 @@ int
 ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
 {
     int             rc;
-    uint32_t        id, nid;
-    ts_hchunk_t    *c;
     ts_hseries_t   *s;
     ts_head_hdr_t  *hdr;
 
@@ -632,20 +632,97 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
     s = ts_head_series_at(hdr, ref);
     ts_head_series_lock(h, s);
 
+    rc = ts_head_append_locked(h, s, ref, t, v);
+
+    ts_plock_unlock(&s->lock, h->pid);
+
+    if (rc == TS_OK) {
+        __atomic_fetch_add(&hdr->samples, 1, __ATOMIC_RELAXED);
+    }
+
+    return rc;
+}
+
+
+size_t
+ts_head_append_n(ts_head_t *h, uint32_t ref, const ts_head_sample_t *smp,
+    size_t n, int64_t oldest, int *rcs, size_t *stored)
+{
+    int             rc;
+    size_t          k;
+    ts_hseries_t   *s;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
+
+    if (ref == 0
+        || ref > __atomic_load_n(&hdr->series_used, __ATOMIC_ACQUIRE))
+    {
+        for (k = 0; k < n; k++) {
+            rcs[k] = TS_ERR_INVALID;
+        }
+
+        return n;
+    }
+
+    s = ts_head_series_at(hdr, ref);
+    ts_head_series_lock(h, s);
+
+    for (k = 0; k < n; k++) {
+        rc = smp[k].t < oldest
+             ? TS_ERR_TOO_OLD
+             : ts_head_append_locked(h, s, ref, smp[k].t, smp[k].v);
+
+        rcs[k] = rc;
+
+        if (rc == TS_OK) {
+            (*stored)++;
+
+        } else if (rc == TS_ERR_FULL) {
+            k++;
+            break;
+        }
+    }
+
+    ts_plock_unlock(&s->lock, h->pid);
+
+    return k;
+}
+
+
+void
+ts_head_count_samples(ts_head_t *h, size_t n)
+{
+    if (n) {
+        __atomic_fetch_add(&h->hdr->samples, n, __ATOMIC_RELAXED);
+    }
+}
+
+
+/* ts_head_append() with the series s locked, not counted */
+
+static int
+ts_head_append_locked(ts_head_t *h, ts_hseries_t *s, uint32_t ref,
+    int64_t t, uint64_t v)
+{
+    int             rc;
+    uint32_t        id, nid;
+    ts_hchunk_t    *c;
+    ts_head_hdr_t  *hdr;
+
+    hdr = h->hdr;
     id = s->head;
 
     if (t <= s->floor
         && (id == 0 || t > ts_head_chunk_last(hdr, ts_head_chunk_at(hdr, id))))
     {
         /* persisted and released: cannot be checked, take as a retry */
-        rc = TS_HEAD_DUPLICATE;
-        goto done;
+        return TS_HEAD_DUPLICATE;
     }
 
     if (id == 0) {
         nid = ts_head_chunk_new(h, ref, 0, t, v);
-        rc = nid ? TS_OK : TS_ERR_FULL;
-        goto done;
+        return nid ? TS_OK : TS_ERR_FULL;
     }
 
     c = ts_head_chunk_at(hdr, id);
@@ -657,7 +734,7 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
             rc = TS_HEAD_DUPLICATE;
         }
 
-        goto done;
+        return rc;
     }
 
     rc = TS_ERR_FULL;
@@ -674,14 +751,6 @@ ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v)
         /* cut: the new chunk points back at the old one */
         nid = ts_head_chunk_new(h, ref, id, t, v);
         rc = nid ? TS_OK : TS_ERR_FULL;
-    }
-
-done:
-
-    ts_plock_unlock(&s->lock, h->pid);
-
-    if (rc == TS_OK) {
-        __atomic_fetch_add(&hdr->samples, 1, __ATOMIC_RELAXED);
     }
 
     return rc;
@@ -1558,7 +1627,7 @@ ts_head_chain(ts_head_hdr_t *hdr, uint32_t r, uint32_t tenant,
 
 /* memcmp() == 0 without a call for the short strings most labels are */
 
-static int
+static inline int
 ts_head_bytes_eq(const uint8_t *a, const char *b, size_t n)
 {
     uint64_t  a1, a2, b1, b2;

@@ -31,6 +31,12 @@
 #define TS_HEAD_TENANT_LEN     128
 #define TS_HEAD_MAX_LABELS     256
 
+/* a float sample: value as IEEE-754 bits */
+typedef struct {
+    int64_t                 t;
+    uint64_t                v;
+} ts_head_sample_t;
+
 /* ts_head_append() result for a sample identical to a stored one */
 #define TS_HEAD_DUPLICATE      1
 
@@ -147,6 +153,21 @@ uint32_t ts_head_tenant_series(ts_head_t *h, uint32_t tenant);
  * chunk is free.
  */
 int ts_head_append(ts_head_t *h, uint32_t ref, int64_t t, uint64_t v);
+
+/*
+ * ts_head_append() for n samples of one series, in order, under one
+ * take of the series lock; a sample before oldest is TS_ERR_TOO_OLD
+ * (pass INT64_MIN for none).  rcs[k] gets sample k's result; stops after
+ * the first TS_ERR_FULL.  Returns how many samples were tried and adds
+ * the stored ones (TS_OK) to *stored.  They are not counted in the
+ * head's sample total (ts_head_stats()) until the caller passes its sum
+ * to ts_head_count_samples(): one shared counter update per request,
+ * not per sample.
+ */
+size_t ts_head_append_n(ts_head_t *h, uint32_t ref,
+    const ts_head_sample_t *smp, size_t n, int64_t oldest, int *rcs,
+    size_t *stored);
+void ts_head_count_samples(ts_head_t *h, size_t n);
 
 /*
  * Appends a native histogram, with ts_head_append()'s results (a

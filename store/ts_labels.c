@@ -514,20 +514,28 @@ ts_labels_cmp(const ts_label_t *a, uint32_t na, const ts_label_t *b,
 
 /* XXH64, streaming, after the published algorithm description */
 
-static uint64_t
+static inline uint64_t
 ts_rotl64(uint64_t x, unsigned r)
 {
     return (x << r) | (x >> (64 - r));
 }
 
 
-static uint64_t
+static inline uint64_t
 ts_le64(const uint8_t *p)
 {
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t  v;
+
+    memcpy(&v, p, 8);
+
+    return v;
+#else
     return (uint64_t) p[0] | (uint64_t) p[1] << 8 | (uint64_t) p[2] << 16
            | (uint64_t) p[3] << 24 | (uint64_t) p[4] << 32
            | (uint64_t) p[5] << 40 | (uint64_t) p[6] << 48
            | (uint64_t) p[7] << 56;
+#endif
 }
 
 
@@ -539,7 +547,7 @@ ts_le32(const uint8_t *p)
 }
 
 
-static uint64_t
+static inline uint64_t
 ts_xxh_round(uint64_t acc, uint64_t in)
 {
     acc += in * TS_XXH_P2;
@@ -548,7 +556,7 @@ ts_xxh_round(uint64_t acc, uint64_t in)
 }
 
 
-static uint64_t
+static inline uint64_t
 ts_xxh_merge(uint64_t acc, uint64_t v)
 {
     acc ^= ts_xxh_round(0, v);
@@ -568,7 +576,7 @@ ts_xxh_init(ts_xxh64_t *h, uint64_t seed)
 }
 
 
-static void
+static inline void
 ts_xxh_stripe(ts_xxh64_t *h, const uint8_t *p)
 {
     h->v[0] = ts_xxh_round(h->v[0], ts_le64(p));
@@ -617,7 +625,7 @@ ts_xxh_update(ts_xxh64_t *h, const void *in, size_t len)
 
 
 /* the four lanes into one, after 32 or more bytes */
-static uint64_t
+static inline uint64_t
 ts_xxh_lanes(const uint64_t *v)
 {
     uint64_t  acc;
@@ -634,7 +642,7 @@ ts_xxh_lanes(const uint64_t *v)
 
 
 /* the last n < 32 bytes at p and the avalanche */
-static uint64_t
+static inline uint64_t
 ts_xxh_tail(uint64_t acc, const uint8_t *p, size_t n)
 {
     size_t  i;
@@ -744,21 +752,65 @@ ts_labels_copy(uint8_t *d, const char *s, size_t n)
 uint64_t
 ts_labels_hash(const ts_label_t *l, uint32_t n)
 {
+    return ts_labels_hash_in(l, n, NULL, NULL);
+}
+
+
+/*
+ * A string of up to 16 bytes that lies in [start, end) and starts 16 or
+ * more bytes before end is laid out with one 16-byte move (the bytes
+ * after it are overwritten by the next string or not hashed); others as
+ * ts_labels_copy() does.
+ */
+#define ts_labels_in16(p, lo, last)                                           \
+    ((uintptr_t) (p) >= (lo) && (uintptr_t) (p) <= (last))
+
+uint64_t
+ts_labels_hash_in(const ts_label_t *l, uint32_t n, const char *start,
+    const char *end)
+{
+    uintptr_t             lo, last;
     static const uint8_t  sep = 0xff;
     ts_xxh64_t            h;
-    uint8_t               buf[TS_LABELS_HASH_BUF];
+    uint8_t               buf[TS_LABELS_HASH_BUF + 16];
     size_t                k;
     uint32_t              i;
 
+    /* strings starting in [lo, last] may be read 16 bytes at a time */
+
+    if (start != NULL && end != NULL && end - start >= 16) {
+        lo = (uintptr_t) start;
+        last = (uintptr_t) end - 16;
+
+    } else {
+        lo = 1;
+        last = 0;
+    }
+
     for (i = 0, k = 0; i < n; i++) {
-        if ((size_t) l[i].name_len + l[i].value_len + 2 > sizeof(buf) - k) {
+        if ((size_t) l[i].name_len + l[i].value_len + 2
+            > TS_LABELS_HASH_BUF - k)
+        {
             break;
         }
 
-        ts_labels_copy(buf + k, l[i].name, l[i].name_len);
+        if (l[i].name_len <= 16 && ts_labels_in16(l[i].name, lo, last)) {
+            memcpy(buf + k, l[i].name, 16);
+
+        } else {
+            ts_labels_copy(buf + k, l[i].name, l[i].name_len);
+        }
+
         k += l[i].name_len;
         buf[k++] = sep;
-        ts_labels_copy(buf + k, l[i].value, l[i].value_len);
+
+        if (l[i].value_len <= 16 && ts_labels_in16(l[i].value, lo, last)) {
+            memcpy(buf + k, l[i].value, 16);
+
+        } else {
+            ts_labels_copy(buf + k, l[i].value, l[i].value_len);
+        }
+
         k += l[i].value_len;
         buf[k++] = sep;
     }

@@ -172,6 +172,13 @@ int ts_labels_cmp(const ts_label_t *a, uint32_t na, const ts_label_t *b,
  * processes, builds and hosts (byte-order independent); may be stored.
  */
 uint64_t ts_labels_hash(const ts_label_t *l, uint32_t n);
+/*
+ * The same hash, faster when the strings lie in one buffer [start, end):
+ * it may read up to 16 bytes from where a string in it starts, never at
+ * or past end.  Strings elsewhere are read as ts_labels_hash() does.
+ */
+uint64_t ts_labels_hash_in(const ts_label_t *l, uint32_t n,
+    const char *start, const char *end);
 
 /* XXH64 of a buffer (exposed for tests and other stable keys) */
 uint64_t ts_xxh64(const void *p, size_t len, uint64_t seed);

@@ -97,6 +97,8 @@ typedef struct {
     ts_rw_span_t           *spans;
     ts_rw_exemplar_t       *exemplars;
     ts_rw_metadata_t       *metas;
+    ts_label_t             *labels_end;   /* the fast path's bounds */
+    ts_rw_sample_t         *samples_end;
 } ts_rw_fill_t;
 
 
@@ -1673,6 +1675,18 @@ ts_rw_v1_fill(ts_rw_request_t *req, const Prometheus__WriteRequest *wr,
  */
 
 #define TS_RW_DECLINED  1
+#define TS_RW_FULL      2       /* the fast path's arrays were too short */
+
+/*
+ * The fast path sizes its label and sample arrays from the body: one
+ * per TS_RW_LABEL_BYTES and TS_RW_SAMPLE_BYTES bytes of it (a label of
+ * a real series takes 20 bytes or more, a sample 11 or more, and most
+ * series have one sample and several labels), for bodies up to
+ * TS_RW_GUESS_MAX.  A denser body is counted first, as larger ones are.
+ */
+#define TS_RW_LABEL_BYTES   8
+#define TS_RW_SAMPLE_BYTES  16
+#define TS_RW_GUESS_MAX     (4 * 1024 * 1024)
 
 
 static int
@@ -1774,6 +1788,13 @@ static uint64_t
 ts_rw_le64(const uint8_t *p)
 {
     uint64_t  v;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+
+    /* one load: gcc does not merge the loop below into one */
+    memcpy(&v, p, 8);
+
+#else
     unsigned  i;
 
     v = 0;
@@ -1781,6 +1802,7 @@ ts_rw_le64(const uint8_t *p)
     for (i = 0; i < 8; i++) {
         v |= (uint64_t) p[i] << (8 * i);
     }
+#endif
 
     return v;
 }
@@ -1880,12 +1902,20 @@ ts_rw_fast_series(ts_pb_t *pb, ts_rw_totals_t *t, ts_rw_fill_t *f,
         }
 
         if (field == 1) {
+            if (f->labels == f->labels_end) {
+                return TS_RW_FULL;
+            }
+
             if (ts_rw_fast_label(&sub, f->labels++) != TS_OK) {
                 return TS_RW_DECLINED;
             }
 
             s->nlabels++;
             continue;
+        }
+
+        if (f->samples == f->samples_end) {
+            return TS_RW_FULL;
         }
 
         if (ts_rw_fast_sample(&sub, f->samples++) != TS_OK) {
@@ -1904,6 +1934,7 @@ static int
 ts_rw_fast_walk(const uint8_t *buf, size_t len, ts_rw_totals_t *t,
     ts_rw_fill_t *f, ts_rw_series_t *series, size_t *n)
 {
+    int       rc;
     ts_pb_t   pb = { buf, buf + len }, sub;
     uint32_t  field;
     unsigned  wt;
@@ -1912,12 +1943,17 @@ ts_rw_fast_walk(const uint8_t *buf, size_t len, ts_rw_totals_t *t,
 
     while (pb.p < pb.end) {
         if (ts_rw_fast_key(&pb, &field, &wt) != TS_OK || wt != 2
-            || field != 1 || ts_rw_fast_sub(&pb, &sub) != TS_OK
-            || ts_rw_fast_series(&sub, t, f,
-                                 series != NULL ? &series[*n] : NULL)
-               != TS_OK)
+            || field != 1 || ts_rw_fast_sub(&pb, &sub) != TS_OK)
         {
             return TS_RW_DECLINED;
+        }
+
+        if (t != NULL || series != NULL) {
+            rc = ts_rw_fast_series(&sub, t, f,
+                                   series != NULL ? &series[*n] : NULL);
+            if (rc != TS_OK) {
+                return rc;
+            }
         }
 
         (*n)++;
@@ -1965,9 +2001,9 @@ ts_rw_fast_nul(ts_rw_series_t *s)
 }
 
 
-/* the series the store holds, see ts_rw_known_pt */
+/* the series the store holds, see ts_rw_known_pt; buf: the labels' */
 static void
-ts_rw_fast_known(ts_rw_request_t *req)
+ts_rw_fast_known(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
     uint32_t         i;
     ts_rw_series_t  *s;
@@ -1978,28 +2014,34 @@ ts_rw_fast_known(ts_rw_request_t *req)
 
     for (i = 0; i < req->nseries; i++) {
         s = &req->series[i];
-        s->hash = ts_labels_hash(s->labels, s->nlabels);
+        s->hash = ts_labels_hash_in(s->labels, s->nlabels,
+                                    (const char *) buf,
+                                    (const char *) buf + len);
     }
 
     req->known(req->known_data, req->series, req->nseries);
 }
 
 
+static int ts_rw_v1_fast_fill(ts_rw_request_t *req, const uint8_t *buf,
+    size_t len, const ts_rw_totals_t *t, size_t nseries);
+
+
 static int
 ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 {
     int              rc;
-    size_t           i, n, used;
+    size_t           i, n;
     uint8_t          none;
-    unsigned         nmem;
-    ts_rw_fill_t     f;
     ts_rw_totals_t   t;
     ts_rw_series_t  *s;
 
     memset(&t, 0, sizeof(ts_rw_totals_t));
     none = 0;
 
-    if (ts_rw_fast_walk(buf, len, &t, NULL, NULL, &n) != TS_OK) {
+    /* the series only, for their array */
+
+    if (ts_rw_fast_walk(buf, len, NULL, NULL, NULL, &n) != TS_OK) {
         return TS_RW_DECLINED;
     }
 
@@ -2008,41 +2050,31 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
         return rc;
     }
 
-    nmem = req->nmem;
-    used = req->used;
+    rc = TS_RW_FULL;
 
-    req->series = ts_rw_array(req, n, sizeof(ts_rw_series_t), &rc);
-    if (rc != TS_OK) {
-        return rc;
+    if (len <= TS_RW_GUESS_MAX) {
+        t.labels = len / TS_RW_LABEL_BYTES + 1;
+        t.samples = len / TS_RW_SAMPLE_BYTES + 1;
+
+        rc = ts_rw_v1_fast_fill(req, buf, len, &t, n);
     }
 
-    req->nseries = (uint32_t) n;
+    if (rc == TS_RW_FULL) {
+        t.labels = 0;
+        t.samples = 0;
 
-    /* the fill writes every label and sample: not zeroed */
-
-    memset(&f, 0, sizeof(ts_rw_fill_t));
-    f.labels = ts_rw_array_raw(req, t.labels, sizeof(ts_label_t), &rc);
-    f.samples = ts_rw_array_raw(req, t.samples, sizeof(ts_rw_sample_t),
-                                &rc);
-    if (rc != TS_OK) {
-        return rc;
-    }
-
-    if (ts_rw_fast_walk(buf, len, &t, &f, req->series, &n) != TS_OK) {
-        /* something inside a label or sample: undo, for protobuf-c */
-
-        while (req->nmem > nmem) {
-            ts_rw_free(req, req->mem[--req->nmem]);
+        if (ts_rw_fast_walk(buf, len, &t, NULL, NULL, &n) != TS_OK) {
+            return TS_RW_DECLINED;
         }
 
-        req->used = used;
-        req->series = NULL;
-        req->nseries = 0;
-
-        return TS_RW_DECLINED;
+        rc = ts_rw_v1_fast_fill(req, buf, len, &t, n);
     }
 
-    ts_rw_fast_known(req);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    ts_rw_fast_known(req, buf, len);
 
     for (i = 0; i < n; i++) {
         s = &req->series[i];
@@ -2053,6 +2085,60 @@ ts_rw_v1_fast(ts_rw_request_t *req, const uint8_t *buf, size_t len)
 
         /* no histograms: nothing reads mixed */
         ts_rw_series_finish(req, s, &none);
+    }
+
+    return TS_OK;
+}
+
+
+/*
+ * The fill walk into arrays of t's sizes; on TS_RW_DECLINED (something
+ * inside a label or sample, for protobuf-c) and TS_RW_FULL (arrays too
+ * short) whatever it allocated is undone.
+ */
+static int
+ts_rw_v1_fast_fill(ts_rw_request_t *req, const uint8_t *buf, size_t len,
+    const ts_rw_totals_t *t, size_t nseries)
+{
+    int           rc;
+    size_t        n, used;
+    unsigned      nmem;
+    ts_rw_fill_t  f;
+
+    nmem = req->nmem;
+    used = req->used;
+
+    rc = TS_OK;
+
+    req->series = ts_rw_array(req, nseries, sizeof(ts_rw_series_t), &rc);
+
+    /* the fill writes every label and sample it counts: not zeroed */
+
+    memset(&f, 0, sizeof(ts_rw_fill_t));
+    f.labels = ts_rw_array_raw(req, t->labels, sizeof(ts_label_t), &rc);
+    f.samples = ts_rw_array_raw(req, t->samples, sizeof(ts_rw_sample_t),
+                                &rc);
+    if (rc != TS_OK) {
+        return rc;
+    }
+
+    f.labels_end = f.labels + t->labels;
+    f.samples_end = f.samples + t->samples;
+
+    req->nseries = (uint32_t) nseries;
+
+    rc = ts_rw_fast_walk(buf, len, NULL, &f, req->series, &n);
+
+    if (rc != TS_OK) {
+        while (req->nmem > nmem) {
+            ts_rw_free(req, req->mem[--req->nmem]);
+        }
+
+        req->used = used;
+        req->series = NULL;
+        req->nseries = 0;
+
+        return rc;
     }
 
     return TS_OK;

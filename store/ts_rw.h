@@ -37,6 +37,7 @@
 
 #include <protobuf-c/protobuf-c.h>
 
+#include "ts_head.h"
 #include "ts_labels.h"
 
 
@@ -81,10 +82,8 @@ typedef enum {
 } ts_reset_hint_t;
 
 
-typedef struct {
-    int64_t                    t;          /* ms since epoch */
-    uint64_t                   v;          /* float64 bits */
-} ts_rw_sample_t;
+/* t in ms since epoch, v the float64 bits: what ts_head_append_n() takes */
+typedef ts_head_sample_t ts_rw_sample_t;
 
 
 typedef struct {

@@ -512,6 +512,16 @@ ts_walrec_samples_size(const ts_walrec_sample_t *s, size_t n)
 }
 
 
+/* a packed sample: control byte, ref and time deltas, 8 value bytes */
+#define TS_WALREC_PACKED_MAX  (1 + 10 + 10 + 8)
+
+size_t
+ts_walrec_samples_bound(size_t n)
+{
+    return 2 + ts_walrec_uvarint_len(n) + n * TS_WALREC_PACKED_MAX;
+}
+
+
 int
 ts_walrec_samples_encode(uint8_t *buf, size_t size,
     const ts_walrec_sample_t *s, size_t n, size_t *len)

@@ -118,6 +118,8 @@ int ts_walrec_series_next(ts_walrec_reader_t *rd, ts_walrec_series_t *s,
  * _open() reads layout 1 and layout 2 payloads alike.
  */
 size_t ts_walrec_samples_size(const ts_walrec_sample_t *s, size_t n);
+/* no encoding of n samples is longer: a size to reserve without a pass */
+size_t ts_walrec_samples_bound(size_t n);
 int ts_walrec_samples_encode(uint8_t *buf, size_t size,
     const ts_walrec_sample_t *s, size_t n, size_t *len);
 

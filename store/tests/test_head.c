@@ -399,6 +399,66 @@ test_append_rules(void **state)
 }
 
 
+/*
+ * ts_head_append_n(): the results of ts_head_append() sample by sample
+ * in one take of the lock, TS_ERR_TOO_OLD before oldest, and the head's
+ * sample total grows only by what ts_head_count_samples() is given.
+ */
+static void
+test_append_n(void **state)
+{
+    int               rcs[8];
+    size_t            n, stored;
+    uint32_t          tn, r;
+    ts_head_t         h;
+    ts_head_stats_t   st;
+    ts_head_sample_t  smp[8];
+
+    static const int  want[] = {
+        TS_ERR_TOO_OLD, TS_OK, TS_OK, TS_HEAD_DUPLICATE, TS_ERR_DUPLICATE,
+        TS_ERR_OUT_OF_ORDER, TS_OK
+    };
+
+    (void) state;
+
+    t_open(&h);
+    assert_int_equal(ts_head_tenant(&h, "t", 1, &tn), TS_OK);
+    assert_int_equal(t_series(&h, tn, "c", "j", "1", &r), 1);
+
+    smp[0] = (ts_head_sample_t) { 500, t_bits(0) };     /* too old */
+    smp[1] = (ts_head_sample_t) { 1000, t_bits(1) };
+    smp[2] = (ts_head_sample_t) { 2000, t_bits(2) };
+    smp[3] = (ts_head_sample_t) { 2000, t_bits(2) };    /* retry */
+    smp[4] = (ts_head_sample_t) { 2000, t_bits(3) };
+    smp[5] = (ts_head_sample_t) { 1500, t_bits(1) };
+    smp[6] = (ts_head_sample_t) { 3000, t_bits(3) };
+
+    stored = 0;
+    n = ts_head_append_n(&h, r, smp, 7, 1000, rcs, &stored);
+    assert_int_equal(n, 7);
+    assert_int_equal(stored, 3);
+    assert_memory_equal(rcs, want, sizeof(want));
+
+    ts_head_stats(&h, &st);
+    assert_int_equal(st.samples, 0);
+    ts_head_count_samples(&h, stored);
+    ts_head_stats(&h, &st);
+    assert_int_equal(st.samples, 3);
+
+    t_read(&h, r, 0, 10000, rd);
+    assert_int_equal(rd->n, 3);
+    assert_int_equal(rd->t[0], 1000);
+    assert_int_equal(rd->t[2], 3000);
+
+    /* no such series: every sample invalid, nothing stored */
+    stored = 0;
+    assert_int_equal(ts_head_append_n(&h, r + 100, smp, 2, INT64_MIN, rcs,
+                                      &stored), 2);
+    assert_int_equal(rcs[0], TS_ERR_INVALID);
+    assert_int_equal(rcs[1], TS_ERR_INVALID);
+    assert_int_equal(stored, 0);
+}
+
 static void
 test_chunks_and_ranges(void **state)
 {
@@ -1285,6 +1345,7 @@ main(void)
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_append_rules, t_setup,
                                         t_teardown),
+        cmocka_unit_test_setup_teardown(test_append_n, t_setup, t_teardown),
         cmocka_unit_test_setup_teardown(test_chunks_and_ranges, t_setup,
                                         t_teardown),
         cmocka_unit_test_setup_teardown(test_postings, t_setup, t_teardown),

@@ -451,6 +451,61 @@ test_labels_hash(void **state)
 }
 
 
+/*
+ * ts_labels_hash_in(): the same value as ts_labels_hash() wherever the
+ * strings lie in the buffer (start, middle, the last bytes before end,
+ * lengths around the 16-byte move), and for strings outside it.
+ */
+static void
+test_labels_hash_in(void **state)
+{
+    char        *buf, *end;
+    size_t       len, nl, vl, pos;
+    ts_label_t   l[3];
+    static char  other[] = "outside_the_buffer";
+
+    (void) state;
+
+    len = 96;
+    buf = malloc(len);
+    assert_non_null(buf);
+    end = buf + len;
+
+    for (pos = 0; pos < len; pos++) {
+        buf[pos] = (char) ('a' + pos % 26);
+    }
+
+    for (nl = 0; nl <= 20; nl++) {
+        for (vl = 0; vl <= 20; vl++) {
+            for (pos = 0; pos + nl + vl <= len; pos += 7) {
+                l[0] = (ts_label_t) { "__name__", 8, buf + pos,
+                                      (uint32_t) nl };
+                l[1] = (ts_label_t) { buf + len - nl, (uint32_t) nl,
+                                      buf + len - vl, (uint32_t) vl };
+                l[2] = (ts_label_t) { other, sizeof(other) - 1,
+                                      buf + pos + nl, (uint32_t) vl };
+
+                if (ts_labels_hash_in(l, 3, buf, end)
+                    != ts_labels_hash(l, 3)
+                    || ts_labels_hash_in(l, 3, buf, end)
+                       != tl_hash_flat(l, 3))
+                {
+                    fail_msg("name %zu value %zu at %zu", nl, vl, pos);
+                }
+            }
+        }
+    }
+
+    /* a buffer shorter than 16 bytes, no buffer */
+    l[0] = (ts_label_t) { buf, 3, buf + 3, 5 };
+    assert_true(ts_labels_hash_in(l, 1, buf, buf + 8)
+                == ts_labels_hash(l, 1));
+    assert_true(ts_labels_hash_in(l, 1, NULL, NULL)
+                == ts_labels_hash(l, 1));
+
+    free(buf);
+}
+
 static void
 tl_validate_one(const tl_validate_case_t *c, const ts_limits_t *lim)
 {
@@ -660,6 +715,7 @@ main(void)
         cmocka_unit_test(test_cmp),
         cmocka_unit_test(test_xxh64_vectors),
         cmocka_unit_test(test_labels_hash),
+        cmocka_unit_test(test_labels_hash_in),
         cmocka_unit_test(test_validate_table),
         cmocka_unit_test(test_validate_label_count),
         cmocka_unit_test(test_validate_lengths),

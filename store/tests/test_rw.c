@@ -2204,6 +2204,63 @@ test_v1_fast_path(void **state)
 
 
 /*
+ * Bodies denser than the fast path's guess (one label per 8 bytes, one
+ * sample per 16): 100 labels of 6 bytes, then 200 empty samples of 2
+ * bytes.  The fill stops, the body is counted and filled again, and the
+ * request equals protobuf-c's.
+ */
+static void
+test_v1_fast_dense(void **state)
+{
+    uint8_t          buf[2048], slow[2048 + RW_SAME_SUFFIX_LEN];
+    size_t           i, k, len, ts;
+    ts_limits_t      lim;
+    ts_rw_request_t  a;
+
+    (void) state;
+
+    ts_limits_default(&lim);
+    lim.max_label_names_per_series = 200;
+
+    for (k = 0; k < 2; k++) {
+        len = 0;
+        buf[len++] = 0x0a;                          /* timeseries */
+        ts = len;
+        buf[len++] = 0x80;                          /* 2-byte length */
+        buf[len++] = 0x00;
+
+        /* labels "aa", "ab", ... with empty values; k == 1: one */
+
+        for (i = 0; i < (k == 0 ? 100 : 1); i++) {
+            buf[len++] = 0x0a;
+            buf[len++] = 4;
+            buf[len++] = 0x0a;
+            buf[len++] = 2;
+            buf[len++] = (uint8_t) ('a' + i / 26);
+            buf[len++] = (uint8_t) ('a' + i % 26);
+        }
+
+        /* one sample, or 200 empty ones */
+
+        for (i = 0; i < (k == 0 ? 1 : 200); i++) {
+            buf[len++] = 0x12;
+            buf[len++] = 0;
+        }
+
+        buf[ts] = (uint8_t) (0x80 | ((len - ts - 2) & 0x7f));
+        buf[ts + 1] = (uint8_t) ((len - ts - 2) >> 7);
+
+        assert_int_equal(tr_decode(&a, &lim, TS_RW_V1, buf, len), TS_OK);
+        assert_int_equal(a.nseries, 1);
+        assert_int_equal(a.series[0].nlabels, k == 0 ? 100 : 1);
+        assert_int_equal(a.series[0].nsamples, k == 0 ? 1 : 200);
+        ts_rw_request_free(&a);
+
+        assert_true(tr_fast_slow(&lim, buf, len, slow));
+    }
+}
+
+/*
  * req->known: series found in a stand-in store (rw_same.h) skip the
  * character checks but not the limits.  Every fixture, and mutated
  * copies, decoded with the lookup over the fixture's own accepted
@@ -2512,6 +2569,7 @@ main(void)
         cmocka_unit_test(test_fixtures),
         cmocka_unit_test(test_fixture_content),
         cmocka_unit_test(test_v1_fast_path),
+        cmocka_unit_test(test_v1_fast_dense),
         cmocka_unit_test(test_v1_known),
         cmocka_unit_test(test_v1_partial),
         cmocka_unit_test(test_v1_values_bit_exact),

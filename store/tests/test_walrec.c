@@ -662,12 +662,53 @@ test_prometheus(void **state)
 }
 
 
+/*
+ * ts_walrec_samples_bound(): never below the exact size, for samples
+ * whose ref and time deltas take 10 varint bytes and values 8 bytes,
+ * and a buffer of that size takes the encoding, of the exact length.
+ */
+static void
+test_samples_bound(void **state)
+{
+    size_t              i, n, size, len;
+    uint8_t            *buf;
+    uint64_t            x;
+    ts_walrec_sample_t  s[64];
+
+    (void) state;
+
+    x = 88172645463325252ULL;
+
+    for (i = 0; i < 64; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        s[i].ref = (i & 1) ? UINT64_MAX - i : i;
+        s[i].t = (i & 1) ? INT64_MIN + (int64_t) i : INT64_MAX - (int64_t) i;
+        s[i].v = x | 1;
+    }
+
+    for (n = 0; n <= 64; n++) {
+        size = ts_walrec_samples_size(s, n);
+        assert_true(size <= ts_walrec_samples_bound(n));
+
+        buf = malloc(ts_walrec_samples_bound(n));
+        assert_non_null(buf);
+        assert_int_equal(ts_walrec_samples_encode(buf,
+                                                  ts_walrec_samples_bound(n),
+                                                  s, n, &len), TS_OK);
+        assert_int_equal(len, size);
+        free(buf);
+    }
+}
+
 int
 main(void)
 {
     static const struct CMUnitTest  tests[] = {
         cmocka_unit_test(test_rwload),
         cmocka_unit_test(test_prometheus),
+        cmocka_unit_test(test_samples_bound),
     };
 
     return cmocka_run_group_tests_name("walrec", tests, NULL, NULL);
