@@ -3176,11 +3176,34 @@ t_raw_state(t_env_t *e, t_raw_state_t *s)
 }
 
 
+/* opens with migrate_step step: converted, verified, as expected.txt */
+
 static void
-test_migrate_v1(void **state)
+t_converted(t_env_t *e, unsigned step)
 {
     int            rc;
     char           err[TS_DB_ERR_MAX];
+    ts_db_t       *db;
+    t_raw_state_t  s;
+
+    rc = t_open_step(e->root, step, &db, err, sizeof(err));
+    if (rc != TS_OK) {
+        fail_msg("open: %d %s", rc, err);
+    }
+
+    assert_int_equal(ts_db_verify(db), TS_OK);
+    assert_int_equal(t_v1_same(db), 0);
+    ts_db_close(db);
+
+    t_raw_state(e, &s);
+    assert_int_equal(s.version, 2);
+    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
+}
+
+
+static void
+test_migrate_v1(void **state)
+{
     t_env_t       *e;
     ts_db_t       *db;
     t_raw_state_t  s;
@@ -3194,18 +3217,7 @@ test_migrate_v1(void **state)
 
     /* 50 ids a transaction: steps stop inside lists and between them */
 
-    rc = t_open_step(e->root, 50, &db, err, sizeof(err));
-    if (rc != TS_OK) {
-        fail_msg("open: %d %s", rc, err);
-    }
-
-    assert_int_equal(ts_db_verify(db), TS_OK);
-    assert_int_equal(t_v1_same(db), 0);
-    ts_db_close(db);
-
-    t_raw_state(e, &s);
-    assert_int_equal(s.version, 2);
-    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
+    t_converted(e, 50);
 
     /* again: nothing left to do, the same answers */
 
@@ -3269,18 +3281,7 @@ test_migrate_killed(void **state)
         }
     }
 
-    rc = t_open_step(e->root, 0, &db, err, sizeof(err));
-    if (rc != TS_OK) {
-        fail_msg("open: %d %s", rc, err);
-    }
-
-    assert_int_equal(ts_db_verify(db), TS_OK);
-    assert_int_equal(t_v1_same(db), 0);
-    ts_db_close(db);
-
-    t_raw_state(e, &s);
-    assert_int_equal(s.version, 2);
-    assert_true(!s.postings && s.pblocks && !s.migrate && !s.migrate_series);
+    t_converted(e, 0);
 }
 
 
