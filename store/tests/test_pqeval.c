@@ -739,49 +739,57 @@ static const t_json_t  t_json[] = {
 };
 
 
+/* c evaluated over src, its answer as JSON exactly c->want */
+
 static void
-test_json(void **state)
+t_json_case(const t_json_t *c, ts_source_t *const *src, uint32_t nsrc)
 {
     int                  rc;
-    size_t               i;
     ts_buf_t             out;
     ts_promql_t         *pq;
     ts_pqeval_error_t    err;
     ts_pqeval_result_t  *res;
 
+    assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
+                                     &pq, NULL), TS_OK);
+
+    if (c->end) {
+        rc = ts_pqeval_range(ts_promql_root(pq), src, nsrc, c->start,
+                             c->end, c->step, NULL, &res, &err);
+
+    } else {
+        rc = ts_pqeval_instant(ts_promql_root(pq), src, nsrc, c->start,
+                               NULL, &res, &err);
+    }
+
+    if (rc != TS_OK) {
+        fail_msg("%s: %s", c->name, err.msg);
+    }
+
+    memset(&out, 0, sizeof(ts_buf_t));
+    assert_int_equal(ts_pqjson_data(res, &out), TS_OK);
+    assert_int_equal(ts_buf_reserve(&out, 1), TS_OK);
+    out.p[out.len] = '\0';
+
+    if (strcmp((char *) out.p, c->want) != 0) {
+        fail_msg("%s:\n got %s\nwant %s", c->name, out.p, c->want);
+    }
+
+    free(out.p);
+    ts_pqeval_result_free(res);
+    ts_promql_free(pq);
+}
+
+
+static void
+test_json(void **state)
+{
+    size_t  i;
+
     (void) state;
 
     for (i = 0; i < sizeof(t_json) / sizeof(t_json[0]); i++) {
-        const t_json_t  *c = &t_json[i];
-
-        assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
-                                         &pq, NULL), TS_OK);
-
-        if (c->end) {
-            rc = ts_pqeval_range(ts_promql_root(pq), NULL, 0, c->start,
-                                 c->end, c->step, NULL, &res, &err);
-
-        } else {
-            rc = ts_pqeval_instant(ts_promql_root(pq), NULL, 0, c->start,
-                                   NULL, &res, &err);
-        }
-
-        if (rc != TS_OK) {
-            fail_msg("%s: %s", c->name, err.msg);
-        }
-
-        memset(&out, 0, sizeof(ts_buf_t));
-        assert_int_equal(ts_pqjson_data(res, &out), TS_OK);
-        assert_int_equal(ts_buf_reserve(&out, 1), TS_OK);
-        out.p[out.len] = '\0';
-
-        if (strcmp((char *) out.p, c->want) != 0) {
-            fail_msg("%s:\n got %s\nwant %s", c->name, out.p, c->want);
-        }
-
-        free(out.p);
-        ts_pqeval_result_free(res);
-        ts_promql_free(pq);
+        t_json_case(&t_json[i], NULL, 0);
     }
 }
 
@@ -1059,7 +1067,6 @@ test_histograms(void **state)
     size_t               i;
     double               got, want;
     uint32_t             k, n;
-    ts_buf_t             out;
     ts_promql_t         *pq;
     ts_source_t         *src[1];
     ts_pqeval_error_t    err;
@@ -1114,36 +1121,7 @@ test_histograms(void **state)
     }
 
     for (i = 0; i < sizeof(t_hjson) / sizeof(t_hjson[0]); i++) {
-        const t_json_t  *c = &t_hjson[i];
-
-        assert_int_equal(ts_promql_parse(c->query, strlen(c->query), NULL,
-                                         &pq, NULL), TS_OK);
-
-        if (c->end) {
-            rc = ts_pqeval_range(ts_promql_root(pq), src, 1, c->start,
-                                 c->end, c->step, NULL, &res, &err);
-
-        } else {
-            rc = ts_pqeval_instant(ts_promql_root(pq), src, 1, c->start,
-                                   NULL, &res, &err);
-        }
-
-        if (rc != TS_OK) {
-            fail_msg("%s: %s", c->name, err.msg);
-        }
-
-        memset(&out, 0, sizeof(ts_buf_t));
-        assert_int_equal(ts_pqjson_data(res, &out), TS_OK);
-        assert_int_equal(ts_buf_reserve(&out, 1), TS_OK);
-        out.p[out.len] = '\0';
-
-        if (strcmp((char *) out.p, c->want) != 0) {
-            fail_msg("%s:\n got %s\nwant %s", c->name, out.p, c->want);
-        }
-
-        free(out.p);
-        ts_pqeval_result_free(res);
-        ts_promql_free(pq);
+        t_json_case(&t_hjson[i], src, 1);
     }
 }
 
