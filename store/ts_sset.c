@@ -176,6 +176,7 @@ static int ts_ss_refill(ts_ss_cursor_t *c);
 static int ts_ss_collect(void *data, const ts_source_chunk_t *ch);
 static int ts_ss_peek(ts_ss_cursor_t *c, unsigned mask, ts_ss_cmeta_t **cm);
 static int ts_ss_open_chunk(ts_ss_cursor_t *c);
+static int ts_ss_next_cursor(ts_sset_t *ss, ts_ss_cursor_t **cp);
 static int ts_ss_step(ts_ss_cursor_t *c);
 static int ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val);
 static int ts_ss_hist_copy(ts_sset_t *ss, ts_hist_t *dst,
@@ -886,6 +887,43 @@ ts_ss_step(ts_ss_cursor_t *c)
 }
 
 /*
+ * The source with the earliest next sample, its chunk open: 1, 0 when
+ * every source is done, or an error.
+ */
+
+static int
+ts_ss_next_cursor(ts_sset_t *ss, ts_ss_cursor_t **cp)
+{
+    int              rc;
+    ts_ss_cursor_t  *c;
+
+    for ( ;; ) {
+        rc = ts_ss_earliest(ss, &c, NULL);
+        if (rc <= 0) {
+            return rc;
+        }
+
+        if (c->active) {
+            break;
+        }
+
+        rc = ts_ss_open_chunk(c);
+        if (rc < 0) {
+            return rc;
+        }
+
+        if (rc > 0) {
+            break;
+        }
+    }
+
+    *cp = c;
+
+    return 1;
+}
+
+
+/*
  * Floats only: ts_ss_value() for XOR chunks without the copy, the
  * evaluator's hot path.
  */
@@ -907,20 +945,9 @@ ts_sset_sample(ts_sset_t *ss, int64_t *t, uint64_t *v)
             c = &ss->cur[0];
 
         } else {
-            rc = ts_ss_earliest(ss, &c, NULL);
+            rc = ts_ss_next_cursor(ss, &c);
             if (rc <= 0) {
                 return rc;
-            }
-        }
-
-        if (!c->active) {
-            rc = ts_ss_open_chunk(c);
-            if (rc <= 0) {
-                if (rc < 0) {
-                    return rc;
-                }
-
-                continue;
             }
         }
 
@@ -1020,20 +1047,9 @@ ts_ss_value(ts_sset_t *ss, const ts_sset_value_t **val)
     c = NULL;
 
     for ( ;; ) {
-        rc = ts_ss_earliest(ss, &c, NULL);
+        rc = ts_ss_next_cursor(ss, &c);
         if (rc <= 0) {
             return rc;
-        }
-
-        if (!c->active) {
-            rc = ts_ss_open_chunk(c);
-            if (rc <= 0) {
-                if (rc < 0) {
-                    return rc;
-                }
-
-                continue;
-            }
         }
 
         t = c->t;
